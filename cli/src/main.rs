@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("xe: no commands yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,5 @@
+//! On-disk formats of the HA heartbeat SR and the I/O that reads and writes them.
+//!
+//! - [`statefile`]: the 4 MiB statefile (header, pool block, one slot per host).
+
+pub mod statefile;

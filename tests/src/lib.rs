@@ -1,0 +1,1 @@
+//! Simulator and end-to-end tests.

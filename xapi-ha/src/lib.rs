@@ -1,1 +1,3 @@
-//! (filled by later work)
+//! The pool agent: pool model, HA planner, and (later) restart engine and alerts.
+
+pub mod model;

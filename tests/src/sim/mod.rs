@@ -1,0 +1,12 @@
+//! A deterministic simulator that runs the real `xha` core on N simulated
+//! hosts (after TigerBeetle's VOPR): one seed drives the network, the
+//! statefile paths, the host clocks, crashes, freezes and control requests;
+//! a discrete-event loop jumps from event to event; the invariants in
+//! [`checker`] are checked after every step.
+
+pub mod checker;
+pub mod net;
+pub mod queue;
+pub mod storage;
+pub mod time;
+pub mod trace;

@@ -1,3 +1,4 @@
 //! The pool agent: pool model, HA planner, and (later) restart engine and alerts.
 
 pub mod model;
+pub mod pool_file;

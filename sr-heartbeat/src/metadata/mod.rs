@@ -1,0 +1,28 @@
+//! The metadata volume (256 MiB): the pool database redo log.
+//!
+//! Two superblocks written alternately (the newest valid one wins), two halves
+//! each holding a snapshot (the whole database as opaque bytes) and an
+//! append-only delta area. A new snapshot goes to the inactive half and is
+//! committed by writing the next superblock; deltas are appended to the
+//! active half. Recovery returns the committed snapshot plus the deltas after
+//! it, in sequence order, stopping at the first torn or stale record. Every
+//! structure carries the volume uuid, a master epoch and a CRC32C; the byte
+//! layout is in `docs/on-disk-format.md` ("Metadata volume").
+//!
+//! Modules: [`layout`] (where things are), [`superblock`], [`snapshot`],
+//! [`record`] (encoders and decoders), [`replay`] (the pure replay rule).
+
+pub mod error;
+pub mod layout;
+mod le;
+pub mod record;
+pub mod replay;
+pub mod snapshot;
+pub mod superblock;
+
+pub use error::DecodeError;
+pub use layout::{BLOCK, Layout, LayoutError, STANDARD_VOLUME_BYTES};
+pub use record::DeltaRecord;
+pub use replay::{Delta, DeltaSource, Replay, ReplayContext, ReplayStop, replay, replay_slice};
+pub use snapshot::{SnapshotHeader, decode_snapshot, encode_snapshot};
+pub use superblock::{Superblock, SuperblockPair};

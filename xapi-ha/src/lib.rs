@@ -1,4 +1,5 @@
 //! The pool agent: pool model, HA planner, and (later) restart engine and alerts.
 
 pub mod model;
+pub mod planner;
 pub mod pool_file;

@@ -1,4 +1,30 @@
-fn main() {
-    eprintln!("xe: no commands yet");
-    std::process::exit(2);
+//! The `xe` binary: see `docs/cli.md`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use xe::error::{CliError, EXIT_OK, UsageError};
+
+fn main() -> ExitCode {
+    let mut argv = Vec::new();
+    for (index, arg) in std::env::args_os().skip(1).enumerate() {
+        match arg.into_string() {
+            Ok(arg) => argv.push(arg),
+            Err(_) => return fail(&UsageError::NotUtf8 { index: index + 1 }.into()),
+        }
+    }
+    let mut output = Vec::new();
+    if let Err(error) = xe::run(&argv, &mut output) {
+        return fail(&error);
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(&output).and_then(|()| stdout.flush()) {
+        return fail(&CliError::Output(error));
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+fn fail(error: &CliError) -> ExitCode {
+    eprintln!("xe: {error}");
+    ExitCode::from(error.exit_code())
 }

@@ -1,0 +1,142 @@
+//! Errors and exit codes. Every error is printed as one line on stderr
+//! (`xe: ...`) and nothing goes to stdout.
+
+use std::path::PathBuf;
+
+use xapi_ha::pool_file::PoolFileError;
+
+/// Exit status on success.
+pub const EXIT_OK: u8 = 0;
+/// The command line is wrong: unknown command, key or flag, missing or
+/// repeated key, malformed value, unpaired arguments.
+pub const EXIT_USAGE: u8 = 1;
+/// The pool file cannot be read or is not a valid pool description.
+pub const EXIT_POOL_FILE: u8 = 2;
+/// The arguments are well-formed but do not fit the pool: a VM or host that
+/// is not in it, a host that is not live.
+pub const EXIT_REQUEST: u8 = 3;
+/// The result could not be written to stdout.
+pub const EXIT_OUTPUT: u8 = 4;
+
+/// A mistake on the command line (exit code 1).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsageError {
+    /// `xe` with no arguments.
+    #[error("no command given; run \"xe help\" for the list of commands")]
+    NoCommand,
+    /// The first argument names no command.
+    #[error("unknown command {name:?}{}", did_you_mean(suggestion.as_deref(), "run \"xe help\" for the list of commands"))]
+    UnknownCommand {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// `xe help X` for an unknown X.
+    #[error("no help for unknown command {name:?}{}", did_you_mean(suggestion.as_deref(), "run \"xe help\" for the list of commands"))]
+    UnknownHelpTopic {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// An argument that is neither `key=value` nor a `--flag`.
+    #[error("expected key=value or a --flag, got {arg:?}")]
+    NotKeyValue { arg: String },
+    /// A positional argument where none is expected (`xe help a b`).
+    #[error("unexpected argument {arg:?}")]
+    ExtraArgument { arg: String },
+    /// A key the command does not take.
+    #[error("{command} does not take the parameter {key:?}{}", did_you_mean(suggestion.as_deref(), &format!("run \"xe help {command}\"")))]
+    UnknownKey {
+        command: &'static str,
+        key: String,
+        suggestion: Option<String>,
+    },
+    /// A flag the command does not take.
+    #[error("{command} does not take the flag {flag:?}{}", did_you_mean(suggestion.as_deref(), &format!("run \"xe help {command}\"")))]
+    UnknownFlag {
+        command: &'static str,
+        flag: String,
+        suggestion: Option<String>,
+    },
+    /// A non-repeatable key given twice.
+    #[error("parameter {key:?} given more than once")]
+    DuplicateKey { key: String },
+    /// A flag given twice.
+    #[error("flag {flag:?} given more than once")]
+    DuplicateFlag { flag: &'static str },
+    /// A required key is absent.
+    #[error("{command} needs the parameter {key}=...; run \"xe help {command}\"")]
+    MissingKey {
+        command: &'static str,
+        key: &'static str,
+    },
+    /// Paired parameters given different numbers of times.
+    #[error("unpaired arguments: {counts}; give them in pairs ({example})")]
+    Unpaired { counts: String, example: String },
+    /// A value that does not have the expected form.
+    #[error("{key} must be {expected}, got {got:?}")]
+    InvalidValue {
+        key: String,
+        expected: &'static str,
+        got: String,
+    },
+    /// Two output flags that exclude each other.
+    #[error("{first} and {second} cannot be used together")]
+    ConflictingFlags {
+        first: &'static str,
+        second: &'static str,
+    },
+    /// An argument that is not valid UTF-8.
+    #[error("argument {index} is not valid UTF-8")]
+    NotUtf8 { index: usize },
+}
+
+fn did_you_mean(suggestion: Option<&str>, otherwise: &str) -> String {
+    match suggestion {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None => format!("; {otherwise}"),
+    }
+}
+
+/// Everything that makes `xe` fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad command line.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The pool file given with `pool-file=`.
+    #[error("{}", pool_file_message(path, source))]
+    PoolFile {
+        path: PathBuf,
+        /// Boxed: the schema errors are large and errors travel by value.
+        source: Box<PoolFileError>,
+    },
+    /// Well-formed arguments that do not fit the pool.
+    #[error("{0}")]
+    Request(String),
+    /// Writing the result failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Errors about reading the file already name it; schema errors get the
+/// file name in front.
+fn pool_file_message(path: &std::path::Path, error: &PoolFileError) -> String {
+    match error {
+        PoolFileError::Read { .. }
+        | PoolFileError::TooLarge { .. }
+        | PoolFileError::UnsupportedExtension { .. } => format!("pool-file: {error}"),
+        _ => format!("pool-file {}: {error}", path.display()),
+    }
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            Self::PoolFile { .. } => EXIT_POOL_FILE,
+            Self::Request(_) => EXIT_REQUEST,
+            Self::Output(_) => EXIT_OUTPUT,
+        }
+    }
+}

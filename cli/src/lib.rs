@@ -1,0 +1,35 @@
+//! `xe`: the operator CLI, with XenServer-style `key=value` arguments.
+//!
+//! `run` does the work and writes the result into a buffer; `main` prints it
+//! only on success, so a failing command prints nothing on stdout and one
+//! line on stderr. The reference is `docs/cli.md`.
+
+pub mod args;
+pub mod error;
+pub mod help;
+mod planner_cmds;
+mod render;
+pub mod table;
+
+use std::io::Write;
+
+use error::{CliError, UsageError};
+
+/// Runs one command line (without the program name).
+pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+    let Some((name, rest)) = argv.split_first() else {
+        return Err(UsageError::NoCommand.into());
+    };
+    if matches!(name.as_str(), "help" | "--help" | "-h") {
+        return help::run(rest, out);
+    }
+    let command = table::find(name).ok_or_else(|| UsageError::UnknownCommand {
+        name: name.clone(),
+        suggestion: help::suggest_command(name),
+    })?;
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return help::describe(command, out);
+    }
+    let invocation = args::parse(command, rest)?;
+    (command.run)(&invocation, out)
+}

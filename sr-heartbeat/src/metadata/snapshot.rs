@@ -110,6 +110,16 @@ impl SnapshotHeader {
                 expected: METADATA_VERSION,
             });
         }
+        // Reserved bytes must be zero: the header CRC is the start of the
+        // delta chain, so a header must re-encode to exactly its bytes.
+        let reserved = (off::HALF + 1..off::VOLUME_UUID).chain(off::RESERVED_START..off::CRC);
+        if let Some(at) = reserved.into_iter().find(|&i| buf[i] != 0) {
+            return Err(DecodeError::BadField {
+                what: WHAT,
+                field: "reserved",
+                reason: format!("byte {at} is {:#04x}, expected 0", buf[at]),
+            });
+        }
         let half = buf[off::HALF];
         if half > 1 {
             return Err(DecodeError::BadField {

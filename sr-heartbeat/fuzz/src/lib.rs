@@ -1,0 +1,2 @@
+//! Fuzz targets for every decoder of `sr_heartbeat`; see `checks`.
+pub mod checks;

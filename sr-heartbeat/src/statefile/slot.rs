@@ -41,6 +41,7 @@ pub mod off {
     pub const PHASE: usize = 120; // u8
     pub const STATUS_LEN: usize = 122; // u16
     pub const DIAG_TIME_MS: usize = 128; // u64, unix ms, diagnosis only
+    pub const NET_ROUND: usize = 136; // u64, statefile-lost network round
     pub const STATUS_TEXT: usize = 256; // [u8; STATUS_TEXT_MAX]
     pub const RESERVED_START: usize = 512;
     pub const CRC: usize = 4092; // u32, CRC32C of bytes 0..4092
@@ -59,7 +60,9 @@ pub mod flag {
     pub const FENCE_REQUEST: u32 = 1 << 2;
     /// The writer could read the statefile on its last cycle.
     pub const STATEFILE_ACCESS: u32 = 1 << 3;
-    pub const ALL: u32 = EXCLUDED | STARTING | FENCE_REQUEST | STATEFILE_ACCESS;
+    /// The writer's fencing is disarmed: peers never remove it.
+    pub const FENCING_DISARMED: u32 = 1 << 4;
+    pub const ALL: u32 = EXCLUDED | STARTING | FENCE_REQUEST | STATEFILE_ACCESS | FENCING_DISARMED;
 }
 
 /// The writer's fault-handling phase, as published to its peers.
@@ -121,6 +124,11 @@ pub struct Slot {
     pub starting: bool,
     pub fence_request: bool,
     pub statefile_access: bool,
+    /// The writer's fencing is disarmed (maintenance): peers never remove it.
+    pub fencing_disarmed: bool,
+    /// Round counter of the statefile-lost mode: the network lease protocol
+    /// (see `docs/fault-handling.md`). Zero while the statefile is reachable.
+    pub net_round: u64,
     /// Free-form status or error text for operators (at most 256 bytes UTF-8).
     pub status: String,
     /// Wall-clock time of the write in unix milliseconds: for humans reading a
@@ -208,6 +216,7 @@ impl Slot {
             &(self.status.len() as u16).to_le_bytes(),
         );
         put(out, off::DIAG_TIME_MS, &self.diag_time_ms.to_le_bytes());
+        put(out, off::NET_ROUND, &self.net_round.to_le_bytes());
         put(out, off::STATUS_TEXT, self.status.as_bytes());
         let crc = block_crc(out);
         put(out, off::CRC, &crc.to_le_bytes());
@@ -235,6 +244,9 @@ impl Slot {
         }
         if self.statefile_access {
             f |= flag::STATEFILE_ACCESS;
+        }
+        if self.fencing_disarmed {
+            f |= flag::FENCING_DISARMED;
         }
         f
     }
@@ -318,6 +330,8 @@ impl Slot {
             starting: flags & flag::STARTING != 0,
             fence_request: flags & flag::FENCE_REQUEST != 0,
             statefile_access: flags & flag::STATEFILE_ACCESS != 0,
+            fencing_disarmed: flags & flag::FENCING_DISARMED != 0,
+            net_round: get_u64(buf, off::NET_ROUND),
             status,
             diag_time_ms: get_u64(buf, off::DIAG_TIME_MS),
         };
@@ -347,6 +361,8 @@ mod tests {
             starting: true,
             fence_request: true,
             statefile_access: true,
+            fencing_disarmed: true,
+            net_round: 9,
             status: "ok".into(),
             diag_time_ms: 1_700_000_000_000,
         }

@@ -1,0 +1,99 @@
+//! Actions the core asks its caller to perform.
+
+use std::time::Duration;
+
+use sr_heartbeat::statefile::{HostSet, PoolBlock, Slot};
+
+use super::time::Instant;
+
+/// One action. The caller performs them in order, at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this state to every peer over UDP.
+    SendHeartbeat { slot: Slot },
+    /// Write the local slot to one statefile; report with `Input::SlotWritten`.
+    /// `deadline` is when the core stops counting on it (informational for the
+    /// I/O layer: the core keeps its own deadline).
+    WriteSlot {
+        statefile: usize,
+        request: u64,
+        slot: Slot,
+        deadline: Instant,
+    },
+    /// Read the whole statefile; report with `Input::StatefileRead`.
+    ReadStatefile {
+        statefile: usize,
+        request: u64,
+        deadline: Instant,
+    },
+    /// Write the pool block; report with `Input::PoolWritten`.
+    WritePool {
+        statefile: usize,
+        request: u64,
+        block: PoolBlock,
+        deadline: Instant,
+    },
+    /// Arm the watchdog with this timeout (before the first kick).
+    ArmWatchdog { timeout: Duration },
+    /// Kick the watchdog, but only if the caller's clock has not passed
+    /// `not_after` (a kick after it could keep a host alive past its lease).
+    KickWatchdog { not_after: Instant },
+    /// Disarm the watchdog cleanly (fencing disarmed or clean stop).
+    DisarmWatchdog,
+    /// Fence now: reboot at once (lab: kill the process group).
+    Fence { reason: FenceReason },
+    /// The published liveset changed (persisted in the local slot already).
+    LivesetChanged { liveset: HostSet },
+    /// This host became, or stopped being, the master (the pool block holding
+    /// the new epoch is already on disk).
+    MasterChanged { is_master: bool, epoch: u64 },
+    /// The answer to a control request, in request order.
+    Reply(ControlReply),
+    /// A condition an operator should see.
+    Warning(Warning),
+    /// The node stopped cleanly (after `ControlRequest::Stop`).
+    Stopped,
+}
+
+/// Why this host fences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceReason {
+    /// The lease ran out: no timely slot write (nor network confirmation in
+    /// statefile-lost mode) renewed it.
+    LeaseExpired,
+    /// A survivor whose agreed liveset excludes this host asked it to fence.
+    FenceRequested { by: usize },
+}
+
+/// Operator-visible conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// A statefile I/O took longer than the warning threshold (approaching its
+    /// deadline of T/2).
+    StatefileLatency { statefile: usize, latency: Duration },
+    /// No heartbeat from `host` for longer than the warning threshold.
+    HeartbeatLatency { host: usize, silence: Duration },
+    /// This host cannot reach a majority of the statefiles.
+    StatefileLost,
+    /// A slot or pool block failed to decode (torn or corrupt).
+    StatefileCorrupt {
+        statefile: usize,
+        host: Option<usize>,
+    },
+}
+
+/// Answer to a control request.
+pub type ControlReply = Result<(), ControlError>;
+
+/// Why a control request was refused (nothing changed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("the node has fenced and accepts no requests")]
+    Fenced,
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("only the master may set the pool state")]
+    NotMaster,
+    #[error("this host is not in the liveset yet")]
+    NotLive,
+}

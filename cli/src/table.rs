@@ -139,9 +139,10 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "pool-ha-compute-vm-failover-plan",
         summary: "Show where each VM would restart if the given hosts failed at once",
-        description: "Prints one line per running VM that loses its host: its destination host, \
-                      or why it has none (no room, not agile, not protected). Protected VMs come \
-                      first by ascending order, then best-effort VMs.",
+        description: "Prints one line per running VM that loses its host (or has no live host): \
+                      its destination host, or why it has none (no room, not agile, \
+                      unprotected). Protected VMs come first by ascending order, then \
+                      best-effort VMs, then the rest.",
         params: &[
             POOL_FILE,
             Param {

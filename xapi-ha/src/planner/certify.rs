@@ -5,16 +5,21 @@
 //!
 //! Two certificates:
 //! - *Split*: the few biggest VMs ("large") are packed exactly; the rest
-//!   ("small", each at most `t` bytes) go first fit. First fit can only fail
-//!   on a small item when every bin has less than `t` left, so it succeeds
-//!   when the small demand is at most the sum over bins of `max(0, room - t)`.
-//!   Packing the large items first lowers that sum by at most their total
-//!   (`max(0, x)` is 1-Lipschitz), so it suffices that, for every failure set
-//!   F, `demand(F) <= sum over surviving bins j of max(0, cap_j - t)` and the
-//!   large items of F fit. The first is a sum over hosts: the worst F is the n
-//!   hosts with the largest `demand(h) + max(0, cap_h - t)`. The second is
-//!   checked exactly for every subset S of the (few) hosts holding large items,
-//!   completed by the hosts whose loss hurts most: the biggest bins.
+//!   ("small") go first fit in decreasing size order. That can only fail on a
+//!   small item of size s when every bin has less than s left, after only
+//!   items of size >= s were placed; so it succeeds when, for every small size
+//!   s, the small demand of items of size >= s is at most the sum over bins of
+//!   `max(0, room - s)`. Packing the large items first lowers that sum by at
+//!   most their total (`max(0, x)` is 1-Lipschitz), so it suffices that, for
+//!   every failure set F and small size s,
+//!   `large(F) + small(F, >= s) <= sum over surviving bins j of max(0, cap_j - s)`,
+//!   and that the large items of F fit. The first is a sum over hosts: for
+//!   each s the worst F is the n hosts with the largest
+//!   `large(h) + small(h, >= s) + max(0, cap_h - s)`. The second is checked
+//!   exactly for every subset S of the (few) hosts holding large items,
+//!   completed by the hosts whose loss hurts most: the biggest bins. Sizes are
+//!   grouped in bands 2% wide (demand from the band's smallest size, loss from
+//!   its biggest), which only weakens the condition.
 //! - *Slots*: with every item at most `t` (the biggest), a bin of room `c`
 //!   takes at least `floor(c / t)` items by first fit, so it suffices that
 //!   `count(F) <= sum of floor(cap_j / t)` over survivors; worst F: the n hosts
@@ -58,6 +63,77 @@ pub(crate) struct Split {
     pub large_of: Vec<Vec<u64>>,
     /// Large items that need a place whatever fails, biggest first.
     pub needy_large: Vec<u64>,
+    /// One band of small sizes per entry, biggest first.
+    pub bands: Vec<Band>,
+}
+
+/// Small items whose sizes lie in `[low, high]`, and the demand each failure
+/// brings for the threshold `low`.
+#[derive(Clone, Debug)]
+pub(crate) struct Band {
+    /// The biggest size in the band: the room lost per bin.
+    pub high: u64,
+    /// Demand that needs a place whatever fails: needy large items and needy
+    /// small items of size >= the band's smallest.
+    pub needy: u128,
+    /// Per live host: its large items plus its small items of size >= the
+    /// band's smallest.
+    pub demand: Vec<u128>,
+}
+
+/// Relative width of a size band, in 1/1024ths (2%).
+const BAND_WIDTH_PER_1024: u64 = 20;
+
+/// Group the small items into bands and total each host's demand per band.
+fn bands(inst: &Instance, is_large: &[bool]) -> Vec<Band> {
+    let mut sizes: Vec<u64> = inst
+        .needy
+        .iter()
+        .chain(inst.hosts.iter().flat_map(|h| h.items.iter()))
+        .filter(|i| !is_large[i.vm] && i.size > 0)
+        .map(|i| i.size)
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    sizes.dedup();
+    // (high, low) per band, biggest first.
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for s in sizes {
+        match ranges.last_mut() {
+            Some((high, low))
+                if u128::from(s) * 1024
+                    >= u128::from(*high) * u128::from(1024 - BAND_WIDTH_PER_1024) =>
+            {
+                *low = s;
+            }
+            _ => ranges.push((s, s)),
+        }
+    }
+    let large_sum = |items: &[super::instance::Item]| -> u128 {
+        items
+            .iter()
+            .filter(|i| is_large[i.vm])
+            .map(|i| u128::from(i.size))
+            .sum()
+    };
+    let small_from = |items: &[super::instance::Item], low: u64| -> u128 {
+        items
+            .iter()
+            .filter(|i| !is_large[i.vm] && i.size >= low)
+            .map(|i| u128::from(i.size))
+            .sum()
+    };
+    ranges
+        .into_iter()
+        .map(|(high, low)| Band {
+            high,
+            needy: large_sum(&inst.needy) + small_from(&inst.needy, low),
+            demand: inst
+                .hosts
+                .iter()
+                .map(|h| large_sum(&h.items) + small_from(&h.items, low))
+                .collect(),
+        })
+        .collect()
 }
 
 impl Split {
@@ -99,7 +175,9 @@ impl Split {
             taken += 1;
         }
         let t = all.get(taken).map_or(0, |x| x.0);
+        let bands = bands(inst, &is_large);
         Split {
+            bands,
             t,
             any_small: taken < all.len(),
             is_large,
@@ -129,25 +207,22 @@ fn split_sums_hold(inst: &Instance, split: &Split, n: usize) -> bool {
     if can_leave_no_bins(inst, n) {
         return false;
     }
-    let g: Vec<u128> = inst
-        .hosts
-        .iter()
-        .map(|h| {
-            u128::from(if h.enabled {
-                h.cap.saturating_sub(split.t)
-            } else {
-                0
+    split.bands.iter().all(|band| {
+        let g: Vec<u128> = inst
+            .hosts
+            .iter()
+            .map(|h| {
+                u128::from(if h.enabled {
+                    h.cap.saturating_sub(band.high)
+                } else {
+                    0
+                })
             })
-        })
-        .collect();
-    let room: u128 = g.iter().sum();
-    let keys = inst
-        .hosts
-        .iter()
-        .zip(&g)
-        .map(|(h, g)| h.demand + g)
-        .collect();
-    inst.needy_demand + top_sum(keys, n) <= room
+            .collect();
+        let room: u128 = g.iter().sum();
+        let keys = band.demand.iter().zip(&g).map(|(d, g)| d + g).collect();
+        band.needy + top_sum(keys, n) <= room
+    })
 }
 
 /// The split certificate's exact check of the large items for `n` failures.

@@ -41,7 +41,6 @@ pub(crate) struct Instance {
     /// Agile protected VMs that should run but are not resident on a live host:
     /// they need a place whatever fails. Biggest first.
     pub needy: Vec<Item>,
-    pub needy_demand: u128,
     /// Protected running VMs that are not agile: never planned, reported.
     pub excluded: Vec<Uuid>,
 }
@@ -145,11 +144,9 @@ impl Instance {
             h.demand = h.items.iter().map(|i| u128::from(i.size)).sum();
         }
         sort_items(&mut needy);
-        let needy_demand = needy.iter().map(|i| u128::from(i.size)).sum();
         Instance {
             hosts,
             needy,
-            needy_demand,
             excluded,
         }
     }

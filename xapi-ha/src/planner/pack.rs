@@ -20,7 +20,7 @@ pub(crate) enum Packing {
 
 /// Quick necessary conditions. `Some(false)` proves there is no placement,
 /// `Some(true)` means there is nothing to place, `None` is inconclusive.
-fn trivial(sizes: &[u64], caps: &[u64]) -> Option<bool> {
+pub(crate) fn trivial(sizes: &[u64], caps: &[u64]) -> Option<bool> {
     if sizes.is_empty() {
         return Some(true);
     }

@@ -69,8 +69,10 @@ pub(crate) fn decide(inst: &Instance, split: &Split, failed: &[bool], effort: Ef
     let bins = inst.bins_for(failed);
     let caps: Vec<u64> = bins.iter().map(|&b| inst.hosts[b].cap).collect();
     let sizes: Vec<u64> = items.iter().map(|i| i.size).collect();
-    if items.is_empty() {
-        return Decision::Feasible(Vec::new());
+    match pack::trivial(&sizes, &caps) {
+        Some(true) => return Decision::Feasible(Vec::new()),
+        Some(false) => return Decision::Infeasible,
+        None => {}
     }
     if let Some(p) = pack::best_fit(&sizes, &caps).or_else(|| pack::worst_fit(&sizes, &caps)) {
         return Decision::Feasible(placement(&items, &bins, &p));

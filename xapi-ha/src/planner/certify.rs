@@ -34,7 +34,7 @@ pub(crate) const LARGE_ITEMS_MAX: usize = 12;
 /// ... and they may sit on at most this many hosts (2^this subsets are tried).
 pub(crate) const LARGE_HOSTS_MAX: usize = 8;
 /// Node budget of each exact packing of large items.
-const LARGE_NODES_MAX: u64 = 200_000;
+pub(crate) const LARGE_NODES_MAX: u64 = 200_000;
 
 /// Outcome of certifying one failure count.
 #[derive(Clone, Debug, PartialEq, Eq)]

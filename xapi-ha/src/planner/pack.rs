@@ -18,8 +18,19 @@ pub(crate) enum Packing {
     Undecided,
 }
 
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Quick necessary conditions. `Some(false)` proves there is no placement,
 /// `Some(true)` means there is nothing to place, `None` is inconclusive.
+///
+/// Room is counted in whole multiples of the sizes' greatest common divisor:
+/// VM sizes are usually whole MiB or GiB while free memory is not, and the
+/// rest of each bin can never be used.
 pub(crate) fn trivial(sizes: &[u64], caps: &[u64]) -> Option<bool> {
     if sizes.is_empty() {
         return Some(true);
@@ -27,8 +38,9 @@ pub(crate) fn trivial(sizes: &[u64], caps: &[u64]) -> Option<bool> {
     if caps.is_empty() {
         return Some(false);
     }
+    let g = sizes.iter().fold(0, |g, &s| gcd(g, s)).max(1);
     let demand: u128 = sizes.iter().map(|&s| u128::from(s)).sum();
-    let room: u128 = caps.iter().map(|&c| u128::from(c)).sum();
+    let room: u128 = caps.iter().map(|&c| u128::from(c - c % g)).sum();
     let biggest_bin = caps.iter().copied().max().unwrap_or(0);
     let biggest_item = sizes.iter().copied().max().unwrap_or(0);
     if demand > room || biggest_item > biggest_bin {
@@ -253,6 +265,16 @@ mod tests {
             Packing::Placed(p) => check(&sizes, &caps, &p),
             other => panic!("expected a placement, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn room_counts_in_multiples_of_the_common_divisor() {
+        // Two hosts of 7 hold one VM of 4 each: demand 12 <= room 14, yet
+        // only 8 is usable.
+        assert_eq!(trivial(&[4, 4, 4], &[7, 7]), Some(false));
+        assert_eq!(exact(&[4, 4, 4], &[7, 7], 1000), Packing::Impossible);
+        // With a VM of 2 the divisor is 2: usable room 12 >= demand 10.
+        assert_eq!(trivial(&[4, 4, 2], &[7, 7]), None);
     }
 
     #[test]

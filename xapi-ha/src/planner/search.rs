@@ -106,7 +106,10 @@ fn large_then_first_fit(
     let (large, small): (Vec<usize>, Vec<usize>) =
         (0..items.len()).partition(|&i| split.is_large[items[i].vm]);
     let large_sizes: Vec<u64> = large.iter().map(|&i| items[i].size).collect();
-    let Packing::Placed(lp) = pack::exact(&large_sizes, caps, effort.nodes) else {
+    // At least the budget the certificate used on the same VMs, so that a
+    // certified set is also placed here.
+    let nodes = effort.nodes.max(certify::LARGE_NODES_MAX);
+    let Packing::Placed(lp) = pack::exact(&large_sizes, caps, nodes) else {
         return None;
     };
     let mut rem = caps.to_vec();
@@ -162,15 +165,21 @@ fn candidates(inst: &Instance, split: &Split, n: usize) -> Vec<Vec<usize>> {
     let demand = |h: usize| inst.hosts[h].demand;
     let small_room = |h: usize| cap(h).saturating_sub(u128::from(split.t));
     let biggest = |h: usize| u128::from(inst.hosts[h].items.first().map_or(0, |i| i.size));
-    let mut sets = vec![
+    // The first maximises demand minus surviving room: the set that fails
+    // the sum test if any does, and the one named when nothing is proven.
+    let all = [
         top_by(inst, n, |h| demand(h) + cap(h)),
         top_by(inst, n, |h| demand(h) + small_room(h)),
         top_by(inst, n, cap),
         top_by(inst, n, demand),
         top_by(inst, n, |h| (biggest(h) << 64) + cap(h)),
     ];
-    sets.sort();
-    sets.dedup();
+    let mut sets: Vec<Vec<usize>> = Vec::with_capacity(all.len());
+    for s in all {
+        if !sets.contains(&s) {
+            sets.push(s);
+        }
+    }
     sets
 }
 

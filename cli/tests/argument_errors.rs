@@ -244,3 +244,39 @@ fn non_live_host_in_failure_set() {
         "xe: host \"h2\" is not live, so it cannot be in a failure set"
     );
 }
+
+#[test]
+fn non_utf8_argument() {
+    use std::os::unix::ffi::OsStrExt;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xe"))
+        .arg(MAX)
+        .arg(std::ffi::OsStr::from_bytes(b"pool-file=\xff.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "xe: argument 2 is not valid UTF-8\n"
+    );
+}
+
+#[test]
+fn output_write_failure_exits_4() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipping: /dev/full is not available on this machine");
+        return;
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xe"))
+        .arg("help")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("xe: cannot write the output: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches('\n').count(), 1, "{stderr}");
+}

@@ -1,7 +1,10 @@
 //! On-disk formats of the HA heartbeat SR and the I/O that reads and writes them.
 //!
+//! - [`io`]: sector-aligned `O_DIRECT` I/O, and an I/O thread per device that
+//!   gives every request a deadline.
 //! - [`statefile`]: the 4 MiB statefile (header, pool block, one slot per host).
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
 
+pub mod io;
 pub mod metadata;
 pub mod statefile;

@@ -306,8 +306,7 @@ fn explain(
     } else if result.limiting_failure_set.is_empty() {
         writeln!(
             out,
-            "limiting failure set: none (every protected VM survives the loss of all {} live hosts)",
-            result.live_hosts
+            "limiting failure set: none (no protected VM needs a place, even if every live host fails)"
         )?;
     } else {
         writeln!(

@@ -216,3 +216,80 @@ fn help_lists_commands_and_parameters() {
 fn text_of_help() -> String {
     ok(&["help"])
 }
+
+fn write_pool(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    format!("pool-file={}", path.display())
+}
+
+#[test]
+fn no_plan_even_without_failures_is_minus_one() {
+    // huge (6 GiB, protected) runs on the dead host b; a has 8 - 4 = 4 GiB
+    // free: no room, so not even zero failures are tolerated.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pool(
+        &dir,
+        "neg.toml",
+        r#"
+        [[host]]
+        name = "a"
+        memory-total = "8GiB"
+        [[host]]
+        name = "b"
+        memory-total = "8GiB"
+        live = false
+        [[vm]]
+        name = "filler"
+        memory = "4GiB"
+        ha-restart-priority = "best-effort"
+        resident-on = "a"
+        [[vm]]
+        name = "huge"
+        memory = "6GiB"
+        ha-restart-priority = "restart"
+        resident-on = "b"
+        [[vm]]
+        name = "u"
+        memory = "1GiB"
+        resident-on = "b"
+        "#,
+    );
+    assert_eq!(ok(&[MAX, &file]), "-1\n");
+    let v = json(&ok(&[MAX, &file, "--json"]));
+    assert_eq!(v["max_host_failures"], -1);
+    assert_eq!(v["unplaced_vm_names"], serde_json::json!(["huge"]));
+    assert_eq!(v["limiting_failure_set"], serde_json::json!([]));
+    assert_eq!(v["overcommitted"], true);
+    let text = ok(&[MAX, &file, "--explain"]);
+    assert!(
+        text.contains("even with no host failure, no room for: huge"),
+        "{text}"
+    );
+    // The empty failure set plans the VMs whose host is not live.
+    let plan = ok(&[PLAN, &file, "host-uuids="]);
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("huge ") && l.contains("(no room)")),
+        "{plan}"
+    );
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("u ") && l.contains("(unprotected)")),
+        "{plan}"
+    );
+}
+
+#[test]
+fn no_protected_vms_tolerates_every_live_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pool(
+        &dir,
+        "none.json",
+        r#"{"host": [{"name": "a", "memory-total": "8GiB"}, {"name": "b", "memory-total": "8GiB"}],
+            "vm": [{"name": "u", "memory": "1GiB", "resident-on": "a"}]}"#,
+    );
+    assert_eq!(ok(&[MAX, &file]), "2\n");
+    let text = ok(&[MAX, &file, "--explain"]);
+    assert!(text.contains("limiting failure set: none"), "{text}");
+}

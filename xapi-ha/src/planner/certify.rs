@@ -27,7 +27,8 @@
 //!   approximation made exact in its worst case, so we never do worse than it.
 
 use super::instance::Instance;
-use super::pack::{self, Packing};
+use super::pack::Packing;
+use super::search::Effort;
 
 /// At most this many VMs are treated exactly by the split certificate.
 pub(crate) const LARGE_ITEMS_MAX: usize = 12;
@@ -226,7 +227,7 @@ fn split_sums_hold(inst: &Instance, split: &Split, n: usize) -> bool {
 }
 
 /// The split certificate's exact check of the large items for `n` failures.
-fn split_large_verdict(inst: &Instance, split: &Split, n: usize) -> Verdict {
+fn split_large_verdict(inst: &Instance, split: &Split, n: usize, effort: &Effort) -> Verdict {
     let lh = &split.large_hosts;
     // Other hosts, biggest bins first: the worst completions of a subset.
     let mut others: Vec<usize> = (0..inst.hosts.len()).filter(|h| !lh.contains(h)).collect();
@@ -260,7 +261,7 @@ fn split_large_verdict(inst: &Instance, split: &Split, n: usize) -> Verdict {
             .iter()
             .map(|&b| inst.hosts[b].cap)
             .collect();
-        match pack::exact(&sizes, &caps, LARGE_NODES_MAX) {
+        match effort.exact(&sizes, &caps, LARGE_NODES_MAX) {
             Packing::Placed(_) => {}
             Packing::Impossible => {
                 return Verdict::Refuted((0..failed.len()).filter(|&h| failed[h]).collect());
@@ -303,9 +304,9 @@ fn slots_hold(inst: &Instance, n: usize) -> bool {
 
 /// Certify (or refute) that every set of `n` live hosts failing leaves a
 /// placement. Requires `n < live hosts` (the caller handles "all fail").
-pub(crate) fn verdict(inst: &Instance, split: &Split, n: usize) -> Verdict {
+pub(crate) fn verdict(inst: &Instance, split: &Split, n: usize, effort: &Effort) -> Verdict {
     debug_assert!(n < inst.live());
-    let large = split_large_verdict(inst, split, n);
+    let large = split_large_verdict(inst, split, n, effort);
     if let Verdict::Refuted(_) = large {
         return large;
     }

@@ -119,7 +119,15 @@ pub(crate) fn first_fit_into(sizes: &[u64], rem: &mut [u64]) -> Option<Vec<usize
 ///   not cover the remaining demand, backtrack;
 /// - states (next item, multiset of remaining room) already proven dead are
 ///   remembered.
+#[cfg(test)]
 pub(crate) fn exact(sizes: &[u64], caps: &[u64], node_limit: u64) -> Packing {
+    let mut budget = node_limit;
+    exact_within(sizes, caps, &mut budget)
+}
+
+/// [`exact`] drawing its nodes from `budget`, which is lowered by the nodes used.
+pub(crate) fn exact_within(sizes: &[u64], caps: &[u64], budget: &mut u64) -> Packing {
+    let node_limit = *budget;
     debug_assert!(
         sizes.windows(2).all(|w| w[0] >= w[1]),
         "sizes biggest first"
@@ -145,7 +153,9 @@ pub(crate) fn exact(sizes: &[u64], caps: &[u64], node_limit: u64) -> Packing {
         nodes_left: node_limit,
         dead: HashSet::new(),
     };
-    match s.go(0) {
+    let step = s.go(0);
+    *budget = s.nodes_left;
+    match step {
         Step::Found => Packing::Placed(s.assign),
         Step::Dead => Packing::Impossible,
         Step::OutOfNodes => Packing::Undecided,

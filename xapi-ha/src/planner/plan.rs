@@ -113,7 +113,16 @@ pub(crate) fn place_protected(
     if dest.iter().all(Option::is_some) {
         return items.into_iter().zip(dest).collect();
     }
-    if let Decision::Feasible(p) = search::decide(inst, split, failed, Effort::for_instance(inst)) {
+    if let Decision::Feasible(p) = search::decide(
+        inst,
+        split,
+        failed,
+        &Effort::unbounded(if search::is_small(inst) {
+            u64::MAX
+        } else {
+            search::PLAN_NODES_MAX
+        }),
+    ) {
         *room = start;
         let mut out: Vec<(Item, Option<usize>)> = Vec::with_capacity(p.len());
         for (item, h) in p {

@@ -7,6 +7,8 @@
 //! the answer is the largest certified n, and it is exact as soon as one set
 //! of n + 1 hosts is proven to have no placement.
 
+use std::cell::Cell;
+
 use super::certify::{self, Split, Verdict};
 use super::instance::{Instance, Item};
 use super::pack::{self, Packing};
@@ -21,9 +23,10 @@ const EXACT_SET_ITEMS_MAX: usize = 256;
 /// Relaxation: the biggest this many VMs of a set, packed exactly, can prove
 /// that the whole set has no placement.
 const RELAXED_ITEMS_MAX: usize = 16;
-/// Budget (sets x (VMs + hosts)) for enumerating every failure set of one
-/// size, beyond exact mode. Keeps large pools within milliseconds.
-const ENUMERATION_WORK_MAX: u128 = 400_000;
+/// Budget (sets x VMs per set x hosts) for enumerating every failure set of
+/// one size, beyond exact mode. Keeps large pools within milliseconds, and
+/// covers the small failure counts where XenServer enumerates too.
+const ENUMERATION_WORK_MAX: u128 = 4_000_000;
 
 /// A placement for a failure set: each item with its bin (live host index).
 pub(crate) type Placement = Vec<(Item, usize)>;
@@ -36,22 +39,53 @@ pub(crate) enum Decision {
     Unknown,
 }
 
-/// How hard to try on one failure set.
-#[derive(Clone, Copy, Debug)]
+/// Node budget of all exact searches of one analysis, beyond exact mode: a
+/// pool full of hard sets costs milliseconds, not minutes.
+const TOTAL_NODES_MAX: u64 = 300_000;
+
+/// How hard to try: exact-search nodes per set and in all.
+#[derive(Debug)]
 pub(crate) struct Effort {
-    /// Node budget of the exact search; `u64::MAX` makes it a decision procedure.
+    /// Node budget of one exact search; `u64::MAX` makes it a decision procedure.
     pub nodes: u64,
+    /// Nodes left for all searches.
+    pub total: Cell<u64>,
 }
 
 impl Effort {
+    /// For an analysis of `inst`: unlimited in the exact range, bounded beyond.
     pub(crate) fn for_instance(inst: &Instance) -> Effort {
         if is_small(inst) {
-            Effort { nodes: u64::MAX }
+            Effort::unbounded(u64::MAX)
         } else {
-            Effort { nodes: NODES_MAX }
+            Effort {
+                nodes: NODES_MAX,
+                total: Cell::new(TOTAL_NODES_MAX),
+            }
         }
     }
+
+    /// For one set (a restart plan): the per-search budget, no total.
+    pub(crate) fn unbounded(nodes: u64) -> Effort {
+        Effort {
+            nodes,
+            total: Cell::new(u64::MAX),
+        }
+    }
+
+    /// Run an exact search with up to `nodes` nodes from the total.
+    pub(crate) fn exact(&self, sizes: &[u64], caps: &[u64], nodes: u64) -> Packing {
+        let total = self.total.get();
+        let mut budget = nodes.min(total);
+        let r = pack::exact_within(sizes, caps, &mut budget);
+        let used = nodes.min(total) - budget;
+        self.total.set(total - used);
+        r
+    }
 }
+
+/// Node budget of one exact search of a whole set in a restart plan.
+pub(crate) const PLAN_NODES_MAX: u64 = 200_000;
 
 /// Whether the pool is in the range where the answer must be exact.
 pub(crate) fn is_small(inst: &Instance) -> bool {
@@ -64,7 +98,7 @@ fn placement(items: &[Item], bins: &[usize], p: &[usize]) -> Placement {
 
 /// Decide whether the failure of the hosts flagged in `failed` leaves a
 /// placement. `Feasible` and `Infeasible` are proofs; `Unknown` is not.
-pub(crate) fn decide(inst: &Instance, split: &Split, failed: &[bool], effort: Effort) -> Decision {
+pub(crate) fn decide(inst: &Instance, split: &Split, failed: &[bool], effort: &Effort) -> Decision {
     let items = inst.items_for(failed);
     let bins = inst.bins_for(failed);
     let caps: Vec<u64> = bins.iter().map(|&b| inst.hosts[b].cap).collect();
@@ -81,7 +115,7 @@ pub(crate) fn decide(inst: &Instance, split: &Split, failed: &[bool], effort: Ef
         return Decision::Feasible(placement(&items, &bins, &p));
     }
     if items.len() <= EXACT_SET_ITEMS_MAX || effort.nodes == u64::MAX {
-        match pack::exact(&sizes, &caps, effort.nodes) {
+        match effort.exact(&sizes, &caps, effort.nodes) {
             Packing::Placed(p) => return Decision::Feasible(placement(&items, &bins, &p)),
             Packing::Impossible => return Decision::Infeasible,
             Packing::Undecided => {}
@@ -89,7 +123,7 @@ pub(crate) fn decide(inst: &Instance, split: &Split, failed: &[bool], effort: Ef
     }
     // The biggest VMs alone not fitting proves the whole set does not fit.
     let k = sizes.len().min(RELAXED_ITEMS_MAX);
-    if k < sizes.len() && pack::exact(&sizes[..k], &caps, effort.nodes) == Packing::Impossible {
+    if k < sizes.len() && effort.exact(&sizes[..k], &caps, effort.nodes) == Packing::Impossible {
         return Decision::Infeasible;
     }
     Decision::Unknown
@@ -101,7 +135,7 @@ fn large_then_first_fit(
     split: &Split,
     items: &[Item],
     caps: &[u64],
-    effort: Effort,
+    effort: &Effort,
 ) -> Option<Vec<usize>> {
     let (large, small): (Vec<usize>, Vec<usize>) =
         (0..items.len()).partition(|&i| split.is_large[items[i].vm]);
@@ -109,7 +143,7 @@ fn large_then_first_fit(
     // At least the budget the certificate used on the same VMs, so that a
     // certified set is also placed here.
     let nodes = effort.nodes.max(certify::LARGE_NODES_MAX);
-    let Packing::Placed(lp) = pack::exact(&large_sizes, caps, nodes) else {
+    let Packing::Placed(lp) = effort.exact(&large_sizes, caps, nodes) else {
         return None;
     };
     let mut rem = caps.to_vec();
@@ -228,7 +262,7 @@ enum SizeOutcome {
     Stuck(Vec<usize>),
 }
 
-fn try_all_sets(inst: &Instance, split: &Split, n: usize, effort: Effort) -> SizeOutcome {
+fn try_all_sets(inst: &Instance, split: &Split, n: usize, effort: &Effort) -> SizeOutcome {
     let mut outcome = SizeOutcome::AllFeasible;
     for_each_subset(inst.live(), n, |set| {
         match decide(inst, split, &flags(inst, set), effort) {
@@ -257,7 +291,7 @@ pub(crate) fn analyse(inst: &Instance, split: &Split) -> Analysis {
     let mut n = 0;
     let mut refuted = None;
     while n < live {
-        match certify::verdict(inst, split, n) {
+        match certify::verdict(inst, split, n, &effort) {
             Verdict::Certified => n += 1,
             Verdict::Refuted(set) => {
                 refuted = Some(set);
@@ -283,18 +317,20 @@ pub(crate) fn analyse(inst: &Instance, split: &Split) -> Analysis {
         let cands = candidates(inst, split, n);
         let mut stuck = None;
         for set in &cands {
-            match decide(inst, split, &flags(inst, set), effort) {
+            match decide(inst, split, &flags(inst, set), &effort) {
                 Decision::Feasible(_) => {}
                 Decision::Infeasible => return done(n, true, set.clone()),
                 Decision::Unknown => stuck = stuck.or_else(|| Some(set.clone())),
             }
         }
+        // Deciding one set costs about (its VMs) x (surviving hosts).
         let sets = choose(live, n);
-        let per_set = (inst.item_count() + live) as u128;
+        let vms_per_set = (inst.needy.len() + 1 + n * inst.item_count() / live) as u128;
+        let per_set = vms_per_set * live as u128;
         if !exhaustive && sets.saturating_mul(per_set) > ENUMERATION_WORK_MAX {
             return done(n, false, stuck.unwrap_or_else(|| cands[0].clone()));
         }
-        match try_all_sets(inst, split, n, effort) {
+        match try_all_sets(inst, split, n, &effort) {
             SizeOutcome::AllFeasible => n += 1,
             SizeOutcome::Refuted(set) => return done(n, true, set),
             SizeOutcome::Stuck(set) => return done(n, false, set),

@@ -4,3 +4,4 @@
 //!   lease-based fencing, master lock, join). No I/O, no clock reads.
 
 pub mod core;
+pub mod daemon;

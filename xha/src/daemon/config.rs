@@ -1,0 +1,930 @@
+//! The daemon's TOML configuration file, validated into [`Config`].
+//!
+//! Every mistake is one [`ConfigError`] that names the key (`hosts[2].address`)
+//! and maps to exit code 7 (invalid config) or 6 (cannot read config). The
+//! keys are documented in `docs/daemon.md`; `packaging/xhad.toml.example` is
+//! a complete sample that the tests parse.
+//!
+//! Relative paths are resolved against the directory of the configuration
+//! file, so a configuration and the files it names can move together (the
+//! lab writes them into one temporary directory).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sr_heartbeat::statefile::MAX_HOSTS_LIMIT;
+use uuid::Uuid;
+
+use super::exit::ExitCode;
+use crate::core::timeouts::{MAX_BASE, MIN_BASE};
+use crate::core::{Config as CoreConfig, Timeouts};
+
+/// The heartbeat port when an address has none (XenServer's).
+pub const DEFAULT_PORT: u16 = 694;
+/// The base timeout T when the file has none.
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+/// Shortest pool secret accepted: an HMAC-SHA256 key should be at least as
+/// long as the hash output (RFC 2104).
+pub const SECRET_MIN_BYTES: usize = 32;
+/// Longest pool secret accepted (a guard against pointing at a huge file).
+pub const SECRET_MAX_BYTES: usize = 4096;
+/// Most statefiles (a majority of them must be reachable).
+pub const MAX_STATEFILES: usize = 8;
+/// Largest configuration file read.
+pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
+/// Default control socket.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/xhad/control.sock";
+/// Default supervisor socket.
+pub const DEFAULT_SUPERVISOR_SOCKET: &str = "/run/xhad/supervisor.sock";
+/// Default watchdog device.
+pub const DEFAULT_WATCHDOG_DEVICE: &str = "/dev/watchdog";
+/// Default directory for the daemon's small persistent state (incarnation
+/// counter, fence marker).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/xhad";
+
+/// One configured host. Hosts are kept sorted by UUID: `index` is the
+/// position in that order, the index every bitmap and tie-break uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub uuid: Uuid,
+    pub index: usize,
+    /// Where its heartbeats are sent (and, for this host, the bind address).
+    pub address: SocketAddr,
+}
+
+/// The watchdog backend (see `daemon::watchdog`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchdogConfig {
+    /// A Linux watchdog device (`/dev/watchdog`).
+    Linux { device: PathBuf },
+    /// The external `xha-supervisor` process listening on `socket`.
+    Supervisor { socket: PathBuf },
+    /// No watchdog: development only, needs `allow-no-watchdog = true`.
+    None,
+}
+
+/// What fencing does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FenceAction {
+    /// Immediate `reboot(RB_AUTOBOOT)`.
+    Reboot,
+    /// Kill the host's process group (the lab).
+    KillHost,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub pool_generation: Uuid,
+    /// This host.
+    pub local_uuid: Uuid,
+    pub local_index: usize,
+    /// Every host, sorted by UUID (`hosts[i].index == i`).
+    pub hosts: Vec<Host>,
+    /// Every duration, derived from the base timeout T.
+    pub timeouts: Timeouts,
+    pub statefiles: Vec<PathBuf>,
+    pub secret_file: PathBuf,
+    pub watchdog: WatchdogConfig,
+    pub fence_action: FenceAction,
+    pub control_socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+/// The pool secret (the HMAC key). `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PoolSecret(Vec<u8>);
+
+impl PoolSecret {
+    /// A secret from bytes, checked like one read from a file.
+    pub fn new(bytes: Vec<u8>) -> Result<PoolSecret, ConfigError> {
+        check_secret_len(Path::new("<memory>"), bytes.len())?;
+        Ok(PoolSecret(bytes))
+    }
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PoolSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PoolSecret({} bytes)", self.0.len())
+    }
+}
+
+/// A configuration together with what it points at that the daemon needs
+/// before doing anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: Config,
+    pub secret: PoolSecret,
+    /// Things worth a log line that do not stop the daemon (e.g. a secret
+    /// readable by other users).
+    pub warnings: Vec<String>,
+}
+
+/// Why a configuration was refused. Each names the key or file at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    ReadConfig { path: PathBuf, reason: String },
+    /// The configuration file is larger than [`CONFIG_MAX_BYTES`].
+    #[error("config file {path} is {len} bytes, more than the {CONFIG_MAX_BYTES} accepted")]
+    ConfigTooLarge { path: PathBuf, len: u64 },
+    /// TOML syntax, unknown key, missing key or a value of the wrong type
+    /// (the message from the TOML parser, with the offending line).
+    #[error("line {line}, column {column} (`{text}`): {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        text: String,
+        message: String,
+    },
+    /// A UUID-valued key does not hold a UUID.
+    #[error("{key}: {value:?} is not a UUID: {reason}")]
+    BadUuid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A UUID-valued key holds the nil UUID.
+    #[error("{key}: the nil UUID is not allowed")]
+    NilUuid { key: String },
+    /// `timeout` is outside the accepted range.
+    #[error("timeout: {value} s is outside {min}..={max} s")]
+    TimeoutOutOfRange { value: i64, min: u64, max: u64 },
+    /// `hosts` is empty or longer than 64 entries.
+    #[error("hosts: {count} hosts configured, expected 1 to {MAX_HOSTS_LIMIT}")]
+    HostCount { count: usize },
+    /// Two entries of `hosts` have the same UUID.
+    #[error("{key}: host {uuid} is already listed at {first}")]
+    DuplicateHost {
+        key: String,
+        uuid: Uuid,
+        first: String,
+    },
+    /// Two entries of `hosts` have the same address.
+    #[error("{key}: address {address} is already used by {first}")]
+    DuplicateAddress {
+        key: String,
+        address: SocketAddr,
+        first: String,
+    },
+    /// An address is not `IP`, `IP:port` or `[IPv6]:port`, or cannot be
+    /// sent to (port 0, unspecified or multicast address).
+    #[error("{key}: {value:?} is not a usable heartbeat address: {reason}")]
+    BadAddress {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// `host` is not one of `hosts[*].uuid`.
+    #[error("host: {uuid} is not in the hosts list")]
+    LocalHostMissing { uuid: Uuid },
+    /// `statefiles` is empty or has more than [`MAX_STATEFILES`] entries.
+    #[error("statefiles: {count} paths configured, expected 1 to {MAX_STATEFILES}")]
+    StatefileCount { count: usize },
+    /// A path-valued key is empty.
+    #[error("{key}: the path is empty")]
+    EmptyPath { key: String },
+    /// The same statefile is listed twice.
+    #[error("{key}: {path} is already listed at {first}")]
+    DuplicateStatefile {
+        key: String,
+        path: PathBuf,
+        first: String,
+    },
+    /// The watchdog table has a key that the chosen backend does not use.
+    #[error("watchdog.{key}: not used by backend \"{backend}\"")]
+    WatchdogKeyNotAllowed { key: &'static str, backend: String },
+    /// `watchdog.backend = "none"` without the explicit opt-in.
+    #[error(
+        "watchdog.backend: \"none\" leaves a hung host running; it requires watchdog.allow-no-watchdog = true"
+    )]
+    NoWatchdogNotAllowed,
+    /// The pool secret file could not be read.
+    #[error("secret-file: cannot read {path}: {reason}")]
+    ReadSecret { path: PathBuf, reason: String },
+    /// The pool secret is too short to be a safe HMAC key.
+    #[error("secret-file: {path} holds {len} bytes, at least {SECRET_MIN_BYTES} are required")]
+    SecretTooShort { path: PathBuf, len: usize },
+    /// The pool secret file is suspiciously large.
+    #[error("secret-file: {path} holds {len} bytes, at most {SECRET_MAX_BYTES} are accepted")]
+    SecretTooLong { path: PathBuf, len: usize },
+}
+
+impl ConfigError {
+    /// The daemon's exit code for this error: 6 when a file could not be
+    /// read, 7 for everything wrong inside it.
+    #[must_use]
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ConfigError::ReadConfig { .. } | ConfigError::ReadSecret { .. } => {
+                ExitCode::CannotReadConfig
+            }
+            _ => ExitCode::InvalidConfig,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    pool_generation: String,
+    host: String,
+    timeout: Option<i64>,
+    secret_file: PathBuf,
+    statefiles: Vec<PathBuf>,
+    fence_action: Option<FenceAction>,
+    control_socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    watchdog: Option<RawWatchdog>,
+    hosts: Vec<RawHost>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Backend {
+    Linux,
+    Supervisor,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWatchdog {
+    backend: Backend,
+    device: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    allow_no_watchdog: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHost {
+    uuid: String,
+    address: String,
+}
+
+impl Config {
+    /// Parse and validate configuration text. Relative paths are resolved
+    /// against `base_dir`. Reads no file.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+        let pool_generation = parse_uuid("pool-generation", &raw.pool_generation)?;
+        let local_uuid = parse_uuid("host", &raw.host)?;
+        let timeouts = parse_timeout(raw.timeout)?;
+        let hosts = parse_hosts(&raw.hosts)?;
+        let local_index = hosts
+            .iter()
+            .position(|h| h.uuid == local_uuid)
+            .ok_or(ConfigError::LocalHostMissing { uuid: local_uuid })?;
+        let statefiles = parse_statefiles(&raw.statefiles, base_dir)?;
+        let secret_file = resolve("secret-file", &raw.secret_file, base_dir)?;
+        let watchdog = parse_watchdog(raw.watchdog, base_dir)?;
+        let control_socket = match &raw.control_socket {
+            Some(p) => resolve("control-socket", p, base_dir)?,
+            None => PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        };
+        let state_dir = match &raw.state_dir {
+            Some(p) => resolve("state-dir", p, base_dir)?,
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+        };
+        Ok(Config {
+            pool_generation,
+            local_uuid,
+            local_index,
+            hosts,
+            timeouts,
+            statefiles,
+            secret_file,
+            watchdog,
+            fence_action: raw.fence_action.unwrap_or(FenceAction::Reboot),
+            control_socket,
+            state_dir,
+        })
+    }
+
+    /// Read, parse and validate the configuration file at `path`, then read
+    /// the pool secret it names.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = read_config_text(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let config = Config::parse(&text, base)?;
+        let (secret, warnings) = config.read_secret()?;
+        Ok(Loaded {
+            config,
+            secret,
+            warnings,
+        })
+    }
+
+    /// Read the pool secret named by `secret-file`, with warnings about its
+    /// permissions.
+    pub fn read_secret(&self) -> Result<(PoolSecret, Vec<String>), ConfigError> {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let path = &self.secret_file;
+        let read_err = |e: std::io::Error| ConfigError::ReadSecret {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(ConfigError::ReadSecret {
+                path: path.clone(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let mut bytes = Vec::new();
+        // Read one byte past the cap so an oversized file is recognised
+        // without reading all of it.
+        file.take(SECRET_MAX_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        check_secret_len(path, bytes.len())?;
+        let mut warnings = Vec::new();
+        if meta.mode() & 0o077 != 0 {
+            warnings.push(format!(
+                "secret-file: {} has mode {:o}; other users can read the pool secret (chmod 600)",
+                path.display(),
+                meta.mode() & 0o777
+            ));
+        }
+        Ok((PoolSecret(bytes), warnings))
+    }
+
+    /// This host's entry.
+    #[must_use]
+    pub fn local(&self) -> &Host {
+        &self.hosts[self.local_index]
+    }
+
+    /// The configuration of the pure core. `seed` seeds its jitter RNG;
+    /// `master_candidate` makes it ask for the master lock by itself.
+    #[must_use]
+    pub fn core_config(&self, seed: u64, master_candidate: bool) -> CoreConfig {
+        CoreConfig {
+            pool_generation: self.pool_generation,
+            hosts: self.hosts.iter().map(|h| h.uuid).collect(),
+            local: self.local_index,
+            timeouts: self.timeouts,
+            statefiles: self.statefiles.len(),
+            seed,
+            fencing_armed: true,
+            master_candidate,
+        }
+    }
+}
+
+fn read_config_text(path: &Path) -> Result<String, ConfigError> {
+    let read_err = |e: std::io::Error| ConfigError::ReadConfig {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.len() > CONFIG_MAX_BYTES {
+        return Err(ConfigError::ConfigTooLarge {
+            path: path.to_path_buf(),
+            len: meta.len(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
+        line: 0,
+        column: 0,
+        text: String::new(),
+        message: format!("the file is not UTF-8: {e}"),
+    })
+}
+
+fn check_secret_len(path: &Path, len: usize) -> Result<(), ConfigError> {
+    if len < SECRET_MIN_BYTES {
+        return Err(ConfigError::SecretTooShort {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    if len > SECRET_MAX_BYTES {
+        return Err(ConfigError::SecretTooLong {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    Ok(())
+}
+
+/// Condense a TOML error into one line that shows the offending line (and
+/// so its key).
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return ConfigError::Syntax {
+            line: 0,
+            column: 0,
+            text: String::new(),
+            message,
+        };
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.len() - line_start + 1;
+    let line_text = text
+        .get(line_start..)
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    let mut shown: String = line_text.chars().take(80).collect();
+    if shown.len() < line_text.len() {
+        shown.push_str("...");
+    }
+    ConfigError::Syntax {
+        line,
+        column,
+        text: shown,
+        message,
+    }
+}
+
+fn parse_uuid(key: &str, value: &str) -> Result<Uuid, ConfigError> {
+    let uuid = Uuid::parse_str(value.trim()).map_err(|e| ConfigError::BadUuid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if uuid.is_nil() {
+        return Err(ConfigError::NilUuid {
+            key: key.to_owned(),
+        });
+    }
+    Ok(uuid)
+}
+
+fn parse_timeout(value: Option<i64>) -> Result<Timeouts, ConfigError> {
+    let value = value.unwrap_or(DEFAULT_TIMEOUT_S as i64);
+    let (min, max) = (MIN_BASE.as_secs(), MAX_BASE.as_secs());
+    let out_of_range = ConfigError::TimeoutOutOfRange { value, min, max };
+    let secs = u64::try_from(value).map_err(|_| out_of_range.clone())?;
+    if secs < min || secs > max {
+        return Err(out_of_range);
+    }
+    Timeouts::derive(Duration::from_secs(secs)).map_err(|_| out_of_range)
+}
+
+/// Parse `IP`, `IP:port` or `[IPv6]:port` (no host names: a heartbeat must
+/// not depend on a name service that may be part of the failure).
+pub fn parse_address(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadAddress {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let v = value.trim();
+    let addr = if let Ok(ip) = v.parse::<IpAddr>() {
+        SocketAddr::new(ip, DEFAULT_PORT)
+    } else if let Ok(sa) = v.parse::<SocketAddr>() {
+        sa
+    } else if v.starts_with('[') && v.ends_with(']') {
+        let ip: IpAddr = v[1..v.len() - 1]
+            .parse()
+            .map_err(|_| bad("expected an IPv6 address inside [ ]"))?;
+        SocketAddr::new(ip, DEFAULT_PORT)
+    } else {
+        return Err(bad(
+            "expected an IP address, IP:port or [IPv6]:port (host names are not accepted)",
+        ));
+    };
+    if addr.port() == 0 {
+        return Err(bad("port 0 cannot receive heartbeats"));
+    }
+    if addr.ip().is_unspecified() {
+        return Err(bad("the unspecified address cannot receive heartbeats"));
+    }
+    if addr.ip().is_multicast() {
+        return Err(bad(
+            "heartbeats are unicast; multicast addresses are refused",
+        ));
+    }
+    Ok(addr)
+}
+
+fn parse_hosts(raw: &[RawHost]) -> Result<Vec<Host>, ConfigError> {
+    if raw.is_empty() || raw.len() > MAX_HOSTS_LIMIT {
+        return Err(ConfigError::HostCount { count: raw.len() });
+    }
+    let mut by_uuid: HashMap<Uuid, String> = HashMap::new();
+    let mut by_addr: HashMap<SocketAddr, String> = HashMap::new();
+    let mut hosts = Vec::with_capacity(raw.len());
+    for (i, h) in raw.iter().enumerate() {
+        let uuid_key = format!("hosts[{i}].uuid");
+        let addr_key = format!("hosts[{i}].address");
+        let uuid = parse_uuid(&uuid_key, &h.uuid)?;
+        let address = parse_address(&addr_key, &h.address)?;
+        if let Some(first) = by_uuid.get(&uuid) {
+            return Err(ConfigError::DuplicateHost {
+                key: uuid_key,
+                uuid,
+                first: first.clone(),
+            });
+        }
+        if let Some(first) = by_addr.get(&address) {
+            return Err(ConfigError::DuplicateAddress {
+                key: addr_key,
+                address,
+                first: first.clone(),
+            });
+        }
+        by_uuid.insert(uuid, uuid_key);
+        by_addr.insert(address, addr_key);
+        hosts.push(Host {
+            uuid,
+            index: 0,
+            address,
+        });
+    }
+    hosts.sort_by_key(|h| h.uuid);
+    for (i, h) in hosts.iter_mut().enumerate() {
+        h.index = i;
+    }
+    Ok(hosts)
+}
+
+fn resolve(key: &str, path: &Path, base_dir: &Path) -> Result<PathBuf, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(ConfigError::EmptyPath {
+            key: key.to_owned(),
+        });
+    }
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    })
+}
+
+fn parse_statefiles(raw: &[PathBuf], base_dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    if raw.is_empty() || raw.len() > MAX_STATEFILES {
+        return Err(ConfigError::StatefileCount { count: raw.len() });
+    }
+    let mut out: Vec<PathBuf> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        let key = format!("statefiles[{i}]");
+        let path = resolve(&key, p, base_dir)?;
+        if let Some(j) = out.iter().position(|q| *q == path) {
+            return Err(ConfigError::DuplicateStatefile {
+                key,
+                path,
+                first: format!("statefiles[{j}]"),
+            });
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+fn parse_watchdog(
+    raw: Option<RawWatchdog>,
+    base_dir: &Path,
+) -> Result<WatchdogConfig, ConfigError> {
+    let Some(w) = raw else {
+        return Ok(WatchdogConfig::Linux {
+            device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+        });
+    };
+    let name = match w.backend {
+        Backend::Linux => "linux",
+        Backend::Supervisor => "supervisor",
+        Backend::None => "none",
+    };
+    let not_allowed = |key: &'static str| ConfigError::WatchdogKeyNotAllowed {
+        key,
+        backend: name.to_owned(),
+    };
+    if w.backend != Backend::Linux && w.device.is_some() {
+        return Err(not_allowed("device"));
+    }
+    if w.backend != Backend::Supervisor && w.socket.is_some() {
+        return Err(not_allowed("socket"));
+    }
+    if w.backend != Backend::None && w.allow_no_watchdog.is_some() {
+        return Err(not_allowed("allow-no-watchdog"));
+    }
+    Ok(match w.backend {
+        Backend::Linux => WatchdogConfig::Linux {
+            device: match &w.device {
+                Some(p) => resolve("watchdog.device", p, base_dir)?,
+                None => PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
+            },
+        },
+        Backend::Supervisor => WatchdogConfig::Supervisor {
+            socket: match &w.socket {
+                Some(p) => resolve("watchdog.socket", p, base_dir)?,
+                None => PathBuf::from(DEFAULT_SUPERVISOR_SOCKET),
+            },
+        },
+        Backend::None => {
+            if w.allow_no_watchdog != Some(true) {
+                return Err(ConfigError::NoWatchdogNotAllowed);
+            }
+            WatchdogConfig::None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "00000000-0000-0000-0000-00000000000a";
+    const B: &str = "00000000-0000-0000-0000-00000000000b";
+    const C: &str = "00000000-0000-0000-0000-00000000000c";
+    const GEN: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn base(host: &str) -> String {
+        format!(
+            r#"
+pool-generation = "{GEN}"
+host = "{host}"
+timeout = 10
+secret-file = "secret"
+statefiles = ["/dev/sdx"]
+fence-action = "kill-host"
+
+[watchdog]
+backend = "supervisor"
+socket = "sup.sock"
+
+[[hosts]]
+uuid = "{C}"
+address = "127.0.0.3"
+
+[[hosts]]
+uuid = "{A}"
+address = "127.0.0.1:7001"
+
+[[hosts]]
+uuid = "{B}"
+address = "[::1]:7002"
+"#
+        )
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/xhad"))
+    }
+
+    #[test]
+    fn valid_config_sorts_hosts_and_resolves_paths() {
+        let c = parse(&base(B)).unwrap();
+        let uuids: Vec<String> = c.hosts.iter().map(|h| h.uuid.to_string()).collect();
+        assert_eq!(uuids, vec![A, B, C]);
+        assert_eq!(c.local_index, 1);
+        assert_eq!(c.local().address, "[::1]:7002".parse().unwrap());
+        assert_eq!(c.hosts[2].address, "127.0.0.3:694".parse().unwrap());
+        assert_eq!(c.timeouts.base, Duration::from_secs(10));
+        assert_eq!(c.secret_file, PathBuf::from("/etc/xhad/secret"));
+        assert_eq!(c.statefiles, vec![PathBuf::from("/dev/sdx")]);
+        assert_eq!(
+            c.watchdog,
+            WatchdogConfig::Supervisor {
+                socket: PathBuf::from("/etc/xhad/sup.sock")
+            }
+        );
+        assert_eq!(c.fence_action, FenceAction::KillHost);
+        assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
+        let core = c.core_config(7, false);
+        assert_eq!(core.local, 1);
+        assert_eq!(core.hosts.len(), 3);
+        core.validate().unwrap();
+    }
+
+    #[test]
+    fn defaults() {
+        let text = format!(
+            "pool-generation = \"{GEN}\"\nhost = \"{A}\"\nsecret-file = \"/s\"\nstatefiles = [\"/f\"]\n[[hosts]]\nuuid = \"{A}\"\naddress = \"10.0.0.1\"\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.timeouts.base, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        assert_eq!(
+            c.watchdog,
+            WatchdogConfig::Linux {
+                device: PathBuf::from("/dev/watchdog")
+            }
+        );
+        assert_eq!(c.fence_action, FenceAction::Reboot);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::InvalidConfig, "{e}");
+        e
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&base(A).replace("timeout = 10", "timeout = 10\ntimeuot = 3"));
+        let s = e.to_string();
+        assert!(s.contains("timeuot"), "{s}");
+        assert!(s.starts_with("line 5"), "{s}");
+        let e = err(&base(A).replace(
+            "address = \"127.0.0.3\"",
+            "address = \"127.0.0.3\"\nport = 1",
+        ));
+        assert!(e.to_string().contains("unknown field `port`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_shows_the_line() {
+        let e = err(&base(A).replace("timeout = 10", "timeout = \"10\""));
+        assert!(e.to_string().contains("`timeout = \"10\"`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_host_and_address() {
+        let e = err(&base(A).replace(C, A));
+        assert!(
+            matches!(&e, ConfigError::DuplicateHost { key, first, .. } if key == "hosts[1].uuid" && first == "hosts[0].uuid"),
+            "{e}"
+        );
+        let e = err(&base(A).replace("127.0.0.1:7001", "127.0.0.3:694"));
+        assert!(
+            matches!(&e, ConfigError::DuplicateAddress { key, .. } if key == "hosts[1].address"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn local_host_missing() {
+        let other = "00000000-0000-0000-0000-0000000000ff";
+        assert!(matches!(
+            err(&base(other)),
+            ConfigError::LocalHostMissing { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_addresses() {
+        for bad in [
+            "host.example",
+            "127.0.0.1:0",
+            "0.0.0.0",
+            "224.0.0.1",
+            "[::1]:x",
+            "1.2.3.4:99999",
+            "",
+        ] {
+            let e = err(&base(A).replace("127.0.0.3", bad));
+            assert!(
+                matches!(&e, ConfigError::BadAddress { key, .. } if key == "hosts[0].address"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            parse_address("k", "fe80::1").unwrap(),
+            "[fe80::1]:694".parse().unwrap()
+        );
+        assert_eq!(
+            parse_address("k", "[fe80::1]").unwrap(),
+            "[fe80::1]:694".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn timeout_range() {
+        for t in ["9", "0", "-1", "3601"] {
+            let e = err(&base(A).replace("timeout = 10", &format!("timeout = {t}")));
+            assert!(
+                matches!(e, ConfigError::TimeoutOutOfRange { .. }),
+                "{t}: {e}"
+            );
+        }
+        assert!(parse(&base(A).replace("timeout = 10", "timeout = 3600")).is_ok());
+    }
+
+    #[test]
+    fn too_many_hosts() {
+        let mut text = base(A);
+        for i in 0..61u32 {
+            text.push_str(&format!(
+                "[[hosts]]\nuuid = \"{}\"\naddress = \"10.1.{}.{}\"\n",
+                Uuid::from_u128(0x1000 + u128::from(i)),
+                i / 200,
+                i % 200 + 1
+            ));
+        }
+        assert!(parse(&text).is_ok(), "64 hosts are fine");
+        text.push_str(
+            "[[hosts]]\nuuid = \"00000000-0000-0000-0000-00000000ffff\"\naddress = \"10.9.9.9\"\n",
+        );
+        assert_eq!(err(&text), ConfigError::HostCount { count: 65 });
+    }
+
+    #[test]
+    fn uuids() {
+        let e = err(&base(A).replace(GEN, "not-a-uuid"));
+        assert!(
+            matches!(&e, ConfigError::BadUuid { key, .. } if key == "pool-generation"),
+            "{e}"
+        );
+        let e = err(&base(A).replace(GEN, "00000000-0000-0000-0000-000000000000"));
+        assert!(
+            matches!(&e, ConfigError::NilUuid { key } if key == "pool-generation"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn watchdog_rules() {
+        let none = base(A).replace(
+            "backend = \"supervisor\"\nsocket = \"sup.sock\"",
+            "backend = \"none\"",
+        );
+        assert_eq!(err(&none), ConfigError::NoWatchdogNotAllowed);
+        let none_ok = none.replace(
+            "backend = \"none\"",
+            "backend = \"none\"\nallow-no-watchdog = true",
+        );
+        assert_eq!(parse(&none_ok).unwrap().watchdog, WatchdogConfig::None);
+        let linux_with_socket = base(A).replace("backend = \"supervisor\"", "backend = \"linux\"");
+        assert!(matches!(
+            err(&linux_with_socket),
+            ConfigError::WatchdogKeyNotAllowed { key: "socket", .. }
+        ));
+        let e = err(&base(A).replace("backend = \"supervisor\"", "backend = \"hardware\""));
+        assert!(e.to_string().contains("unknown variant `hardware`"), "{e}");
+    }
+
+    #[test]
+    fn statefiles() {
+        let e = err(&base(A).replace("[\"/dev/sdx\"]", "[]"));
+        assert_eq!(e, ConfigError::StatefileCount { count: 0 });
+        let e = err(&base(A).replace("[\"/dev/sdx\"]", "[\"/a\", \"/b\", \"/a\"]"));
+        assert!(
+            matches!(&e, ConfigError::DuplicateStatefile { key, .. } if key == "statefiles[2]"),
+            "{e}"
+        );
+        let e = err(&base(A).replace("[\"/dev/sdx\"]", "[\"\"]"));
+        assert!(
+            matches!(&e, ConfigError::EmptyPath { key } if key == "statefiles[0]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_key_and_bad_syntax() {
+        let e = err(&base(A).replace("host = ", "hostx = "));
+        assert!(e.to_string().contains("hostx"), "{e}");
+        let e = err("pool-generation = ");
+        assert!(matches!(e, ConfigError::Syntax { line: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn files_and_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("xhad.toml");
+        let e = Config::load(&cfg).unwrap_err();
+        assert!(matches!(e, ConfigError::ReadConfig { .. }));
+        assert_eq!(e.exit_code(), ExitCode::CannotReadConfig);
+
+        std::fs::write(&cfg, base(A)).unwrap();
+        let e = Config::load(&cfg).unwrap_err();
+        assert!(matches!(e, ConfigError::ReadSecret { .. }), "{e}");
+        assert_eq!(e.exit_code(), ExitCode::CannotReadConfig);
+
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, [7u8; 31]).unwrap();
+        let e = Config::load(&cfg).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::SecretTooShort { len: 31, .. }),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), ExitCode::InvalidConfig);
+
+        std::fs::write(&secret, vec![7u8; SECRET_MAX_BYTES + 10]).unwrap();
+        let e = Config::load(&cfg).unwrap_err();
+        assert!(matches!(e, ConfigError::SecretTooLong { .. }), "{e}");
+
+        std::fs::write(&secret, [7u8; 32]).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let l = Config::load(&cfg).unwrap();
+        assert_eq!(l.secret.as_bytes(), &[7u8; 32]);
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert_eq!(format!("{:?}", l.secret), "PoolSecret(32 bytes)");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&cfg).unwrap().warnings.is_empty());
+        assert_eq!(l.config.secret_file, secret);
+    }
+}

@@ -1,0 +1,10 @@
+//! The daemon shell around the core: configuration, wire format, watchdogs,
+//! the external supervisor, the control protocol and the exit codes.
+//!
+//! Everything here that parses bytes from outside (config files, packets,
+//! control lines) is total: bad input gives a typed error, never a panic.
+
+pub mod config;
+pub mod exit;
+pub mod incarnation;
+pub mod wire;

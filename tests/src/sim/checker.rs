@@ -168,51 +168,58 @@ impl Checker {
         self.published[host] = Some(liveset);
     }
 
-    /// After every step: who believes to be master, with which epoch.
-    /// `beliefs[h] = Some(epoch)` for a running, unfenced host that believes
-    /// it is master. Checks invariant 2.
-    pub fn masters_now(&mut self, at: Nanos, beliefs: &[Option<u64>]) {
-        let holders: Vec<(usize, u64)> = beliefs
+    /// After a step that touched `host`: whether it is a running, unfenced
+    /// host that believes it is master, and in which epoch. Checks
+    /// invariant 2 (one master at a time, each new mastership in a new,
+    /// higher epoch).
+    pub fn master_belief(&mut self, at: Nanos, host: usize, belief: Option<u64>) {
+        if self.believed[host] == belief {
+            return;
+        }
+        self.believed[host] = belief;
+        let Some(e) = belief else { return };
+        let others: Vec<String> = self
+            .believed
             .iter()
             .enumerate()
-            .filter_map(|(h, e)| e.map(|e| (h, e)))
+            .filter(|&(h, b)| h != host && b.is_some())
+            .map(|(h, b)| format!("h{h}@epoch{}", b.unwrap_or_default()))
             .collect();
-        if holders.len() > 1 {
-            let list: Vec<String> = holders
-                .iter()
-                .map(|(h, e)| format!("h{h}@epoch{e}"))
-                .collect();
+        if !others.is_empty() {
             self.fail(
                 Invariant::SingleMaster,
                 at,
-                format!("{} running masters: {}", holders.len(), list.join(", ")),
+                format!(
+                    "h{host} became master in epoch {e} while {} also are",
+                    others.join(", ")
+                ),
             );
         }
-        for &(h, e) in &holders {
-            if self.believed[h] == Some(e) {
-                continue;
-            }
-            // A new mastership: its epoch must be new and higher than all.
-            match self.masters.get(&e) {
-                Some(&other) if other != h => self.fail(
-                    Invariant::SingleMaster,
-                    at,
-                    format!("h{h} is master in epoch {e}, which h{other} already held"),
+        match self.masters.get(&e) {
+            Some(&other) if other != host => self.fail(
+                Invariant::SingleMaster,
+                at,
+                format!("h{host} is master in epoch {e}, which h{other} already held"),
+            ),
+            Some(_) => {}
+            None if e < self.max_epoch => self.fail(
+                Invariant::SingleMaster,
+                at,
+                format!(
+                    "h{host} became master in epoch {e} after epoch {} existed",
+                    self.max_epoch
                 ),
-                _ if e < self.max_epoch => self.fail(
-                    Invariant::SingleMaster,
-                    at,
-                    format!(
-                        "h{h} became master in epoch {e} after epoch {} existed",
-                        self.max_epoch
-                    ),
-                ),
-                _ => {}
-            }
-            self.masters.insert(e, h);
-            self.max_epoch = self.max_epoch.max(e);
+            ),
+            None => {}
         }
-        self.believed.copy_from_slice(beliefs);
+        self.masters.insert(e, host);
+        self.max_epoch = self.max_epoch.max(e);
+    }
+
+    /// The highest master epoch seen so far.
+    #[must_use]
+    pub fn max_epoch(&self) -> u64 {
+        self.max_epoch
     }
 
     /// Invariant 4 or 5: a host fenced where nobody may.
@@ -264,14 +271,17 @@ mod tests {
     #[test]
     fn two_masters_and_stale_epochs_are_caught() {
         let mut c = Checker::new(3);
-        c.masters_now(0, &[Some(1), None, None]);
-        c.masters_now(1, &[None, Some(2), None]);
+        c.master_belief(0, 0, Some(1));
+        c.master_belief(1, 0, None);
+        c.master_belief(1, 1, Some(2));
         assert!(c.violations().is_empty());
-        c.masters_now(2, &[None, Some(2), Some(2)]);
+        // h2 claims the epoch h1 holds, while h1 still believes it.
+        c.master_belief(2, 2, Some(2));
         assert_eq!(c.violations().len(), 2);
         let mut d = Checker::new(2);
-        d.masters_now(0, &[None, Some(5)]);
-        d.masters_now(1, &[Some(4), None]);
+        d.master_belief(0, 1, Some(5));
+        d.master_belief(1, 1, None);
+        d.master_belief(1, 0, Some(4));
         assert_eq!(d.violations()[0].invariant, Invariant::SingleMaster);
     }
 }

@@ -5,8 +5,12 @@
 //! [`checker`] are checked after every step.
 
 pub mod checker;
+pub mod cluster;
+pub mod fault;
 pub mod net;
 pub mod queue;
+pub mod run;
+pub mod scenario;
 pub mod storage;
 pub mod time;
 pub mod trace;

@@ -11,8 +11,6 @@
 //! the storage path, so a write may still land long after the writer gave up
 //! on it, or died.
 
-use std::collections::VecDeque;
-
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sr_heartbeat::statefile::{PoolBlock, Slot, SlotError};
@@ -104,7 +102,7 @@ pub enum PathMode {
     Healthy,
     /// Requests complete after the path latency with an I/O error.
     Failing,
-    /// The request in flight never completes until the mode changes.
+    /// Requests in flight never complete until the mode changes.
     Hung,
 }
 
@@ -112,24 +110,21 @@ pub enum PathMode {
 #[derive(Clone, Debug)]
 pub enum IoKind {
     Read,
-    Write {
-        block: Block,
-        bytes: Vec<u8>,
-        sequence: u64,
-    },
+    Write { block: Block, bytes: Vec<u8> },
 }
 
 /// One request on a path.
 #[derive(Clone, Debug)]
 pub struct IoOp {
+    /// Unique in the run.
     pub id: u64,
+    /// The core's request id, echoed in the completion.
+    pub request: u64,
     /// The host incarnation that issued it: completions for a dead
     /// incarnation are not reported to anyone.
     pub incarnation: u32,
     pub kind: IoKind,
     pub issued: Nanos,
-    /// Already reported to the host (as a timeout): the completion is not.
-    pub reported: bool,
 }
 
 /// How a completed request ended.
@@ -143,10 +138,13 @@ pub enum IoOutcome {
     },
 }
 
-/// A completion to schedule: `(instant, token)`.
-pub type Completion = (Nanos, u64);
+/// A completion event to schedule: `(instant, op id, path epoch)`.
+pub type Completion = (Nanos, u64, u64);
 
-/// A host's path to one statefile: mode, latency, and the queue of requests.
+/// A host's path to one statefile: mode, latency, and the requests in
+/// flight. Requests are served in parallel (O_DIRECT with several I/Os
+/// outstanding), each with its own latency, so they may complete out of
+/// order.
 #[derive(Clone, Debug)]
 pub struct IoPath {
     pub mode: PathMode,
@@ -154,16 +152,15 @@ pub struct IoPath {
     pub latency_max: Nanos,
     /// Probability that a write on a healthy path tears, in ppm.
     pub torn_ppm: u32,
-    queue: VecDeque<IoOp>,
-    /// Identifies the completion event of the request in flight; bumping it
-    /// cancels a scheduled completion (the path hung meanwhile).
-    token: u64,
-    in_flight: bool,
+    in_flight: Vec<IoOp>,
+    /// Completion events carry the epoch they were scheduled in; a hang
+    /// bumps it, which cancels them.
+    epoch: u64,
 }
 
-/// The most requests a path queues; beyond it a request fails at once (the
-/// daemon's bounded I/O queue).
-pub const IO_QUEUE_MAX: usize = 16;
+/// The most requests in flight on one path; beyond it a request fails at
+/// once (the daemon's bounded I/O queue).
+pub const IO_IN_FLIGHT_MAX: usize = 64;
 
 impl Default for IoPath {
     fn default() -> Self {
@@ -172,83 +169,79 @@ impl Default for IoPath {
             latency_min: MILLISECOND / 2,
             latency_max: 5 * MILLISECOND,
             torn_ppm: 0,
-            queue: VecDeque::new(),
-            token: 0,
-            in_flight: false,
+            in_flight: Vec::new(),
+            epoch: 0,
         }
     }
 }
 
 impl IoPath {
-    /// Queues `op`. Returns `Err(op)` when the queue is full, or the
-    /// completion to schedule `(instant, token)` when the path was idle.
+    fn latency(&self, rng: &mut ChaCha8Rng) -> Nanos {
+        if self.latency_max <= self.latency_min {
+            self.latency_min
+        } else {
+            rng.gen_range(self.latency_min..=self.latency_max)
+        }
+    }
+
+    /// Starts `op`. Returns `Err(op)` when too many are in flight, else the
+    /// completion to schedule (none while the path is hung).
     pub fn submit(
         &mut self,
         op: IoOp,
         now: Nanos,
         rng: &mut ChaCha8Rng,
     ) -> Result<Option<Completion>, IoOp> {
-        if self.queue.len() >= IO_QUEUE_MAX {
+        if self.in_flight.len() >= IO_IN_FLIGHT_MAX {
             return Err(op);
         }
-        self.queue.push_back(op);
-        if self.in_flight {
+        let id = op.id;
+        self.in_flight.push(op);
+        if self.mode == PathMode::Hung {
             return Ok(None);
         }
-        Ok(self.start_head(now, rng))
+        Ok(Some((now + self.latency(rng), id, self.epoch)))
     }
 
-    fn start_head(&mut self, now: Nanos, rng: &mut ChaCha8Rng) -> Option<Completion> {
-        if self.queue.is_empty() {
-            self.in_flight = false;
-            return None;
-        }
-        self.in_flight = true;
-        self.token += 1;
-        if self.mode == PathMode::Hung {
-            return None;
-        }
-        let lat = if self.latency_max <= self.latency_min {
-            self.latency_min
-        } else {
-            rng.gen_range(self.latency_min..=self.latency_max)
-        };
-        Some((now + lat, self.token))
-    }
-
-    /// Changes the mode. Returns a completion to schedule when a hung
-    /// request starts moving again.
+    /// Changes the mode. When a hung path recovers, every stuck request
+    /// moves again: returns their completions.
     pub fn set_mode(
         &mut self,
         mode: PathMode,
         now: Nanos,
         rng: &mut ChaCha8Rng,
-    ) -> Option<Completion> {
-        let was = self.mode;
+    ) -> Vec<Completion> {
+        let was_hung = self.mode == PathMode::Hung;
         self.mode = mode;
-        match (was == PathMode::Hung, mode == PathMode::Hung) {
-            // Cancel the scheduled completion: the request is now stuck.
+        match (was_hung, mode == PathMode::Hung) {
             (false, true) => {
-                self.token += 1;
-                None
+                self.epoch += 1;
+                Vec::new()
             }
-            (true, false) if self.in_flight => self.start_head(now, rng),
-            _ => None,
+            (true, false) => {
+                self.epoch += 1;
+                let ids: Vec<u64> = self.in_flight.iter().map(|o| o.id).collect();
+                ids.into_iter()
+                    .map(|id| (now + self.latency(rng), id, self.epoch))
+                    .collect()
+            }
+            _ => Vec::new(),
         }
     }
 
-    /// The request in flight completes (if `token` is current): returns it
-    /// with its outcome, and the next completion to schedule.
+    /// Request `id` completes (if `epoch` is current): returns it with its
+    /// outcome, decided by the path's mode now.
     pub fn complete(
         &mut self,
-        token: u64,
-        now: Nanos,
+        id: u64,
+        epoch: u64,
         rng: &mut ChaCha8Rng,
-    ) -> Option<(IoOp, IoOutcome, Option<Completion>)> {
-        if token != self.token || !self.in_flight {
+    ) -> Option<(IoOp, IoOutcome)> {
+        if epoch != self.epoch {
             return None;
         }
-        let op = self.queue.pop_front()?;
+        let pos = self.in_flight.iter().position(|o| o.id == id)?;
+        let op = self.in_flight.swap_remove(pos);
         let outcome = match (&op.kind, self.mode) {
             (_, PathMode::Failing) => IoOutcome::Failed,
             (IoKind::Write { .. }, _) if super::net::chance(rng, self.torn_ppm) => {
@@ -259,28 +252,19 @@ impl IoPath {
             }
             _ => IoOutcome::Done,
         };
-        let next = self.start_head(now, rng);
-        Some((op, outcome, next))
+        Some((op, outcome))
     }
 
-    /// The request with `id` if it is still queued or in flight.
-    pub fn find_mut(&mut self, id: u64) -> Option<&mut IoOp> {
-        self.queue.iter_mut().find(|o| o.id == id)
-    }
-
-    /// The host died: requests not yet started vanish with it; the one in
-    /// flight stays in the storage path and may still land.
-    pub fn host_died(&mut self) {
-        if self.in_flight {
-            self.queue.truncate(1);
-        } else {
-            self.queue.clear();
-        }
+    /// Removes request `id` without completing it (a read the daemon gave
+    /// up on: nothing of it can land).
+    pub fn cancel(&mut self, id: u64) -> Option<IoOp> {
+        let pos = self.in_flight.iter().position(|o| o.id == id)?;
+        Some(self.in_flight.swap_remove(pos))
     }
 
     #[must_use]
-    pub fn queued(&self) -> usize {
-        self.queue.len()
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 }
 
@@ -329,21 +313,24 @@ mod tests {
         let mut p = IoPath::default();
         let op = |id| IoOp {
             id,
+            request: id,
             incarnation: 0,
             kind: IoKind::Read,
             issued: 0,
-            reported: false,
         };
-        let (at, tok) = p.submit(op(1), 0, &mut rng).unwrap().unwrap();
-        assert_eq!(p.submit(op(2), 0, &mut rng).unwrap(), None);
-        assert!(p.set_mode(PathMode::Hung, 1, &mut rng).is_none());
+        let (at, id, ep) = p.submit(op(1), 0, &mut rng).unwrap().unwrap();
+        assert_eq!(id, 1);
+        assert!(p.set_mode(PathMode::Hung, 1, &mut rng).is_empty());
+        assert_eq!(p.submit(op(2), 2, &mut rng).unwrap(), None);
         // The completion scheduled before the hang is stale now.
-        assert!(p.complete(tok, at, &mut rng).is_none());
-        let (at2, tok2) = p.set_mode(PathMode::Healthy, 100, &mut rng).unwrap();
-        assert!(at2 > 100);
-        let (done, outcome, next) = p.complete(tok2, at2, &mut rng).unwrap();
-        assert_eq!((done.id, outcome), (1, IoOutcome::Done));
-        assert!(next.is_some());
-        assert_eq!(p.queued(), 1);
+        assert!(p.complete(1, ep, &mut rng).is_none());
+        let resumed = p.set_mode(PathMode::Healthy, 100, &mut rng);
+        assert_eq!(resumed.len(), 2);
+        for (t, id, ep) in resumed {
+            assert!(t > 100 && at > 0);
+            let (done, outcome) = p.complete(id, ep, &mut rng).unwrap();
+            assert_eq!((done.id, outcome), (id, IoOutcome::Done));
+        }
+        assert_eq!(p.in_flight(), 0);
     }
 }

@@ -242,4 +242,51 @@ mod tests {
         assert!(matches!(err, UsageError::InvalidValue { .. }), "{err}");
         assert!(inv.map("pool-file").is_empty());
     }
+
+    fn nothing(_: &Invocation, _: &mut dyn std::io::Write) -> Result<(), crate::error::CliError> {
+        Ok(())
+    }
+
+    /// A command shaped like the coming `pool-ha-enable`, to check map
+    /// parameters: `ha-config:timeout=30`.
+    static WITH_MAP: Command = Command {
+        name: "test-map",
+        summary: "",
+        description: "",
+        params: &[crate::table::Param {
+            name: "ha-config",
+            required: false,
+            repeatable: false,
+            kind: ParamKind::Map,
+            help: "",
+        }],
+        flags: &[],
+        pairs: &[],
+        run: nothing,
+    };
+
+    #[test]
+    fn map_parameters() {
+        let inv = parse(
+            &WITH_MAP,
+            &args(&["ha-config:timeout=30", "ha-config:mode=x=y"]),
+        )
+        .unwrap();
+        assert_eq!(inv.map("ha-config"), [("timeout", "30"), ("mode", "x=y")]);
+        let err = parse(
+            &WITH_MAP,
+            &args(&["ha-config:timeout=30", "ha-config:timeout=60"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            UsageError::DuplicateKey {
+                key: "ha-config:timeout".into()
+            }
+        );
+        let err = parse(&WITH_MAP, &args(&["ha-config=30"])).unwrap_err();
+        assert!(matches!(err, UsageError::InvalidValue { .. }), "{err}");
+        let err = parse(&WITH_MAP, &args(&["ha-config:=30"])).unwrap_err();
+        assert!(matches!(err, UsageError::NotKeyValue { .. }), "{err}");
+    }
 }

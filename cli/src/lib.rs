@@ -8,7 +8,7 @@ pub mod args;
 pub mod error;
 pub mod help;
 mod planner_cmds;
-mod render;
+pub mod render;
 pub mod table;
 
 use std::io::Write;

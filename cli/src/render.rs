@@ -1,7 +1,51 @@
-//! Plain-text tables: a header row and left-aligned columns separated by two
-//! spaces, no trailing spaces.
+//! Plain-text output: tables (a header row and left-aligned columns
+//! separated by two spaces, no trailing spaces) and XenServer records
+//! (`name ( RO): value`, names right-aligned to a common width).
 
 use std::io::{self, Write};
+
+/// How a record field may be used, as XenServer prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `RO`: read-only.
+    ReadOnly,
+    /// `RW`: read-write.
+    ReadWrite,
+    /// `SRO`: read-only set.
+    SetReadOnly,
+    /// `SRW`: read-write set.
+    SetReadWrite,
+    /// `MRO`: read-only map.
+    MapReadOnly,
+    /// `MRW`: read-write map.
+    MapReadWrite,
+}
+
+impl Access {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::ReadOnly => " RO",
+            Self::ReadWrite => " RW",
+            Self::SetReadOnly => "SRO",
+            Self::SetReadWrite => "SRW",
+            Self::MapReadOnly => "MRO",
+            Self::MapReadWrite => "MRW",
+        }
+    }
+}
+
+/// Writes one record: `name ( RO): value` lines, names right-aligned.
+pub fn record(out: &mut dyn Write, fields: &[(&str, Access, String)]) -> io::Result<()> {
+    let width = fields
+        .iter()
+        .map(|(name, _, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, access, value) in fields {
+        writeln!(out, "{name:>width$} ({}): {value}", access.tag())?;
+    }
+    Ok(())
+}
 
 /// Writes `header` and `rows` as aligned columns.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
@@ -28,6 +72,27 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::
 
 #[cfg(test)]
 mod tests {
+    use super::Access;
+
+    #[test]
+    fn record_layout() {
+        let mut out = Vec::new();
+        super::record(
+            &mut out,
+            &[
+                ("uuid", Access::ReadOnly, "1234".into()),
+                ("ha-restart-priority", Access::ReadWrite, "restart".into()),
+                ("tags", Access::SetReadWrite, String::new()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "               uuid ( RO): 1234\n\
+             ha-restart-priority ( RW): restart\n\
+             \x20              tags (SRW): \n"
+        );
+    }
     #[test]
     fn aligned() {
         let mut out = Vec::new();

@@ -10,19 +10,27 @@
 //! layout is in `docs/on-disk-format.md` ("Metadata volume").
 //!
 //! Modules: [`layout`] (where things are), [`superblock`], [`snapshot`],
-//! [`record`] (encoders and decoders), [`replay`] (the pure replay rule).
+//! [`record`] (encoders and decoders), [`replay`] (the pure replay rule),
+//! [`io`] (what a device must offer), [`device`] (that, for `BlockDevice`
+//! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write).
 
+pub mod device;
 pub mod error;
+pub mod io;
 pub mod layout;
 mod le;
 pub mod record;
 pub mod replay;
 pub mod snapshot;
 pub mod superblock;
+pub mod volume;
 
+pub use device::ThreadedIo;
 pub use error::DecodeError;
+pub use io::{Deadlines, IoClass, IoFailure, MetaIo};
 pub use layout::{BLOCK, Layout, LayoutError, STANDARD_VOLUME_BYTES};
 pub use record::DeltaRecord;
 pub use replay::{Delta, DeltaSource, Replay, ReplayContext, ReplayStop, replay, replay_slice};
 pub use snapshot::{SnapshotHeader, decode_snapshot, encode_snapshot};
 pub use superblock::{Superblock, SuperblockPair};
+pub use volume::{Appended, MetaError, MetadataVolume, MetadataWriter, Recovered};

@@ -12,9 +12,13 @@
 //!    record: the CRC of the snapshot header);
 //! 4. its sequence is exactly one more than the previous one (the first is
 //!    `snapshot_base_seq + 1`);
-//! 5. its epoch is not newer than the superblock's epoch, not older than the
-//!    previous record's (or the snapshot's), and, at or after the
-//!    superblock's `epoch_start_seq`, equal to the superblock's epoch.
+//! 5. its epoch is not older than the previous record's (or the snapshot's)
+//!    and, at or after the superblock's `epoch_start_seq`, not older than the
+//!    superblock's epoch.
+//!
+//! A record newer than the superblock's epoch is accepted: it happens when a
+//! corrupt newest superblock was fallen back from, and dropping the newer
+//! master's records then would lose committed changes.
 
 use std::convert::Infallible;
 
@@ -93,9 +97,6 @@ pub enum ReplayStop {
         epoch: u64,
         newer: u64,
     },
-    /// The next record claims an epoch newer than the superblock's, which no
-    /// writer following the protocol can produce.
-    FutureEpoch { sequence: u64, epoch: u64 },
 }
 
 impl ReplayStop {
@@ -142,12 +143,6 @@ fn check(ctx: &ReplayContext, r: &Replay, rec: &DeltaRecord) -> Result<(), Repla
         return Err(ReplayStop::SequenceGap {
             expected,
             found: rec.sequence,
-        });
-    }
-    if rec.epoch > ctx.volume_epoch {
-        return Err(ReplayStop::FutureEpoch {
-            sequence: rec.sequence,
-            epoch: rec.epoch,
         });
     }
     let newer = if rec.sequence >= ctx.epoch_start_seq {
@@ -346,12 +341,9 @@ mod tests {
             replay_slice(&c, &area).stop,
             ReplayStop::StaleEpoch { .. }
         ));
-        // Newer than the superblock.
-        let area = write_log(&c, &[(4, vec![])], 64 * 1024);
-        assert!(matches!(
-            replay_slice(&c, &area).stop,
-            ReplayStop::FutureEpoch { .. }
-        ));
+        // Newer than the superblock (after a fallback to an older one): accepted.
+        let area = write_log(&c, &[(4, vec![]), (4, vec![])], 64 * 1024);
+        assert_eq!(replay_slice(&c, &area).deltas.len(), 2);
     }
 
     #[test]

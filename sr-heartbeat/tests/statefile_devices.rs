@@ -38,6 +38,9 @@ fn slot(index: u16, seq: u64) -> Slot {
     }
 }
 
+/// A check on the error a corrupted slot must give.
+type Want<'a> = &'a dyn Fn(&SlotError) -> bool;
+
 fn open_rw(path: &Path) -> BlockDevice {
     BlockDevice::open(path, OpenMode::ReadWrite).expect("open")
 }
@@ -217,7 +220,7 @@ fn suite(path: &Path, expect_sector: usize) {
     }
 
     // Behind a valid checksum, the semantic checks name the field.
-    let semantic: &[(usize, u8, &dyn Fn(&SlotError) -> bool)] = &[
+    let semantic: &[(usize, u8, Want)] = &[
         (off::VERSION, 0x02, &|e| {
             matches!(e, SlotError::WrongVersion { found: 3 })
         }),

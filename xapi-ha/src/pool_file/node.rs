@@ -33,7 +33,7 @@ impl Node {
         match self {
             Self::Table(_) => "a table".to_owned(),
             Self::Array(_) => "an array".to_owned(),
-            Self::String(s) => format!("{s:?}"),
+            Self::String(s) => format!("{:?}", shorten(s)),
             Self::Integer(i) => i.to_string(),
             Self::Float(x) => format!("{x:?}"),
             Self::Bool(b) => b.to_string(),
@@ -41,6 +41,19 @@ impl Node {
             Self::Datetime(d) => format!("the datetime {d}"),
         }
     }
+}
+
+/// Strings quoted in messages are cut to this many characters, so that a
+/// stray multi-megabyte value does not become a multi-megabyte error line.
+const QUOTE_CHARS_MAX: usize = 60;
+
+pub(crate) fn shorten(s: &str) -> String {
+    if s.chars().count() <= QUOTE_CHARS_MAX {
+        return s.to_owned();
+    }
+    let mut short: String = s.chars().take(QUOTE_CHARS_MAX - 3).collect();
+    short.push_str("...");
+    short
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -130,6 +143,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_strings_are_shortened_in_messages() {
+        let long = Node::String("x".repeat(1000));
+        assert_eq!(long.describe(), format!("\"{}...\"", "x".repeat(57)));
+        assert_eq!(Node::String("a\nb".into()).describe(), "\"a\\nb\"");
+    }
 
     #[test]
     fn json_duplicates_are_kept() {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::error::{Entry, PoolFileError};
 use super::memory::{MemoryError, parse_memory};
-use super::node::Node;
+use super::node::{Node, shorten};
 use super::suggest::nearest;
 use super::{host_uuid_from_name, vm_uuid_from_name};
 use crate::model::{Host, Pool, PowerState, RestartPriority, Vm};
@@ -297,7 +297,7 @@ impl<'a> HostResolver<'a> {
             (None, None) => Err(PoolFileError::UnknownHost {
                 entry: entry.clone(),
                 key,
-                reference: reference.to_owned(),
+                reference: shorten(reference),
             }),
         }
     }
@@ -382,7 +382,7 @@ impl<'a> Fields<'a> {
             if !allowed.contains(&key.as_str()) {
                 return Err(PoolFileError::UnknownKey {
                     entry,
-                    key: key.clone(),
+                    key: shorten(key),
                     suggestion: nearest(key, allowed),
                     allowed,
                 });
@@ -465,7 +465,7 @@ impl<'a> Fields<'a> {
                 .map_err(|_| PoolFileError::InvalidUuid {
                     entry: self.entry.clone(),
                     key,
-                    got: text.to_owned(),
+                    got: shorten(text),
                 }),
         }
     }

@@ -160,4 +160,5 @@ impl<I: MetaIo> MetaIo for Faulty<I> {
     }
 }
 
+pub mod loopdev;
 pub mod scenarios;

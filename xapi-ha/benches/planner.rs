@@ -139,6 +139,14 @@ fn main() {
     ] {
         run("random", h, v, &random(h, v));
     }
+    for (h, v) in [(16, 500), (64, 4096)] {
+        let plain = random(h, v);
+        run("random, MiB sizes", h, v, &move |rng: &mut ChaCha8Rng| {
+            let mut p = plain(rng);
+            generator::jitter_mib(rng, &mut p);
+            p
+        });
+    }
     for (h, v) in [(16, 500), (32, 2048), (64, 4096)] {
         run("one big among small", h, v, &|rng: &mut ChaCha8Rng| {
             generator::one_big_among_small(rng, h, v)

@@ -368,3 +368,41 @@ fn json_field_names() {
     let v = serde_json::to_value(plan).expect("serialises");
     assert_eq!(v["entries"][0]["outcome"], "no_room");
 }
+
+/// Extreme inputs never panic: no hosts, huge and zero sizes, repeated UUIDs,
+/// VMs on unknown hosts.
+#[test]
+fn extreme_values_do_not_panic() {
+    let empty = pool(vec![], vec![]);
+    assert_eq!(max(&empty).max_host_failures, 0);
+    let orphan = pool(vec![], vec![protected("a", 1, "nowhere")]);
+    let m = max(&orphan);
+    assert_eq!(m.max_host_failures, -1);
+    assert_eq!(m.unplaced_vms, ids(&["a"]));
+
+    let mut huge = host("huge", 0);
+    huge.memory_total = u64::MAX;
+    let mut big = protected("big", 0, "h1");
+    big.memory = u64::MAX;
+    big.memory_overhead = u64::MAX;
+    let zero = protected("zero", 0, "h1");
+    let p = pool(vec![host("h1", 8), huge.clone(), huge], vec![big, zero]);
+    let m = max(&p);
+    // The footprint saturates at u64::MAX, which fits the u64::MAX host.
+    assert_eq!(m.max_host_failures, 1);
+    let plan = planner::restart_plan(&p, &ids(&["h1"])).expect("valid");
+    assert_eq!(outcome(&plan, "big"), PlanOutcome::Destination(id("huge")));
+    assert!(matches!(
+        outcome(&plan, "zero"),
+        PlanOutcome::Destination(_)
+    ));
+    assert_eq!(xenserver::max_host_failures(&p), 1);
+
+    // Only zero-sized VMs: any surviving enabled host takes them.
+    let p = pool(
+        vec![host("h1", 0), host("h2", 0)],
+        vec![protected("z1", 0, "h1"), protected("z2", 0, "h2")],
+    );
+    assert_eq!(max(&p).max_host_failures, 1);
+    assert_eq!(xenserver::max_host_failures(&p), 1);
+}

@@ -173,3 +173,35 @@ fn more_memory_or_fewer_protected_vms_never_lower_the_answer() {
         }
     }
 }
+
+/// Hard packings at the edge of the exact range: 8 live hosts, 24 protected
+/// VMs of similar sizes, hosts of similar sizes (many near-misses that only
+/// an exact search settles).
+#[test]
+fn exact_on_hard_packings() {
+    let shapes = [
+        ((20, 24), (5, 7)),
+        ((30, 34), (7, 11)),
+        ((60, 100), (12, 16)),
+    ];
+    for (i, &(host_gib, vm_gib)) in shapes.iter().enumerate() {
+        for seed in seeds(25) {
+            let mut rng = ChaCha8Rng::seed_from_u64(2_000_000 + 1000 * i as u64 + seed);
+            let mut pool = generator::pool(
+                &mut rng,
+                Shape {
+                    hosts: 8,
+                    vms: 24,
+                    host_gib,
+                    vm_gib,
+                    odd: false,
+                },
+            );
+            for vm in &mut pool.vms {
+                vm.priority = xapi_ha::model::RestartPriority::Restart;
+            }
+            generator::jitter_mib(&mut rng, &mut pool);
+            check_against_oracle(seed, &pool);
+        }
+    }
+}

@@ -143,3 +143,11 @@ pub fn one_big_among_small(rng: &mut ChaCha8Rng, hosts: usize, vms: usize) -> Po
     });
     p
 }
+
+/// Make VM sizes MiB-granular: add 0-1023 MiB to each VM (real pools size VMs
+/// in MiB, so the common divisor of sizes says little).
+pub fn jitter_mib(rng: &mut ChaCha8Rng, pool: &mut Pool) {
+    for vm in &mut pool.vms {
+        vm.memory += rng.gen_range(0..1024) << 20;
+    }
+}

@@ -19,6 +19,12 @@ fn main() -> ExitCode {
     }
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_all(&output).and_then(|()| stdout.flush()) {
+        // A reader that went away (`xe ... | head -1`) is not worth a
+        // message, as with tools killed by SIGPIPE; the exit code still says
+        // the output is incomplete.
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::from(CliError::Output(error).exit_code());
+        }
         return fail(&CliError::Output(error));
     }
     ExitCode::from(EXIT_OK)

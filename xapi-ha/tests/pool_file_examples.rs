@@ -138,3 +138,11 @@ fn hosts_referenced_by_uuid_and_memory_units() {
     assert_eq!(vm.order, -3);
     assert_eq!(vm.power_state, PowerState::Running);
 }
+
+#[test]
+fn byte_order_mark_is_ignored() {
+    let text = "\u{feff}[[host]]\nname = \"a\"\nmemory-total = 1\n";
+    assert_eq!(parse_pool(text, Format::Toml).unwrap().hosts.len(), 1);
+    let text = "\u{feff}{\"host\": [{\"name\": \"a\", \"memory-total\": 1}]}";
+    assert_eq!(parse_pool(text, Format::Json).unwrap().hosts.len(), 1);
+}

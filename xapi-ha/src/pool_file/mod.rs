@@ -111,6 +111,9 @@ pub fn load_pool_file(path: &Path) -> Result<Pool, PoolFileError> {
 
 /// Parses a pool description given as text.
 pub fn parse_pool(text: &str, format: Format) -> Result<Pool, PoolFileError> {
+    // Editors on some systems start UTF-8 files with a byte-order mark; it
+    // carries no meaning and neither parser accepts it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let document = match format {
         Format::Toml => toml::from_str::<node::Node>(text).map_err(|e| toml_error(text, &e))?,
         Format::Json => serde_json::from_str::<node::Node>(text).map_err(|e| json_error(&e))?,

@@ -6,5 +6,8 @@
 
 pub mod config;
 pub mod exit;
+pub mod fence;
 pub mod incarnation;
+pub mod supervisor;
+pub mod watchdog;
 pub mod wire;

@@ -1,0 +1,926 @@
+//! `xha-supervisor`: an external watchdog for hosts without a watchdog device
+//! (and for the lab), as a separate process the host does not control.
+//!
+//! It is started before the daemon, outside the host's process group, with
+//! the group to kill (`--pgid`). The daemon connects to its Unix socket and
+//! sends lines:
+//!
+//! | line | reply | meaning |
+//! |------|-------|---------|
+//! | `arm <ms>` | `ok` | start the countdown (100 ms ..= 1 h) |
+//! | `kick` | none | restart the countdown |
+//! | `disarm` | `ok` | stop the countdown (fencing disarmed or clean stop) |
+//! | `fence` | `ok` | kill the host now (the `kill-host` fence action) |
+//!
+//! A bad line gets `error <reason>` and the connection is closed. When the
+//! countdown runs out the supervisor sends SIGKILL to the whole process group
+//! (which ends stopped processes too, so a SIGSTOPped daemon is no shelter),
+//! logs one line and exits with [`SupervisorExit::Fenced`].
+//!
+//! Rules that keep a dead or frozen daemon from escaping:
+//! - Only the connection that armed can kick. If it closes while armed (the
+//!   daemon crashed or was killed), the countdown keeps running and no new
+//!   connection is accepted: a restarted daemon cannot extend the life of a
+//!   host that should be fencing.
+//! - A connection that closes while disarmed ends the supervisor cleanly
+//!   ([`SupervisorExit::CleanStop`]): the host stopped.
+//! - If no daemon connects within `--connect-timeout-ms`, the supervisor
+//!   exits ([`SupervisorExit::NoClient`]) instead of lingering.
+//!
+//! The decisions are a pure state machine ([`Supervision`]) fed with the
+//! caller's monotonic time; [`serve`] is the I/O loop around it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::fence;
+
+/// Shortest countdown accepted.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Longest countdown accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest protocol line, newline excluded.
+pub const MAX_LINE: usize = 64;
+/// Default wait for the daemon's first connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request line, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Arm(Duration),
+    Kick,
+    Disarm,
+    Fence,
+}
+
+/// Why a request line was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("empty line")]
+    Empty,
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("line is not UTF-8")]
+    NotUtf8,
+    #[error("unknown command {0:?} (expected arm, kick, disarm or fence)")]
+    Unknown(String),
+    #[error("arm: missing timeout in milliseconds")]
+    MissingTimeout,
+    #[error("arm: {0:?} is not a whole number of milliseconds")]
+    BadTimeout(String),
+    #[error("arm: {ms} ms is outside {MIN_TIMEOUT:?}..={MAX_TIMEOUT:?}")]
+    TimeoutOutOfRange { ms: u64 },
+    #[error("{command}: unexpected argument {extra:?}")]
+    ExtraArgument {
+        command: &'static str,
+        extra: String,
+    },
+}
+
+impl Command {
+    /// Parse one line (without its newline).
+    pub fn parse(line: &[u8]) -> Result<Command, ProtocolError> {
+        if line.len() > MAX_LINE {
+            return Err(ProtocolError::TooLong);
+        }
+        let text = std::str::from_utf8(line).map_err(|_| ProtocolError::NotUtf8)?;
+        let mut words = text.split_ascii_whitespace();
+        let Some(word) = words.next() else {
+            return Err(ProtocolError::Empty);
+        };
+        let (cmd, name) = match word {
+            "arm" => {
+                let arg = words.next().ok_or(ProtocolError::MissingTimeout)?;
+                let ms: u64 = arg
+                    .parse()
+                    .map_err(|_| ProtocolError::BadTimeout(arg.to_owned()))?;
+                let d = Duration::from_millis(ms);
+                if d < MIN_TIMEOUT || d > MAX_TIMEOUT {
+                    return Err(ProtocolError::TimeoutOutOfRange { ms });
+                }
+                (Command::Arm(d), "arm")
+            }
+            "kick" => (Command::Kick, "kick"),
+            "disarm" => (Command::Disarm, "disarm"),
+            "fence" => (Command::Fence, "fence"),
+            other => return Err(ProtocolError::Unknown(other.chars().take(32).collect())),
+        };
+        if let Some(extra) = words.next() {
+            return Err(ProtocolError::ExtraArgument {
+                command: name,
+                extra: extra.chars().take(32).collect(),
+            });
+        }
+        Ok(cmd)
+    }
+}
+
+/// How the supervisor ended (its process exit status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SupervisorExit {
+    /// The daemon disarmed and disconnected: the host stopped cleanly.
+    CleanStop,
+    /// Bad command-line arguments.
+    BadArguments,
+    /// A system call failed (socket, poll, kill).
+    SystemError,
+    /// The host's process group was killed.
+    Fenced,
+    /// No daemon connected in time.
+    NoClient,
+}
+
+impl SupervisorExit {
+    #[must_use]
+    pub fn code(self) -> i32 {
+        match self {
+            SupervisorExit::CleanStop => 0,
+            SupervisorExit::BadArguments => 1,
+            SupervisorExit::SystemError => 2,
+            SupervisorExit::Fenced => 3,
+            SupervisorExit::NoClient => 4,
+        }
+    }
+}
+
+/// Why the host is being killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceCause {
+    /// No kick for the armed timeout.
+    Expired {
+        timeout: Duration,
+        since_last_kick: Duration,
+    },
+    /// The daemon asked (`fence`).
+    Requested,
+}
+
+/// What the I/O loop must do after feeding an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do.
+    Continue,
+    /// Write this line to the client.
+    Reply(String),
+    /// Write this line to the client, then close the connection.
+    ReplyAndClose(String),
+    /// Kill the host's process group now.
+    Fence(FenceCause),
+    /// Exit with this status.
+    Exit(SupervisorExit),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Armed {
+    timeout: Duration,
+    last_kick: Instant,
+}
+
+impl Armed {
+    fn deadline(&self) -> Instant {
+        self.last_kick + self.timeout
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// No daemon has connected yet.
+    AwaitingClient { until: Instant },
+    /// A daemon is connected; armed or not.
+    Connected { armed: Option<Armed> },
+    /// The daemon's connection closed while armed: only the deadline is left.
+    Orphaned { armed: Armed },
+    /// The host was killed or the supervisor is exiting.
+    Done,
+}
+
+/// The supervisor's decisions, a pure function of events and times.
+#[derive(Clone, Debug)]
+pub struct Supervision {
+    state: State,
+}
+
+impl Supervision {
+    #[must_use]
+    pub fn new(now: Instant, connect_timeout: Duration) -> Supervision {
+        Supervision {
+            state: State::AwaitingClient {
+                until: now + connect_timeout,
+            },
+        }
+    }
+
+    /// Whether a countdown is running.
+    #[must_use]
+    pub fn is_armed(&self) -> bool {
+        matches!(
+            self.state,
+            State::Connected { armed: Some(_) } | State::Orphaned { .. }
+        )
+    }
+
+    /// When `tick` must be called next.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::AwaitingClient { until } => Some(until),
+            State::Connected { armed: Some(a) } | State::Orphaned { armed: a } => {
+                Some(a.deadline())
+            }
+            State::Connected { armed: None } | State::Done => None,
+        }
+    }
+
+    /// A new connection: accepted (`Ok`) or refused with the reason to send.
+    pub fn connect(&mut self) -> Result<(), String> {
+        match self.state {
+            State::AwaitingClient { .. } => {
+                self.state = State::Connected { armed: None };
+                Ok(())
+            }
+            State::Connected { .. } => Err("busy: another daemon is connected".into()),
+            State::Orphaned { .. } => {
+                Err("armed by a daemon that disconnected: the countdown cannot be extended".into())
+            }
+            State::Done => Err("shutting down".into()),
+        }
+    }
+
+    /// The connected client sent a line.
+    pub fn line(&mut self, now: Instant, line: &[u8]) -> Outcome {
+        let State::Connected { armed } = self.state else {
+            return Outcome::Continue;
+        };
+        let cmd = match Command::parse(line) {
+            Ok(c) => c,
+            Err(e) => return Outcome::ReplyAndClose(format!("error {e}")),
+        };
+        match (cmd, armed) {
+            (Command::Arm(_), Some(_)) => Outcome::ReplyAndClose("error already armed".into()),
+            (Command::Arm(timeout), None) => {
+                self.state = State::Connected {
+                    armed: Some(Armed {
+                        timeout,
+                        last_kick: now,
+                    }),
+                };
+                Outcome::Reply("ok".into())
+            }
+            (Command::Kick, Some(a)) => {
+                // A kick after the deadline does not revive the host: the
+                // I/O loop ticks before reading, so this only happens when
+                // both arrive in the same wake-up.
+                if now >= a.deadline() {
+                    return self.expire(now, a);
+                }
+                self.state = State::Connected {
+                    armed: Some(Armed {
+                        last_kick: now,
+                        ..a
+                    }),
+                };
+                Outcome::Continue
+            }
+            // A kick while disarmed is harmless; it gets no reply so the
+            // client's request/reply pairing stays intact.
+            (Command::Kick, None) => Outcome::Continue,
+            (Command::Disarm, _) => {
+                self.state = State::Connected { armed: None };
+                Outcome::Reply("ok".into())
+            }
+            (Command::Fence, _) => {
+                self.state = State::Done;
+                Outcome::Fence(FenceCause::Requested)
+            }
+        }
+    }
+
+    /// The client's connection closed.
+    pub fn disconnect(&mut self) -> Outcome {
+        match self.state {
+            State::Connected { armed: None } => {
+                self.state = State::Done;
+                Outcome::Exit(SupervisorExit::CleanStop)
+            }
+            State::Connected { armed: Some(a) } => {
+                self.state = State::Orphaned { armed: a };
+                Outcome::Continue
+            }
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// Time passed.
+    pub fn tick(&mut self, now: Instant) -> Outcome {
+        match self.state {
+            State::AwaitingClient { until } if now >= until => {
+                self.state = State::Done;
+                Outcome::Exit(SupervisorExit::NoClient)
+            }
+            State::Connected { armed: Some(a) } | State::Orphaned { armed: a }
+                if now >= a.deadline() =>
+            {
+                self.expire(now, a)
+            }
+            _ => Outcome::Continue,
+        }
+    }
+
+    fn expire(&mut self, now: Instant, a: Armed) -> Outcome {
+        self.state = State::Done;
+        Outcome::Fence(FenceCause::Expired {
+            timeout: a.timeout,
+            since_last_kick: now.saturating_duration_since(a.last_kick),
+        })
+    }
+}
+
+/// Options of `xha-supervisor run`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    pub socket: PathBuf,
+    pub pgid: i32,
+    pub connect_timeout: Duration,
+}
+
+/// Bind the socket (mode 0600). A stale socket file (nobody listening) is
+/// replaced; a live one is an error.
+fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                ErrorKind::AddrInUse,
+                "another supervisor is listening",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+/// Run the supervisor until the host is killed or stops cleanly.
+pub fn serve(opts: &ServeOptions) -> SupervisorExit {
+    if opts.pgid < 2 {
+        tracing::error!(pgid = opts.pgid, "refusing: not a host process group");
+        return SupervisorExit::BadArguments;
+    }
+    if nix::unistd::getpgrp().as_raw() == opts.pgid {
+        tracing::error!(
+            pgid = opts.pgid,
+            "refusing: the supervisor must not be in the group it kills"
+        );
+        return SupervisorExit::BadArguments;
+    }
+    let listener = match bind(&opts.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(socket = %opts.socket.display(), "cannot listen: {e}");
+            return SupervisorExit::SystemError;
+        }
+    };
+    tracing::info!(socket = %opts.socket.display(), pgid = opts.pgid, "supervisor listening");
+    let exit = serve_on(&listener, opts.pgid, opts.connect_timeout);
+    let _ = std::fs::remove_file(&opts.socket);
+    exit
+}
+
+fn serve_on(listener: &UnixListener, pgid: i32, connect_timeout: Duration) -> SupervisorExit {
+    let mut sup = Supervision::new(Instant::now(), connect_timeout);
+    let mut client: Option<Client> = None;
+    loop {
+        let now = Instant::now();
+        if let Some(exit) = act(sup.tick(now), &mut client, pgid) {
+            return exit;
+        }
+        // Wake at the next deadline, and at least once a second.
+        let wait = sup
+            .next_deadline()
+            .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now))
+            .min(Duration::from_secs(1));
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+        let (listen_ready, client_ready) = {
+            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            if let Some(c) = &client {
+                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!("poll failed: {e}");
+                    return SupervisorExit::SystemError;
+                }
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        // Check the deadline before reading: kicks that arrive after it
+        // must not revive a host that already missed it.
+        if let Some(exit) = act(sup.tick(Instant::now()), &mut client, pgid) {
+            return exit;
+        }
+        if client_ready && let Some(exit) = read_client(&mut sup, &mut client, pgid) {
+            return exit;
+        }
+        if listen_ready {
+            accept(&mut sup, listener, &mut client);
+        }
+    }
+}
+
+fn accept(sup: &mut Supervision, listener: &UnixListener, client: &mut Option<Client>) {
+    let stream = match listener.accept() {
+        Ok((s, _)) => s,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+        Err(e) => {
+            tracing::warn!("accept failed: {e}");
+            return;
+        }
+    };
+    match sup.connect() {
+        Ok(()) => {
+            if let Err(e) = stream.set_nonblocking(true) {
+                tracing::warn!("cannot make the connection non-blocking: {e}");
+            }
+            tracing::info!("daemon connected");
+            *client = Some(Client {
+                stream,
+                buf: Vec::new(),
+            });
+        }
+        Err(reason) => {
+            tracing::warn!("connection refused: {reason}");
+            let mut s = stream;
+            let _ = s.write_all(format!("error {reason}\n").as_bytes());
+        }
+    }
+}
+
+fn read_client(
+    sup: &mut Supervision,
+    client: &mut Option<Client>,
+    pgid: i32,
+) -> Option<SupervisorExit> {
+    let mut chunk = [0u8; 512];
+    let n = {
+        let c = client.as_mut()?;
+        match c.stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("read from daemon failed: {e}");
+                0
+            }
+        }
+    };
+    if n == 0 {
+        return close_client(sup, client, pgid);
+    }
+    let mut lines = Vec::new();
+    if let Some(c) = client.as_mut() {
+        c.buf.extend_from_slice(&chunk[..n]);
+        while let Some(pos) = c.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = c.buf.drain(..=pos).collect();
+            lines.push(line[..line.len() - 1].to_vec());
+        }
+        if c.buf.len() > MAX_LINE {
+            // Feed the overlong fragment so it is refused like any bad line.
+            lines.push(std::mem::take(&mut c.buf));
+        }
+    }
+    for line in lines {
+        let outcome = sup.line(Instant::now(), &line);
+        if let Some(exit) = act(outcome, client, pgid) {
+            return Some(exit);
+        }
+        if client.is_none() {
+            return close_client(sup, client, pgid);
+        }
+    }
+    None
+}
+
+fn close_client(
+    sup: &mut Supervision,
+    client: &mut Option<Client>,
+    pgid: i32,
+) -> Option<SupervisorExit> {
+    *client = None;
+    let armed = sup.is_armed();
+    let outcome = sup.disconnect();
+    if armed {
+        tracing::warn!("daemon disconnected while armed: the countdown keeps running");
+    } else {
+        tracing::info!("daemon disconnected while disarmed");
+    }
+    act(outcome, client, pgid)
+}
+
+/// Carry out an outcome; `Some` when the supervisor must exit.
+fn act(outcome: Outcome, client: &mut Option<Client>, pgid: i32) -> Option<SupervisorExit> {
+    match outcome {
+        Outcome::Continue => None,
+        Outcome::Reply(line) => {
+            send(client, &line);
+            None
+        }
+        Outcome::ReplyAndClose(line) => {
+            tracing::warn!("protocol error from daemon: {line}");
+            send(client, &line);
+            *client = None;
+            None
+        }
+        Outcome::Fence(cause) => {
+            if cause == FenceCause::Requested {
+                // Confirm before the kill (the requester may be outside
+                // the host group and wait for it).
+                send(client, "ok");
+            }
+            Some(kill_host(pgid, cause))
+        }
+        Outcome::Exit(exit) => {
+            match exit {
+                SupervisorExit::CleanStop => tracing::info!("host stopped cleanly; exiting"),
+                SupervisorExit::NoClient => {
+                    tracing::error!("no daemon connected in time; exiting");
+                }
+                _ => {}
+            }
+            Some(exit)
+        }
+    }
+}
+
+fn send(client: &mut Option<Client>, line: &str) {
+    if let Some(c) = client.as_mut() {
+        // Replies are a few bytes on an idle socket: they fit its buffer.
+        if let Err(e) = c.stream.write_all(format!("{line}\n").as_bytes()) {
+            tracing::warn!("cannot reply to daemon: {e}");
+        }
+    }
+}
+
+fn kill_host(pgid: i32, cause: FenceCause) -> SupervisorExit {
+    let why = match cause {
+        FenceCause::Expired {
+            timeout,
+            since_last_kick,
+        } => format!("no kick for {since_last_kick:?} (timeout {timeout:?})"),
+        FenceCause::Requested => "the daemon requested it".to_owned(),
+    };
+    match fence::kill_process_group(pgid) {
+        Ok(()) => {
+            // Members vanish once reaped by their parent; say which we saw.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while fence::group_exists(pgid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let gone = if fence::group_exists(pgid) {
+                "signalled; members remain until their parent reaps them"
+            } else {
+                "group gone"
+            };
+            tracing::error!(
+                pgid,
+                "FENCED host process group {pgid} with SIGKILL: {why}; {gone}"
+            );
+            SupervisorExit::Fenced
+        }
+        Err(e) => {
+            tracing::error!(
+                pgid,
+                "FAILED to fence host process group {pgid} ({why}): {e}"
+            );
+            SupervisorExit::SystemError
+        }
+    }
+}
+
+const USAGE: &str = "usage:
+  xha-supervisor run  --socket PATH --pgid PGID [--connect-timeout-ms MS]
+  xha-supervisor kick --socket PATH --timeout-ms MS --interval-ms MS
+                      [--disarm-after N | --fence-after N]
+  xha-supervisor fence --socket PATH";
+
+/// Parsed command line of the binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cli {
+    /// Supervise a host.
+    Run(ServeOptions),
+    /// A minimal kicking client (lab and tests): arm, kick every interval,
+    /// optionally disarm after N kicks and exit.
+    Kick {
+        socket: PathBuf,
+        timeout: Duration,
+        interval: Duration,
+        disarm_after: Option<u64>,
+        fence_after: Option<u64>,
+    },
+    /// Ask the supervisor to kill the host now.
+    Fence { socket: PathBuf },
+}
+
+/// Parse the binary's arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Cli, String> {
+    let Some((sub, rest)) = args.split_first() else {
+        return Err("missing subcommand".into());
+    };
+    let mut socket = None;
+    let mut nums: Vec<(String, u64)> = Vec::new();
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag}: missing value"))?;
+        match flag.as_str() {
+            "--socket" => socket = Some(PathBuf::from(value)),
+            "--pgid"
+            | "--connect-timeout-ms"
+            | "--timeout-ms"
+            | "--interval-ms"
+            | "--disarm-after"
+            | "--fence-after" => {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| format!("{flag}: {value:?} is not a whole number"))?;
+                nums.push((flag.clone(), n));
+            }
+            _ => return Err(format!("unknown option {flag:?}")),
+        }
+    }
+    let num = |name: &str| nums.iter().rev().find(|(f, _)| f == name).map(|&(_, n)| n);
+    let allowed: &[&str] = match sub.as_str() {
+        "run" => &["--pgid", "--connect-timeout-ms"],
+        "kick" => &[
+            "--timeout-ms",
+            "--interval-ms",
+            "--disarm-after",
+            "--fence-after",
+        ],
+        "fence" => &[],
+        other => return Err(format!("unknown subcommand {other:?}")),
+    };
+    if let Some((f, _)) = nums.iter().find(|(f, _)| !allowed.contains(&f.as_str())) {
+        return Err(format!("{f} is not an option of {sub}"));
+    }
+    let socket = socket.ok_or("--socket is required")?;
+    let need = |name: &str| num(name).ok_or_else(|| format!("{name} is required"));
+    Ok(match sub.as_str() {
+        "run" => Cli::Run(ServeOptions {
+            socket,
+            pgid: i32::try_from(need("--pgid")?).map_err(|_| "--pgid: out of range")?,
+            connect_timeout: num("--connect-timeout-ms")
+                .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+        }),
+        "kick" => Cli::Kick {
+            socket,
+            timeout: Duration::from_millis(need("--timeout-ms")?),
+            interval: Duration::from_millis(need("--interval-ms")?),
+            disarm_after: num("--disarm-after"),
+            fence_after: num("--fence-after"),
+        },
+        _ => Cli::Fence { socket },
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The binary's `main`: returns the exit status.
+#[must_use]
+pub fn main_with_args(args: &[String]) -> i32 {
+    init_logging();
+    let cli = match parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xha-supervisor: {e}\n{USAGE}");
+            return SupervisorExit::BadArguments.code();
+        }
+    };
+    match cli {
+        Cli::Run(opts) => serve(&opts).code(),
+        Cli::Kick {
+            socket,
+            timeout,
+            interval,
+            disarm_after,
+            fence_after,
+        } => kick_loop(&socket, timeout, interval, disarm_after, fence_after),
+        Cli::Fence { socket } => {
+            match super::watchdog::SupervisorWatchdog::connect(&socket).and_then(|mut w| w.fence())
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    SupervisorExit::SystemError.code()
+                }
+            }
+        }
+    }
+}
+
+fn kick_loop(
+    socket: &Path,
+    timeout: Duration,
+    interval: Duration,
+    disarm_after: Option<u64>,
+    fence_after: Option<u64>,
+) -> i32 {
+    use super::watchdog::Watchdog;
+    let run = || -> Result<(), super::watchdog::WatchdogError> {
+        let mut w = super::watchdog::SupervisorWatchdog::connect(socket)?;
+        w.arm(timeout)?;
+        let mut kicks = 0u64;
+        loop {
+            std::thread::sleep(interval);
+            w.kick()?;
+            kicks += 1;
+            if disarm_after.is_some_and(|n| kicks >= n) {
+                return w.disarm();
+            }
+            if fence_after.is_some_and(|n| kicks >= n) {
+                // This process is in the host group: it is killed too.
+                w.fence()?;
+                std::thread::sleep(crate::daemon::supervisor::MAX_TIMEOUT);
+                return Ok(());
+            }
+        }
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            SupervisorExit::SystemError.code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(
+            Command::parse(b"arm 1500"),
+            Ok(Command::Arm(Duration::from_millis(1500)))
+        );
+        assert_eq!(Command::parse(b"kick"), Ok(Command::Kick));
+        assert_eq!(Command::parse(b" disarm "), Ok(Command::Disarm));
+        assert_eq!(Command::parse(b"fence"), Ok(Command::Fence));
+        assert_eq!(Command::parse(b""), Err(ProtocolError::Empty));
+        assert_eq!(Command::parse(b"arm"), Err(ProtocolError::MissingTimeout));
+        assert_eq!(
+            Command::parse(b"arm x"),
+            Err(ProtocolError::BadTimeout("x".into()))
+        );
+        assert_eq!(
+            Command::parse(b"arm 99"),
+            Err(ProtocolError::TimeoutOutOfRange { ms: 99 })
+        );
+        assert!(matches!(
+            Command::parse(b"kick 3"),
+            Err(ProtocolError::ExtraArgument { .. })
+        ));
+        assert!(matches!(
+            Command::parse(b"reboot"),
+            Err(ProtocolError::Unknown(_))
+        ));
+        assert_eq!(Command::parse(&[0xff]), Err(ProtocolError::NotUtf8));
+        assert_eq!(Command::parse(&[b'k'; 65]), Err(ProtocolError::TooLong));
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn kicks_keep_it_alive_and_silence_fences() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        assert_eq!(s.line(t0, b"arm 1000"), Outcome::Reply("ok".into()));
+        for i in 1..=10 {
+            let now = t0 + ms(500 * i);
+            assert_eq!(s.tick(now), Outcome::Continue);
+            assert_eq!(s.line(now, b"kick"), Outcome::Continue);
+        }
+        assert_eq!(s.next_deadline(), Some(t0 + ms(6000)));
+        assert_eq!(s.tick(t0 + ms(5999)), Outcome::Continue);
+        assert_eq!(
+            s.tick(t0 + ms(6100)),
+            Outcome::Fence(FenceCause::Expired {
+                timeout: ms(1000),
+                since_last_kick: ms(1100)
+            })
+        );
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_late_kick_does_not_revive() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        s.line(t0, b"arm 1000");
+        assert!(matches!(s.line(t0 + ms(1000), b"kick"), Outcome::Fence(_)));
+    }
+
+    #[test]
+    fn disarm_then_disconnect_is_a_clean_stop() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        s.line(t0, b"arm 1000");
+        assert_eq!(s.line(t0 + ms(500), b"disarm"), Outcome::Reply("ok".into()));
+        assert_eq!(s.tick(t0 + ms(60_000)), Outcome::Continue);
+        assert_eq!(s.line(t0 + ms(60_000), b"kick"), Outcome::Continue);
+        assert_eq!(s.disconnect(), Outcome::Exit(SupervisorExit::CleanStop));
+    }
+
+    #[test]
+    fn an_orphaned_countdown_cannot_be_extended() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        s.line(t0, b"arm 1000");
+        assert_eq!(s.disconnect(), Outcome::Continue);
+        assert!(s.is_armed());
+        assert!(s.connect().is_err(), "a restarted daemon may not take over");
+        assert!(matches!(s.tick(t0 + ms(1000)), Outcome::Fence(_)));
+    }
+
+    #[test]
+    fn protocol_errors_close_and_second_client_is_refused() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        assert!(s.connect().unwrap_err().starts_with("busy"));
+        assert!(matches!(s.line(t0, b"arm 5"), Outcome::ReplyAndClose(_)));
+        s.line(t0, b"arm 1000");
+        assert_eq!(
+            s.line(t0, b"arm 1000"),
+            Outcome::ReplyAndClose("error already armed".into())
+        );
+        assert_eq!(s.line(t0, b"fence"), Outcome::Fence(FenceCause::Requested));
+    }
+
+    #[test]
+    fn no_client_in_time() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(100));
+        assert_eq!(s.tick(t0 + ms(50)), Outcome::Continue);
+        assert_eq!(
+            s.tick(t0 + ms(100)),
+            Outcome::Exit(SupervisorExit::NoClient)
+        );
+    }
+
+    #[test]
+    fn arguments() {
+        let a = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            parse_args(&a("run --socket /s --pgid 42")),
+            Ok(Cli::Run(ServeOptions {
+                socket: "/s".into(),
+                pgid: 42,
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT
+            }))
+        );
+        assert!(
+            parse_args(&a("run --socket /s"))
+                .unwrap_err()
+                .contains("--pgid")
+        );
+        assert!(parse_args(&a("run --socket /s --pgid 4 --interval-ms 3")).is_err());
+        assert!(parse_args(&a("kick --socket /s --timeout-ms x")).is_err());
+        assert!(parse_args(&a("jump --socket /s")).is_err());
+        assert!(parse_args(&[]).is_err());
+        assert_eq!(
+            parse_args(&a("fence --socket /s")),
+            Ok(Cli::Fence {
+                socket: "/s".into()
+            })
+        );
+    }
+}

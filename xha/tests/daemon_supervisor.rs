@@ -1,0 +1,293 @@
+//! The external supervisor against real processes: a "host" is a process
+//! group of `sleep`s plus a kicking client standing in for the daemon; the
+//! supervisor runs in its own group. Every process is killed by the guard
+//! even when an assertion fails.
+//!
+//! Timing bounds are generous (the machine may be loaded): the countdown is
+//! 3 s with a kick every 100 ms, and a fence must come within 3 s + 30 s.
+
+use std::fs::File;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+const SUPERVISOR: &str = env!("CARGO_BIN_EXE_xha-supervisor");
+const TIMEOUT_MS: u64 = 3000;
+const MARGIN: Duration = Duration::from_secs(30);
+
+/// Kills every process and group it knows on drop.
+#[derive(Default)]
+struct Guard {
+    children: Vec<Child>,
+    groups: Vec<i32>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for &g in &self.groups {
+            let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Guard {
+    fn spawn(&mut self, cmd: &mut Command) -> usize {
+        let child = cmd.stdin(Stdio::null()).spawn().expect("spawn");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+    fn pid(&self, i: usize) -> i32 {
+        self.children[i].id() as i32
+    }
+    fn running(&mut self, i: usize) -> bool {
+        self.children[i].try_wait().expect("try_wait").is_none()
+    }
+    fn wait_exit(&mut self, i: usize, within: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(s) = self.children[i].try_wait().expect("try_wait") {
+                return Some(s);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+struct Host {
+    guard: Guard,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    pgid: i32,
+    members: Vec<usize>,
+    supervisor: usize,
+}
+
+impl Host {
+    /// A host group of two `sleep`s and a supervisor watching it.
+    fn start() -> Host {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("supervisor.sock");
+        let mut guard = Guard::default();
+        let leader = guard.spawn(Command::new("sleep").arg("600").process_group(0));
+        let pgid = guard.pid(leader);
+        guard.groups.push(pgid);
+        let member = guard.spawn(Command::new("sleep").arg("600").process_group(pgid));
+        let log = File::create(dir.path().join("supervisor.log")).expect("log");
+        let supervisor = guard.spawn(
+            Command::new(SUPERVISOR)
+                .args(["run", "--socket"])
+                .arg(&socket)
+                .args([
+                    "--pgid",
+                    &pgid.to_string(),
+                    "--connect-timeout-ms",
+                    "120000",
+                ])
+                .stderr(log)
+                .process_group(0),
+        );
+        let end = Instant::now() + MARGIN;
+        while !socket.exists() {
+            assert!(Instant::now() < end, "supervisor did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Host {
+            guard,
+            dir,
+            socket,
+            pgid,
+            members: vec![leader, member],
+            supervisor,
+        }
+    }
+
+    /// Start the kicking client inside the host group (the "daemon").
+    fn start_kicker(&mut self, extra: &[&str]) -> usize {
+        let i = self.guard.spawn(
+            Command::new(SUPERVISOR)
+                .args(["kick", "--socket"])
+                .arg(&self.socket)
+                .args([
+                    "--timeout-ms",
+                    &TIMEOUT_MS.to_string(),
+                    "--interval-ms",
+                    "100",
+                ])
+                .args(extra)
+                .process_group(self.pgid),
+        );
+        self.members.push(i);
+        i
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default()
+    }
+
+    fn all_members_running(&mut self) -> bool {
+        let members = self.members.clone();
+        members.into_iter().all(|i| self.guard.running(i))
+    }
+
+    /// The supervisor fenced: exit 3, every member killed by SIGKILL.
+    fn assert_fenced(&mut self, started: Instant, at_least: Duration) {
+        let status = self
+            .guard
+            .wait_exit(self.supervisor, Duration::from_millis(TIMEOUT_MS) + MARGIN)
+            .unwrap_or_else(|| panic!("supervisor did not fence; log:\n{}", self.log()));
+        let elapsed = started.elapsed();
+        assert_eq!(status.code(), Some(3), "log:\n{}", self.log());
+        assert!(
+            elapsed >= at_least,
+            "fenced after {elapsed:?}, before {at_least:?}"
+        );
+        for i in self.members.clone() {
+            let s = self.guard.wait_exit(i, MARGIN).expect("member still alive");
+            assert_eq!(s.signal(), Some(9), "member {i} ended by {s:?}");
+        }
+        assert!(
+            self.log().contains("FENCED host process group"),
+            "log:\n{}",
+            self.log()
+        );
+        assert!(!self.socket.exists(), "socket left behind");
+    }
+}
+
+#[test]
+fn kicks_keep_the_host_alive_and_a_frozen_host_is_killed() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&[]);
+    // Kicking for several timeouts kills nothing.
+    std::thread::sleep(Duration::from_millis(2 * TIMEOUT_MS + 500));
+    assert!(h.all_members_running(), "log:\n{}", h.log());
+    assert!(h.guard.running(h.supervisor));
+    // Freeze the whole host, daemon included.
+    killpg(Pid::from_raw(h.pgid), Signal::SIGSTOP).expect("SIGSTOP");
+    let stopped = Instant::now();
+    let _ = kicker;
+    h.assert_fenced(stopped, Duration::from_millis(TIMEOUT_MS - 200));
+}
+
+#[test]
+fn a_killed_daemon_cannot_be_replaced_and_the_host_is_killed() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&[]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(h.all_members_running());
+    kill(Pid::from_raw(h.guard.pid(kicker)), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    // The killed kicker is reaped here; it no longer counts as a member.
+    h.members.retain(|&i| i != kicker);
+    let _ = h.guard.wait_exit(kicker, MARGIN);
+    // A second client is refused: it cannot extend the countdown.
+    let out = Command::new(SUPERVISOR)
+        .args(["kick", "--socket"])
+        .arg(&h.socket)
+        .args(["--timeout-ms", "3000", "--interval-ms", "100"])
+        .output()
+        .expect("second kicker");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be extended"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.assert_fenced(killed, Duration::from_millis(TIMEOUT_MS - 1200));
+}
+
+#[test]
+fn disarm_kills_nothing_and_the_supervisor_exits_cleanly() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&["--disarm-after", "10"]);
+    let s = h.guard.wait_exit(kicker, MARGIN).expect("kicker exits");
+    assert_eq!(s.code(), Some(0));
+    h.members.retain(|&i| i != kicker);
+    let s = h
+        .guard
+        .wait_exit(h.supervisor, MARGIN)
+        .expect("supervisor exits");
+    assert_eq!(s.code(), Some(0), "log:\n{}", h.log());
+    // Well past the countdown: the host is untouched.
+    std::thread::sleep(Duration::from_millis(TIMEOUT_MS + 500));
+    assert!(h.all_members_running());
+    assert!(
+        h.log().contains("host stopped cleanly"),
+        "log:\n{}",
+        h.log()
+    );
+    assert!(!h.socket.exists(), "socket left behind");
+}
+
+#[test]
+fn a_second_connection_cannot_fence() {
+    let mut h = Host::start();
+    let _kicker = h.start_kicker(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A second connection may not fence: the supervisor refuses it.
+    let out = Command::new(SUPERVISOR)
+        .args(["fence", "--socket"])
+        .arg(&h.socket)
+        .output()
+        .expect("fence");
+    // Refused: the supervisor answers `error busy` and closes; depending on
+    // timing the client reads that line or sees the connection reset.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("busy") || stderr.contains("reset"),
+        "{stderr}"
+    );
+    assert!(h.all_members_running());
+}
+
+#[test]
+fn the_connected_daemon_can_fence_its_host() {
+    let mut h = Host::start();
+    let started = Instant::now();
+    let _kicker = h.start_kicker(&["--fence-after", "3"]);
+    h.assert_fenced(started, Duration::ZERO);
+    assert!(
+        h.log().contains("the daemon requested it"),
+        "log:\n{}",
+        h.log()
+    );
+}
+
+#[test]
+fn refuses_to_supervise_its_own_group_or_a_special_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("s.sock");
+    for pgid in ["0", "1"] {
+        let out = Command::new(SUPERVISOR)
+            .args(["run", "--socket"])
+            .arg(&socket)
+            .args(["--pgid", pgid])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "pgid {pgid}");
+    }
+    // Without process_group(0) the supervisor is in this test's group.
+    let own = nix::unistd::getpgrp().as_raw().to_string();
+    let out = Command::new(SUPERVISOR)
+        .args(["run", "--socket"])
+        .arg(&socket)
+        .args(["--pgid", &own])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must not be in the group"));
+    let out = Command::new(SUPERVISOR).arg("bogus").output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}

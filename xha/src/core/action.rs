@@ -33,11 +33,17 @@ pub enum Action {
         block: PoolBlock,
         deadline: Instant,
     },
-    /// Arm the watchdog with this timeout (before the first kick).
-    ArmWatchdog { timeout: Duration },
-    /// Kick the watchdog, but only if the caller's clock has not passed
-    /// `not_after` (a kick after it could keep a host alive past its lease).
-    KickWatchdog { not_after: Instant },
+    /// Arm the watchdog so that it fires at `until` (this host's clock)
+    /// unless kicked. The core emits it only with `until - now >=
+    /// Timeouts::watchdog_min` (>= 1 s for T >= 10 s).
+    ArmWatchdog { until: Instant },
+    /// Kick the watchdog so that it fires at `until` at the latest: the lease
+    /// end, so a host frozen after this kick is reset by its lease end and
+    /// freezes shorter than the remaining lease are tolerated. A device with
+    /// coarse granularity rounds `until - now` DOWN (never fire later); the
+    /// core keeps `until - now >= watchdog_min`. A kick executed after
+    /// `until` must be dropped.
+    KickWatchdog { until: Instant },
     /// Disarm the watchdog cleanly (fencing disarmed or clean stop).
     DisarmWatchdog,
     /// Fence now: reboot at once (lab: kill the process group).
@@ -96,4 +102,8 @@ pub enum ControlError {
     NotMaster,
     #[error("this host is not in the liveset yet")]
     NotLive,
+    #[error("stopping an armed member needs it excluded first (set excluded, then stop)")]
+    NotExcluded,
+    #[error("a pool block write is already in progress")]
+    Busy,
 }

@@ -20,6 +20,9 @@ pub mod time;
 pub mod timeouts;
 pub mod timer;
 
+#[cfg(test)]
+mod tests;
+
 pub use action::{Action, ControlError, ControlReply, FenceReason, Warning};
 pub use input::{ControlRequest, Input, IoFailure, StatefileRead};
 pub use node::{Config, ConfigError, HostStatus, Node, NodeStatus};

@@ -9,9 +9,9 @@
 //! | when (X's clock)  | what |
 //! |-------------------|------|
 //! | 0                 | X issues its last good write; it completes within `io_deadline` = 5 s, so X's lease runs to `0 + lease` = 7 s |
-//! | 0 .. 7            | X keeps kicking its watchdog only while `now + watchdog <= lease end`, so its last kick is at or before 7 - 1 = 6 s |
+//! | 0 .. 7            | every kick sets X's watchdog to fire at the lease end (7 s), never later; no kick with less than `watchdog_min` = 1 s left |
 //! | 7                 | X's lease ends: X fences itself (`Fence { LeaseExpired }`) |
-//! | <= 7              | if X is frozen, its watchdog (1 s after the last kick at <= 6 s) has fired |
+//! | <= 7              | if X is frozen, its watchdog has fired (its deadline is the lease end of the last kick) |
 //!
 //! On Y's clock: Y may remove X once it completed a read of the statefile,
 //! issued at `r >= s + peers_may_act = s + (lease + io_deadline) (1 + rho)^2 =
@@ -29,15 +29,23 @@
 //!   has fenced (or its watchdog fired) before Y acts.
 //!
 //! Failover after a crash at `t0` therefore costs `peers_may_act` plus at most
-//! one statefile interval of observation lag: 12.24 + 0.25 + I/O latency
-//! ~= 12.5 s at T = 10 (T + 2.5 s), against XenServer's T + ~18 s.
+//! one statefile interval of observation lag: 12.24 + 0.2 + I/O latency
+//! ~= 12.5 s at T = 10 (T + 2.5 s), against XenServer's T + ~18 s. A host
+//! that loses only its network first needs `heartbeat_timeout` (1.6 s) to
+//! notice that it lost and stop writing: 14.2 s, still under T + 5 s.
 //!
 //! Slow storage: a write that completes within `io_deadline` = T/2 renews the
 //! lease from its issue time; writes are issued every `statefile_interval`
 //! without waiting for the previous one (at most `max_outstanding_writes`
 //! outstanding), so with every I/O taking T/2 the lease after each renewal
-//! still has `lease - io_deadline - statefile_interval` = 0.175 T left, more
-//! than `watchdog`: the watchdog keeps being kicked and nobody fences.
+//! still has `lease - io_deadline - statefile_interval` = 0.18 T left, more
+//! than `watchdog_min`: the watchdog keeps being kicked and nobody fences.
+//!
+//! Freeze tolerance: a host frozen (daemon stalled, SIGSTOP) survives a
+//! freeze shorter than its remaining lease, about
+//! `lease - statefile_interval - kick_interval` = 0.66 T with fast storage (6.6 s at T = 10) and 0.18 T
+//! with storage at T/2 latency; a longer freeze ends in its watchdog firing
+//! at the lease end, and peers remove it as after a crash.
 
 use std::time::Duration;
 
@@ -56,14 +64,14 @@ pub const DRIFT_PPM: u64 = 10_000;
 /// Parts of T, in units of T/200 (so every figure is exact in nanoseconds for
 /// any whole number of milliseconds of T).
 mod part {
-    pub const HEARTBEAT_INTERVAL: u64 = 5; // T/40
-    pub const HEARTBEAT_TIMEOUT: u64 = 40; // T/5
-    pub const STATEFILE_INTERVAL: u64 = 5; // T/40
+    pub const HEARTBEAT_INTERVAL: u64 = 4; // T/50
+    pub const HEARTBEAT_TIMEOUT: u64 = 32; // 4T/25
+    pub const STATEFILE_INTERVAL: u64 = 4; // T/50
     pub const IO_DEADLINE: u64 = 100; // T/2
     pub const LATENCY_WARNING: u64 = 80; // 2T/5
     pub const LEASE: u64 = 140; // 7T/10
-    pub const WATCHDOG: u64 = 20; // T/10
-    pub const SETTLE: u64 = 20; // T/10
+    pub const WATCHDOG_MIN: u64 = 20; // T/10
+    pub const SETTLE: u64 = 120; // 3T/5
     pub const STATEFILE_TIMEOUT: u64 = 200; // T
     pub const DENOMINATOR: u64 = 200;
 }
@@ -71,26 +79,27 @@ mod part {
 // Relations the safety and no-false-fence arguments rely on.
 // Slow storage (every I/O at the deadline) must leave room to kick the watchdog.
 const _: () =
-    assert!(part::LEASE >= part::IO_DEADLINE + part::STATEFILE_INTERVAL + part::WATCHDOG + 10);
-// The watchdog must be kickable several times per watchdog period.
-const _: () = assert!(part::WATCHDOG >= 4 * part::HEARTBEAT_INTERVAL);
+    assert!(part::LEASE >= part::IO_DEADLINE + part::STATEFILE_INTERVAL + part::WATCHDOG_MIN + 10);
+// The watchdog must be kickable several times within its shortest timeout.
+const _: () = assert!(part::WATCHDOG_MIN >= 4 * part::HEARTBEAT_INTERVAL);
 // 10% packet loss must not empty the network view: 8 heartbeats per timeout.
 const _: () = assert!(part::HEARTBEAT_TIMEOUT >= 8 * part::HEARTBEAT_INTERVAL);
 // Latency warnings come before the deadline.
 const _: () = assert!(part::LATENCY_WARNING < part::IO_DEADLINE);
-// A fault must be detected, settled and agreed well before a lease runs out.
-const _: () = assert!(part::HEARTBEAT_TIMEOUT + part::SETTLE < part::LEASE);
+// Survivors ask losers to fence only once every host has had time to notice a
+// hung statefile (so "every host lost it" is not mistaken for a split).
+const _: () = assert!(part::SETTLE > part::IO_DEADLINE + 2 * part::STATEFILE_INTERVAL);
 
 /// Every duration the core uses. Build with [`Timeouts::derive`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     /// The base T everything derives from.
     pub base: Duration,
-    /// Heartbeat send period (T/40).
+    /// Heartbeat send period (T/50).
     pub heartbeat_interval: Duration,
-    /// A peer silent this long drops out of the network view (T/5).
+    /// A peer silent this long drops out of the network view (4T/25).
     pub heartbeat_timeout: Duration,
-    /// Slot write and statefile read period (T/40).
+    /// Slot write and statefile read period (T/50).
     pub statefile_interval: Duration,
     /// An I/O completing later than this does not count (T/2).
     pub io_deadline: Duration,
@@ -98,12 +107,15 @@ pub struct Timeouts {
     pub latency_warning: Duration,
     /// How long one timely slot write keeps this host alive, from its issue (7T/10).
     pub lease: Duration,
-    /// Hardware watchdog timeout (T/10).
-    pub watchdog: Duration,
-    /// How often the watchdog is kicked (T/40).
+    /// Shortest watchdog timeout the core asks for (T/10, >= 1 s for T >= 10 s):
+    /// a kick sets the watchdog to fire at the lease end, and is skipped when
+    /// less than this is left (the previous kick's deadline, earlier, stands).
+    pub watchdog_min: Duration,
+    /// How often the watchdog is kicked (T/50).
     pub kick_interval: Duration,
     /// How long a survival decision must stay the same before survivors ask
-    /// the losers to fence (T/10).
+    /// the losers to fence (3T/5). Only a courtesy: removal waits for the
+    /// lease, not for this.
     pub settle: Duration,
     /// A slot unchanged this long drops out of the statefile view (T).
     pub statefile_timeout: Duration,
@@ -168,7 +180,7 @@ impl Timeouts {
             io_deadline,
             latency_warning: p(part::LATENCY_WARNING),
             lease,
-            watchdog: p(part::WATCHDOG),
+            watchdog_min: p(part::WATCHDOG_MIN),
             kick_interval: p(part::HEARTBEAT_INTERVAL),
             settle: p(part::SETTLE),
             statefile_timeout: p(part::STATEFILE_TIMEOUT),
@@ -181,13 +193,13 @@ impl Timeouts {
 
     /// The relations the safety argument relies on (kept on in release).
     pub fn check(&self) {
-        assert!(self.lease >= self.io_deadline + self.statefile_interval + self.watchdog);
+        assert!(self.lease >= self.io_deadline + self.statefile_interval + self.watchdog_min);
         assert!(self.peers_may_act > self.lease + self.io_deadline);
-        assert!(self.watchdog < self.lease);
-        assert!(self.kick_interval * 4 <= self.watchdog);
+        assert!(self.watchdog_min < self.lease);
+        assert!(self.kick_interval * 4 <= self.watchdog_min);
         assert!(self.heartbeat_timeout >= self.heartbeat_interval * 8);
         assert!(self.latency_warning < self.io_deadline);
-        assert!(self.heartbeat_timeout + self.settle < self.lease);
+        assert!(self.settle > self.io_deadline + self.statefile_interval * 2);
         assert!(self.max_outstanding_writes >= 2 && self.max_outstanding_writes <= 64);
     }
 
@@ -217,12 +229,12 @@ mod tests {
         let t = Timeouts::derive(Duration::from_secs(10)).unwrap();
         assert_eq!(t.lease, Duration::from_millis(7000));
         assert_eq!(t.io_deadline, Duration::from_millis(5000));
-        assert_eq!(t.watchdog, Duration::from_millis(1000));
-        assert_eq!(t.heartbeat_interval, Duration::from_millis(250));
-        assert_eq!(t.heartbeat_timeout, Duration::from_millis(2000));
+        assert_eq!(t.watchdog_min, Duration::from_millis(1000));
+        assert_eq!(t.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(t.heartbeat_timeout, Duration::from_millis(1600));
         // (7 + 5) * 1.01 * 1.01 = 12.2412 s
         assert_eq!(t.peers_may_act, Duration::from_nanos(12_241_200_000));
-        assert_eq!(t.max_outstanding_writes, 21);
+        assert_eq!(t.max_outstanding_writes, 26);
         // The speed goal: a single-host fault is handled within T + 5 s.
         assert!(t.fault_to_shrink_bound() <= Duration::from_secs(15));
     }

@@ -1,0 +1,726 @@
+//! Node-level tests on a tiny deterministic cluster: perfect clocks, one
+//! statefile, fixed latencies, faults switched on by the test. The full
+//! fault-injecting simulator lives in `tests/` (package `ha_tests`); these
+//! tests pin the core's own behaviour and timing.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use sr_heartbeat::statefile::{HostSet, PoolBlock, PoolState, Slot, SlotError};
+use uuid::Uuid;
+
+use super::time::Instant;
+use super::{Action, Config, ControlRequest, Input, IoFailure, Node, StatefileRead, Timeouts};
+
+const T: Duration = Duration::from_secs(10);
+const NET_DELAY: Duration = Duration::from_millis(1);
+const IO_LATENCY: Duration = Duration::from_millis(3);
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Tick(usize),
+    Deliver {
+        to: usize,
+        from: usize,
+        slot: Box<SlotOrd>,
+    },
+    Read {
+        host: usize,
+        request: u64,
+        ok: bool,
+    },
+    Write {
+        host: usize,
+        request: u64,
+        slot: Box<SlotOrd>,
+        ok: bool,
+    },
+    Pool {
+        host: usize,
+        request: u64,
+        block: Box<PoolOrd>,
+        ok: bool,
+    },
+}
+
+/// Wrappers giving the payloads a (meaningless) order for the event heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SlotOrd(Slot);
+impl PartialOrd for SlotOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SlotOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.sequence.cmp(&other.0.sequence)
+    }
+}
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PoolOrd(PoolBlock);
+impl PartialOrd for PoolOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PoolOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.update_seq.cmp(&other.0.update_seq)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Up,
+    Crashed,
+    Fenced,
+    WatchdogFired,
+}
+
+struct Host {
+    node: Option<Node>,
+    life: Life,
+    died_at: Option<Instant>,
+    net_ok: bool,
+    disk_ok: bool,
+    watchdog: Option<Instant>,
+    published: Vec<(Instant, HostSet)>,
+    master_epochs: Vec<u64>,
+    incarnation: u64,
+    io_latency: Duration,
+    warnings: usize,
+    /// Frozen: events for it wait here; its watchdog keeps running.
+    frozen: Option<Vec<Ev>>,
+}
+
+struct Cluster {
+    now: Instant,
+    seq: u64,
+    events: BinaryHeap<Reverse<(Instant, u64, Ev)>>,
+    hosts: Vec<Host>,
+    uuids: Vec<Uuid>,
+    generation: Uuid,
+    slots: Vec<Result<Slot, SlotError>>,
+    pool: PoolBlock,
+    timeouts: Timeouts,
+    armed: bool,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Cluster {
+        Cluster::with(n, T, true)
+    }
+
+    fn with(n: usize, base: Duration, armed: bool) -> Cluster {
+        let uuids: Vec<Uuid> = (0..n)
+            .map(|i| Uuid::from_u128(0x1000 + i as u128))
+            .collect();
+        let mut c = Cluster {
+            now: Instant(1_000_000_000),
+            seq: 0,
+            events: BinaryHeap::new(),
+            hosts: Vec::new(),
+            uuids,
+            generation: Uuid::from_u128(0xabcd),
+            slots: vec![Err(SlotError::NeverWritten); n],
+            pool: PoolBlock {
+                state: PoolState::Init,
+                master: None,
+                master_epoch: 0,
+                update_seq: 0,
+            },
+            timeouts: Timeouts::derive_any(base),
+            armed,
+        };
+        for i in 0..n {
+            c.hosts.push(Host {
+                node: None,
+                life: Life::Crashed,
+                died_at: None,
+                net_ok: true,
+                disk_ok: true,
+                watchdog: None,
+                published: Vec::new(),
+                master_epochs: Vec::new(),
+                incarnation: 0,
+                io_latency: IO_LATENCY,
+                warnings: 0,
+                frozen: None,
+            });
+            c.boot(i);
+        }
+        c
+    }
+
+    fn config(&self, local: usize) -> Config {
+        Config {
+            pool_generation: self.generation,
+            hosts: self.uuids.clone(),
+            local,
+            timeouts: self.timeouts,
+            statefiles: 1,
+            seed: 7 + local as u64,
+            fencing_armed: self.armed,
+            master_candidate: true,
+        }
+    }
+
+    fn boot(&mut self, h: usize) {
+        let node = Node::new(self.config(h), self.now).unwrap();
+        let host = &mut self.hosts[h];
+        host.node = Some(node);
+        host.life = Life::Up;
+        host.watchdog = None;
+        host.incarnation += 1;
+        self.drain(h);
+    }
+
+    fn push(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, ev)));
+    }
+
+    fn kill(&mut self, h: usize, life: Life) {
+        let host = &mut self.hosts[h];
+        if host.life != Life::Up {
+            return;
+        }
+        host.life = life;
+        host.died_at = Some(self.now);
+        host.node = None;
+        host.watchdog = None;
+        host.frozen = None;
+    }
+
+    fn up(&self, h: usize) -> bool {
+        self.hosts[h].life == Life::Up
+    }
+
+    fn handle(&mut self, h: usize, input: Input) {
+        if !self.up(h) {
+            return;
+        }
+        let now = self.now;
+        if let Some(node) = self.hosts[h].node.as_mut() {
+            node.handle(now, input);
+        }
+        self.drain(h);
+    }
+
+    fn drain(&mut self, h: usize) {
+        let now = self.now;
+        loop {
+            let Some(node) = self.hosts[h].node.as_mut() else {
+                return;
+            };
+            let Some(action) = node.poll_action() else {
+                break;
+            };
+            self.perform(h, action);
+            if !self.up(h) {
+                return;
+            }
+        }
+        if let Some(at) = self.hosts[h].node.as_ref().and_then(|n| n.poll_timeout()) {
+            // Right after `Node::new` the first timers are due at once.
+            self.push(at.max(now), Ev::Tick(h));
+        }
+    }
+
+    fn perform(&mut self, h: usize, action: Action) {
+        let now = self.now;
+        let disk_ok = self.hosts[h].disk_ok;
+        let io = self.hosts[h].io_latency;
+        match action {
+            Action::SendHeartbeat { slot } => {
+                for to in 0..self.hosts.len() {
+                    if to != h && self.hosts[h].net_ok && self.hosts[to].net_ok {
+                        let slot = Box::new(SlotOrd(slot.clone()));
+                        self.push(now + NET_DELAY, Ev::Deliver { to, from: h, slot });
+                    }
+                }
+            }
+            Action::WriteSlot { request, slot, .. } => {
+                let slot = Box::new(SlotOrd(slot));
+                self.push(
+                    now + io,
+                    Ev::Write {
+                        host: h,
+                        request,
+                        slot,
+                        ok: disk_ok,
+                    },
+                );
+            }
+            Action::ReadStatefile { request, .. } => {
+                self.push(
+                    now + io,
+                    Ev::Read {
+                        host: h,
+                        request,
+                        ok: disk_ok,
+                    },
+                );
+            }
+            Action::WritePool { request, block, .. } => {
+                let block = Box::new(PoolOrd(block));
+                self.push(
+                    now + io,
+                    Ev::Pool {
+                        host: h,
+                        request,
+                        block,
+                        ok: disk_ok,
+                    },
+                );
+            }
+            Action::ArmWatchdog { until } | Action::KickWatchdog { until } => {
+                assert!(until > now, "watchdog set into the past");
+                self.hosts[h].watchdog = Some(until);
+            }
+            Action::DisarmWatchdog => self.hosts[h].watchdog = None,
+            Action::Fence { .. } => self.kill(h, Life::Fenced),
+            Action::LivesetChanged { liveset } => self.published(h, liveset),
+            Action::MasterChanged { is_master, epoch } => {
+                if is_master {
+                    let host = &mut self.hosts[h];
+                    if let Some(&last) = host.master_epochs.last() {
+                        assert!(epoch > last);
+                    }
+                    host.master_epochs.push(epoch);
+                }
+            }
+            Action::Warning(_) => self.hosts[h].warnings += 1,
+            Action::Reply(_) | Action::Stopped => {}
+        }
+    }
+
+    /// Invariant 1: a host removed from a published liveset is down by then.
+    fn published(&mut self, h: usize, liveset: HostSet) {
+        let previous = self.hosts[h].published.last().map(|&(_, l)| l);
+        if let Some(prev) = previous {
+            for gone in prev.difference(liveset).iter() {
+                // Up again after a reboot is fine as long as that new
+                // incarnation is not a member yet.
+                let member = self.up(gone)
+                    && self.hosts[gone]
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| n.is_member());
+                assert!(
+                    !member,
+                    "host {h} removed {gone} at {} while it is a live member",
+                    self.now
+                );
+                assert!(self.up(gone) || self.hosts[gone].died_at.is_some());
+            }
+        }
+        self.hosts[h].published.push((self.now, liveset));
+    }
+
+    fn step(&mut self) -> bool {
+        let Some(Reverse((at, _, ev))) = self.events.pop() else {
+            return false;
+        };
+        assert!(at >= self.now);
+        // Watchdogs fire on their own, even if the host is frozen.
+        for h in 0..self.hosts.len() {
+            if self.up(h) && self.hosts[h].watchdog.is_some_and(|w| w <= at) {
+                self.now = self.hosts[h].watchdog.unwrap_or(at).max(self.now);
+                self.kill(h, Life::WatchdogFired);
+            }
+        }
+        self.now = at;
+        let target = match &ev {
+            Ev::Tick(h) | Ev::Deliver { to: h, .. } => *h,
+            Ev::Read { host, .. } | Ev::Write { host, .. } | Ev::Pool { host, .. } => *host,
+        };
+        if let Some(stash) = self.hosts[target].frozen.as_mut() {
+            stash.push(ev);
+            return true;
+        }
+        match ev {
+            Ev::Tick(h) => {
+                let due = self.hosts[h].node.as_ref().and_then(|n| n.poll_timeout());
+                if due.is_some_and(|d| d <= at) {
+                    self.handle(h, Input::Tick);
+                }
+            }
+            Ev::Deliver { to, from, slot } => {
+                if self.hosts[to].net_ok && self.hosts[from].net_ok {
+                    self.handle(to, Input::Heartbeat { from, slot: slot.0 });
+                }
+            }
+            Ev::Read { host, request, ok } => {
+                let result = if ok && self.hosts[host].disk_ok {
+                    Ok(StatefileRead {
+                        pool: Ok(self.pool.clone()),
+                        slots: self.slots.clone(),
+                    })
+                } else {
+                    Err(IoFailure::Error("injected".into()))
+                };
+                self.handle(
+                    host,
+                    Input::StatefileRead {
+                        statefile: 0,
+                        request,
+                        result,
+                    },
+                );
+            }
+            Ev::Write {
+                host,
+                request,
+                slot,
+                ok,
+            } => {
+                if !self.up(host) {
+                    return true;
+                }
+                let result = if ok && self.hosts[host].disk_ok {
+                    self.slots[host] = Ok(slot.0);
+                    Ok(())
+                } else {
+                    Err(IoFailure::Error("injected".into()))
+                };
+                self.handle(
+                    host,
+                    Input::SlotWritten {
+                        statefile: 0,
+                        request,
+                        result,
+                    },
+                );
+            }
+            Ev::Pool {
+                host,
+                request,
+                block,
+                ok,
+            } => {
+                if !self.up(host) {
+                    return true;
+                }
+                let result = if ok && self.hosts[host].disk_ok {
+                    self.pool = block.0;
+                    Ok(())
+                } else {
+                    Err(IoFailure::Error("injected".into()))
+                };
+                self.handle(
+                    host,
+                    Input::PoolWritten {
+                        statefile: 0,
+                        request,
+                        result,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self
+            .events
+            .peek()
+            .is_some_and(|Reverse((at, _, _))| *at <= end)
+        {
+            self.step();
+        }
+        self.now = end;
+    }
+
+    fn freeze(&mut self, h: usize) {
+        self.hosts[h].frozen = Some(Vec::new());
+    }
+
+    /// Resume a frozen host: everything that waited is delivered now.
+    fn thaw(&mut self, h: usize) {
+        let now = self.now;
+        for ev in self.hosts[h].frozen.take().unwrap_or_default() {
+            self.push(now, ev);
+        }
+        self.push(now, Ev::Tick(h));
+    }
+
+    fn node(&self, h: usize) -> &Node {
+        self.hosts[h].node.as_ref().expect("host is up")
+    }
+
+    fn liveset(&self, h: usize) -> HostSet {
+        self.node(h).liveset()
+    }
+
+    fn masters(&self) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&h| self.up(h) && self.node(h).is_master())
+            .collect()
+    }
+
+    /// When host `h` first published a liveset without `gone`, after `since`.
+    fn shrink_time(&self, h: usize, gone: usize, since: Instant) -> Option<Duration> {
+        self.hosts[h]
+            .published
+            .iter()
+            .find(|&&(at, l)| at >= since && !l.contains(gone))
+            .map(|&(at, _)| at.saturating_since(since))
+    }
+
+    fn fences(&self) -> usize {
+        self.hosts
+            .iter()
+            .filter(|h| matches!(h.life, Life::Fenced | Life::WatchdogFired))
+            .count()
+    }
+}
+
+fn set(v: &[usize]) -> HostSet {
+    v.iter().copied().collect()
+}
+
+fn formed(n: usize) -> Cluster {
+    let mut c = Cluster::new(n);
+    c.run_for(Duration::from_secs(5));
+    for h in 0..n {
+        assert_eq!(c.liveset(h), HostSet::first_n(n), "host {h} did not join");
+    }
+    assert_eq!(c.masters(), vec![0]);
+    c
+}
+
+#[test]
+fn a_pool_forms_and_elects_the_lowest_index() {
+    let c = formed(3);
+    assert_eq!(c.pool.state, PoolState::Active);
+    assert_eq!(c.pool.master, Some(c.uuids[0]));
+    assert_eq!(c.pool.master_epoch, 1);
+}
+
+#[test]
+fn no_faults_no_fences_for_two_minutes() {
+    let mut c = formed(4);
+    c.run_for(Duration::from_secs(120));
+    assert_eq!(c.fences(), 0);
+    for h in 0..4 {
+        assert_eq!(c.liveset(h), HostSet::first_n(4));
+    }
+}
+
+#[test]
+fn a_crashed_host_is_removed_within_t_plus_five() {
+    let mut c = formed(3);
+    let fault = c.now;
+    c.kill(2, Life::Crashed);
+    c.run_for(Duration::from_secs(30));
+    for h in [0, 1] {
+        assert_eq!(c.liveset(h), set(&[0, 1]));
+        let took = c.shrink_time(h, 2, fault).unwrap();
+        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
+        assert!(took >= c.timeouts.peers_may_act, "took {took:?}");
+    }
+    assert_eq!(c.fences(), 0);
+}
+
+#[test]
+fn the_master_crashes_and_a_new_one_takes_a_higher_epoch() {
+    let mut c = formed(3);
+    c.kill(0, Life::Crashed);
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.masters(), vec![1]);
+    assert_eq!(c.pool.master, Some(c.uuids[1]));
+    assert_eq!(c.pool.master_epoch, 2);
+}
+
+#[test]
+fn a_host_that_loses_only_the_network_fences() {
+    let mut c = formed(3);
+    let fault = c.now;
+    c.hosts[1].net_ok = false;
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.hosts[1].life, Life::Fenced);
+    for h in [0, 2] {
+        assert_eq!(c.liveset(h), set(&[0, 2]));
+        let took = c.shrink_time(h, 1, fault).unwrap();
+        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
+    }
+}
+
+#[test]
+fn a_host_that_loses_only_the_statefile_fences() {
+    let mut c = formed(3);
+    let fault = c.now;
+    c.hosts[2].disk_ok = false;
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.hosts[2].life, Life::Fenced);
+    for h in [0, 1] {
+        assert_eq!(c.liveset(h), set(&[0, 1]));
+        let took = c.shrink_time(h, 2, fault).unwrap();
+        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
+    }
+}
+
+#[test]
+fn every_host_loses_the_statefile_and_nobody_fences() {
+    let mut c = formed(3);
+    for h in 0..3 {
+        c.hosts[h].disk_ok = false;
+    }
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(c.fences(), 0);
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3));
+        assert!(!c.node(h).has_statefile_access());
+    }
+    // The statefile comes back: still nobody fences.
+    for h in 0..3 {
+        c.hosts[h].disk_ok = true;
+    }
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(c.fences(), 0);
+}
+
+#[test]
+fn a_two_host_split_keeps_the_master() {
+    let mut c = formed(2);
+    c.hosts[1].net_ok = false;
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.hosts[1].life, Life::Fenced);
+    assert_eq!(c.liveset(0), set(&[0]));
+    assert_eq!(c.masters(), vec![0]);
+}
+
+#[test]
+fn fencing_disarmed_nobody_fences_and_the_liveset_stays() {
+    let mut c = formed(3);
+    for h in 0..3 {
+        c.handle(h, Input::Control(ControlRequest::DisarmFencing));
+    }
+    c.hosts[2].net_ok = false;
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(c.fences(), 0);
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3));
+    }
+}
+
+#[test]
+fn a_fenced_host_reboots_and_rejoins() {
+    let mut c = formed(3);
+    c.hosts[2].disk_ok = false;
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.hosts[2].life, Life::Fenced);
+    c.hosts[2].disk_ok = true;
+    c.boot(2);
+    c.run_for(Duration::from_secs(10));
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3), "host {h}");
+    }
+    assert_eq!(c.masters(), vec![0]);
+}
+
+#[test]
+fn a_host_rebooting_before_it_was_removed_waits_to_be_removed() {
+    let mut c = formed(3);
+    c.kill(2, Life::Crashed);
+    c.run_for(Duration::from_secs(2));
+    c.boot(2);
+    c.run_for(Duration::from_secs(40));
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3), "host {h}");
+    }
+    assert!(c.hosts[0].published.iter().any(|&(_, l)| !l.contains(2)));
+}
+
+#[test]
+fn a_short_freeze_is_tolerated_and_a_long_one_fences() {
+    let mut c = formed(3);
+    // Freeze host 1 for T/2: its events wait, its watchdog keeps running.
+    c.freeze(1);
+    c.run_for(T / 2);
+    assert!(c.up(1), "watchdog fired during a T/2 freeze");
+    c.thaw(1);
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.fences(), 0);
+    assert_eq!(c.liveset(0), HostSet::first_n(3));
+    // A freeze longer than the lease ends with the watchdog.
+    let fault = c.now;
+    c.freeze(1);
+    c.run_for(T);
+    assert_eq!(c.hosts[1].life, Life::WatchdogFired);
+    let died = c.hosts[1].died_at.unwrap().saturating_since(fault);
+    assert!(died <= c.timeouts.lease, "watchdog fired after {died:?}");
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.liveset(0), set(&[0, 2]));
+    let took = c.shrink_time(0, 1, fault).unwrap();
+    assert!(took <= T + Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn slow_storage_under_half_t_warns_and_does_not_fence() {
+    // Every statefile I/O of every host takes just under T/2.
+    let mut c = formed(3);
+    for h in 0..3 {
+        c.hosts[h].io_latency = T / 2 - Duration::from_millis(20);
+    }
+    c.run_for(Duration::from_secs(120));
+    assert_eq!(c.fences(), 0);
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3));
+        assert!(c.hosts[h].warnings > 0, "host {h} did not warn");
+        assert!(c.node(h).has_statefile_access());
+    }
+    // ...and a crash is still handled, later by at most the I/O latency.
+    let fault = c.now;
+    c.kill(2, Life::Crashed);
+    c.run_for(Duration::from_secs(40));
+    assert_eq!(c.liveset(0), set(&[0, 1]));
+    // Observation, proof read and liveset write each take one slow I/O.
+    let took = c.shrink_time(0, 2, fault).unwrap();
+    let bound = c.timeouts.peers_may_act + T / 2 * 4 + Duration::from_secs(1);
+    assert!(took <= bound, "took {took:?}, bound {bound:?}");
+}
+
+#[test]
+fn sixty_four_hosts_one_crash() {
+    let mut c = Cluster::new(64);
+    c.run_for(Duration::from_secs(5));
+    assert_eq!(c.liveset(5), HostSet::first_n(64));
+    let fault = c.now;
+    c.kill(40, Life::Crashed);
+    c.run_for(Duration::from_secs(20));
+    let took = c.shrink_time(0, 40, fault).unwrap();
+    assert!(took <= T + Duration::from_secs(5), "took {took:?}");
+    assert_eq!(c.fences(), 0);
+}
+
+#[test]
+fn config_errors_are_specific() {
+    let c = Cluster::new(2);
+    let mut cfg = c.config(0);
+    cfg.local = 5;
+    assert!(matches!(
+        Node::new(cfg, Instant(0)),
+        Err(super::ConfigError::LocalOutOfRange { local: 5, hosts: 2 })
+    ));
+    let mut cfg = c.config(0);
+    cfg.hosts.swap(0, 1);
+    assert!(matches!(
+        Node::new(cfg, Instant(0)),
+        Err(super::ConfigError::HostsNotSorted(1))
+    ));
+    let mut cfg = c.config(0);
+    cfg.statefiles = 0;
+    assert!(Node::new(cfg, Instant(0)).is_err());
+}
+
+#[test]
+#[should_panic(expected = "time went backwards")]
+fn time_never_goes_backwards() {
+    let c = Cluster::new(1);
+    let mut n = Node::new(c.config(0), Instant(10)).unwrap();
+    n.handle(Instant(5), Input::Tick);
+}

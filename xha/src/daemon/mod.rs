@@ -5,6 +5,7 @@
 //! control lines) is total: bad input gives a typed error, never a panic.
 
 pub mod config;
+pub mod control;
 pub mod exit;
 pub mod fence;
 pub mod incarnation;

@@ -348,9 +348,15 @@ impl Node {
             self.check_invariants();
             return;
         }
+        // A heartbeat only updates the views; they are evaluated on the next
+        // timer (at most a heartbeat interval later), which keeps a 64-host
+        // pool at O(hosts) work per received packet.
+        let mut evaluate = true;
         match input {
             Input::Tick => {}
-            Input::Heartbeat { from, slot } => self.on_heartbeat(from, slot),
+            Input::Heartbeat { from, slot } => {
+                evaluate = self.on_heartbeat(from, slot);
+            }
             Input::StatefileRead {
                 statefile,
                 request,
@@ -368,7 +374,8 @@ impl Node {
             } => self.on_pool_written(statefile, request, result),
             Input::Control(request) => self.on_control(request),
         }
-        if !self.fenced && !self.stopped {
+        let due = self.timers.next().is_some_and(|at| at <= now);
+        if !self.fenced && !self.stopped && (evaluate || due) {
             self.step();
         }
         self.check_invariants();
@@ -452,9 +459,14 @@ impl Node {
         let heard = self.heard_view();
         let seen = self.seen_view();
         let master_index = self.pool_master_index();
+        let mine = self.current_slot();
         let hosts = (0..self.config.hosts.len())
             .map(|p| {
-                let row = self.row(p);
+                let row = if p == self.config.local {
+                    Some(&mine)
+                } else {
+                    self.row(p)
+                };
                 HostStatus {
                     index: p,
                     uuid: self.config.hosts[p],
@@ -487,21 +499,25 @@ impl Node {
 
     // ----- inputs -------------------------------------------------------
 
-    fn on_heartbeat(&mut self, from: usize, slot: Slot) {
+    /// Record a heartbeat. Returns whether it needs an evaluation at once: a
+    /// fence request for this host.
+    fn on_heartbeat(&mut self, from: usize, slot: Slot) -> bool {
         if from >= self.config.hosts.len()
             || from == self.config.local
             || usize::from(slot.host_index) != from
             || slot.host_uuid != self.config.hosts[from]
         {
-            return;
+            return false;
         }
         let me = self.config.local;
+        let urgent = slot.fence_request && !slot.proposed.contains(me);
         let peer = &mut self.peers[from];
         peer.last_heard = Some(self.now);
         if !slot.starting && !slot.liveset.contains(me) {
             peer.saw_without_me = true;
         }
         peer.net = Some(slot);
+        urgent
     }
 
     fn on_read(&mut self, f: usize, request: u64, result: Result<StatefileRead, IoFailure>) {
@@ -968,18 +984,16 @@ impl Node {
         set
     }
 
-    /// The freshest state of host `p`: its heartbeat or its slot, whichever
+    /// The freshest state of peer `p`: its heartbeat or its slot, whichever
     /// carries the higher sequence (a heartbeat wins a tie: it is the newer
-    /// state of the same write). My own row is my current state.
-    fn row(&self, p: usize) -> Option<Slot> {
-        if p == self.config.local {
-            return Some(self.current_slot());
-        }
+    /// state of the same write). Never called for this host.
+    fn row(&self, p: usize) -> Option<&Slot> {
+        assert_ne!(p, self.config.local, "row() of this host");
         let peer = &self.peers[p];
         match (&peer.net, &peer.disk) {
-            (Some(n), Some(d)) => Some(if n.sequence >= d.sequence { n } else { d }.clone()),
-            (Some(n), None) => Some(n.clone()),
-            (None, Some(d)) => Some(d.clone()),
+            (Some(n), Some(d)) => Some(if n.sequence >= d.sequence { n } else { d }),
+            (Some(n), None) => Some(n),
+            (None, Some(d)) => Some(d),
             (None, None) => None,
         }
     }
@@ -1082,7 +1096,8 @@ impl Node {
 
     /// Every non-starting member of `w` proposes exactly `w`.
     fn agreed(&self, w: HostSet) -> bool {
-        w.iter().all(|p| match self.row(p) {
+        let me = self.config.local;
+        w.iter().filter(|&p| p != me).all(|p| match self.row(p) {
             Some(row) => row.starting || row.proposed == w,
             None => false,
         })
@@ -1328,6 +1343,7 @@ impl Node {
         };
         let known = liveset
             .iter()
+            .filter(|&p| p != me)
             .filter_map(|p| self.row(p).map(|r| r.master_epoch))
             .chain([pool.master_epoch, self.master_epoch]);
         let epoch = master_lock::next_epoch(known);

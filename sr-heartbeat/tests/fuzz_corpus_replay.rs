@@ -16,7 +16,7 @@ use sr_heartbeat::metadata::layout::Layout;
 use sr_heartbeat::metadata::record::DeltaRecord;
 use sr_heartbeat::metadata::snapshot::{encode_snapshot, snapshot_disk_bytes};
 use sr_heartbeat::metadata::superblock::Superblock;
-use sr_heartbeat::statefile::{HostSet, Phase, PoolBlock, PoolState, Slot};
+use sr_heartbeat::statefile::{Header, HostSet, Phase, PoolBlock, PoolState, Slot};
 use uuid::Uuid;
 
 use checks::{FUZZ_GENERATION, TARGETS, fuzz_replay_context};
@@ -59,6 +59,21 @@ fn slot_seeds() -> Vec<Vec<u8>> {
         full.to_bytes(FUZZ_GENERATION),
         fencing.to_bytes(FUZZ_GENERATION),
     ]
+}
+
+fn header_seeds() -> Vec<Vec<u8>> {
+    [(4096, 64, 0), (512, 3, 1_763_000_000_000)]
+        .into_iter()
+        .map(|(sector_size, max_hosts, format_time_ms)| {
+            Header {
+                generation: FUZZ_GENERATION,
+                sector_size,
+                max_hosts,
+                format_time_ms,
+            }
+            .to_bytes()
+        })
+        .collect()
 }
 
 fn pool_block_seeds() -> Vec<Vec<u8>> {
@@ -187,6 +202,7 @@ fn replay_seeds() -> Vec<Vec<u8>> {
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
+        "header" => header_seeds(),
         "slot" => slot_seeds(),
         "pool_block" => pool_block_seeds(),
         "superblock" => superblock_seeds(),
@@ -299,6 +315,9 @@ fn seeds_are_accepted_by_their_decoder() {
     for s in slot_seeds() {
         let pos = u16::from_le_bytes([s[10], s[11]]);
         assert!(Slot::decode(&s, FUZZ_GENERATION, pos).is_ok());
+    }
+    for s in header_seeds() {
+        assert!(Header::decode(&s).is_ok());
     }
     for s in pool_block_seeds() {
         assert!(PoolBlock::decode(&s, FUZZ_GENERATION).is_ok());

@@ -12,7 +12,7 @@ use sr_heartbeat::metadata::record::DeltaRecord;
 use sr_heartbeat::metadata::replay::{ReplayContext, replay_slice};
 use sr_heartbeat::metadata::snapshot::{decode_snapshot, encode_snapshot, snapshot_disk_bytes};
 use sr_heartbeat::metadata::superblock::Superblock;
-use sr_heartbeat::statefile::{PoolBlock, Slot};
+use sr_heartbeat::statefile::{Header, PoolBlock, Slot};
 use uuid::Uuid;
 
 /// Pool generation the slot and pool-block targets decode against (the
@@ -68,6 +68,18 @@ pub fn check_pool_block(data: &[u8]) {
             PoolBlock::decode(&again, FUZZ_GENERATION).as_ref(),
             Ok(&pool),
             "pool block pair check"
+        );
+    }
+}
+
+/// `Header::decode` (the statefile header).
+pub fn check_header(data: &[u8]) {
+    let data = bounded(data);
+    if let Ok(h) = Header::decode(data) {
+        assert_eq!(
+            Header::decode(&h.to_bytes()).as_ref(),
+            Ok(&h),
+            "statefile header pair check"
         );
     }
 }
@@ -167,6 +179,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target: (name = the fuzz target and corpus directory, check).
 pub const TARGETS: &[(&str, Check)] = &[
+    ("header", check_header),
     ("slot", check_slot),
     ("pool_block", check_pool_block),
     ("superblock", check_superblock),

@@ -8,7 +8,7 @@
 //! | line | reply | meaning |
 //! |------|-------|---------|
 //! | `arm <ms>` | `ok` | start the countdown (100 ms ..= 1 h) |
-//! | `kick` | none | restart the countdown |
+//! | `kick` or `kick <ms>` | none | restart the countdown (with a new timeout) |
 //! | `disarm` | `ok` | stop the countdown (fencing disarmed or clean stop) |
 //! | `fence` | `ok` | kill the host now (the `kill-host` fence action) |
 //!
@@ -54,7 +54,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     Arm(Duration),
-    Kick,
+    /// Restart the countdown, with a new timeout when given.
+    Kick(Option<Duration>),
     Disarm,
     Fence,
 }
@@ -72,15 +73,26 @@ pub enum ProtocolError {
     Unknown(String),
     #[error("arm: missing timeout in milliseconds")]
     MissingTimeout,
-    #[error("arm: {0:?} is not a whole number of milliseconds")]
+    #[error("timeout {0:?} is not a whole number of milliseconds")]
     BadTimeout(String),
-    #[error("arm: {ms} ms is outside {MIN_TIMEOUT:?}..={MAX_TIMEOUT:?}")]
+    #[error("timeout {ms} ms is outside {MIN_TIMEOUT:?}..={MAX_TIMEOUT:?}")]
     TimeoutOutOfRange { ms: u64 },
     #[error("{command}: unexpected argument {extra:?}")]
     ExtraArgument {
         command: &'static str,
         extra: String,
     },
+}
+
+fn parse_timeout(arg: &str) -> Result<Duration, ProtocolError> {
+    let ms: u64 = arg
+        .parse()
+        .map_err(|_| ProtocolError::BadTimeout(arg.to_owned()))?;
+    let d = Duration::from_millis(ms);
+    if d < MIN_TIMEOUT || d > MAX_TIMEOUT {
+        return Err(ProtocolError::TimeoutOutOfRange { ms });
+    }
+    Ok(d)
 }
 
 impl Command {
@@ -97,16 +109,12 @@ impl Command {
         let (cmd, name) = match word {
             "arm" => {
                 let arg = words.next().ok_or(ProtocolError::MissingTimeout)?;
-                let ms: u64 = arg
-                    .parse()
-                    .map_err(|_| ProtocolError::BadTimeout(arg.to_owned()))?;
-                let d = Duration::from_millis(ms);
-                if d < MIN_TIMEOUT || d > MAX_TIMEOUT {
-                    return Err(ProtocolError::TimeoutOutOfRange { ms });
-                }
-                (Command::Arm(d), "arm")
+                (Command::Arm(parse_timeout(arg)?), "arm")
             }
-            "kick" => (Command::Kick, "kick"),
+            "kick" => (
+                Command::Kick(words.next().map(parse_timeout).transpose()?),
+                "kick",
+            ),
             "disarm" => (Command::Disarm, "disarm"),
             "fence" => (Command::Fence, "fence"),
             other => return Err(ProtocolError::Unknown(other.chars().take(32).collect())),
@@ -272,7 +280,7 @@ impl Supervision {
                 };
                 Outcome::Reply("ok".into())
             }
-            (Command::Kick, Some(a)) => {
+            (Command::Kick(timeout), Some(a)) => {
                 // A kick after the deadline does not revive the host: the
                 // I/O loop ticks before reading, so this only happens when
                 // both arrive in the same wake-up.
@@ -282,14 +290,14 @@ impl Supervision {
                 self.state = State::Connected {
                     armed: Some(Armed {
                         last_kick: now,
-                        ..a
+                        timeout: timeout.unwrap_or(a.timeout),
                     }),
                 };
                 Outcome::Continue
             }
             // A kick while disarmed is harmless; it gets no reply so the
             // client's request/reply pairing stays intact.
-            (Command::Kick, None) => Outcome::Continue,
+            (Command::Kick(_), None) => Outcome::Continue,
             (Command::Disarm, _) => {
                 self.state = State::Connected { armed: None };
                 Outcome::Reply("ok".into())
@@ -753,7 +761,7 @@ fn kick_loop(
         let mut kicks = 0u64;
         loop {
             std::thread::sleep(interval);
-            w.kick()?;
+            w.kick(timeout)?;
             kicks += 1;
             if disarm_after.is_some_and(|n| kicks >= n) {
                 return w.disarm();
@@ -785,7 +793,15 @@ mod tests {
             Command::parse(b"arm 1500"),
             Ok(Command::Arm(Duration::from_millis(1500)))
         );
-        assert_eq!(Command::parse(b"kick"), Ok(Command::Kick));
+        assert_eq!(Command::parse(b"kick"), Ok(Command::Kick(None)));
+        assert_eq!(
+            Command::parse(b"kick 2500"),
+            Ok(Command::Kick(Some(ms(2500))))
+        );
+        assert_eq!(
+            Command::parse(b"kick 5"),
+            Err(ProtocolError::TimeoutOutOfRange { ms: 5 })
+        );
         assert_eq!(Command::parse(b" disarm "), Ok(Command::Disarm));
         assert_eq!(Command::parse(b"fence"), Ok(Command::Fence));
         assert_eq!(Command::parse(b""), Err(ProtocolError::Empty));
@@ -799,7 +815,7 @@ mod tests {
             Err(ProtocolError::TimeoutOutOfRange { ms: 99 })
         );
         assert!(matches!(
-            Command::parse(b"kick 3"),
+            Command::parse(b"kick 300 3"),
             Err(ProtocolError::ExtraArgument { .. })
         ));
         assert!(matches!(
@@ -835,6 +851,21 @@ mod tests {
             })
         );
         assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_kick_may_shorten_or_lengthen_the_countdown() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        s.line(t0, b"arm 1000");
+        s.line(t0 + ms(500), b"kick 3000");
+        assert_eq!(s.next_deadline(), Some(t0 + ms(3500)));
+        s.line(t0 + ms(600), b"kick 200");
+        assert_eq!(s.next_deadline(), Some(t0 + ms(800)));
+        s.line(t0 + ms(700), b"kick");
+        assert_eq!(s.next_deadline(), Some(t0 + ms(900)));
+        assert!(matches!(s.tick(t0 + ms(900)), Outcome::Fence(_)));
     }
 
     #[test]

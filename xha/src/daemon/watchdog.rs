@@ -84,15 +84,22 @@ pub struct ArmReport {
     pub warnings: Vec<String>,
 }
 
-/// One watchdog. Contract: `arm` once, then `kick` at least every timeout,
-/// then `disarm` only when fencing is disarmed or the daemon stops cleanly.
+/// One watchdog. Contract: `arm` once, then `kick` before the countdown
+/// runs out, then `disarm` only when fencing is disarmed or the daemon stops
+/// cleanly.
+///
+/// Every kick carries its own timeout: the core asks for the watchdog to
+/// fire at its lease end (`Action::KickWatchdog { until }`), so the daemon
+/// passes `until - now`. A backend may round it down (fire earlier), never
+/// up. A kick refused with [`WatchdogError::BadTimeout`] changes nothing:
+/// the countdown of the previous kick, which ends no later, stays in force.
 pub trait Watchdog: Send {
     /// The backend's name as in the configuration (`linux`, `supervisor`, `none`).
     fn backend(&self) -> &'static str;
     /// Start the countdown with `timeout`.
     fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError>;
-    /// Restart the countdown.
-    fn kick(&mut self) -> Result<(), WatchdogError>;
+    /// Restart the countdown so that it runs out after `timeout`.
+    fn kick(&mut self, timeout: Duration) -> Result<(), WatchdogError>;
     /// Stop the countdown cleanly (magic close). Idempotent.
     fn disarm(&mut self) -> Result<(), WatchdogError>;
     /// Whether a countdown is running.
@@ -124,6 +131,10 @@ pub struct LinuxWatchdog {
     /// The device rejected `WDIOC_KEEPALIVE` (not a watchdog driver, e.g. a
     /// FIFO in tests): kick by writing instead, which every driver accepts.
     kick_by_write: bool,
+    /// Whether `WDIOC_SETTIMEOUT` works (false once it failed with ENOTTY).
+    settimeout_supported: bool,
+    /// The timeout last set on the device, in seconds.
+    device_timeout_s: Option<libc::c_int>,
 }
 
 impl LinuxWatchdog {
@@ -134,6 +145,8 @@ impl LinuxWatchdog {
             path: path.to_path_buf(),
             file: None,
             kick_by_write: false,
+            settimeout_supported: true,
+            device_timeout_s: None,
         }
     }
 
@@ -157,18 +170,8 @@ impl LinuxWatchdog {
     }
 }
 
-impl Watchdog for LinuxWatchdog {
-    fn backend(&self) -> &'static str {
-        "linux"
-    }
-
-    fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError> {
-        if self.file.is_some() {
-            return Err(WatchdogError::WrongState {
-                state: "armed",
-                op: "arm",
-            });
-        }
+impl LinuxWatchdog {
+    fn check_timeout(timeout: Duration) -> Result<libc::c_int, WatchdogError> {
         let min = Duration::from_secs(1);
         if timeout < min || timeout > LINUX_MAX_TIMEOUT {
             return Err(WatchdogError::BadTimeout {
@@ -177,48 +180,53 @@ impl Watchdog for LinuxWatchdog {
                 max: LINUX_MAX_TIMEOUT,
             });
         }
-        // Opening starts the countdown with the driver's default timeout.
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(|source| WatchdogError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
-        let fd = file.as_raw_fd();
-        self.file = Some(file);
-        let mut report = ArmReport::default();
         // Whole seconds, rounded down: firing early is safe, late is not.
-        let requested = timeout.as_secs() as libc::c_int;
-        let mut secs: libc::c_int = requested;
-        // SAFETY: `fd` is an open descriptor owned by `self.file`, and
-        // `secs` is a valid, writable c_int for the duration of the call, as
-        // WDIOC_SETTIMEOUT requires.
-        match unsafe { wdioc_settimeout(fd, &mut secs) } {
-            Ok(_) => {
-                let effective = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
-                report.effective_timeout = Some(effective);
-                if secs > requested {
-                    report.warnings.push(format!(
-                        "watchdog {}: asked for {requested} s, the device runs with {secs} s: a hung host lives longer than the timeline assumes",
-                        self.path.display()
-                    ));
-                }
-            }
-            Err(e) => report.warnings.push(format!(
-                "watchdog {}: WDIOC_SETTIMEOUT failed ({e}); the device keeps its own timeout",
-                self.path.display()
-            )),
-        }
-        for w in &report.warnings {
-            tracing::warn!("{w}");
-        }
-        self.kick()?;
-        tracing::info!(device = %self.path.display(), ?timeout, "watchdog armed");
-        Ok(report)
+        Ok(timeout.as_secs() as libc::c_int)
     }
 
-    fn kick(&mut self) -> Result<(), WatchdogError> {
+    /// `WDIOC_SETTIMEOUT`, which also pings an active watchdog. Returns
+    /// `false` when nothing was set (same timeout as before, or the device
+    /// does not support it): then the caller pings.
+    fn set_timeout(&mut self, requested: libc::c_int) -> Result<bool, WatchdogError> {
+        if !self.settimeout_supported || self.device_timeout_s == Some(requested) {
+            return Ok(false);
+        }
+        let Some(f) = self.file.as_ref() else {
+            return Err(WatchdogError::WrongState {
+                state: "not armed",
+                op: "set timeout",
+            });
+        };
+        let mut secs: libc::c_int = requested;
+        // SAFETY: the descriptor is open (owned by `self.file`) and `secs`
+        // is a valid, writable c_int for the duration of the call, as
+        // WDIOC_SETTIMEOUT requires.
+        match unsafe { wdioc_settimeout(f.as_raw_fd(), &mut secs) } {
+            Ok(_) => {
+                if secs > requested {
+                    tracing::warn!(
+                        device = %self.path.display(),
+                        "asked for a {requested} s watchdog, the device runs with {secs} s: a hung host lives longer than the timeline assumes"
+                    );
+                }
+                // Remember what was asked, so an unchanged request is a
+                // plain keepalive.
+                self.device_timeout_s = Some(requested);
+                Ok(true)
+            }
+            Err(Errno::ENOTTY | Errno::EINVAL | Errno::EOPNOTSUPP) => {
+                tracing::warn!(
+                    device = %self.path.display(),
+                    "WDIOC_SETTIMEOUT not supported; the device keeps its own timeout"
+                );
+                self.settimeout_supported = false;
+                Ok(false)
+            }
+            Err(e) => Err(self.device_err("WDIOC_SETTIMEOUT", e.into())),
+        }
+    }
+
+    fn keepalive(&mut self) -> Result<(), WatchdogError> {
         let Some(f) = self.file.as_ref() else {
             return Err(WatchdogError::WrongState {
                 state: "not armed",
@@ -243,6 +251,59 @@ impl Watchdog for LinuxWatchdog {
         }
         // Any byte but 'V' is a keepalive (and clears a pending magic close).
         self.write_byte(b'\n', "keepalive write")
+    }
+}
+
+impl Watchdog for LinuxWatchdog {
+    fn backend(&self) -> &'static str {
+        "linux"
+    }
+
+    fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError> {
+        if self.file.is_some() {
+            return Err(WatchdogError::WrongState {
+                state: "armed",
+                op: "arm",
+            });
+        }
+        let secs = Self::check_timeout(timeout)?;
+        // Opening starts the countdown with the driver's default timeout;
+        // ours is set at once.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(|source| WatchdogError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.file = Some(file);
+        self.device_timeout_s = None;
+        let mut report = ArmReport::default();
+        if self.set_timeout(secs)? {
+            report.effective_timeout = Some(Duration::from_secs(secs as u64));
+        } else {
+            report.warnings.push(format!(
+                "watchdog {}: the device does not take a timeout (WDIOC_SETTIMEOUT); it keeps its own",
+                self.path.display()
+            ));
+            self.keepalive()?;
+        }
+        tracing::info!(device = %self.path.display(), ?timeout, "watchdog armed");
+        Ok(report)
+    }
+
+    fn kick(&mut self, timeout: Duration) -> Result<(), WatchdogError> {
+        if self.file.is_none() {
+            return Err(WatchdogError::WrongState {
+                state: "not armed",
+                op: "kick",
+            });
+        }
+        let secs = Self::check_timeout(timeout)?;
+        if self.set_timeout(secs)? {
+            return Ok(());
+        }
+        self.keepalive()
     }
 
     fn disarm(&mut self) -> Result<(), WatchdogError> {
@@ -318,7 +379,7 @@ impl Watchdog for NoWatchdog {
             warnings: vec!["no watchdog: a hung host keeps running".into()],
         })
     }
-    fn kick(&mut self) -> Result<(), WatchdogError> {
+    fn kick(&mut self, _timeout: Duration) -> Result<(), WatchdogError> {
         if !self.armed {
             return Err(WatchdogError::WrongState {
                 state: "not armed",
@@ -470,14 +531,22 @@ impl Watchdog for SupervisorWatchdog {
         })
     }
 
-    fn kick(&mut self) -> Result<(), WatchdogError> {
+    fn kick(&mut self, timeout: Duration) -> Result<(), WatchdogError> {
         if !self.armed {
             return Err(WatchdogError::WrongState {
                 state: "not armed",
                 op: "kick",
             });
         }
-        self.send("kick", "kick")
+        let (min, max) = (
+            super::supervisor::MIN_TIMEOUT,
+            super::supervisor::MAX_TIMEOUT,
+        );
+        if timeout < min || timeout > max {
+            return Err(WatchdogError::BadTimeout { timeout, min, max });
+        }
+        // Whole milliseconds, rounded down.
+        self.send(&format!("kick {}", timeout.as_millis()), "kick")
     }
 
     fn disarm(&mut self) -> Result<(), WatchdogError> {
@@ -515,7 +584,10 @@ mod tests {
             got
         });
         let mut w = LinuxWatchdog::new(&fifo);
-        assert!(matches!(w.kick(), Err(WatchdogError::WrongState { .. })));
+        assert!(matches!(
+            w.kick(Duration::from_secs(2)),
+            Err(WatchdogError::WrongState { .. })
+        ));
         assert!(matches!(
             w.arm(Duration::from_millis(500)),
             Err(WatchdogError::BadTimeout { .. })
@@ -525,8 +597,12 @@ mod tests {
         assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
         assert!(report.warnings[0].contains("WDIOC_SETTIMEOUT"));
         assert!(w.is_armed());
-        w.kick().unwrap();
-        w.kick().unwrap();
+        w.kick(Duration::from_millis(1500)).unwrap();
+        w.kick(Duration::from_secs(7)).unwrap();
+        assert!(matches!(
+            w.kick(Duration::from_millis(999)),
+            Err(WatchdogError::BadTimeout { .. })
+        ));
         w.disarm().unwrap();
         assert!(!w.is_armed());
         w.disarm().unwrap();
@@ -582,9 +658,9 @@ mod tests {
     #[test]
     fn none_backend_counts_kicks() {
         let mut w = NoWatchdog::new();
-        assert!(w.kick().is_err());
+        assert!(w.kick(Duration::from_secs(1)).is_err());
         w.arm(Duration::from_secs(1)).unwrap();
-        w.kick().unwrap();
+        w.kick(Duration::from_secs(1)).unwrap();
         assert_eq!(w.kicks(), 1);
         w.disarm().unwrap();
         assert!(!w.is_armed());

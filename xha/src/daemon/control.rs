@@ -332,6 +332,9 @@ pub struct TimeoutsReport {
     pub io_deadline_ms: u64,
     pub latency_warning_ms: u64,
     pub lease_ms: u64,
+    pub watchdog_min_ms: u64,
+    pub kick_interval_ms: u64,
+    pub settle_ms: u64,
     pub peers_may_act_ms: u64,
 }
 
@@ -350,6 +353,9 @@ impl From<&Timeouts> for TimeoutsReport {
             io_deadline_ms: ms(t.io_deadline),
             latency_warning_ms: ms(t.latency_warning),
             lease_ms: ms(t.lease),
+            watchdog_min_ms: ms(t.watchdog_min),
+            kick_interval_ms: ms(t.kick_interval),
+            settle_ms: ms(t.settle),
             peers_may_act_ms: ms(t.peers_may_act),
         }
     }

@@ -87,6 +87,7 @@ macro_rules! on_every_device {
 on_every_device!(
     round_trip_through_snapshots,
     torn_appends_are_ignored,
+    inspection_reports_every_problem,
     rewritten_record_does_not_resurrect_the_old_tail,
     crash_during_snapshot_keeps_the_old_state,
     torn_superblock_falls_back,

@@ -12,10 +12,12 @@
 //! Modules: [`layout`] (where things are), [`superblock`], [`snapshot`],
 //! [`record`] (encoders and decoders), [`replay`] (the pure replay rule),
 //! [`io`] (what a device must offer), [`device`] (that, for `BlockDevice`
-//! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write).
+//! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write),
+//! [`inspect`] (a read-only report for `dump` and `check`).
 
 pub mod device;
 pub mod error;
+pub mod inspect;
 pub mod io;
 pub mod layout;
 mod le;
@@ -27,6 +29,7 @@ pub mod volume;
 
 pub use device::ThreadedIo;
 pub use error::DecodeError;
+pub use inspect::{MetadataInspection, inspect};
 pub use io::{Deadlines, IoClass, IoFailure, MetaIo};
 pub use layout::{BLOCK, Layout, LayoutError, STANDARD_VOLUME_BYTES};
 pub use record::DeltaRecord;

@@ -168,6 +168,11 @@ fn check_device<I: MetaIo>(io: &I, layout: &Layout) -> Result<(), MetaError> {
     Ok(())
 }
 
+/// Reads and decodes both superblock slots (for inspection tools).
+pub fn read_superblock_pair<I: MetaIo>(io: &mut I) -> Result<SuperblockPair, MetaError> {
+    read_superblocks(io)
+}
+
 fn read_superblocks<I: MetaIo>(io: &mut I) -> Result<SuperblockPair, MetaError> {
     let buf = io
         .read(SUPERBLOCK_OFFSETS[0], 2 * BLOCK, IoClass::Read)
@@ -181,7 +186,14 @@ fn read_superblocks<I: MetaIo>(io: &mut I) -> Result<SuperblockPair, MetaError> 
     Ok(pair)
 }
 
-/// The newest valid superblock, or why there is none.
+/// The newest valid superblock and the other slot's error, or why there is
+/// none (`NotFormatted`, `NoValidSuperblock`).
+pub fn newest_superblock(
+    pair: &SuperblockPair,
+) -> Result<(Superblock, Option<DecodeError>), MetaError> {
+    newest(pair)
+}
+
 fn newest(pair: &SuperblockPair) -> Result<(Superblock, Option<DecodeError>), MetaError> {
     if let Some(sb) = pair.newest() {
         let other = &pair.slots[1 - sb.slot()];
@@ -347,6 +359,16 @@ fn recover_log<I: MetaIo>(
             other_slot_error,
         },
     })
+}
+
+/// Recovers the state committed by `sb` (read-only): the snapshot it names
+/// and the deltas after it.
+pub fn recover_with<I: MetaIo>(
+    io: &mut I,
+    sb: Superblock,
+    other_slot_error: Option<DecodeError>,
+) -> Result<Recovered, MetaError> {
+    Ok(recover_log(io, sb, other_slot_error)?.public)
 }
 
 /// A formatted metadata volume, opened for reading.

@@ -216,6 +216,59 @@ pub fn rewritten_record_does_not_resurrect_the_old_tail<D: Disk>(d: &D) {
     assert_eq!(r.stop, ReplayStop::BrokenChain { sequence: 3 });
 }
 
+/// The read-only inspection used by the tool reports each problem in a line.
+pub fn inspection_reports_every_problem<D: Disk>(d: &D) {
+    use sr_heartbeat::metadata::inspect;
+    // Blank device: not formatted.
+    let mut io = d.io();
+    let blank = io.alloc(2 * BLOCK).unwrap();
+    io.write(0, blank, IoClass::FormatWrite).unwrap();
+    let i = inspect(&mut d.io()).unwrap();
+    assert!(
+        i.problems[0].contains("not a metadata volume"),
+        "{:?}",
+        i.problems
+    );
+    assert_eq!(i.log, None);
+    // Healthy.
+    fresh(d);
+    let mut w = writer(d, 2);
+    for p in [b"a", b"b", b"c"] {
+        w.append_delta(p).unwrap();
+    }
+    drop(w);
+    let i = inspect(&mut d.io()).unwrap();
+    assert!(i.problems.is_empty(), "{:?}", i.problems);
+    let log = i.log.clone().unwrap();
+    assert_eq!(
+        (log.deltas, log.last_seq, log.epoch, log.clean),
+        (3, 3, 2, true)
+    );
+    assert_eq!(i.layout, Some(small_layout()));
+    assert!(serde_json::to_string(&i).unwrap().contains("\"deltas\":3"));
+    // A rotten record and a rotten superblock slot: two problems.
+    flip_byte(
+        &mut d.io(),
+        small_layout().delta_offset(0) + BLOCK as u64,
+        64,
+    );
+    let older = 1 - i.in_force.unwrap();
+    flip_byte(&mut d.io(), SUPERBLOCK_OFFSETS[older], 40);
+    let i = inspect(&mut d.io()).unwrap();
+    assert_eq!(i.problems.len(), 2, "{:?}", i.problems);
+    assert!(
+        i.problems
+            .iter()
+            .any(|p| p.contains("torn or corrupt record"))
+    );
+    assert!(
+        i.problems
+            .iter()
+            .any(|p| p.contains(&format!("slot {older}")))
+    );
+    assert_eq!(i.log.unwrap().deltas, 1);
+}
+
 pub fn crash_during_snapshot_keeps_the_old_state<D: Disk>(d: &D) {
     let sector = d.io().sector_size();
     // (writes that land before the crash, how the crashing one lands):

@@ -753,6 +753,26 @@ mod tests {
         assert!(parse_server_line(r#"{"ok":true,"extra":1}"#).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// Arbitrary bytes, and arbitrary JSON objects built from the known
+        /// keys, never panic the parser.
+        #[test]
+        fn parser_is_total(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = parse_request(&bytes);
+        }
+
+        #[test]
+        fn parser_is_total_on_near_requests(
+            name in proptest::sample::select(&["query-liveset", "propose-master", "set-pool-state", "stop", "x"][..]),
+            key in proptest::sample::select(&["value", "state", "id", "request", "other"][..]),
+            value in proptest::sample::select(&["true", "1", "-1", "\"init\"", "null", "[]", "{}", "1e400", "18446744073709551616"][..]),
+        ) {
+            let line = format!(r#"{{"request":"{name}","{key}":{value}}}"#);
+            let _ = parse_request(line.as_bytes());
+        }
+    }
+
     #[test]
     fn latency_tracks_last_min_max() {
         let mut l = Latency::default();

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod control_server;
 pub mod exit;
 pub mod fence;
 pub mod incarnation;

@@ -24,26 +24,33 @@ pub struct LoopDevice {
 }
 
 impl LoopDevice {
+    /// Retries a few times: parallel tests attaching at once may race for
+    /// the same free loop device.
     pub fn attach(image: &Path, sector_size: usize) -> LoopDevice {
-        let out = Command::new("losetup")
-            .args([
-                "--find",
-                "--show",
-                "--sector-size",
-                &sector_size.to_string(),
-            ])
-            .arg(image)
-            .output()
-            .expect("run losetup");
-        assert!(
-            out.status.success(),
-            "losetup --sector-size {sector_size} {}: {}",
-            image.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        LoopDevice {
-            path: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let out = Command::new("losetup")
+                .args([
+                    "--find",
+                    "--show",
+                    "--sector-size",
+                    &sector_size.to_string(),
+                ])
+                .arg(image)
+                .output()
+                .expect("run losetup");
+            if out.status.success() {
+                return LoopDevice {
+                    path: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+                };
+            }
+            last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            std::thread::sleep(std::time::Duration::from_millis(100 * (attempt + 1)));
         }
+        panic!(
+            "losetup --sector-size {sector_size} {}: {last}",
+            image.display()
+        );
     }
 }
 

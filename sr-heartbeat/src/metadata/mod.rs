@@ -10,10 +10,10 @@
 //! layout is in `docs/on-disk-format.md` ("Metadata volume").
 //!
 //! Modules: [`layout`] (where things are), [`superblock`], [`snapshot`],
-//! [`record`] (encoders and decoders), [`replay`] (the pure replay rule),
+//! [`record`] (encoders and decoders), [`replay`](mod@replay) (the pure replay rule),
 //! [`io`] (what a device must offer), [`device`] (that, for `BlockDevice`
 //! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write),
-//! [`inspect`] (a read-only report for `dump` and `check`).
+//! [`inspect`](mod@inspect) (a read-only report for `dump` and `check`).
 
 pub mod device;
 pub mod error;

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use sr_heartbeat::io::{BlockDevice, BlockIo, DeadlineIo, IoError, LatencyStats, OpenMode};
+use sr_heartbeat::metadata::MetadataInspection;
+use sr_heartbeat::metadata::superblock::SUPERBLOCK_MAGIC;
 use sr_heartbeat::statefile::header::HEADER_SIZE;
 use sr_heartbeat::statefile::{
     HEADER_MAGIC, Header, HeaderError, HostSet, Inspection, MAX_HOSTS_LIMIT, Phase, STATEFILE_SIZE,
@@ -47,14 +49,24 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Print the header, pool block and every slot of a statefile.
+    /// Format PATH as a 256 MiB metadata volume (pool database redo log). A
+    /// regular file that does not exist or is empty is created at 256 MiB; a
+    /// non-blank device is refused unless --force.
+    FormatMetadata {
+        path: PathBuf,
+        /// Overwrite a device that holds something.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a statefile (header, pool block, every slot) or a metadata
+    /// volume (superblocks, snapshot, log); the kind is read from the magic.
     Dump {
         path: PathBuf,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
-    /// Check a statefile; exit 1 and list the problems if there are any.
+    /// Check a statefile or metadata volume; exit 1 and list the problems.
     Check { path: PathBuf },
     /// Format a statefile in a temporary directory, heartbeat three hosts
     /// through the deadline I/O path, dump it and print the I/O latencies.
@@ -76,6 +88,7 @@ fn main() -> ExitCode {
             hosts,
             force,
         } => format_statefile(&path, pool_uuid, hosts, force),
+        Command::FormatMetadata { path, force } => format_metadata(&path, force),
         Command::Dump { path, json } => dump(&path, json),
         Command::Check { path } => check(&path),
         Command::Demo { dir } => demo(dir.as_deref()),
@@ -136,18 +149,26 @@ fn prepare_file(path: &Path, size: u64) -> Res<bool> {
     }
 }
 
-/// What block 0 says about the device, for refusing to overwrite it.
-fn describe_existing(block0: &[u8]) -> Option<String> {
-    if block0.iter().all(|&b| b == 0) {
+/// What the first two blocks say about the device, for refusing to
+/// overwrite it: `None` when both are all zero. Two blocks, because a
+/// metadata volume may have written only its second superblock slot.
+fn describe_existing(blocks: &[u8]) -> Option<String> {
+    if blocks.iter().all(|&b| b == 0) {
         return None;
     }
-    let magic = u64::from_le_bytes(block0[..8].try_into().unwrap_or([0; 8]));
-    if magic == sr_heartbeat::metadata::superblock::SUPERBLOCK_MAGIC {
+    let magic_at = |at: usize| {
+        let mut m = [0u8; 8];
+        m.copy_from_slice(&blocks[at..at + 8]);
+        u64::from_le_bytes(m)
+    };
+    if magic_at(0) == SUPERBLOCK_MAGIC || magic_at(HEADER_SIZE) == SUPERBLOCK_MAGIC {
         return Some("holds an HA metadata volume".into());
     }
-    Some(match Header::decode(block0) {
+    Some(match Header::decode(&blocks[..HEADER_SIZE]) {
         Ok(h) => format!("holds an HA statefile (generation {})", h.generation),
-        Err(HeaderError::BadMagic { .. }) => "is not blank (it holds data of another kind)".into(),
+        Err(HeaderError::BadMagic { .. } | HeaderError::NotFormatted) => {
+            "is not blank (it holds data of another kind)".into()
+        }
         Err(e) => format!("holds a damaged HA statefile ({e})"),
     })
 }
@@ -156,8 +177,8 @@ fn refuse_unless_blank(dev: &BlockDevice, force: bool) -> Res<()> {
     if force {
         return Ok(());
     }
-    let block0 = dev.read(0, HEADER_SIZE).map_err(|e| e.to_string())?;
-    match describe_existing(&block0) {
+    let blocks = dev.read(0, 2 * HEADER_SIZE).map_err(|e| e.to_string())?;
+    match describe_existing(&blocks) {
         None => Ok(()),
         Some(what) => Err(format!(
             "{}: {what}; refusing to overwrite it without --force",
@@ -194,25 +215,109 @@ fn format_statefile(path: &Path, pool: Uuid, hosts: usize, force: bool) -> Res<E
     result
 }
 
-/// Open read-only and make sure block 0 is a statefile header (or a damaged
-/// one: `check` must still report it), never a foreign file.
-fn inspect_path(path: &Path) -> Res<Inspection> {
-    let dev = open_device(path, OpenMode::ReadOnly, STATEFILE_SIZE)?;
-    let block0 = dev.read(0, HEADER_SIZE).map_err(|e| e.to_string())?;
-    let magic = u64::from_le_bytes(block0[..8].try_into().unwrap_or([0; 8]));
-    if magic == sr_heartbeat::metadata::superblock::SUPERBLOCK_MAGIC {
-        return Err(format!(
-            "{}: is an HA metadata volume, not a statefile (dump and check read statefiles)",
-            path.display()
-        ));
+fn format_metadata(path: &Path, force: bool) -> Res<ExitCode> {
+    use sr_heartbeat::metadata::{MetadataVolume, STANDARD_VOLUME_BYTES};
+    let created = prepare_file(path, STANDARD_VOLUME_BYTES)?;
+    let result = (|| {
+        let dev = open_device(path, OpenMode::ReadWrite, STANDARD_VOLUME_BYTES)?;
+        refuse_unless_blank(&dev, force)?;
+        let vol = MetadataVolume::format(dev).map_err(|e| e.to_string())?;
+        println!(
+            "formatted {} as a metadata volume: volume uuid {}",
+            path.display(),
+            vol.superblock().volume_uuid
+        );
+        Ok(ExitCode::SUCCESS)
+    })();
+    if result.is_err() && created {
+        // Undo our own creation only: the file did not exist (or was empty).
+        let _ = std::fs::remove_file(path);
     }
-    if magic != HEADER_MAGIC {
-        let why = Header::decode(&block0)
-            .err()
-            .map_or_else(String::new, |e| e.to_string());
-        return Err(format!("{}: {why}", path.display()));
+    result
+}
+
+/// What `dump` and `check` found on a device.
+enum Found {
+    Statefile(Inspection),
+    Metadata(Box<MetadataInspection>),
+}
+
+/// Open read-only and tell a statefile from a metadata volume by magic
+/// (either superblock slot for a metadata volume, so a damaged first one is
+/// still recognised); anything else is refused with the reason.
+fn inspect_path(path: &Path) -> Res<Found> {
+    let mut dev = open_device(path, OpenMode::ReadOnly, STATEFILE_SIZE)?;
+    let blocks = dev.read(0, 2 * HEADER_SIZE).map_err(|e| e.to_string())?;
+    let magic_at = |at: usize| {
+        let mut m = [0u8; 8];
+        m.copy_from_slice(&blocks[at..at + 8]);
+        u64::from_le_bytes(m)
+    };
+    if magic_at(0) == HEADER_MAGIC {
+        return inspect(&dev)
+            .map(Found::Statefile)
+            .map_err(|e| e.to_string());
     }
-    inspect(&dev).map_err(|e| e.to_string())
+    if magic_at(0) == SUPERBLOCK_MAGIC || magic_at(HEADER_SIZE) == SUPERBLOCK_MAGIC {
+        return sr_heartbeat::metadata::inspect(&mut dev)
+            .map(|m| Found::Metadata(Box::new(m)))
+            .map_err(|e| e.to_string());
+    }
+    let why = match Header::decode(&blocks[..HEADER_SIZE]) {
+        Err(HeaderError::BadMagic { found }) => format!(
+            "not an HA statefile or metadata volume (bad magic {found:#018x}, expected \"XHASTATE\" or \"XHAMETA\")"
+        ),
+        Err(e) => e.to_string(),
+        Ok(_) => "unrecognised content".into(),
+    };
+    Err(format!("{}: {why}", path.display()))
+}
+
+fn print_metadata(path: &Path, m: &MetadataInspection) {
+    println!(
+        "metadata volume {} ({} bytes, {}-byte sectors)",
+        path.display(),
+        m.size_bytes,
+        m.sector_size
+    );
+    println!("volume uuid: {}", m.volume_uuid.as_deref().unwrap_or("-"));
+    for (i, sb) in m.slots.iter().enumerate() {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        println!(
+            "superblock {i}: {}, generation {}, epoch {}, active half {}, snapshot {}{}",
+            sb.status,
+            opt(sb.generation),
+            opt(sb.epoch),
+            sb.active_half.map_or("-".to_string(), |v| v.to_string()),
+            opt(sb.snapshot_id),
+            if m.in_force == Some(i) {
+                "  (in force)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(layout) = &m.layout {
+        println!("layout: {layout:?}");
+    }
+    match &m.log {
+        Some(log) => println!(
+            "log: half {}, snapshot {} ({} bytes, base seq {}), {} delta(s) to seq {}, epoch {}, stopped at: {}{}",
+            log.half,
+            log.snapshot_id,
+            log.snapshot_bytes,
+            log.snapshot_base_seq,
+            log.deltas,
+            log.last_seq,
+            log.epoch,
+            log.stop,
+            if log.clean { "" } else { " (NOT clean)" }
+        ),
+        None => println!("log: -"),
+    }
+    for p in &m.problems {
+        println!("problem: {p}");
+    }
 }
 
 fn hex(set: HostSet) -> String {
@@ -374,25 +479,52 @@ fn to_json(ins: &Inspection) -> Value {
 }
 
 fn dump(path: &Path, as_json: bool) -> Res<ExitCode> {
-    let ins = inspect_path(path)?;
-    if as_json {
-        let text = serde_json::to_string_pretty(&to_json(&ins)).map_err(|e| e.to_string())?;
-        println!("{text}");
-    } else {
-        print_table(&ins);
-    }
+    let value = match inspect_path(path)? {
+        Found::Statefile(ins) if as_json => to_json(&ins),
+        Found::Statefile(ins) => {
+            print_table(&ins);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Found::Metadata(m) if as_json => {
+            let mut v = serde_json::to_value(&*m).map_err(|e| e.to_string())?;
+            if let Value::Object(map) = &mut v {
+                map.insert("kind".into(), json!("metadata"));
+                map.insert("path".into(), json!(path));
+            }
+            v
+        }
+        Found::Metadata(m) => {
+            print_metadata(path, &m);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+    println!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &Path) -> Res<ExitCode> {
-    let ins = inspect_path(path)?;
-    let problems = ins.problems();
+    let (problems, summary) = match inspect_path(path)? {
+        Found::Statefile(ins) => {
+            let written = ins
+                .read
+                .as_ref()
+                .map_or(0, |r| r.slots.iter().filter(|s| s.is_ok()).count());
+            (
+                ins.problems(),
+                format!("statefile ok ({written} slot(s) in use)"),
+            )
+        }
+        Found::Metadata(m) => {
+            let deltas = m.log.as_ref().map_or(0, |l| l.deltas);
+            (
+                m.problems.clone(),
+                format!("metadata volume ok ({deltas} delta(s) after the snapshot)"),
+            )
+        }
+    };
     if problems.is_empty() {
-        let written = ins
-            .read
-            .as_ref()
-            .map_or(0, |r| r.slots.iter().filter(|s| s.is_ok()).count());
-        println!("{}: ok ({written} slot(s) in use)", path.display());
+        println!("{}: {summary}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {

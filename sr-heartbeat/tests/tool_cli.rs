@@ -281,7 +281,7 @@ fn bad_inputs(dir: &Path, sub: &str) -> Vec<(PathBuf, &'static str)> {
         (missing, "No such file or directory"),
         (small, "too small: need 4194304 bytes, have 100000"),
         (unaligned, "not a multiple of the 4096-byte sector"),
-        (foreign, "not an HA statefile (bad magic"),
+        (foreign, "not an HA statefile or metadata volume (bad magic"),
         (fifo, "is a FIFO"),
     ]
 }
@@ -343,4 +343,50 @@ fn tool_demo_runs_and_cleans_up() {
     assert!(out.stdout.contains("removed "), "{}", out.stdout);
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read_dir").collect();
     assert!(left.is_empty(), "demo left {left:?}");
+}
+
+#[test]
+fn tool_metadata_volume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("meta");
+    let out = tool(&["format-metadata", p(&path)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::metadata(&path).expect("created").len(), 256 << 20);
+
+    let out = tool(&["dump", p(&path)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("metadata volume "), "{}", out.stdout);
+    assert!(out.stdout.contains("(in force)"), "{}", out.stdout);
+    let out = tool(&["dump", "--json", p(&path)]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["kind"], "metadata");
+    assert_eq!(v["problems"].as_array().map(Vec::len), Some(0));
+    let out = tool(&["check", p(&path)]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    // Neither format overwrites it without --force.
+    refused(
+        &["format-metadata", p(&path)],
+        &path,
+        "holds an HA metadata volume",
+    );
+    let pool = Uuid::new_v4().to_string();
+    refused(
+        &["format-statefile", p(&path), "--pool-uuid", &pool],
+        &path,
+        "holds an HA metadata volume",
+    );
+    // A statefile is not a metadata volume: refused, not overwritten.
+    let sf = dir.path().join("sf");
+    assert_eq!(format(&sf, Uuid::new_v4()).code, 0);
+    refused(&["format-metadata", p(&sf)], &sf, "too small");
+
+    // Damage the superblock in force: check lists it and exits 1.
+    let v: serde_json::Value =
+        serde_json::from_str(&tool(&["dump", "--json", p(&path)]).stdout).expect("json");
+    let slot = v["in_force"].as_u64().expect("in_force");
+    flip(&path, slot * 4096 + 20);
+    let out = tool(&["check", p(&path)]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("problem(s)"), "{}", out.stdout);
 }

@@ -1155,7 +1155,8 @@ impl Node {
         self.timers.set(Timer::SlotWrite, self.now);
     }
 
-    /// Add hosts that ask to join and that I see fully.
+    /// Add hosts that ask to join, or that other members admitted, and that
+    /// I see fully (growing is always safe: only removal needs proof).
     fn admit_joiners(&mut self) {
         if self.pending_liveset.is_some() || !self.access {
             return;
@@ -1167,12 +1168,12 @@ impl Node {
         let joiners: HostSet = (0..self.config.hosts.len())
             .filter(|&j| !liveset.contains(j) && heard.contains(j) && seen.contains(j))
             .filter(|&j| {
+                // A host asking to join, or a member that another member
+                // admitted and that counts me in (livesets converge).
                 self.row(j).is_some_and(|r| {
-                    r.starting
-                        && r.proposed.contains(j)
-                        && r.heard.contains(me)
-                        && r.statefile_access
-                        && !r.excluded
+                    let asks = r.starting && r.proposed.contains(j);
+                    let admitted = !r.starting && r.liveset.contains(me);
+                    (asks || admitted) && r.heard.contains(me) && r.statefile_access && !r.excluded
                 })
             })
             .collect();
@@ -1221,7 +1222,9 @@ impl Node {
         let included = members
             .iter()
             .all(|m| self.row(m).is_some_and(|r| r.liveset.contains(me)));
-        if included && clean && lease_ok {
+        // After the request, inclusion means admission (the request was only
+        // sent once every member had been seen without this host).
+        if included && lease_ok {
             let base = members
                 .lowest()
                 .and_then(|m| self.row(m))
@@ -1369,7 +1372,12 @@ impl Node {
         }
         let me = self.config.local;
         let liveset = self.effective_liveset();
-        let master_index = self.pool_master_index().filter(|&p| liveset.contains(p));
+        // The pool block's master counts only while it is live and still
+        // asks for the lock (a master that gave it up frees it for others).
+        let master_index = self.pool_master_index().filter(|&p| {
+            liveset.contains(p)
+                && (p == me || self.row(p).is_some_and(|r| r.lock_request.contains(p)))
+        });
         let asks = self.want_master
             || (self.config.master_candidate && master_index.is_none_or(|m| m == me));
         if !asks {
@@ -1451,6 +1459,10 @@ impl Node {
 
     fn silent(&self) -> bool {
         let me = self.config.local;
+        if self.join_requested {
+            // Members may include this host now because they admitted it.
+            return false;
+        }
         let init = self
             .pool
             .as_ref()

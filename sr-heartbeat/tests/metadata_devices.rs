@@ -28,8 +28,7 @@ struct ThreadedDisk(PathBuf);
 impl Disk for ThreadedDisk {
     type Io = ThreadedIo;
     fn io(&self) -> ThreadedIo {
-        let dev = BlockDevice::open(&self.0, OpenMode::ReadWrite).expect("open device");
-        ThreadedIo::spawn(dev).expect("spawn I/O thread")
+        ThreadedIo::open(&self.0).expect("open device on its I/O thread")
     }
 }
 

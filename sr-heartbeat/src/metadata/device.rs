@@ -3,7 +3,9 @@
 //! request on the device's [`IoThread`] with the deadline of its class (2 s for
 //! a delta or a superblock, 30 s for a snapshot or a read: the daemon's path).
 
-use crate::io::{AlignedBuf, BlockDevice, IoError, IoThread};
+use std::path::Path;
+
+use crate::io::{AlignedBuf, BlockDevice, IoError, IoThread, OpenMode};
 
 use super::io::{Deadlines, IoClass, IoFailure, MetaIo};
 
@@ -51,6 +53,14 @@ impl ThreadedIo {
             thread: IoThread::spawn(dev)?,
             deadlines: Deadlines::default(),
         })
+    }
+}
+
+impl ThreadedIo {
+    /// Opens `path` read-write (O_DIRECT | O_DSYNC) on a new I/O thread with
+    /// the default deadlines: what the pool agent uses for its redo log.
+    pub fn open(path: &Path) -> Result<ThreadedIo, IoError> {
+        ThreadedIo::spawn(BlockDevice::open(path, OpenMode::ReadWrite)?)
     }
 }
 

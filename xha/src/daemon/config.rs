@@ -285,6 +285,7 @@ impl Config {
             .iter()
             .position(|h| h.uuid == local_uuid)
             .ok_or(ConfigError::LocalHostMissing { uuid: local_uuid })?;
+        check_families(&raw.hosts, &hosts[local_index])?;
         let statefiles = parse_statefiles(&raw.statefiles, base_dir)?;
         let secret_file = resolve("secret-file", &raw.secret_file, base_dir)?;
         let watchdog = parse_watchdog(raw.watchdog, base_dir)?;
@@ -560,6 +561,29 @@ fn parse_hosts(raw: &[RawHost]) -> Result<Vec<Host>, ConfigError> {
     Ok(hosts)
 }
 
+/// One socket bound to this host's address sends to every peer, so every
+/// address must be of the same family (IPv4 or IPv6) as this host's.
+fn check_families(raw: &[RawHost], local: &Host) -> Result<(), ConfigError> {
+    for (i, h) in raw.iter().enumerate() {
+        let key = format!("hosts[{i}].address");
+        let addr = parse_address(&key, &h.address)?;
+        if addr.is_ipv6() != local.address.is_ipv6() {
+            let family = |v6| if v6 { "IPv6" } else { "IPv4" };
+            return Err(ConfigError::BadAddress {
+                key,
+                value: h.address.clone(),
+                reason: format!(
+                    "an {} address, but this host's address {} is {}; all heartbeat addresses must be of one family",
+                    family(addr.is_ipv6()),
+                    local.address,
+                    family(local.address.is_ipv6())
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn resolve(key: &str, path: &Path, base_dir: &Path) -> Result<PathBuf, ConfigError> {
     if path.as_os_str().is_empty() {
         return Err(ConfigError::EmptyPath {
@@ -675,7 +699,7 @@ address = "127.0.0.1:7001"
 
 [[hosts]]
 uuid = "{B}"
-address = "[::1]:7002"
+address = "127.0.0.2:7002"
 "#
         )
     }
@@ -690,7 +714,7 @@ address = "[::1]:7002"
         let uuids: Vec<String> = c.hosts.iter().map(|h| h.uuid.to_string()).collect();
         assert_eq!(uuids, vec![A, B, C]);
         assert_eq!(c.local_index, 1);
-        assert_eq!(c.local().address, "[::1]:7002".parse().unwrap());
+        assert_eq!(c.local().address, "127.0.0.2:7002".parse().unwrap());
         assert_eq!(c.hosts[2].address, "127.0.0.3:694".parse().unwrap());
         assert_eq!(c.timeouts.base, Duration::from_secs(10));
         assert_eq!(c.secret_file, PathBuf::from("/etc/xhad/secret"));
@@ -799,6 +823,21 @@ address = "[::1]:7002"
             parse_address("k", "[fe80::1]").unwrap(),
             "[fe80::1]:694".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn one_address_family() {
+        let e = err(&base(A).replace("127.0.0.2:7002", "[::1]:7002"));
+        assert!(
+            matches!(&e, ConfigError::BadAddress { key, reason, .. } if key == "hosts[2].address" && reason.contains("one family")),
+            "{e}"
+        );
+        let v6 = base(A)
+            .replace("127.0.0.1:7001", "[::1]:7001")
+            .replace("127.0.0.2:7002", "[::2]:7002")
+            .replace("\"127.0.0.3\"", "\"::3\"");
+        let c = parse(&v6).unwrap();
+        assert!(c.hosts.iter().all(|h| h.address.is_ipv6()));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod fence;
 pub mod fence_record;
 pub mod incarnation;
+pub mod net;
 pub mod realtime;
 pub mod supervisor;
 pub mod watchdog;

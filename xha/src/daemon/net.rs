@@ -1,0 +1,102 @@
+//! The UDP heartbeat transport: one task sends, one task receives, so a
+//! slow receive path can never delay sending.
+//!
+//! The sending task takes the latest state to publish from a `watch`
+//! channel (the main loop writes the slot of each `Action::SendHeartbeat`),
+//! encodes it once and sends it by unicast to every peer. If sending falls
+//! behind, intermediate states are skipped, never queued: only the newest
+//! state matters to peers. The receiving task runs every datagram through
+//! [`wire::Receiver`] (decode, authenticate, reject replays, count drops) and
+//! passes accepted heartbeats to the main loop; the drop counters are
+//! published on a `watch` channel for the liveset query.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sr_heartbeat::statefile::Slot;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::wire::{self, DropCounters, Heartbeat, RECV_BUFFER_LEN};
+
+/// Bind the heartbeat socket on this host's configured address.
+pub async fn bind(local: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
+    Ok(Arc::new(UdpSocket::bind(local).await?))
+}
+
+/// Counters of the sending task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendStats {
+    /// States sent (each to every peer).
+    pub states_sent: u64,
+    /// `send_to` calls that failed (e.g. no route); the next state is sent
+    /// anyway.
+    pub send_errors: u64,
+}
+
+/// Start the sending task. It ends when `states` closes.
+pub fn spawn_sender(
+    socket: Arc<UdpSocket>,
+    peers: Vec<SocketAddr>,
+    mut sender: wire::Sender,
+    mut states: watch::Receiver<Option<Slot>>,
+    stats: watch::Sender<SendStats>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut s = SendStats::default();
+        while states.changed().await.is_ok() {
+            let Some(slot) = states.borrow_and_update().clone() else {
+                continue;
+            };
+            let packet = sender.packet(&slot);
+            for peer in &peers {
+                if let Err(e) = socket.send_to(&packet, peer).await {
+                    s.send_errors += 1;
+                    tracing::debug!(%peer, "heartbeat send failed: {e}");
+                }
+            }
+            s.states_sent += 1;
+            stats.send_replace(s);
+        }
+    })
+}
+
+/// Start the receiving task. It ends when `out` closes.
+pub fn spawn_receiver(
+    socket: Arc<UdpSocket>,
+    mut receiver: wire::Receiver,
+    out: mpsc::Sender<Heartbeat>,
+    counters: watch::Sender<DropCounters>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        loop {
+            let (n, from) = tokio::select! {
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Transient (e.g. an ICMP error reported on the
+                        // socket): log, pause briefly, carry on.
+                        tracing::warn!("heartbeat receive failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                () = out.closed() => return,
+            };
+            match receiver.accept(&buf[..n]) {
+                Ok(hb) => {
+                    if out.send(hb).await.is_err() {
+                        return;
+                    }
+                }
+                Err(reason) => {
+                    tracing::debug!(%from, %reason, "heartbeat dropped");
+                    counters.send_replace(receiver.counters());
+                }
+            }
+        }
+    })
+}

@@ -95,6 +95,8 @@ proptest! {
         let _ = Slot::decode(&bytes, g, pos);
         let _ = PoolBlock::decode(&bytes, g);
         let _ = Header::decode(&bytes);
+        let read = StatefileRead::decode(&bytes, g, pos % 65);
+        prop_assert_eq!(read.slots.len(), usize::from(pos % 65));
     }
 
     #[test]

@@ -73,18 +73,22 @@ pub struct StatefileRead {
 }
 
 impl StatefileRead {
-    /// Decode a buffer covering the pool block and `max_hosts` slots.
+    /// Decode a buffer covering the pool block and `max_hosts` slots. Never
+    /// panics: a block the buffer does not fully cover decodes as
+    /// `BadLength` (the read path always passes the exact length).
     pub fn decode(buf: &[u8], generation: Uuid, max_hosts: u16) -> StatefileRead {
-        assert_eq!(
-            buf.len(),
-            POOL_BLOCK_SIZE + usize::from(max_hosts) * SLOT_SIZE,
-            "read-all buffer size"
-        );
-        let pool = PoolBlock::decode(&buf[..POOL_BLOCK_SIZE], generation);
-        let slots = buf[POOL_BLOCK_SIZE..]
-            .chunks_exact(SLOT_SIZE)
-            .zip(0..max_hosts)
-            .map(|(block, index)| Slot::decode(block, generation, index))
+        let block = |i: usize| {
+            let start = i * SLOT_SIZE;
+            buf.get(start..start + SLOT_SIZE)
+                .ok_or(SlotError::BadLength {
+                    len: buf.len().saturating_sub(start),
+                })
+        };
+        let pool = block(0).and_then(|b| PoolBlock::decode(b, generation));
+        let slots = (0..max_hosts)
+            .map(|index| {
+                block(1 + usize::from(index)).and_then(|b| Slot::decode(b, generation, index))
+            })
             .collect();
         StatefileRead { pool, slots }
     }

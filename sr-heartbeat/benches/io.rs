@@ -11,6 +11,10 @@
 //! - `O_DIRECT|O_DSYNC, I/O thread`: `StatefileIo`, the daemon's path (each
 //!   request handed to the device's thread, with a deadline).
 //!
+//! The baseline's reads are served from the page cache, so it is not a
+//! correct heartbeat on shared storage (it would not see other hosts'
+//! writes); the ratio is the price of reading the device for real.
+//!
 //! Ratio = cycles/s of the row / cycles/s of the baseline on the same device
 //! (above 1 = faster than the baseline). Rounds are interleaved and the
 //! median kept, so a burst of load on the machine hits every row alike.
@@ -152,6 +156,9 @@ fn main() {
     println!(
         "{:<26} {:<32} {:>10} {:>12} {:>10}",
         "device", "path", "cycles/s", "us/cycle", "vs base"
+    );
+    println!(
+        "note: the baseline's reads come from the page cache (no device I/O); on shared storage such a read would not see other hosts' writes, which is why the product reads with O_DIRECT"
     );
     let file = io_support::image(dir.path(), "statefile", STATEFILE_SIZE);
     bench_device("file (4096)", &file, n);

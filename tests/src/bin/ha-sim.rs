@@ -2,7 +2,8 @@
 //! deterministic simulator and summarise.
 //!
 //! ```text
-//! ha-sim --seeds N [--seed-start S] [--hosts H] [--max-hosts M] [--timeout T] [--json] [--verbose] [--jobs J]
+//! ha-sim --seeds N [--seed-start S] [--hosts H] [--max-hosts M] [--timeout T] [--safety-t K]
+//!        [--json] [--verbose] [--jobs J]
 //! ```
 //! Progress goes to stderr; stdout gets exactly one summary line (or one
 //! JSON object with `--json`). Exit status: 0 when no invariant was
@@ -39,6 +40,9 @@ struct Args {
     /// 0.2 to 3600; the product refuses below 10).
     #[arg(long, default_value = "10", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Length of each schedule's safety phase, in units of T (6 to 1000).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(6..=1000))]
+    safety_t: u64,
     /// Print one JSON object instead of the summary line.
     #[arg(long)]
     json: bool,
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         max_hosts: args.max_hosts as usize,
         base_timeout: args.timeout,
         keep_full_trace: args.verbose,
+        safety_t: args.safety_t,
     };
     let next = AtomicU64::new(args.seed_start);
     let totals = Mutex::new(Totals::default());

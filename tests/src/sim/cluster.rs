@@ -26,7 +26,7 @@ use super::net::{LinkParams, Network};
 use super::queue::EventQueue;
 use super::storage::{Block, IoKind, IoOp, IoOutcome, IoPath, PathMode, StatefileImage};
 use super::time::{HostClock, MILLISECOND, Nanos, SECOND, secs};
-use super::trace::Trace;
+use super::trace::{Entry, Trace};
 
 /// How a simulated pool is built.
 #[derive(Clone, Debug)]
@@ -108,7 +108,6 @@ enum Event {
 /// The hardware watchdog of one host.
 #[derive(Clone, Copy, Debug)]
 struct Watchdog {
-    timeout: Duration,
     /// Identifies the latest expiry event; a kick or disarm supersedes it.
     seq: u64,
 }
@@ -509,7 +508,7 @@ impl Cluster {
                 let h = &self.hosts[host];
                 if h.life.is_up() && h.watchdog.is_some_and(|w| w.seq == seq) {
                     self.trace
-                        .record(self.now, Some(host), "WATCHDOG fires: host reset".into());
+                        .record(self.now, Some(host), "WATCHDOG fires: host reset");
                     self.kill(host, Life::WatchdogFired);
                 }
             }
@@ -675,10 +674,13 @@ impl Cluster {
                 self.trace.record(
                     self.now,
                     Some(h),
-                    format!(
-                        "send hb seq{} live{} prop{} {:?} r{}",
-                        slot.sequence, slot.liveset, slot.proposed, slot.phase, slot.fault_round
-                    ),
+                    Entry::Heartbeat {
+                        seq: slot.sequence,
+                        live: slot.liveset.0,
+                        proposed: slot.proposed.0,
+                        phase: slot.phase as u8,
+                        round: slot.fault_round,
+                    },
                 );
                 let slot = Rc::new(slot);
                 for p in 0..self.hosts.len() {
@@ -707,10 +709,13 @@ impl Cluster {
                 self.trace.record(
                     self.now,
                     Some(h),
-                    format!(
-                        "write sf{statefile} req{request} seq{} live{} {:?}",
-                        slot.sequence, slot.liveset, slot.phase
-                    ),
+                    Entry::Write {
+                        sf: statefile,
+                        request,
+                        seq: slot.sequence,
+                        live: slot.liveset.0,
+                        phase: slot.phase as u8,
+                    },
                 );
                 let bytes = slot.to_bytes(self.generation);
                 self.submit(
@@ -755,25 +760,33 @@ impl Cluster {
                 request,
                 deadline,
             } => {
+                self.trace.record(
+                    self.now,
+                    Some(h),
+                    Entry::Read {
+                        sf: statefile,
+                        request,
+                    },
+                );
                 let real_deadline = self.hosts[h].clock.real_time(deadline.0);
                 self.submit(h, statefile, request, IoKind::Read, Some(real_deadline));
             }
-            Action::ArmWatchdog { timeout } => {
+            Action::ArmWatchdog { until } => {
                 self.trace
-                    .record(self.now, Some(h), format!("watchdog armed {timeout:?}"));
-                self.kick(h, Some(timeout));
+                    .record(self.now, Some(h), format!("watchdog armed until {until}"));
+                self.set_watchdog(h, until);
             }
-            Action::KickWatchdog { not_after } => {
-                if self.host_now(h) <= not_after.0 {
-                    self.kick(h, None);
+            Action::KickWatchdog { until } => {
+                // The daemon drops a kick it executes after `until`.
+                if self.host_now(h) <= until.0 && self.hosts[h].watchdog.is_some() {
+                    self.set_watchdog(h, until);
                 } else {
                     self.trace
-                        .record(self.now, Some(h), "kick refused: past not_after".into());
+                        .record(self.now, Some(h), "kick dropped (late or unarmed)");
                 }
             }
             Action::DisarmWatchdog => {
-                self.trace
-                    .record(self.now, Some(h), "watchdog disarmed".into());
+                self.trace.record(self.now, Some(h), "watchdog disarmed");
                 self.hosts[h].watchdog = None;
             }
             Action::Fence { reason } => {
@@ -821,25 +834,18 @@ impl Cluster {
                 }
             }
             Action::Stopped => {
-                self.trace.record(self.now, Some(h), "stopped".into());
+                self.trace.record(self.now, Some(h), "stopped");
             }
         }
     }
 
-    fn kick(&mut self, h: usize, arm: Option<Duration>) {
+    /// The watchdog now fires when the host clock reaches `until`.
+    fn set_watchdog(&mut self, h: usize, until: Instant) {
         let host = &mut self.hosts[h];
-        let timeout = match (arm, host.watchdog) {
-            (Some(t), _) => t,
-            (None, Some(w)) => w.timeout,
-            // A kick of an unarmed watchdog does nothing.
-            (None, None) => return,
-        };
         host.watchdog_seq += 1;
         let seq = host.watchdog_seq;
-        host.watchdog = Some(Watchdog { timeout, seq });
-        let expiry_host = host.clock.host_time(self.now)
-            + u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX / 4);
-        let at = host.clock.real_time(expiry_host);
+        host.watchdog = Some(Watchdog { seq });
+        let at = host.clock.real_time(until.0).max(self.now);
         self.queue.push(at, Event::Watchdog { host: h, seq });
     }
 
@@ -976,7 +982,11 @@ impl Cluster {
                 }
             }
         };
-        if op.incarnation == self.hosts[h].incarnation {
+        if op.incarnation == self.hosts[h].incarnation && self.hosts[h].life.is_up() {
+            let ok = outcome == IoOutcome::Done;
+            let request = op.request;
+            self.trace
+                .record(self.now, Some(h), Entry::Completed { sf, request, ok });
             self.deliver(h, input);
         }
     }

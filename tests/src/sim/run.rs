@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub max_hosts: usize,
     pub base_timeout: Duration,
     pub keep_full_trace: bool,
+    /// Length of the safety phase, in units of T.
+    pub safety_t: u64,
 }
 
 impl Default for RunOptions {
@@ -34,6 +36,7 @@ impl Default for RunOptions {
             max_hosts: 64,
             base_timeout: Duration::from_secs(10),
             keep_full_trace: false,
+            safety_t: 12,
         }
     }
 }
@@ -86,6 +89,9 @@ pub fn replay_command(seed: u64, opts: &RunOptions) -> String {
         None if opts.max_hosts != 64 => s.push_str(&format!(" --max-hosts {}", opts.max_hosts)),
         None => {}
     }
+    if opts.safety_t != 12 {
+        s.push_str(&format!(" --safety-t {}", opts.safety_t));
+    }
     s.push_str(" --verbose");
     s
 }
@@ -129,6 +135,11 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
     config.base_timeout = opts.base_timeout;
     config.keep_full_trace = opts.keep_full_trace;
     config.statefiles = if rng.gen_range(0..10) == 0 { 3 } else { 1 };
+    if class == Class::Chaos && rng.gen_bool(0.5) {
+        // Fenced hosts reboot during the safety phase and rejoin.
+        let t = ns(opts.base_timeout);
+        config.reboot_after = Some((t / 2, 6 * t));
+    }
     let mut cluster = Cluster::new(config);
     let t = *cluster.timeouts();
     let big_t = ns(t.base);
@@ -164,7 +175,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
     }
 
     let t0 = cluster.now();
-    let safety = 12 * big_t;
+    let safety = opts.safety_t.max(6) * big_t;
     let schedule = build_schedule(
         &mut rng,
         class,
@@ -354,6 +365,9 @@ fn converged(c: &Cluster) -> bool {
 }
 
 fn heal_all(cluster: &mut Cluster, rng: &mut ChaCha8Rng, big_t: Nanos) {
+    // A host that fences while the pool heals (it lost before the heal)
+    // reboots too, as a real host would.
+    cluster.config.reboot_after = Some((big_t / 10, big_t));
     cluster.inject(Fault::HealNetwork);
     cluster.inject(Fault::NetQuality {
         loss_ppm: 0,

@@ -9,13 +9,99 @@ use super::time::{Nanos, secs};
 /// How many recent events a failure report shows.
 pub const TRACE_TAIL: usize = 80;
 
+/// What a trace line says. The frequent events are kept as numbers and
+/// only rendered when a failure is printed, so tracing costs little.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    Text(String),
+    /// A heartbeat sent: sequence, liveset, proposed liveset, phase, round.
+    Heartbeat {
+        seq: u64,
+        live: u64,
+        proposed: u64,
+        phase: u8,
+        round: u64,
+    },
+    /// A slot write issued.
+    Write {
+        sf: usize,
+        request: u64,
+        seq: u64,
+        live: u64,
+        phase: u8,
+    },
+    /// A statefile read issued.
+    Read {
+        sf: usize,
+        request: u64,
+    },
+    /// An I/O completion delivered to the host's core.
+    Completed {
+        sf: usize,
+        request: u64,
+        ok: bool,
+    },
+}
+
+impl From<&str> for Entry {
+    fn from(s: &str) -> Entry {
+        Entry::Text(s.to_string())
+    }
+}
+
+impl From<String> for Entry {
+    fn from(s: String) -> Entry {
+        Entry::Text(s)
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use sr_heartbeat::statefile::HostSet;
+        match self {
+            Entry::Text(s) => f.write_str(s),
+            Entry::Heartbeat {
+                seq,
+                live,
+                proposed,
+                phase,
+                round,
+            } => write!(
+                f,
+                "send hb seq{seq} live{} prop{} phase{phase} round{round}",
+                HostSet(*live),
+                HostSet(*proposed)
+            ),
+            Entry::Write {
+                sf,
+                request,
+                seq,
+                live,
+                phase,
+            } => write!(
+                f,
+                "write slot sf{sf} req{request} seq{seq} live{} phase{phase}",
+                HostSet(*live)
+            ),
+            Entry::Read { sf, request } => write!(f, "read sf{sf} req{request}"),
+            Entry::Completed { sf, request, ok } => {
+                write!(
+                    f,
+                    "done sf{sf} req{request} {}",
+                    if *ok { "ok" } else { "error" }
+                )
+            }
+        }
+    }
+}
+
 /// One line of the trace.
 #[derive(Clone, Debug)]
 pub struct TraceLine {
     pub at: Nanos,
     /// The host concerned, if any.
     pub host: Option<usize>,
-    pub text: String,
+    pub entry: Entry,
 }
 
 /// Recent lines plus a hash over everything recorded.
@@ -50,18 +136,55 @@ impl Trace {
         }
     }
 
-    /// Records an event whose text is built only when needed: the hash is
-    /// taken over `key` (cheap, always), the text only when it is kept.
-    pub fn record(&mut self, at: Nanos, host: Option<usize>, text: String) {
+    /// Records an event (hashes it; keeps it in the tail, and in the
+    /// full log when asked).
+    pub fn record(&mut self, at: Nanos, host: Option<usize>, entry: impl Into<Entry>) {
+        let entry = entry.into();
         self.events += 1;
         self.mix(at);
         self.mix(host.map_or(u64::MAX, |h| h as u64));
-        for chunk in text.as_bytes().chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(b));
+        match &entry {
+            Entry::Text(text) => {
+                for chunk in text.as_bytes().chunks(8) {
+                    let mut b = [0u8; 8];
+                    b[..chunk.len()].copy_from_slice(chunk);
+                    self.mix(u64::from_le_bytes(b));
+                }
+            }
+            Entry::Heartbeat {
+                seq,
+                live,
+                proposed,
+                phase,
+                round,
+            } => {
+                for v in [1, *seq, *live, *proposed, u64::from(*phase), *round] {
+                    self.mix(v);
+                }
+            }
+            Entry::Write {
+                sf,
+                request,
+                seq,
+                live,
+                phase,
+            } => {
+                for v in [2, *sf as u64, *request, *seq, *live, u64::from(*phase)] {
+                    self.mix(v);
+                }
+            }
+            Entry::Read { sf, request } => {
+                for v in [3, *sf as u64, *request] {
+                    self.mix(v);
+                }
+            }
+            Entry::Completed { sf, request, ok } => {
+                for v in [4, *sf as u64, *request, u64::from(*ok)] {
+                    self.mix(v);
+                }
+            }
         }
-        let line = TraceLine { at, host, text };
+        let line = TraceLine { at, host, entry };
         if self.keep_all {
             self.all.push(line.clone());
         }
@@ -109,7 +232,7 @@ fn render<'a>(lines: impl Iterator<Item = &'a TraceLine>) -> String {
         let host = l
             .host
             .map_or_else(|| "sim".to_string(), |h| format!("h{h}"));
-        let _ = writeln!(s, "{:>11.6} {:>4} {}", secs(l.at), host, l.text);
+        let _ = writeln!(s, "{:>11.6} {:>4} {}", secs(l.at), host, l.entry);
     }
     s
 }
@@ -122,14 +245,14 @@ mod tests {
     fn hash_depends_on_content_and_order() {
         let mut a = Trace::default();
         let mut b = Trace::default();
-        a.record(1, Some(0), "x".into());
-        a.record(2, None, "y".into());
-        b.record(2, None, "y".into());
-        b.record(1, Some(0), "x".into());
+        a.record(1, Some(0), "x");
+        a.record(2, None, "y");
+        b.record(2, None, "y");
+        b.record(1, Some(0), "x");
         assert_ne!(a.hash(), b.hash());
         let mut c = Trace::default();
-        c.record(1, Some(0), "x".into());
-        c.record(2, None, "y".into());
+        c.record(1, Some(0), "x");
+        c.record(2, None, "y");
         assert_eq!(a.hash(), c.hash());
         assert!(a.render_tail().contains("h0 x"));
     }

@@ -230,6 +230,8 @@ pub struct Node {
     joined: bool,
     /// Sent a join request: from here on, a lease end means fencing.
     join_requested: bool,
+    /// This host's slot showed a member write of an earlier incarnation.
+    was_member: bool,
 
     // Liveset.
     liveset: HostSet,
@@ -299,6 +301,7 @@ impl Node {
             watchdog_armed: false,
             joined: false,
             join_requested: false,
+            was_member: false,
             liveset: HostSet::EMPTY,
             pending_liveset: None,
             survivors: HostSet::EMPTY,
@@ -609,10 +612,18 @@ impl Node {
                 }));
             }
         }
+        if p == me && !self.joined && matches!(&result, Err(e) if *e != SlotError::NeverWritten) {
+            // Unreadable (torn?) own slot: assume an earlier member incarnation.
+            self.was_member = true;
+        }
         let Ok(slot) = result else {
             return;
         };
         if p == me {
+            if !self.joined && !slot.starting {
+                // An earlier incarnation of this host was a member.
+                self.was_member = true;
+            }
             // Never reuse a sequence number, even one written by an earlier
             // incarnation of this host: readers rely on every write changing
             // the slot.
@@ -905,10 +916,20 @@ impl Node {
             return;
         }
         let me = self.config.local;
-        let peers = self.effective_liveset().difference(HostSet::single(me));
+        // Every host some member counts in must confirm: a host that another
+        // member admitted (and that may still reach the statefile) has to
+        // take part, or it could remove this host while the network renews it.
+        let mut required = self.effective_liveset();
+        for p in self.effective_liveset().iter().filter(|&p| p != me) {
+            if let Some(r) = self.row(p).filter(|r| !r.starting) {
+                required = required.union(r.liveset);
+            }
+        }
+        let peers = required.difference(HostSet::single(me));
         let heard = self.heard_view();
         let mut highest = self.net_round;
-        let mut all_confirm = true;
+        // Only a survivor renews (all members connected, SR2).
+        let mut all_confirm = self.survivors.contains(me);
         for p in peers.iter() {
             let lost_round = self.peers[p]
                 .net
@@ -1169,8 +1190,10 @@ impl Node {
             .filter(|&j| !liveset.contains(j) && heard.contains(j) && seen.contains(j))
             .filter(|&j| {
                 // A host asking to join, or a member that another member
-                // admitted and that counts me in (livesets converge).
-                self.row(j).is_some_and(|r| {
+                // admitted and that counts me in (livesets converge). Judged
+                // from its heartbeat only: a slot on disk may be a late write
+                // of an earlier incarnation.
+                self.peers[j].net.as_ref().is_some_and(|r| {
                     let asks = r.starting && r.proposed.contains(j);
                     let admitted = !r.starting && r.liveset.contains(me);
                     (asks || admitted) && r.heard.contains(me) && r.statefile_access && !r.excluded
@@ -1197,9 +1220,9 @@ impl Node {
     fn evaluate_joining(&mut self) {
         let me = self.config.local;
         self.phase = Phase::Normal;
-        let Some(pool) = self.pool.clone() else {
+        if self.pool.is_none() {
             return;
-        };
+        }
         if !self.access || self.next_sequence.is_none() {
             return;
         }
@@ -1213,8 +1236,9 @@ impl Node {
             self.try_form();
             return;
         }
-        let init = pool.state == PoolState::Init;
-        let clean = members.iter().all(|m| init || self.peers[m].saw_without_me);
+        let clean = members
+            .iter()
+            .all(|m| !self.was_member || self.peers[m].saw_without_me);
         self.join_requested |= clean && lease_ok && !self.excluded;
         if !self.join_requested {
             return;
@@ -1463,11 +1487,10 @@ impl Node {
             // Members may include this host now because they admitted it.
             return false;
         }
-        let init = self
-            .pool
-            .as_ref()
-            .is_some_and(|p| p.state == PoolState::Init);
-        !init
+        // A host that was never a member (its own slot never showed a member
+        // write) has no old lease to prove over: members counting it in did
+        // so at formation or admission.
+        self.was_member
             && self.live_members().iter().any(|m| {
                 !self.peers[m].saw_without_me && self.row(m).is_some_and(|r| r.liveset.contains(me))
             })

@@ -291,3 +291,50 @@ fn refuses_to_supervise_its_own_group_or_a_special_group() {
     let out = Command::new(SUPERVISOR).arg("bogus").output().expect("run");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn sigterm_is_refused_while_armed_and_honoured_when_disarmed() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&["--disarm-after", "80"]);
+    let end = Instant::now() + MARGIN;
+    while !h.log().contains("countdown armed") {
+        assert!(Instant::now() < end, "never armed; log:\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sup = Pid::from_raw(h.guard.pid(h.supervisor));
+    kill(sup, Signal::SIGTERM).expect("SIGTERM");
+    kill(sup, Signal::SIGINT).expect("SIGINT");
+    // Both signals are logged as ignored, and the supervisor keeps running.
+    while h.log().matches("ignored").count() < 2 {
+        assert!(Instant::now() < end, "signals not seen; log:\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(h.guard.running(h.supervisor), "log:\n{}", h.log());
+    // The kicker disarms after 80 kicks and disconnects: a clean stop.
+    assert_eq!(
+        h.guard.wait_exit(kicker, MARGIN).expect("kicker").code(),
+        Some(0)
+    );
+    h.members.retain(|&i| i != kicker);
+    let s = h
+        .guard
+        .wait_exit(h.supervisor, MARGIN)
+        .expect("supervisor exits");
+    assert_eq!(s.code(), Some(0), "log:\n{}", h.log());
+    assert!(h.all_members_running());
+    assert!(h.log().contains("SIGTERM ignored"), "log:\n{}", h.log());
+
+    // An idle supervisor (no daemon yet) stops on SIGTERM.
+    let mut idle = Host::start();
+    kill(
+        Pid::from_raw(idle.guard.pid(idle.supervisor)),
+        Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let s = idle
+        .guard
+        .wait_exit(idle.supervisor, MARGIN)
+        .expect("idle supervisor exits");
+    assert_eq!(s.code(), Some(0), "log:\n{}", idle.log());
+    assert!(!idle.socket.exists());
+}

@@ -10,7 +10,6 @@
 //! a way a watcher cares about, and every watcher gets the latest one at once
 //! (a slow watcher skips intermediate reports; `sequence` shows the gap).
 
-use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -84,15 +83,7 @@ pub fn channels() -> (
 /// Bind the control socket with mode 0600. A stale socket file (nobody
 /// listening) is replaced; a live one means another daemon runs.
 pub async fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(std::io::Error::new(
-                ErrorKind::AddrInUse,
-                format!("{}: another daemon is listening", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
+    super::socket_path::clear_stale(path)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

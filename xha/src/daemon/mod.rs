@@ -13,6 +13,7 @@ pub mod fence_record;
 pub mod incarnation;
 pub mod net;
 pub mod realtime;
+pub mod socket_path;
 pub mod supervisor;
 pub mod watchdog;
 pub mod wire;

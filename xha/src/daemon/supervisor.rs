@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::fence;
 
@@ -309,6 +311,17 @@ impl Supervision {
         }
     }
 
+    /// A request to terminate (SIGTERM, SIGINT, SIGHUP). Refused while a
+    /// countdown runs: like a watchdog device, an armed supervisor stops only
+    /// by disarm (or SIGKILL, which cannot be caught).
+    pub fn terminate(&mut self) -> Outcome {
+        if self.is_armed() {
+            return Outcome::Continue;
+        }
+        self.state = State::Done;
+        Outcome::Exit(SupervisorExit::CleanStop)
+    }
+
     /// The client's connection closed.
     pub fn disconnect(&mut self) -> Outcome {
         match self.state {
@@ -358,17 +371,9 @@ pub struct ServeOptions {
 }
 
 /// Bind the socket (mode 0600). A stale socket file (nobody listening) is
-/// replaced; a live one is an error.
+/// replaced; a live one, or a path that is not a socket, is an error.
 fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                ErrorKind::AddrInUse,
-                "another supervisor is listening",
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
+    super::socket_path::clear_stale(path)?;
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
@@ -401,12 +406,50 @@ pub fn serve(opts: &ServeOptions) -> SupervisorExit {
         }
     };
     tracing::info!(socket = %opts.socket.display(), pgid = opts.pgid, "supervisor listening");
-    let exit = serve_on(&listener, opts.pgid, opts.connect_timeout);
+    let signals = match termination_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot set up signal handling: {e}");
+            let _ = std::fs::remove_file(&opts.socket);
+            return SupervisorExit::SystemError;
+        }
+    };
+    let exit = serve_on(&listener, &signals, opts.pgid, opts.connect_timeout);
     let _ = std::fs::remove_file(&opts.socket);
     exit
 }
 
-fn serve_on(listener: &UnixListener, pgid: i32, connect_timeout: Duration) -> SupervisorExit {
+/// Block SIGTERM, SIGINT and SIGHUP and receive them through a descriptor
+/// polled with the sockets (the supervisor is single-threaded).
+fn termination_signals() -> nix::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(sig);
+    }
+    mask.thread_block()?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+fn on_signal(sup: &mut Supervision, signals: &SignalFd) -> Outcome {
+    let Ok(Some(info)) = signals.read_signal() else {
+        return Outcome::Continue;
+    };
+    let name = Signal::try_from(info.ssi_signo as i32).map_or("a signal", |s| s.as_str());
+    let outcome = sup.terminate();
+    if outcome == Outcome::Continue {
+        tracing::warn!("{name} ignored: the countdown is armed (disarm first)");
+    } else {
+        tracing::info!("{name} received while disarmed");
+    }
+    outcome
+}
+
+fn serve_on(
+    listener: &UnixListener,
+    signals: &SignalFd,
+    pgid: i32,
+    connect_timeout: Duration,
+) -> SupervisorExit {
     let mut sup = Supervision::new(Instant::now(), connect_timeout);
     let mut client: Option<Client> = None;
     loop {
@@ -420,8 +463,11 @@ fn serve_on(listener: &UnixListener, pgid: i32, connect_timeout: Duration) -> Su
             .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now))
             .min(Duration::from_secs(1));
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
-        let (listen_ready, client_ready) = {
-            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let (listen_ready, signal_ready, client_ready) = {
+            let mut fds = vec![
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            ];
             if let Some(c) = &client {
                 fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
             }
@@ -434,7 +480,11 @@ fn serve_on(listener: &UnixListener, pgid: i32, connect_timeout: Duration) -> Su
                 }
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            (
+                ready(&fds[0]),
+                ready(&fds[1]),
+                fds.get(2).is_some_and(ready),
+            )
         };
         // Check the deadline before reading: kicks that arrive after it
         // must not revive a host that already missed it.
@@ -446,6 +496,9 @@ fn serve_on(listener: &UnixListener, pgid: i32, connect_timeout: Duration) -> Su
         }
         if listen_ready {
             accept(&mut sup, listener, &mut client);
+        }
+        if signal_ready && let Some(exit) = act(on_signal(&mut sup, signals), &mut client, pgid) {
+            return exit;
         }
     }
 }
@@ -513,7 +566,15 @@ fn read_client(
         }
     }
     for line in lines {
+        let was_armed = sup.is_armed();
         let outcome = sup.line(Instant::now(), &line);
+        match (was_armed, sup.is_armed()) {
+            (false, true) => tracing::info!("countdown armed"),
+            (true, false) if matches!(outcome, Outcome::Reply(_)) => {
+                tracing::info!("countdown disarmed");
+            }
+            _ => {}
+        }
         if let Some(exit) = act(outcome, client, pgid) {
             return Some(exit);
         }
@@ -914,6 +975,20 @@ mod tests {
             Outcome::ReplyAndClose("error already armed".into())
         );
         assert_eq!(s.line(t0, b"fence"), Outcome::Fence(FenceCause::Requested));
+    }
+
+    #[test]
+    fn terminate_is_refused_while_armed() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        s.line(t0, b"arm 1000");
+        assert_eq!(s.terminate(), Outcome::Continue);
+        assert!(s.is_armed());
+        s.line(t0, b"disarm");
+        assert_eq!(s.terminate(), Outcome::Exit(SupervisorExit::CleanStop));
+        let mut idle = Supervision::new(t0, ms(5000));
+        assert_eq!(idle.terminate(), Outcome::Exit(SupervisorExit::CleanStop));
     }
 
     #[test]

@@ -310,9 +310,8 @@ impl Codec {
     pub fn new(generation: Uuid, hosts: Vec<Uuid>, local: usize, secret: &PoolSecret) -> Codec {
         assert!(local < hosts.len(), "local index outside the host list");
         assert!(hosts.len() <= usize::from(u16::MAX), "host list too long");
-        // HMAC accepts keys of any length (long ones are hashed first), so
-        // this cannot fail; fall back to an impossible-to-match state is not
-        // needed.
+        // HMAC accepts keys of any length (longer ones are hashed first):
+        // `new_from_slice` cannot fail for it.
         let mac = match <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()) {
             Ok(m) => m,
             Err(e) => unreachable!("HMAC takes keys of any length: {e}"),

@@ -55,6 +55,7 @@ fn io_stalled_read_times_out_and_caller_goes_on() {
         took >= deadline && took < deadline + MARGIN,
         "took {took:?}"
     );
+    assert!(r.as_ref().err().is_some_and(IoError::is_timeout));
 
     // The device is still stuck: refused at once, not queued.
     let start = Instant::now();
@@ -74,6 +75,8 @@ fn io_stalled_read_times_out_and_caller_goes_on() {
     let s = t.latency();
     assert!(s.in_flight_for.is_some(), "{s:?}");
     assert_eq!((s.timeouts, s.busy, s.completed), (1, 1, 0));
+    let json = serde_json::to_value(&s).expect("stats serialise");
+    assert_eq!(json["timeouts"], 1);
 
     // The late completion is collected; then the device serves again.
     wait_idle(&t, Duration::from_secs(30));

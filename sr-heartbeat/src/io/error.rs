@@ -122,3 +122,16 @@ pub enum IoError {
     #[error("the I/O thread has exited")]
     ThreadGone,
 }
+
+impl IoError {
+    /// The request missed its deadline (its outcome is unknown: a write may
+    /// still land).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, IoError::Timeout { .. })
+    }
+
+    /// Refused without running because the device is stuck or the queue full.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, IoError::Busy { .. })
+    }
+}

@@ -26,8 +26,9 @@ use super::{AlignedBuf, BlockDevice, BlockIo, IoError, IoOp};
 /// Requests that may wait behind the running one.
 pub const QUEUE_DEPTH: usize = 4;
 
-/// Latency of completed requests, and counts of what went wrong.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Latency of completed requests, and counts of what went wrong. Serialises
+/// to JSON (durations as `{secs, nanos}`) for status reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LatencyStats {
     /// Requests that completed (successfully or with an I/O error).
     pub completed: u64,

@@ -405,6 +405,9 @@ pub fn serve(opts: &ServeOptions) -> SupervisorExit {
             return SupervisorExit::SystemError;
         }
     };
+    // A starved supervisor would fence late: ask for real-time priority and
+    // locked memory like the daemon (refusals are logged as warnings).
+    let _ = super::realtime::request();
     tracing::info!(socket = %opts.socket.display(), pgid = opts.pgid, "supervisor listening");
     let signals = match termination_signals() {
         Ok(s) => s,

@@ -503,6 +503,25 @@ impl SupervisorWatchdog {
     }
 }
 
+/// Subtracted from every timeout sent to the supervisor: it starts the
+/// countdown when it reads the line, slightly after the daemon computed the
+/// timeout, and a watchdog must fire early rather than late.
+pub const SUPERVISOR_LATENCY_MARGIN: Duration = Duration::from_millis(50);
+
+/// The countdown to send, in whole milliseconds rounded down, after the
+/// latency margin; refused outside the supervisor's range.
+fn supervisor_ms(timeout: Duration) -> Result<u64, WatchdogError> {
+    let (min, max) = (
+        super::supervisor::MIN_TIMEOUT + SUPERVISOR_LATENCY_MARGIN,
+        super::supervisor::MAX_TIMEOUT,
+    );
+    if timeout < min || timeout > max {
+        return Err(WatchdogError::BadTimeout { timeout, min, max });
+    }
+    let sent = timeout - SUPERVISOR_LATENCY_MARGIN;
+    Ok(u64::try_from(sent.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Watchdog for SupervisorWatchdog {
     fn backend(&self) -> &'static str {
         "supervisor"
@@ -515,18 +534,12 @@ impl Watchdog for SupervisorWatchdog {
                 op: "arm",
             });
         }
-        let (min, max) = (
-            super::supervisor::MIN_TIMEOUT,
-            super::supervisor::MAX_TIMEOUT,
-        );
-        if timeout < min || timeout > max {
-            return Err(WatchdogError::BadTimeout { timeout, min, max });
-        }
-        self.request(&format!("arm {}", timeout.as_millis()), "arm")?;
+        let ms = supervisor_ms(timeout)?;
+        self.request(&format!("arm {ms}"), "arm")?;
         self.armed = true;
         tracing::info!(socket = %self.path.display(), ?timeout, "supervisor watchdog armed");
         Ok(ArmReport {
-            effective_timeout: Some(Duration::from_millis(timeout.as_millis() as u64)),
+            effective_timeout: Some(Duration::from_millis(ms)),
             warnings: Vec::new(),
         })
     }
@@ -538,15 +551,8 @@ impl Watchdog for SupervisorWatchdog {
                 op: "kick",
             });
         }
-        let (min, max) = (
-            super::supervisor::MIN_TIMEOUT,
-            super::supervisor::MAX_TIMEOUT,
-        );
-        if timeout < min || timeout > max {
-            return Err(WatchdogError::BadTimeout { timeout, min, max });
-        }
-        // Whole milliseconds, rounded down.
-        self.send(&format!("kick {}", timeout.as_millis()), "kick")
+        let ms = supervisor_ms(timeout)?;
+        self.send(&format!("kick {ms}"), "kick")
     }
 
     fn disarm(&mut self) -> Result<(), WatchdogError> {
@@ -653,6 +659,20 @@ mod tests {
             Err(WatchdogError::Open { .. })
         ));
         assert!(!w.is_armed());
+    }
+
+    #[test]
+    fn supervisor_timeouts_fire_early_never_late() {
+        assert_eq!(
+            supervisor_ms(Duration::from_micros(1_000_999)).unwrap(),
+            950
+        );
+        assert_eq!(supervisor_ms(Duration::from_millis(150)).unwrap(), 100);
+        assert!(matches!(
+            supervisor_ms(Duration::from_millis(149)),
+            Err(WatchdogError::BadTimeout { .. })
+        ));
+        assert!(supervisor_ms(Duration::from_secs(3601)).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The planner against a brute-force oracle on thousands of small random
 //! pools: exact answers, soundness, a limiting set that really fails, valid
 //! restart plans, monotonicity, and never below XenServer's heuristics.
-//! A failure prints the seed; `PLANNER_SEED=n` replays one pool.
+//! A failure prints the seed; `PLANNER_SEED=n` replays one pool and
+//! `PLANNER_SCALE=k` runs k times as many.
 
 mod planner_support;
 
@@ -12,11 +13,15 @@ use rand_chacha::ChaCha8Rng;
 use xapi_ha::model::Pool;
 use xapi_ha::planner::{self, xenserver};
 
+/// The seeds to run: `PLANNER_SEED=n` replays one; `PLANNER_SCALE=k` runs k
+/// times the default count (longer local runs).
 fn seeds(default: u64) -> Vec<u64> {
-    match std::env::var("PLANNER_SEED") {
-        Ok(s) => vec![s.parse().expect("PLANNER_SEED is a number")],
-        Err(_) => (0..default).collect(),
+    if let Ok(s) = std::env::var("PLANNER_SEED") {
+        return vec![s.parse().expect("PLANNER_SEED is a number")];
     }
+    let scale: u64 =
+        std::env::var("PLANNER_SCALE").map_or(1, |s| s.parse().expect("PLANNER_SCALE is a number"));
+    (0..default * scale).collect()
 }
 
 fn small_pool(seed: u64) -> Pool {
@@ -204,4 +209,54 @@ fn exact_on_hard_packings() {
             check_against_oracle(seed, &pool);
         }
     }
+}
+
+/// Just beyond the exact range (9-10 live hosts, 25-32 protected VMs), where
+/// the planner relies on certificates and bounded searches: never above the
+/// truth, equal to it whenever it says `exact`, and never below XenServer.
+#[test]
+fn sound_just_beyond_the_exact_range() {
+    let mut exact = 0;
+    let seeds = seeds(30);
+    for &seed in &seeds {
+        let mut rng = ChaCha8Rng::seed_from_u64(3_000_000 + seed);
+        let hosts = rng.gen_range(9..=10);
+        let mut pool = generator::pool(
+            &mut rng,
+            Shape {
+                hosts,
+                vms: 32,
+                host_gib: (16, 48),
+                vm_gib: (1, 10),
+                odd: false,
+            },
+        );
+        for vm in &mut pool.vms {
+            vm.priority = xapi_ha::model::RestartPriority::Restart;
+        }
+        let ours = planner::max_host_failures(&pool);
+        let truth = oracle_max(&pool);
+        let xs = xenserver::max_host_failures(&pool);
+        assert!(
+            ours.max_host_failures <= truth,
+            "seed {seed}: {} above the truth {truth}",
+            ours.max_host_failures
+        );
+        if ours.exact {
+            exact += 1;
+            assert_eq!(ours.max_host_failures, truth, "seed {seed}: claimed exact");
+            if truth < ours.live_hosts as i64 {
+                let set = indices(&pool, &ours.limiting_failure_set);
+                assert!(
+                    !feasible(&pool, &set),
+                    "seed {seed}: limiting set has a placement"
+                );
+            }
+        }
+        assert!(
+            ours.max_host_failures >= xs,
+            "seed {seed}: below XenServer {xs}"
+        );
+    }
+    eprintln!("exact on {exact} of {} pools", seeds.len());
 }

@@ -18,6 +18,11 @@ pub(crate) const EXACT_HOSTS_MAX: usize = 8;
 pub(crate) const EXACT_ITEMS_MAX: usize = 24;
 /// Node budget of one exact packing of a whole failure set, beyond exact mode.
 const NODES_MAX: u64 = 2_000;
+/// Node budget of all exact searches of one analysis, beyond exact mode: a
+/// pool full of hard sets costs milliseconds, not minutes.
+const TOTAL_NODES_MAX: u64 = 300_000;
+/// Node budget of one exact search of a whole set in a restart plan.
+pub(crate) const PLAN_NODES_MAX: u64 = 200_000;
 /// Only sets with at most this many VMs get the whole-set exact search.
 const EXACT_SET_ITEMS_MAX: usize = 256;
 /// Relaxation: the biggest this many VMs of a set, packed exactly, can prove
@@ -38,10 +43,6 @@ pub(crate) enum Decision {
     Infeasible,
     Unknown,
 }
-
-/// Node budget of all exact searches of one analysis, beyond exact mode: a
-/// pool full of hard sets costs milliseconds, not minutes.
-const TOTAL_NODES_MAX: u64 = 300_000;
 
 /// How hard to try: exact-search nodes per set and in all.
 #[derive(Debug)]
@@ -83,9 +84,6 @@ impl Effort {
         r
     }
 }
-
-/// Node budget of one exact search of a whole set in a restart plan.
-pub(crate) const PLAN_NODES_MAX: u64 = 200_000;
 
 /// Whether the pool is in the range where the answer must be exact.
 pub(crate) fn is_small(inst: &Instance) -> bool {

@@ -72,10 +72,17 @@ pub fn must_place(pool: &Pool, failed: &[usize]) -> Vec<usize> {
 }
 
 /// Exhaustive assignment: can `sizes` go into `room`? Plain backtracking;
-/// the only pruning is "what is left must not exceed the room left" and
-/// trying one of several hosts with identical room.
-pub fn fits(sizes: &[i128], room: &mut Vec<i128>) -> bool {
-    fn go(sizes: &[i128], i: usize, room: &mut Vec<i128>, left: i128) -> bool {
+/// the only pruning is "what is left must not exceed the room left", trying
+/// one of several hosts with identical room, and remembering (next VM, room
+/// left per host, sorted) states already found dead.
+pub fn fits(sizes: &[i128], room: &mut [i128]) -> bool {
+    fn go(
+        sizes: &[i128],
+        i: usize,
+        room: &mut [i128],
+        left: i128,
+        dead: &mut HashSet<(usize, Vec<i128>)>,
+    ) -> bool {
         if i == sizes.len() {
             return true;
         }
@@ -83,23 +90,30 @@ pub fn fits(sizes: &[i128], room: &mut Vec<i128>) -> bool {
         if left > total {
             return false;
         }
+        let mut key = room.to_vec();
+        key.sort_unstable();
+        let key = (i, key);
+        if dead.contains(&key) {
+            return false;
+        }
         let mut tried = HashSet::new();
         for b in 0..room.len() {
             if room[b] >= sizes[i] && tried.insert(room[b]) {
                 room[b] -= sizes[i];
-                let ok = go(sizes, i + 1, room, left - sizes[i]);
+                let ok = go(sizes, i + 1, room, left - sizes[i], dead);
                 room[b] += sizes[i];
                 if ok {
                     return true;
                 }
             }
         }
+        dead.insert(key);
         false
     }
     let mut s = sizes.to_vec();
     s.sort_unstable_by(|a, b| b.cmp(a));
     let left = s.iter().sum();
-    go(&s, 0, room, left)
+    go(&s, 0, room, left, &mut HashSet::new())
 }
 
 /// Whether the failure of these hosts leaves a placement (by brute force).

@@ -131,6 +131,19 @@ impl Host {
         i
     }
 
+    /// Wait until the supervisor's log contains `needle` `count` times.
+    fn wait_log(&self, needle: &str, count: usize) {
+        let end = Instant::now() + MARGIN;
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < end,
+                "no {needle:?} in log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("supervisor.log")).unwrap_or_default()
     }
@@ -169,6 +182,7 @@ impl Host {
 fn kicks_keep_the_host_alive_and_a_frozen_host_is_killed() {
     let mut h = Host::start();
     let kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
     // Kicking for several timeouts kills nothing.
     std::thread::sleep(Duration::from_millis(2 * TIMEOUT_MS + 500));
     assert!(h.all_members_running(), "log:\n{}", h.log());
@@ -184,6 +198,7 @@ fn kicks_keep_the_host_alive_and_a_frozen_host_is_killed() {
 fn a_killed_daemon_cannot_be_replaced_and_the_host_is_killed() {
     let mut h = Host::start();
     let kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
     std::thread::sleep(Duration::from_millis(1000));
     assert!(h.all_members_running());
     kill(Pid::from_raw(h.guard.pid(kicker)), Signal::SIGKILL).expect("SIGKILL");
@@ -234,7 +249,7 @@ fn disarm_kills_nothing_and_the_supervisor_exits_cleanly() {
 fn a_second_connection_cannot_fence() {
     let mut h = Host::start();
     let _kicker = h.start_kicker(&[]);
-    std::thread::sleep(Duration::from_millis(500));
+    h.wait_log("countdown armed", 1);
     // A second connection may not fence: the supervisor refuses it.
     let out = Command::new(SUPERVISOR)
         .args(["fence", "--socket"])
@@ -296,19 +311,12 @@ fn refuses_to_supervise_its_own_group_or_a_special_group() {
 fn sigterm_is_refused_while_armed_and_honoured_when_disarmed() {
     let mut h = Host::start();
     let kicker = h.start_kicker(&["--disarm-after", "80"]);
-    let end = Instant::now() + MARGIN;
-    while !h.log().contains("countdown armed") {
-        assert!(Instant::now() < end, "never armed; log:\n{}", h.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    h.wait_log("countdown armed", 1);
     let sup = Pid::from_raw(h.guard.pid(h.supervisor));
     kill(sup, Signal::SIGTERM).expect("SIGTERM");
     kill(sup, Signal::SIGINT).expect("SIGINT");
     // Both signals are logged as ignored, and the supervisor keeps running.
-    while h.log().matches("ignored").count() < 2 {
-        assert!(Instant::now() < end, "signals not seen; log:\n{}", h.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    h.wait_log("ignored", 2);
     assert!(h.guard.running(h.supervisor), "log:\n{}", h.log());
     // The kicker disarms after 80 kicks and disconnects: a clean stop.
     assert_eq!(

@@ -819,7 +819,11 @@ impl Node {
         if self.lease_check() {
             return;
         }
-        self.access = self.compute_access();
+        let access = self.compute_access();
+        if self.access && !access {
+            self.push(Action::Warning(Warning::StatefileLost));
+        }
+        self.access = access;
         self.net_rounds();
         if self.joined {
             self.evaluate_member();
@@ -1005,13 +1009,20 @@ impl Node {
         set
     }
 
-    /// The freshest state of peer `p`: its heartbeat or its slot, whichever
-    /// carries the higher sequence (a heartbeat wins a tie: it is the newer
-    /// state of the same write). Never called for this host.
+    /// The freshest state of peer `p`: its heartbeat if heard recently, else
+    /// its heartbeat or its slot, whichever carries the higher sequence (a
+    /// heartbeat wins a tie: it is the newer state of the same write). Never
+    /// called for this host.
     fn row(&self, p: usize) -> Option<&Slot> {
         assert_ne!(p, self.config.local, "row() of this host");
         let peer = &self.peers[p];
+        // A recent heartbeat is the sender's current state; its slot on disk
+        // may be a late write of an earlier incarnation.
+        let recent = peer.last_heard.is_some_and(|at| {
+            self.now.saturating_since(at) < self.config.timeouts.heartbeat_timeout
+        });
         match (&peer.net, &peer.disk) {
+            (Some(n), Some(_)) if recent => Some(n),
             (Some(n), Some(d)) => Some(if n.sequence >= d.sequence { n } else { d }),
             (Some(n), None) => Some(n),
             (None, Some(d)) => Some(d),

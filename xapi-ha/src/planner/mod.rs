@@ -119,7 +119,7 @@ pub fn max_host_failures(pool: &Pool) -> MaxFailures {
             .zip(&failed)
             .map(|(h, &f)| (h.enabled && !f).then_some(h.cap))
             .collect();
-        plan::place_protected(pool, &inst, &split, &failed, &mut room)
+        plan::place_protected(pool, &inst, &split, &failed, Some(a.max), &mut room)
             .into_iter()
             .filter(|(_, d)| d.is_none())
             .map(|(i, _)| pool.vms[i.vm].uuid)

@@ -1,13 +1,13 @@
 //! Restart plans for a given failure set: protected VMs first (a complete
 //! placement whenever one is found), then best-effort VMs where room is left.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
 use super::certify::Split;
 use super::instance::{self, Instance, Item};
-use super::search::{self, Decision, Effort};
+use super::search::{self, Decision, Effort, Placement};
 use super::{PlanEntry, PlanError, PlanOutcome, RestartPlan};
 use crate::model::{Pool, PowerState, RestartPriority};
 
@@ -96,6 +96,51 @@ fn by_order_then_size(pool: &Pool, items: &mut [Item]) {
     });
 }
 
+/// A placement of every protected VM to restart when the flagged hosts fail,
+/// if one is found. When deciding the set itself fails but the pool tolerates
+/// more failures than the set has (`known_max`, computed when `None`), a set
+/// of that size containing it was proven placeable when the maximum was
+/// computed: its placement, restricted to this set's VMs, is one for this set.
+fn complete_placement(
+    inst: &Instance,
+    split: &Split,
+    failed: &[bool],
+    known_max: Option<i64>,
+) -> Option<Placement> {
+    let effort = || {
+        Effort::unbounded(if search::is_small(inst) {
+            u64::MAX
+        } else {
+            search::PLAN_NODES_MAX
+        })
+    };
+    if let Decision::Feasible(p) = search::decide(inst, split, failed, &effort()) {
+        return Some(p);
+    }
+    let size = failed.iter().filter(|&&f| f).count();
+    let max = known_max.unwrap_or_else(|| search::analyse(inst, split).max);
+    if max <= size as i64 || max >= inst.live() as i64 {
+        return None;
+    }
+    let mut wider = failed.to_vec();
+    let mut extra = max as usize - size;
+    for f in wider.iter_mut() {
+        if extra > 0 && !*f {
+            *f = true;
+            extra -= 1;
+        }
+    }
+    let Decision::Feasible(p) = search::decide(inst, split, &wider, &effort()) else {
+        return None;
+    };
+    let mine: HashSet<usize> = inst.items_for(failed).iter().map(|i| i.vm).collect();
+    Some(
+        p.into_iter()
+            .filter(|(i, _)| mine.contains(&i.vm))
+            .collect(),
+    )
+}
+
 /// Destinations (live host index) of the protected VMs to restart when the
 /// flagged hosts fail: a complete placement when one is found, else by
 /// ascending `order` as far as room goes. `room` is left with what remains.
@@ -104,6 +149,7 @@ pub(crate) fn place_protected(
     inst: &Instance,
     split: &Split,
     failed: &[bool],
+    known_max: Option<i64>,
     room: &mut Vec<Option<u64>>,
 ) -> Vec<(Item, Option<usize>)> {
     let mut items = inst.items_for(failed);
@@ -113,16 +159,7 @@ pub(crate) fn place_protected(
     if dest.iter().all(Option::is_some) {
         return items.into_iter().zip(dest).collect();
     }
-    if let Decision::Feasible(p) = search::decide(
-        inst,
-        split,
-        failed,
-        &Effort::unbounded(if search::is_small(inst) {
-            u64::MAX
-        } else {
-            search::PLAN_NODES_MAX
-        }),
-    ) {
+    if let Some(p) = complete_placement(inst, split, failed, known_max) {
         *room = start;
         let mut out: Vec<(Item, Option<usize>)> = Vec::with_capacity(p.len());
         for (item, h) in p {
@@ -176,7 +213,7 @@ pub(crate) fn build(pool: &Pool, inst: &Instance, split: &Split, failed: &[bool]
             outcome,
         }
     };
-    for (item, dest) in place_protected(pool, inst, split, failed, &mut room) {
+    for (item, dest) in place_protected(pool, inst, split, failed, None, &mut room) {
         let outcome = dest.map_or(PlanOutcome::NoRoom, |h| {
             PlanOutcome::Destination(inst.hosts[h].uuid)
         });

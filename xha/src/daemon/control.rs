@@ -513,9 +513,11 @@ impl Response {
     /// The JSON line (without newline).
     #[must_use]
     pub fn to_line(&self) -> String {
-        // Serialising plain data with string keys cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"ok":false,"error":{{"code":"bad-request","message":"{e}"}}}}"#)
+        // Plain data with string keys: serialising cannot fail in practice;
+        // should it, the client still gets one well-formed line.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"ok":false,"error":{"code":"refused","message":"the response could not be encoded"}}"#
+                .to_owned()
         })
     }
 }

@@ -1,8 +1,18 @@
-//! The daemon shell around the core: configuration, wire format, watchdogs,
-//! the external supervisor, the control protocol and the exit codes.
+//! The daemon shell around the core (`docs/daemon.md` is the reference):
+//!
+//! - [`config`]: the TOML configuration, validated, with exit codes 6/7;
+//! - [`wire`], [`incarnation`], [`net`]: the authenticated heartbeat packet,
+//!   replay rejection across restarts, the UDP send and receive tasks;
+//! - [`watchdog`], [`supervisor`], [`fence`], [`fence_record`]: watchdog
+//!   backends, the external `xha-supervisor`, fence actions, and the record
+//!   that stops a restarted daemon from re-arming after a fence decision;
+//! - [`control`], [`control_server`], [`socket_path`]: the control protocol
+//!   and its Unix-socket server;
+//! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes.
 //!
 //! Everything here that parses bytes from outside (config files, packets,
-//! control lines) is total: bad input gives a typed error, never a panic.
+//! control lines, supervisor lines) is total: bad input gives a typed error,
+//! never a panic.
 
 pub mod config;
 pub mod control;

@@ -335,14 +335,31 @@ fn seeds_are_accepted_by_their_decoder() {
     assert_eq!(replayed, vec![3, 3, 1, 1]);
 }
 
+/// The committed `seed-N` files are exactly what the generators above
+/// produce, so the corpus cannot drift from the formats. After a deliberate
+/// format change, rewrite them with `REGENERATE_FUZZ_SEEDS=1 cargo test -p
+/// sr_heartbeat --test fuzz_corpus_replay committed_seeds`.
 #[test]
-#[ignore = "writes the seed files of the committed corpora"]
-fn regenerate() {
+fn committed_seeds_match_the_generators() {
+    let regenerate = std::env::var_os("REGENERATE_FUZZ_SEEDS").is_some();
     for (name, _) in TARGETS {
         let dir = corpus_dir(name);
-        std::fs::create_dir_all(&dir).expect("corpus dir");
+        if regenerate {
+            std::fs::create_dir_all(&dir).expect("corpus dir");
+        }
         for (i, seed) in seeds(name).iter().enumerate() {
-            std::fs::write(dir.join(format!("seed-{i}")), seed).expect("seed file");
+            let path = dir.join(format!("seed-{i}"));
+            if regenerate {
+                std::fs::write(&path, seed).expect("seed file");
+            } else {
+                let on_disk = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e} (regenerate the seeds)", path.display()));
+                assert!(
+                    on_disk == *seed,
+                    "{} differs from its generator: set REGENERATE_FUZZ_SEEDS=1 after a deliberate format change",
+                    path.display()
+                );
+            }
         }
     }
 }

@@ -232,6 +232,8 @@ pub struct Node {
     join_requested: bool,
     /// This host's slot showed a member write of an earlier incarnation.
     was_member: bool,
+    /// When this host decided to become a member.
+    joined_at: Option<Instant>,
 
     // Liveset.
     liveset: HostSet,
@@ -302,6 +304,7 @@ impl Node {
             joined: false,
             join_requested: false,
             was_member: false,
+            joined_at: None,
             liveset: HostSet::EMPTY,
             pending_liveset: None,
             survivors: HostSet::EMPTY,
@@ -513,6 +516,20 @@ impl Node {
             return false;
         }
         let me = self.config.local;
+        let timeout = self.config.timeouts.heartbeat_timeout;
+        let peer = &self.peers[from];
+        let recent = peer
+            .last_heard
+            .is_some_and(|at| self.now.saturating_since(at) < timeout);
+        if recent
+            && peer
+                .net
+                .as_ref()
+                .is_some_and(|n| slot.sequence < n.sequence)
+        {
+            // A reordered or duplicated older packet: keep the newer state.
+            return false;
+        }
         let urgent = slot.fence_request && !slot.proposed.contains(me);
         let peer = &mut self.peers[from];
         peer.last_heard = Some(self.now);
@@ -1136,8 +1153,17 @@ impl Node {
     }
 
     /// A member survivor whose agreed liveset excludes me asked me to fence.
+    /// Ignored for `settle` after joining: a request seen then may concern an
+    /// earlier incarnation of this host (a courtesy only: a real loser still
+    /// stops renewing and its lease runs out).
     fn fence_requested(&mut self) -> bool {
         let me = self.config.local;
+        if self
+            .joined_at
+            .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle)
+        {
+            return false;
+        }
         let liveset = self.effective_liveset();
         let by = liveset.iter().filter(|&q| q != me).find(|&q| {
             self.row(q).is_some_and(|r| {
@@ -1306,6 +1332,7 @@ impl Node {
     fn become_member(&mut self, ls: HostSet) {
         assert!(!self.joined);
         self.joined = true;
+        self.joined_at = Some(self.now);
         self.join_requested = true;
         self.survivors = ls;
         self.survivors_since = self.now;
@@ -1479,10 +1506,9 @@ impl Node {
             // A member writes only while its lease holds and it is in the
             // survivor set it computes itself: a loser stops renewing.
             let standing = self.survivors.contains(self.config.local);
-            // The first member write waits for starting writes to settle, so
-            // that no starting slot can land over a member slot.
-            let starting_in_flight = self.rounds.iter().any(|r| !r.member);
-            return lease_valid && standing && !starting_in_flight;
+            // Starting writes still in flight may land after member writes:
+            // harmless, every landing is a change for the readers' anchors.
+            return lease_valid && standing;
         }
         if self.join_requested && !lease_valid {
             return false;

@@ -87,7 +87,12 @@ fn run(name: &str, hosts: usize, vms: usize, make: &dyn Fn(&mut ChaCha8Rng) -> P
 /// Random pools loaded to about 55% of their memory: hosts of 128-512 GiB,
 /// VM sizes skewed small with the mean that gives that load.
 fn random(hosts: usize, vms: usize) -> impl Fn(&mut ChaCha8Rng) -> Pool {
-    let mean_gib = (320.0 * 0.55 * hosts as f64 / vms as f64).max(1.5);
+    loaded(hosts, vms, 0.55)
+}
+
+/// Random pools loaded to about `load` of their memory.
+fn loaded(hosts: usize, vms: usize, load: f64) -> impl Fn(&mut ChaCha8Rng) -> Pool {
+    let mean_gib = (320.0 * load * hosts as f64 / vms as f64).max(1.5);
     // The generator squares a uniform draw: mean = low + span / 3.
     let top = 1 + (3.0 * (mean_gib - 1.0)).round() as u64;
     move |rng| {
@@ -138,6 +143,9 @@ fn main() {
         (64, 4096),
     ] {
         run("random", h, v, &random(h, v));
+    }
+    for (h, v) in [(16, 500), (32, 2048), (64, 4096)] {
+        run("random, 90% load", h, v, &loaded(h, v, 0.9));
     }
     for (h, v) in [(16, 500), (64, 4096)] {
         let plain = random(h, v);

@@ -17,7 +17,10 @@ fn medium_pool(seed: u64) -> Pool {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let hosts = rng.gen_range(9..=24);
     let vms = rng.gen_range(30..=300);
-    let mean = (60.0 * 0.6 * hosts as f64 / vms as f64).max(1.5);
+    // Loads from comfortable to nearly full, so that small answers (where
+    // XenServer enumerates failure sets) are covered too.
+    let load = rng.gen_range(0.5..0.95);
+    let mean = (60.0 * load * hosts as f64 / vms as f64).max(1.5);
     generator::pool(
         &mut rng,
         Shape {

@@ -29,8 +29,8 @@ const EXACT_SET_ITEMS_MAX: usize = 256;
 /// that the whole set has no placement.
 const RELAXED_ITEMS_MAX: usize = 16;
 /// Budget (sets x VMs per set x hosts) for enumerating every failure set of
-/// one size, beyond exact mode. Keeps large pools within milliseconds, and
-/// covers the small failure counts where XenServer enumerates too.
+/// one size, beyond exact mode. Keeps large pools within milliseconds. Where
+/// XenServer enumerates (ordered sets, more of them), we always do too.
 const ENUMERATION_WORK_MAX: u128 = 4_000_000;
 
 /// A placement for a failure set: each item with its bin (live host index).
@@ -325,7 +325,12 @@ pub(crate) fn analyse(inst: &Instance, split: &Split) -> Analysis {
         let sets = choose(live, n);
         let vms_per_set = (inst.needy.len() + 1 + n * inst.item_count() / live) as u128;
         let per_set = vms_per_set * live as u128;
-        if !exhaustive && sets.saturating_mul(per_set) > ENUMERATION_WORK_MAX {
+        let xenserver_enumerates =
+            super::xenserver::heuristic_for(live, n) == super::xenserver::Heuristic::Exhaustive;
+        if !exhaustive
+            && !xenserver_enumerates
+            && sets.saturating_mul(per_set) > ENUMERATION_WORK_MAX
+        {
             return done(n, false, stuck.unwrap_or_else(|| cands[0].clone()));
         }
         match try_all_sets(inst, split, n, &effort) {

@@ -146,7 +146,7 @@ fn one_host_storage_hangs() {
 }
 
 /// Every host loses the statefile, the network is whole: nobody fences,
-/// the liveset stays, and every host knows it has no statefile access.
+/// the liveset stays, and every host warns that it lost the statefile.
 #[test]
 fn every_host_loses_the_statefile() {
     let mut c = Cluster::with_hosts(4, 6);
@@ -162,6 +162,12 @@ fn every_host_loses_the_statefile() {
         assert!(
             c.node(h).is_some_and(|n| !n.has_statefile_access()),
             "h{h} still claims statefile access"
+        );
+        assert!(
+            c.warnings_after(h, fault)
+                .iter()
+                .any(|w| matches!(w, Warning::StatefileLost)),
+            "h{h} did not warn that it lost the statefile"
         );
     }
     println!("every_host_loses_the_statefile: nobody fenced in 10T");

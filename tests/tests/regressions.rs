@@ -1,0 +1,44 @@
+//! Seeds that once broke an invariant, kept after the fix (each comment:
+//! what went wrong). Replay any with
+//! `cargo run --release -p ha_tests --bin ha-sim -- --seeds 1 --seed-start SEED --max-hosts 8 --safety-t 8 --verbose`.
+
+use std::time::Duration;
+
+use ha_tests::sim::run::{RunOptions, run_seed};
+
+fn check(seeds: &[u64]) {
+    let opts = RunOptions {
+        max_hosts: 8,
+        base_timeout: Duration::from_secs(10),
+        safety_t: 8,
+        ..RunOptions::default()
+    };
+    let mut failed = Vec::new();
+    for &seed in seeds {
+        let out = run_seed(seed, &opts);
+        if let Some(report) = out.report {
+            eprintln!("{report}");
+            failed.push(seed);
+        }
+    }
+    assert!(failed.is_empty(), "regressed seeds: {failed:?}");
+}
+
+/// Rebooted hosts never rejoined: late-landing slot writes of their dead
+/// incarnation kept them silent, or members fenced a freshly admitted
+/// host with a stale fence request, leaving members with diverging
+/// livesets (liveness part of invariant 3).
+#[test]
+fn rejoin_after_late_writes_and_stale_fence_requests() {
+    check(&[
+        1_000_116, 1_000_308, 1_000_521, 1_000_983, 1_001_054, 1_001_279, 1_001_393, 1_001_451,
+        1_001_580, 1_001_600, 1_001_688, 1_001_847,
+    ]);
+}
+
+/// After a whole-pool restart a member dropped a running host from its
+/// liveset and re-added it 150 ms later (invariant 1).
+#[test]
+fn no_transient_removal_after_a_whole_pool_restart() {
+    check(&[1_000_322]);
+}

@@ -265,6 +265,8 @@ pub struct Node {
     peers: Vec<PeerState>,
 
     // Master lock.
+    /// When the current request began (None: not requesting).
+    request_started: Option<Instant>,
     want_master: bool,
     refuse_master: bool,
     grant: Option<usize>,
@@ -326,6 +328,7 @@ impl Node {
             last_sequence: 0,
             pool: None,
             peers: vec![PeerState::default(); n],
+            request_started: None,
             want_master: false,
             refuse_master: false,
             grant: None,
@@ -1270,6 +1273,9 @@ impl Node {
             .is_some_and(|end| end >= self.now + t.watchdog_min + t.kick_interval * 2);
         let members = self.live_members();
         if members.is_empty() {
+            // Announce the request at once: a host that forms first counts
+            // this one in and must see it as a candidate, not as a loser.
+            self.join_requested |= lease_ok && !self.excluded;
             self.try_form();
             return;
         }
@@ -1355,6 +1361,7 @@ impl Node {
         let liveset = self.effective_liveset();
         if !self.joined || !self.is_member() {
             self.grant = None;
+            self.request_started = None;
             return;
         }
         let master_index = self.pool_master_index().filter(|&p| liveset.contains(p));
@@ -1379,25 +1386,38 @@ impl Node {
                 epoch: pool.master_epoch,
             });
         }
-        let mut requesters: HostSet = liveset
-            .iter()
-            .filter(|&p| p != me)
-            .filter(|&p| self.row(p).is_some_and(|r| r.lock_request.contains(p)))
-            .collect();
-        if requesting {
-            requesters.insert(me);
+        if !requesting {
+            self.request_started = None;
+        } else if self.request_started.is_none() {
+            self.request_started = Some(self.now);
         }
+        let requesters = self.requesters(requesting);
         self.grant = master_lock::grant(liveset, requesters, master_index, self.grant);
         if !requesting || self.master || self.acquire.is_some() || !self.access {
             return;
         }
+        // A grant counts only from a heartbeat heard at least a heartbeat
+        // timeout after this request began, that knows of the request: so it
+        // was sent for this request, not for an earlier one of this host or
+        // of an earlier incarnation (heartbeats from one sender arrive in
+        // order, within the timeout, or never).
+        let fresh_after = self
+            .request_started
+            .map(|at| at + self.config.timeouts.heartbeat_timeout);
         let grants: Vec<Option<usize>> = (0..self.config.hosts.len())
             .map(|p| {
                 if p == me {
-                    self.grant
-                } else {
-                    self.row(p).and_then(|r| r.lock_grant.lowest())
+                    return self.grant;
                 }
+                let peer = &self.peers[p];
+                let fresh = match (peer.last_heard, fresh_after) {
+                    (Some(heard), Some(after)) => heard >= after,
+                    _ => false,
+                };
+                peer.net
+                    .as_ref()
+                    .filter(|r| fresh && r.lock_request.contains(me))
+                    .and_then(|r| r.lock_grant.lowest())
             })
             .collect();
         if !master_lock::holds(me, liveset, &grants) {
@@ -1424,6 +1444,21 @@ impl Node {
             update_seq: pool.update_seq.saturating_add(1),
         };
         self.write_pool(block);
+    }
+
+    /// Liveset members asking for the lock (their own bit), and me if I ask.
+    fn requesters(&self, requesting: bool) -> HostSet {
+        let me = self.config.local;
+        let liveset = self.effective_liveset();
+        let mut set: HostSet = liveset
+            .iter()
+            .filter(|&p| p != me)
+            .filter(|&p| self.row(p).is_some_and(|r| r.lock_request.contains(p)))
+            .collect();
+        if requesting {
+            set.insert(me);
+        }
+        set
     }
 
     /// Does this host ask for the master lock? When told to, or, as a
@@ -1737,10 +1772,12 @@ impl Node {
         } else {
             (HostSet::EMPTY, HostSet::EMPTY)
         };
-        let mut requests = HostSet::EMPTY;
-        if self.requesting() {
-            requests.insert(me);
-        }
+        // The requests this host knows of; its own bit is its own request.
+        let requests = if self.joined {
+            self.requesters(self.requesting())
+        } else {
+            HostSet::EMPTY
+        };
         let known_epoch = self
             .pool
             .as_ref()

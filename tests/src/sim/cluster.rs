@@ -140,6 +140,9 @@ pub struct SimHost {
     pub replies: Vec<(Nanos, xha::core::ControlReply)>,
     /// The last master epoch this incarnation reported.
     last_epoch: u64,
+    /// This incarnation was told `ProposeMaster(false)` (an operator
+    /// choice the liveness phase undoes).
+    pub declined_master: bool,
 }
 
 const INBOX_MAX: usize = 4096;
@@ -228,6 +231,7 @@ impl Cluster {
                 warnings: Vec::new(),
                 replies: Vec::new(),
                 last_epoch: 0,
+                declined_master: false,
             })
             .collect();
         let trace = if config.keep_full_trace {
@@ -561,6 +565,7 @@ impl Cluster {
         host.member = false;
         host.published = None;
         host.last_epoch = 0;
+        host.declined_master = false;
         let inc = host.incarnation;
         self.checker.host_rebooted(h);
         self.trace.record(
@@ -1058,7 +1063,12 @@ impl Cluster {
             }
             Fault::Control { host, request } => {
                 let req = match request {
-                    Control::ProposeMaster(b) => ControlRequest::ProposeMaster(b),
+                    Control::ProposeMaster(b) => {
+                        if self.hosts[host].life.is_up() {
+                            self.hosts[host].declined_master = !b;
+                        }
+                        ControlRequest::ProposeMaster(b)
+                    }
                     Control::DisarmFencing => ControlRequest::DisarmFencing,
                     Control::SetExcluded => ControlRequest::SetExcluded,
                     Control::ClearExcluded => ControlRequest::ClearExcluded,

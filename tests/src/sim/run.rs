@@ -378,6 +378,14 @@ fn heal_all(cluster: &mut Cluster, rng: &mut ChaCha8Rng, big_t: Nanos) {
     cluster.inject(Fault::HealStorage);
     let now = cluster.now();
     for h in 0..cluster.hosts.len() {
+        // An operator who told a host not to be master changes their mind:
+        // otherwise a pool of such hosts rightly has no master.
+        if cluster.hosts[h].declined_master {
+            cluster.inject(Fault::Control {
+                host: h,
+                request: Control::ProposeMaster(true),
+            });
+        }
         match cluster.life(h) {
             Life::Frozen => cluster.inject(Fault::Thaw(h)),
             Life::Running => {}

@@ -285,19 +285,26 @@ pub(crate) fn analyse(inst: &Instance, split: &Split) -> Analysis {
     }
     let effort = Effort::for_instance(inst);
     let exhaustive = is_small(inst);
-    // Proven lower bound: certificates are monotone in n, stop at the first miss.
-    let mut n = 0;
-    let mut refuted = None;
-    while n < live {
-        match certify::verdict(inst, split, n, &effort) {
-            Verdict::Certified => n += 1,
-            Verdict::Refuted(set) => {
-                refuted = Some(set);
-                break;
+    // Proven lower bound. Each certificate is monotone in n (its worst case
+    // only gets worse), so bisect for the smallest n not certified; keep the
+    // verdict there, which may be a refutation.
+    let (mut lo, mut hi) = (0, live);
+    let mut at_hi = Verdict::Unknown;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match certify::verdict(inst, split, mid, &effort) {
+            Verdict::Certified => lo = mid + 1,
+            other => {
+                hi = mid;
+                at_hi = other;
             }
-            Verdict::Unknown => break,
         }
     }
+    let mut n = lo;
+    let mut refuted = match at_hi {
+        Verdict::Refuted(set) if hi < live => Some(set),
+        _ => None,
+    };
     // n is the smallest failure count not yet proven tolerated.
     loop {
         let done = |n: usize, exact: bool, limiting: Vec<usize>| Analysis {

@@ -5,6 +5,7 @@
 //! `cargo test`.)
 
 use proptest::prelude::*;
+use sr_heartbeat::statefile::slot::off as slot_off;
 use sr_heartbeat::statefile::{HostSet, Phase, Slot};
 use uuid::Uuid;
 use xha::daemon::config::PoolSecret;
@@ -46,9 +47,12 @@ prop_compose! {
         master_epoch: u64,
         fault_round: u64,
         net_round: u64,
+        diag_time_ms: u64,
         phase in phase(),
         flags in proptest::array::uniform5(any::<bool>()),
     ) -> Slot {
+        // Every fixed field the tests know, plus defaults for fields the
+        // slot may gain.
         Slot {
             host_uuid: hosts()[index],
             host_index: index as u16,
@@ -68,8 +72,8 @@ prop_compose! {
             statefile_access: flags[3],
             fencing_disarmed: flags[4],
             net_round,
-            status: String::new(),
-            diag_time_ms: 0,
+            diag_time_ms,
+            ..Slot::default()
         }
     }
 }
@@ -101,7 +105,8 @@ proptest! {
         let r = codec(0).decode(&p);
         prop_assert!(r.is_err(), "bit {} flipped and accepted", bit);
         // Flips outside magic, version and generation are caught by the MAC.
-        if bit / 8 >= off::SENDER_INDEX && !(off::GENERATION..off::SENDER_UUID).contains(&(bit / 8)) {
+        let byte = bit / 8;
+        if byte >= off::SENDER_INDEX && !(off::GENERATION..off::SENDER_UUID).contains(&byte) {
             prop_assert_eq!(r, Err(DropReason::Forged));
         }
     }
@@ -181,12 +186,12 @@ fn corpus() {
     let mut longer = valid.to_vec();
     longer.push(0);
     cases.push(("one long", longer, DropKind::Oversized));
-    let mut v2 = valid;
-    v2[off::VERSION] = 2;
-    cases.push(("version 2", v2.to_vec(), DropKind::WrongVersion));
-    let mut v0 = valid;
-    v0[off::VERSION] = 0;
-    cases.push(("version 0", v0.to_vec(), DropKind::WrongVersion));
+    let mut v3 = valid;
+    v3[off::VERSION] = 3;
+    cases.push(("version 3", v3.to_vec(), DropKind::WrongVersion));
+    let mut v1 = valid;
+    v1[off::VERSION] = 1;
+    cases.push(("version 1", v1.to_vec(), DropKind::WrongVersion));
     let foreign = Codec::new(Uuid::from_u128(77), hosts(), 2, &secret()).encode(1, 1, &slot);
     cases.push(("foreign pool", foreign.to_vec(), DropKind::ForeignPool));
     let other_secret = PoolSecret::new(vec![0x42; 32]).unwrap();
@@ -196,7 +201,7 @@ fn corpus() {
     zero_mac[off::MAC..].fill(0);
     cases.push(("zero MAC", zero_mac.to_vec(), DropKind::Forged));
     let mut edited = valid;
-    edited[off::LIVESET] = 0xff;
+    edited[off::SLOT + slot_off::LIVESET] = 0xff;
     cases.push(("edited liveset", edited.to_vec(), DropKind::Forged));
     let own = codec(0).encode(
         1,

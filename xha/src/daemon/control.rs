@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::wire::DropCounters;
-use crate::core::{ControlError, ControlRequest, PoolState, Timeouts};
+use crate::core::{ControlError, ControlRequest, HostStatus, PoolState, Timeouts};
 
 /// Longest request line accepted, newline excluded.
 pub const MAX_REQUEST_LINE: usize = 4096;
@@ -379,6 +379,8 @@ pub enum WarningKind {
     Watchdog,
     /// The pool secret file is readable by other users.
     SecretPermissions,
+    /// Another condition (see the message).
+    Other,
 }
 
 /// One warning.
@@ -390,6 +392,84 @@ pub struct WarningReport {
     pub host: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statefile: Option<usize>,
+}
+
+impl WarningReport {
+    /// The report of one of the core's warnings; `hosts` maps indexes to
+    /// UUIDs (sorted host list).
+    #[must_use]
+    pub fn from_core(w: &crate::core::Warning, hosts: &[Uuid]) -> WarningReport {
+        use crate::core::Warning;
+        let uuid = |i: usize| hosts.get(i).copied();
+        // The core's warnings grow with its features: one without a kind of
+        // its own is reported as `other` with its debug text.
+        #[allow(unreachable_patterns)]
+        match w {
+            Warning::StatefileLatency { statefile, latency } => WarningReport {
+                kind: WarningKind::StatefileApproachingTimeout,
+                message: format!("statefile {statefile}: I/O took {} ms", latency.as_millis()),
+                host: None,
+                statefile: Some(*statefile),
+            },
+            Warning::HeartbeatLatency { host, silence } => WarningReport {
+                kind: WarningKind::HeartbeatApproachingTimeout,
+                message: format!("host {host}: no heartbeat for {} ms", silence.as_millis()),
+                host: uuid(*host),
+                statefile: None,
+            },
+            Warning::StatefileLost => WarningReport {
+                kind: WarningKind::StatefileLost,
+                message: "a majority of the statefiles cannot be reached".into(),
+                host: None,
+                statefile: None,
+            },
+            Warning::StatefileCorrupt { statefile, host } => WarningReport {
+                kind: WarningKind::StatefileCorrupted,
+                message: match host {
+                    Some(h) => format!("statefile {statefile}: the slot of host {h} is corrupt"),
+                    None => format!("statefile {statefile}: the pool block is corrupt"),
+                },
+                host: host.and_then(uuid),
+                statefile: Some(*statefile),
+            },
+            other => WarningReport {
+                kind: WarningKind::Other,
+                message: format!("{other:?}"),
+                host: None,
+                statefile: None,
+            },
+        }
+    }
+}
+
+impl HostReport {
+    /// One host's report: the core's view of it plus what the daemon
+    /// measures (its address, whether its slot decoded, ages on this host's
+    /// clock).
+    #[must_use]
+    pub fn from_core(
+        status: &HostStatus,
+        address: SocketAddr,
+        statefile_corrupted: bool,
+        last_heartbeat_age_ms: Option<u64>,
+        last_statefile_update_age_ms: Option<u64>,
+    ) -> HostReport {
+        HostReport {
+            uuid: status.uuid,
+            index: status.index,
+            address,
+            live: status.live,
+            master: status.master,
+            heard: status.heard,
+            seen: status.seen,
+            statefile_access: status.statefile_access,
+            statefile_corrupted,
+            excluded: status.excluded,
+            starting: status.starting,
+            last_heartbeat_age_ms,
+            last_statefile_update_age_ms,
+        }
+    }
 }
 
 /// The answer to `query-liveset`, and the payload of `watch` events.
@@ -773,6 +853,66 @@ mod tests {
             let line = format!(r#"{{"request":"{name}","{key}":{value}}}"#);
             let _ = parse_request(line.as_bytes());
         }
+    }
+
+    #[test]
+    fn core_warnings_and_host_status_map_to_reports() {
+        use crate::core::Warning;
+        let hosts = [Uuid::from_u128(10), Uuid::from_u128(11)];
+        let w = WarningReport::from_core(
+            &Warning::HeartbeatLatency {
+                host: 1,
+                silence: Duration::from_millis(1500),
+            },
+            &hosts,
+        );
+        assert_eq!(w.kind, WarningKind::HeartbeatApproachingTimeout);
+        assert_eq!(w.host, Some(hosts[1]));
+        assert_eq!(w.message, "host 1: no heartbeat for 1500 ms");
+        let w = WarningReport::from_core(
+            &Warning::StatefileCorrupt {
+                statefile: 0,
+                host: None,
+            },
+            &hosts,
+        );
+        assert_eq!(
+            (w.kind, w.statefile, w.host),
+            (WarningKind::StatefileCorrupted, Some(0), None)
+        );
+        assert_eq!(
+            WarningReport::from_core(&Warning::StatefileLost, &hosts).kind,
+            WarningKind::StatefileLost
+        );
+        // A real node's view of a host (built through the core's API, so
+        // this test follows the core's fields).
+        let cfg = crate::core::Config {
+            pool_generation: Uuid::from_u128(1),
+            hosts: hosts.to_vec(),
+            local: 0,
+            timeouts: Timeouts::derive(Duration::from_secs(10)).unwrap(),
+            statefiles: 1,
+            seed: 1,
+            fencing_armed: true,
+            master_candidate: false,
+        };
+        let node = crate::core::Node::new(cfg, crate::core::Instant::from_nanos(0)).unwrap();
+        let status = node.status().hosts[1].clone();
+        let r = HostReport::from_core(
+            &status,
+            "10.0.0.2:694".parse().unwrap(),
+            false,
+            Some(40),
+            None,
+        );
+        assert_eq!(
+            (r.index, r.uuid, r.last_heartbeat_age_ms),
+            (1, hosts[1], Some(40))
+        );
+        assert_eq!(
+            (r.live, r.heard, r.seen, r.master),
+            (status.live, status.heard, status.seen, status.master)
+        );
     }
 
     #[test]

@@ -116,6 +116,53 @@ pub fn from_config(config: &WatchdogConfig) -> Result<Box<dyn Watchdog>, Watchdo
     })
 }
 
+/// What became of one of the core's `KickWatchdog { until }` actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KickOutcome {
+    /// Kicked: the watchdog now fires at `until` or earlier.
+    Kicked,
+    /// `until` had already passed when the kick was executed: dropped, since
+    /// it could keep a host alive past its lease.
+    TooLate { late_by: Duration },
+    /// Less time is left than the backend can count: dropped; the previous
+    /// kick's deadline, which is earlier, stands.
+    TooShort { left: Duration },
+}
+
+/// Arm for the core's `ArmWatchdog { until }` at `now` (the daemon's clock
+/// in the core's time base).
+pub fn arm_until(
+    watchdog: &mut dyn Watchdog,
+    now: crate::core::Instant,
+    until: crate::core::Instant,
+) -> Result<ArmReport, WatchdogError> {
+    watchdog.arm(until.saturating_since(now))
+}
+
+/// Kick for the core's `KickWatchdog { until }` at `now`: the watchdog is
+/// set to fire after `until - now` (rounded down by the backend). A kick
+/// after `until`, or with less left than the backend can count, is dropped;
+/// any other failure is an error (exit code 4).
+pub fn kick_until(
+    watchdog: &mut dyn Watchdog,
+    now: crate::core::Instant,
+    until: crate::core::Instant,
+) -> Result<KickOutcome, WatchdogError> {
+    if now >= until {
+        return Ok(KickOutcome::TooLate {
+            late_by: now.saturating_since(until),
+        });
+    }
+    let left = until.saturating_since(now);
+    match watchdog.kick(left) {
+        Ok(()) => Ok(KickOutcome::Kicked),
+        Err(WatchdogError::BadTimeout { timeout, min, .. }) if timeout < min => {
+            Ok(KickOutcome::TooShort { left })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc::c_int);
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc::c_int);
 
@@ -673,6 +720,52 @@ mod tests {
             Err(WatchdogError::BadTimeout { .. })
         ));
         assert!(supervisor_ms(Duration::from_secs(3601)).is_err());
+    }
+
+    #[test]
+    fn kicks_for_the_core_are_dropped_when_late_or_too_short() {
+        use crate::core::Instant;
+        let t = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        let mut w = NoWatchdog::new();
+        arm_until(&mut w, t(0), t(7000)).unwrap();
+        assert_eq!(
+            kick_until(&mut w, t(100), t(7100)).unwrap(),
+            KickOutcome::Kicked
+        );
+        assert_eq!(
+            kick_until(&mut w, t(7200), t(7100)).unwrap(),
+            KickOutcome::TooLate {
+                late_by: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(w.kicks(), 1);
+        // The linux backend counts whole seconds: 999 ms left is too short.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("watchdog");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            File::open(reader_path)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            got
+        });
+        let mut l = LinuxWatchdog::new(&fifo);
+        arm_until(&mut l, t(0), t(7000)).unwrap();
+        assert_eq!(
+            kick_until(&mut l, t(6001), t(7000)).unwrap(),
+            KickOutcome::TooShort {
+                left: Duration::from_millis(999)
+            }
+        );
+        assert_eq!(
+            kick_until(&mut l, t(5000), t(7000)).unwrap(),
+            KickOutcome::Kicked
+        );
+        l.disarm().unwrap();
+        assert_eq!(reader.join().unwrap(), b"\n\nV");
     }
 
     #[test]

@@ -1,37 +1,32 @@
 //! The network heartbeat packet: a fixed, versioned, authenticated format.
 //!
-//! A packet carries the sender's current state (the contents of its
-//! statefile slot, without the operator status text and diagnostic time) plus
-//! a packet header for authentication and replay rejection. Layout (all
-//! integers little-endian; `docs/daemon.md` has the same table):
+//! A packet carries the sender's current state as the first
+//! [`SLOT_PREFIX_LEN`] bytes of its statefile slot block, encoded by
+//! `Slot::encode` exactly as on disk (see `docs/on-disk-format.md`), with an
+//! empty status text. So the network and the statefile carry the same views
+//! by construction, and a field added to the slot travels in heartbeats
+//! without a change here. Layout (integers little-endian; `docs/daemon.md`
+//! has the same table):
 //!
 //! | offset | size | field |
 //! |-------:|-----:|-------|
-//! | 0   | 8  | magic `"XHANET\0\0"` |
-//! | 8   | 2  | format version (1) |
-//! | 10  | 2  | sender host index |
-//! | 12  | 4  | flags (excluded, starting, fence request, statefile access, fencing disarmed) |
-//! | 16  | 16 | pool generation UUID |
-//! | 32  | 16 | sender host UUID |
-//! | 48  | 8  | sender incarnation |
-//! | 56  | 8  | packet sequence (within the incarnation) |
-//! | 64  | 8  | slot sequence |
-//! | 72  | 8  | heard (bitmap) |
-//! | 80  | 8  | seen |
-//! | 88  | 8  | liveset |
-//! | 96  | 8  | proposed liveset |
-//! | 104 | 8  | master-lock requests |
-//! | 112 | 8  | master-lock grants |
-//! | 120 | 8  | master epoch |
-//! | 128 | 8  | fault round |
-//! | 136 | 8  | network round |
-//! | 144 | 1  | phase (0..=4) |
-//! | 145 | 7  | reserved, zero |
-//! | 152 | 32 | HMAC-SHA256 of bytes 0..152 under the pool secret |
+//! | 0   | 8   | magic `"XHANET\0\0"` |
+//! | 8   | 2   | format version (2) |
+//! | 10  | 2   | sender host index |
+//! | 12  | 4   | reserved, zero |
+//! | 16  | 16  | pool generation UUID |
+//! | 32  | 16  | sender host UUID |
+//! | 48  | 8   | sender incarnation |
+//! | 56  | 8   | packet sequence (within the incarnation) |
+//! | 64  | 256 | bytes 0..256 of the sender's slot block (status length 0) |
+//! | 320 | 32  | HMAC-SHA256 of bytes 0..320 under the pool secret |
 //!
 //! Checks, in order, each with its own [`DropReason`]: length, magic,
 //! version, pool generation, MAC (constant-time), sender index and UUID
-//! against the configuration, field values; then the per-peer
+//! against the configuration, reserved bytes, then the embedded slot (decoded
+//! by `Slot::decode` after padding to a block and stamping its checksum: its
+//! magic, version, generation, index and field values must be valid, its
+//! UUID must be the sender's, its status length zero); then the per-peer
 //! [`ReplayFilter`]. Fields are only interpreted once the MAC is verified,
 //! so a forger learns nothing beyond "dropped".
 //!
@@ -57,17 +52,22 @@
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use sr_heartbeat::statefile::{HostSet, Phase, Slot};
+use sr_heartbeat::statefile::Slot;
+use sr_heartbeat::statefile::slot::{SLOT_SIZE, block_crc, off as slot_off};
 use uuid::Uuid;
 
 use super::config::PoolSecret;
 
+/// How much of the slot block a packet carries: every fixed field, up to
+/// (not including) the status text.
+pub const SLOT_PREFIX_LEN: usize = 256;
 /// Total size of a packet.
-pub const PACKET_LEN: usize = 184;
+pub const PACKET_LEN: usize = 352;
 /// `"XHANET\0\0"` as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"XHANET\0\0");
-/// Bumped on any incompatible change of the layout.
-pub const VERSION: u16 = 1;
+/// Bumped on any incompatible change of the layout (1 carried the fields
+/// one by one; 2 embeds the slot prefix).
+pub const VERSION: u16 = 2;
 /// Size of the receive buffer the daemon should use: larger than a packet,
 /// so an oversized datagram is recognised as such instead of being cut to
 /// a plausible length.
@@ -78,40 +78,22 @@ pub mod off {
     pub const MAGIC: usize = 0;
     pub const VERSION: usize = 8;
     pub const SENDER_INDEX: usize = 10;
-    pub const FLAGS: usize = 12;
+    pub const RESERVED: usize = 12;
     pub const GENERATION: usize = 16;
     pub const SENDER_UUID: usize = 32;
     pub const INCARNATION: usize = 48;
     pub const PACKET_SEQUENCE: usize = 56;
-    pub const SLOT_SEQUENCE: usize = 64;
-    pub const HEARD: usize = 72;
-    pub const SEEN: usize = 80;
-    pub const LIVESET: usize = 88;
-    pub const PROPOSED: usize = 96;
-    pub const LOCK_REQUEST: usize = 104;
-    pub const LOCK_GRANT: usize = 112;
-    pub const MASTER_EPOCH: usize = 120;
-    pub const FAULT_ROUND: usize = 128;
-    pub const NET_ROUND: usize = 136;
-    pub const PHASE: usize = 144;
-    pub const RESERVED: usize = 145;
-    pub const MAC: usize = 152;
+    pub const SLOT: usize = 64;
+    pub const MAC: usize = 320;
 }
 
 const MAC_LEN: usize = 32;
 const _: () = assert!(off::MAC + MAC_LEN == PACKET_LEN);
-const _: () = assert!(off::PHASE + 1 == off::RESERVED);
+const _: () = assert!(off::SLOT + SLOT_PREFIX_LEN == off::MAC);
 const _: () = assert!(RECV_BUFFER_LEN > PACKET_LEN);
-
-/// Bits of the flags field (the same meanings and values as the slot's).
-pub mod flag {
-    pub const EXCLUDED: u32 = 1 << 0;
-    pub const STARTING: u32 = 1 << 1;
-    pub const FENCE_REQUEST: u32 = 1 << 2;
-    pub const STATEFILE_ACCESS: u32 = 1 << 3;
-    pub const FENCING_DISARMED: u32 = 1 << 4;
-    pub const ALL: u32 = EXCLUDED | STARTING | FENCE_REQUEST | STATEFILE_ACCESS | FENCING_DISARMED;
-}
+// The prefix holds every fixed slot field and stops before the status text.
+const _: () = assert!(slot_off::STATUS_TEXT == SLOT_PREFIX_LEN);
+const _: () = assert!(SLOT_PREFIX_LEN < SLOT_SIZE);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -257,8 +239,8 @@ pub struct Heartbeat {
     pub from: usize,
     pub incarnation: u64,
     pub packet_sequence: u64,
-    /// The sender's state; `status` is empty and `diag_time_ms` zero (they
-    /// travel only in the statefile).
+    /// The sender's state; `status` is empty (the text travels only in the
+    /// statefile).
     pub slot: Slot,
 }
 
@@ -284,9 +266,6 @@ impl std::fmt::Debug for Codec {
 
 fn get_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 fn get_u64(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
@@ -324,8 +303,9 @@ impl Codec {
         }
     }
 
-    /// Encode `slot` (this host's state) as packet `packet_sequence` of
-    /// `incarnation`. Panics if the slot is not this host's (a bug).
+    /// Encode `slot` (this host's state; its status text is not sent) as
+    /// packet `packet_sequence` of `incarnation`. Panics if the slot is not
+    /// this host's (a bug).
     #[must_use]
     pub fn encode(&self, incarnation: u64, packet_sequence: u64, slot: &Slot) -> [u8; PACKET_LEN] {
         assert_eq!(
@@ -334,30 +314,23 @@ impl Codec {
             "slot of another host"
         );
         assert_eq!(slot.host_uuid, self.hosts[self.local], "slot UUID mismatch");
+        let mut block = vec![0u8; SLOT_SIZE];
+        if slot.status.is_empty() {
+            slot.encode(self.generation, &mut block);
+        } else {
+            let mut bare = slot.clone();
+            bare.status.clear();
+            bare.encode(self.generation, &mut block);
+        }
         let mut b = [0u8; PACKET_LEN];
         put(&mut b, off::MAGIC, &MAGIC.to_le_bytes());
         put(&mut b, off::VERSION, &VERSION.to_le_bytes());
         put(&mut b, off::SENDER_INDEX, &slot.host_index.to_le_bytes());
-        put(&mut b, off::FLAGS, &flags_of(slot).to_le_bytes());
         put(&mut b, off::GENERATION, self.generation.as_bytes());
         put(&mut b, off::SENDER_UUID, slot.host_uuid.as_bytes());
         put(&mut b, off::INCARNATION, &incarnation.to_le_bytes());
         put(&mut b, off::PACKET_SEQUENCE, &packet_sequence.to_le_bytes());
-        put(&mut b, off::SLOT_SEQUENCE, &slot.sequence.to_le_bytes());
-        put(&mut b, off::HEARD, &slot.heard.0.to_le_bytes());
-        put(&mut b, off::SEEN, &slot.seen.0.to_le_bytes());
-        put(&mut b, off::LIVESET, &slot.liveset.0.to_le_bytes());
-        put(&mut b, off::PROPOSED, &slot.proposed.0.to_le_bytes());
-        put(
-            &mut b,
-            off::LOCK_REQUEST,
-            &slot.lock_request.0.to_le_bytes(),
-        );
-        put(&mut b, off::LOCK_GRANT, &slot.lock_grant.0.to_le_bytes());
-        put(&mut b, off::MASTER_EPOCH, &slot.master_epoch.to_le_bytes());
-        put(&mut b, off::FAULT_ROUND, &slot.fault_round.to_le_bytes());
-        put(&mut b, off::NET_ROUND, &slot.net_round.to_le_bytes());
-        b[off::PHASE] = slot.phase as u8;
+        put(&mut b, off::SLOT, &block[..SLOT_PREFIX_LEN]);
         let tag = self.tag(&b[..off::MAC]);
         put(&mut b, off::MAC, &tag);
         b
@@ -418,7 +391,13 @@ impl Codec {
         if from == self.local {
             return Err(DropReason::FromSelf { index });
         }
-        let slot = decode_fields(b, uuid, index)?;
+        if b[off::RESERVED..off::GENERATION].iter().any(|&x| x != 0) {
+            return Err(DropReason::Malformed {
+                field: "reserved",
+                reason: "reserved bytes are not zero".into(),
+            });
+        }
+        let slot = self.decode_slot(&b[off::SLOT..off::MAC], uuid, index)?;
         Ok(Heartbeat {
             from,
             incarnation: get_u64(b, off::INCARNATION),
@@ -426,66 +405,35 @@ impl Codec {
             slot,
         })
     }
-}
 
-fn flags_of(s: &Slot) -> u32 {
-    let mut f = 0;
-    for (on, bit) in [
-        (s.excluded, flag::EXCLUDED),
-        (s.starting, flag::STARTING),
-        (s.fence_request, flag::FENCE_REQUEST),
-        (s.statefile_access, flag::STATEFILE_ACCESS),
-        (s.fencing_disarmed, flag::FENCING_DISARMED),
-    ] {
-        if on {
-            f |= bit;
+    /// Rebuild the slot block from its prefix (zero padding, fresh checksum:
+    /// the MAC already covers the bytes) and decode it with the statefile's
+    /// own decoder.
+    fn decode_slot(&self, prefix: &[u8], uuid: Uuid, index: u16) -> Result<Slot, DropReason> {
+        let status_len = get_u16(prefix, slot_off::STATUS_LEN);
+        if status_len != 0 {
+            return Err(DropReason::Malformed {
+                field: "slot.status_len",
+                reason: format!("{status_len}, a heartbeat carries no status text"),
+            });
         }
+        let mut block = vec![0u8; SLOT_SIZE];
+        block[..SLOT_PREFIX_LEN].copy_from_slice(prefix);
+        let crc = block_crc(&block);
+        put(&mut block, slot_off::CRC, &crc.to_le_bytes());
+        let slot =
+            Slot::decode(&block, self.generation, index).map_err(|e| DropReason::Malformed {
+                field: "slot",
+                reason: e.to_string(),
+            })?;
+        if slot.host_uuid != uuid {
+            return Err(DropReason::Malformed {
+                field: "slot.host_uuid",
+                reason: format!("{} in the slot, {uuid} in the header", slot.host_uuid),
+            });
+        }
+        Ok(slot)
     }
-    f
-}
-
-fn decode_fields(b: &[u8], host_uuid: Uuid, host_index: u16) -> Result<Slot, DropReason> {
-    let flags = get_u32(b, off::FLAGS);
-    if flags & !flag::ALL != 0 {
-        return Err(DropReason::Malformed {
-            field: "flags",
-            reason: format!("unknown bits {:#x}", flags & !flag::ALL),
-        });
-    }
-    let phase_raw = b[off::PHASE];
-    let phase = Phase::from_u8(phase_raw).ok_or_else(|| DropReason::Malformed {
-        field: "phase",
-        reason: format!("{phase_raw} is not a phase (0..=4)"),
-    })?;
-    if b[off::RESERVED..off::MAC].iter().any(|&x| x != 0) {
-        return Err(DropReason::Malformed {
-            field: "reserved",
-            reason: "reserved bytes are not zero".into(),
-        });
-    }
-    let set = |at| HostSet(get_u64(b, at));
-    Ok(Slot {
-        host_uuid,
-        host_index,
-        sequence: get_u64(b, off::SLOT_SEQUENCE),
-        heard: set(off::HEARD),
-        seen: set(off::SEEN),
-        liveset: set(off::LIVESET),
-        proposed: set(off::PROPOSED),
-        lock_request: set(off::LOCK_REQUEST),
-        lock_grant: set(off::LOCK_GRANT),
-        master_epoch: get_u64(b, off::MASTER_EPOCH),
-        fault_round: get_u64(b, off::FAULT_ROUND),
-        phase,
-        excluded: flags & flag::EXCLUDED != 0,
-        starting: flags & flag::STARTING != 0,
-        fence_request: flags & flag::FENCE_REQUEST != 0,
-        statefile_access: flags & flag::STATEFILE_ACCESS != 0,
-        fencing_disarmed: flags & flag::FENCING_DISARMED != 0,
-        net_round: get_u64(b, off::NET_ROUND),
-        status: String::new(),
-        diag_time_ms: 0,
-    })
 }
 
 /// Per-peer replay rejection: accepts `(incarnation, sequence)` pairs only
@@ -597,6 +545,7 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sr_heartbeat::statefile::{HostSet, Phase};
 
     fn hosts() -> Vec<Uuid> {
         (1..=3).map(|i| Uuid::from_u128(i * 0x1111)).collect()
@@ -607,6 +556,8 @@ mod tests {
     fn gen_uuid() -> Uuid {
         Uuid::from_u128(0xabcdef)
     }
+    /// A subset of the fields plus defaults, so that fields the slot gains
+    /// keep their defaults without touching this test.
     fn slot_of(index: u16) -> Slot {
         Slot {
             host_uuid: hosts()[usize::from(index)],
@@ -621,14 +572,12 @@ mod tests {
             master_epoch: 9,
             fault_round: 2,
             phase: Phase::Agreeing,
-            excluded: false,
             starting: true,
             fence_request: true,
             statefile_access: true,
-            fencing_disarmed: false,
             net_round: 4,
-            status: String::new(),
-            diag_time_ms: 0,
+            diag_time_ms: 1_700_000_000_000,
+            ..Slot::default()
         }
     }
 
@@ -643,6 +592,13 @@ mod tests {
         assert_eq!(hb.from, 1);
         assert_eq!((hb.incarnation, hb.packet_sequence), (7, 8));
         assert_eq!(hb.slot, slot_of(1));
+        // The status text is not sent.
+        let mut with_text = slot_of(1);
+        with_text.status = "busy".into();
+        assert_eq!(
+            rx.decode(&tx.encode(7, 9, &with_text)).unwrap().slot,
+            slot_of(1)
+        );
     }
 
     #[test]
@@ -656,13 +612,18 @@ mod tests {
         );
         let mut big = p.to_vec();
         big.push(0);
-        assert_eq!(rx.decode(&big), Err(DropReason::Oversized { len: 185 }));
+        assert_eq!(
+            rx.decode(&big),
+            Err(DropReason::Oversized {
+                len: PACKET_LEN + 1
+            })
+        );
         let mut q = p;
         q[0] ^= 1;
         assert!(matches!(rx.decode(&q), Err(DropReason::BadMagic { .. })));
         let mut q = p;
-        q[off::VERSION] = 2;
-        assert_eq!(rx.decode(&q), Err(DropReason::WrongVersion { found: 2 }));
+        q[off::VERSION] = 1;
+        assert_eq!(rx.decode(&q), Err(DropReason::WrongVersion { found: 1 }));
         let foreign = Codec::new(Uuid::from_u128(5), hosts(), 1, &secret(1));
         assert!(matches!(
             rx.decode(&foreign.encode(1, 1, &slot_of(1))),
@@ -708,25 +669,40 @@ mod tests {
     fn authentic_but_malformed_fields() {
         let tx = Codec::new(gen_uuid(), hosts(), 1, &secret(1));
         let rx = Codec::new(gen_uuid(), hosts(), 0, &secret(1));
-        let mut p = tx.encode(1, 1, &slot_of(1));
-        p[off::PHASE] = 9;
-        resign(&tx, &mut p);
+        let corrupt = |at: usize, v: u8| {
+            let mut p = tx.encode(1, 1, &slot_of(1));
+            p[at] = v;
+            resign(&tx, &mut p);
+            rx.decode(&p)
+        };
         assert!(matches!(
-            rx.decode(&p),
-            Err(DropReason::Malformed { field: "phase", .. })
+            corrupt(off::SLOT + slot_off::PHASE, 9),
+            Err(DropReason::Malformed { field: "slot", .. })
         ));
-        let mut p = tx.encode(1, 1, &slot_of(1));
-        p[off::FLAGS] = 0x80;
-        resign(&tx, &mut p);
         assert!(matches!(
-            rx.decode(&p),
-            Err(DropReason::Malformed { field: "flags", .. })
+            corrupt(off::SLOT + slot_off::FLAGS, 0x80),
+            Err(DropReason::Malformed { field: "slot", .. })
         ));
-        let mut p = tx.encode(1, 1, &slot_of(1));
-        p[off::RESERVED + 3] = 1;
-        resign(&tx, &mut p);
         assert!(matches!(
-            rx.decode(&p),
+            corrupt(off::SLOT + slot_off::HOST_INDEX, 2),
+            Err(DropReason::Malformed { field: "slot", .. })
+        ));
+        assert!(matches!(
+            corrupt(off::SLOT + slot_off::HOST_UUID, 0xee),
+            Err(DropReason::Malformed {
+                field: "slot.host_uuid",
+                ..
+            })
+        ));
+        assert!(matches!(
+            corrupt(off::SLOT + slot_off::STATUS_LEN, 1),
+            Err(DropReason::Malformed {
+                field: "slot.status_len",
+                ..
+            })
+        ));
+        assert!(matches!(
+            corrupt(off::RESERVED + 3, 1),
             Err(DropReason::Malformed {
                 field: "reserved",
                 ..
@@ -762,7 +738,7 @@ mod tests {
         assert!(matches!(rx.accept(&p1), Err(DropReason::Replayed { .. })));
         assert!(rx.accept(&[1, 2, 3]).is_err());
         let mut forged = p2;
-        forged[off::LIVESET] ^= 4;
+        forged[off::SLOT + slot_off::LIVESET] ^= 4;
         assert_eq!(rx.accept(&forged), Err(DropReason::Forged));
         let c = rx.counters();
         assert_eq!((c.replayed, c.truncated, c.forged, c.total()), (1, 1, 1, 3));

@@ -77,9 +77,11 @@ enum Event {
     /// The host's core asked to be ticked now.
     Timer { host: usize, token: u64 },
     /// A heartbeat packet arrives.
+    /// `sent` is the sender's packet number.
     Packet {
         from: usize,
         to: usize,
+        sent: u64,
         slot: Rc<Slot>,
     },
     /// An I/O request completes on the path `host -> sf`.
@@ -140,6 +142,13 @@ pub struct SimHost {
     pub replies: Vec<(Nanos, xha::core::ControlReply)>,
     /// The last master epoch this incarnation reported.
     last_epoch: u64,
+    /// Heartbeat packets this host ever sent (never reset: the daemon
+    /// persists its incarnation, so (incarnation, sequence) only grows).
+    packets_sent: u64,
+    /// Per sender, the number of the last heartbeat delivered to this
+    /// incarnation: the daemon's replay filter drops older and duplicate
+    /// packets (reset at boot).
+    last_delivered: Vec<u64>,
     /// This incarnation was told `ProposeMaster(false)` (an operator
     /// choice the liveness phase undoes).
     pub declined_master: bool,
@@ -232,6 +241,8 @@ impl Cluster {
                 replies: Vec::new(),
                 last_epoch: 0,
                 declined_master: false,
+                packets_sent: 0,
+                last_delivered: vec![0; config.hosts],
             })
             .collect();
         let trace = if config.keep_full_trace {
@@ -469,7 +480,18 @@ impl Cluster {
                     self.deliver(host, Input::Tick);
                 }
             }
-            Event::Packet { from, to, slot } => {
+            Event::Packet {
+                from,
+                to,
+                sent,
+                slot,
+            } => {
+                // The daemon's replay filter: strictly increasing per sender.
+                let receiver = &mut self.hosts[to];
+                if sent <= receiver.last_delivered[from] || receiver.life.is_dead() {
+                    return;
+                }
+                receiver.last_delivered[from] = sent;
                 let input = Input::Heartbeat {
                     from,
                     slot: (*slot).clone(),
@@ -566,6 +588,7 @@ impl Cluster {
         host.published = None;
         host.last_epoch = 0;
         host.declined_master = false;
+        host.last_delivered.fill(0);
         let inc = host.incarnation;
         self.checker.host_rebooted(h);
         self.trace.record(
@@ -688,6 +711,8 @@ impl Cluster {
                     },
                 );
                 let slot = Rc::new(slot);
+                self.hosts[h].packets_sent += 1;
+                let sent = self.hosts[h].packets_sent;
                 for p in 0..self.hosts.len() {
                     if p == h {
                         continue;
@@ -699,6 +724,7 @@ impl Cluster {
                             Event::Packet {
                                 from: h,
                                 to: p,
+                                sent,
                                 slot: Rc::clone(&slot),
                             },
                         );

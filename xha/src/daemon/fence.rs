@@ -92,6 +92,14 @@ mod tests {
         assert!(!group_exists(1));
     }
 
+    /// Kills the group on drop, so a failed assertion leaves no process.
+    struct GroupGuard(i32);
+    impl Drop for GroupGuard {
+        fn drop(&mut self) {
+            let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+
     #[test]
     fn kills_a_whole_group_even_when_stopped() {
         let mut leader = Command::new("sleep")
@@ -100,6 +108,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = leader.id() as i32;
+        let guard = GroupGuard(pgid);
         let mut member = Command::new("sleep")
             .arg("600")
             .process_group(pgid)
@@ -115,5 +124,7 @@ mod tests {
         assert!(!group_exists(pgid));
         // An empty group is not an error.
         kill_process_group(pgid).unwrap();
+        // The group is gone: its id may be reused, so the guard must not fire.
+        std::mem::forget(guard);
     }
 }

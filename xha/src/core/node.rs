@@ -1211,6 +1211,16 @@ impl Node {
 
     fn set_pending(&mut self, ls: HostSet) {
         assert!(ls.contains(self.config.local), "a liveset without me");
+        // Adding a host is a lease anchor: its current incarnation's first
+        // write was issued before its join request, which came before this
+        // addition, so every lease it holds chains from a write issued before
+        // now. (Its first write had no lease to chain from.)
+        let me = self.config.local;
+        let added = ls.difference(self.effective_liveset());
+        for x in added.iter().filter(|&x| x != me) {
+            let peer = &mut self.peers[x];
+            peer.anchor = Some(peer.anchor.map_or(self.now, |a| a.max(self.now)));
+        }
         self.pending_liveset = Some(ls);
         // Persist at once rather than at the next interval.
         self.timers.set(Timer::SlotWrite, self.now);
@@ -1323,8 +1333,14 @@ impl Node {
             if row.as_ref().is_some_and(|r| r.excluded) {
                 continue;
             }
+            // Its join request proves it holds a lease from a write issued
+            // already (see `set_pending`).
             let ready = row.as_ref().is_some_and(|r| {
-                r.starting && r.statefile_access && r.heard.contains(me) && !r.excluded
+                r.starting
+                    && r.proposed.contains(p)
+                    && r.statefile_access
+                    && r.heard.contains(me)
+                    && !r.excluded
             });
             if !(ready && heard.contains(p) && seen.contains(p)) {
                 return;

@@ -1,16 +1,22 @@
 //! Seeds that once broke an invariant, kept after the fix (each comment:
 //! what went wrong). Replay any with
-//! `cargo run --release -p ha_tests --bin ha-sim -- --seeds 1 --seed-start SEED --max-hosts 8 --safety-t 8 --verbose`.
+//! `cargo run --release -p ha_tests --bin ha-sim -- --seeds 1 --seed-start SEED --max-hosts 8 --safety-t 8 --verbose`
+//! (the last three: `--max-hosts 12`, default safety phase).
 
 use std::time::Duration;
 
 use ha_tests::sim::run::{RunOptions, run_seed};
 
+/// The CI options (`--max-hosts 8 --safety-t 8`).
 fn check(seeds: &[u64]) {
+    check_with(seeds, 8, 8);
+}
+
+fn check_with(seeds: &[u64], max_hosts: usize, safety_t: u64) {
     let opts = RunOptions {
-        max_hosts: 8,
+        max_hosts,
         base_timeout: Duration::from_secs(10),
-        safety_t: 8,
+        safety_t,
         ..RunOptions::default()
     };
     let mut failed = Vec::new();
@@ -36,9 +42,20 @@ fn rejoin_after_late_writes_and_stale_fence_requests() {
     ]);
 }
 
-/// After a whole-pool restart a member dropped a running host from its
-/// liveset and re-added it 150 ms later (invariant 1).
+/// After a whole-pool restart a member dropped a just-joined running host
+/// from its liveset (and re-added it ms later), on the proof of the host's
+/// previous incarnation (invariant 1).
 #[test]
 fn no_transient_removal_after_a_whole_pool_restart() {
-    check(&[1_000_322]);
+    check(&[1_000_322, 1_000_392, 1_001_480, 1_001_561, 1_001_626]);
+    // Found by `ha-sim --max-hosts 12` (12T safety phase).
+    check_with(&[1_722, 2_183, 2_813], 12, 12);
+}
+
+/// After a whole-pool restart both hosts of a 2-host pool became master
+/// in the same epoch: each counted the other's grant to an earlier request
+/// (invariant 2).
+#[test]
+fn one_master_after_a_whole_pool_restart() {
+    check(&[1_000_722]);
 }

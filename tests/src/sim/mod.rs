@@ -3,6 +3,31 @@
 //! statefile paths, the host clocks, crashes, freezes and control requests;
 //! a discrete-event loop jumps from event to event; the invariants in
 //! [`checker`] are checked after every step.
+//!
+//! What the simulator assumes of the real daemon (the contract the core
+//! relies on; a daemon that differs makes these results void):
+//! - heartbeats go to every peer; the receiver's replay filter delivers a
+//!   sender's packets only in sending order (older and duplicate packets
+//!   are dropped);
+//! - statefile I/Os run in parallel, each with its own latency, so writes
+//!   of one slot may complete out of order; a read that misses its
+//!   deadline is reported `IoFailure::Timeout` (it cannot land later); a
+//!   write is reported only once it completed or failed: a write on a hung
+//!   path is never reported until the path recovers, and then lands late,
+//!   even for a host that died meanwhile; a torn write lands a prefix of
+//!   512-byte sectors and reports an error;
+//! - the watchdog fires when the host's clock reaches the `until` of the
+//!   last arm or kick, also while the host is frozen; a kick executed after
+//!   its `until` is dropped;
+//! - every host clock runs within 1% of real time
+//!   (`xha::core::timeouts::DRIFT_PPM`) and starts at an arbitrary offset.
+//!
+//! Modules: [`time`] (real and host clocks), [`queue`] (the event queue),
+//! [`net`] (per-link network), [`storage`] (statefile image and I/O paths),
+//! [`cluster`] (hosts, daemon model, event loop), [`fault`] (what can
+//! happen), [`checker`] (invariants), [`trace`] (recent events and the
+//! determinism hash), [`run`] (one random schedule from a seed),
+//! [`scenario`] (the vocabulary of the scenario tests).
 
 pub mod checker;
 pub mod cluster;

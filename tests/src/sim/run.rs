@@ -14,7 +14,7 @@ use super::checker::{Invariant, Life, Violation};
 use super::cluster::{Cluster, ClusterConfig};
 use super::fault::{Control, Fault};
 use super::storage::PathMode;
-use super::time::{MILLISECOND, Nanos, SECOND};
+use super::time::{MILLISECOND, Nanos};
 
 /// What a run may choose.
 #[derive(Clone, Debug)]
@@ -561,6 +561,5 @@ fn build_schedule(
         }
     }
     s.sort_by_key(|(at, _)| *at);
-    let _ = SECOND;
     s
 }

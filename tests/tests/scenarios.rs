@@ -421,3 +421,43 @@ fn three_statefiles_majority() {
     assert!(took <= 2.0 * c.t().as_secs_f64(), "took {took} s");
     c.assert_safe();
 }
+
+/// A host leaves cleanly (excluded, then its daemon stops and it powers
+/// off): nobody fences, the others carry on with their master; when it
+/// boots again it rejoins. Stopping an armed member that is not excluded
+/// is refused.
+#[test]
+fn clean_shutdown_and_return() {
+    let mut c = Cluster::with_hosts(3, 17);
+    c.form();
+    let start = c.now();
+    c.host(2).stop();
+    assert!(
+        matches!(c.hosts[2].replies.last(), Some((_, Err(_)))),
+        "stop of a non-excluded member must be refused"
+    );
+    assert!(c.is_up(2));
+    c.host(2).set_excluded();
+    c.run_for(secs(1));
+    c.host(2).stop();
+    assert_eq!(c.life(2), Life::ShutDown);
+    c.run_for(c.t() * 3);
+    assert_eq!(c.fenced_after(start), HostSet::EMPTY);
+    assert_eq!(c.survivors(), set(&[0, 1]));
+    assert!(c.master().is_some_and(|m| m < 2));
+    let live0 = c.liveset(0);
+    let boot = c.now();
+    c.host(2).restart();
+    let all = HostSet::first_n(3);
+    let back = c.run_until_pred(c.t() * 6, |c| (0..3).all(|h| c.liveset(h) == Some(all)));
+    println!(
+        "clean_shutdown_and_return: h0's liveset 3T after the shutdown {live0:?}; rejoined {:.3} s after boot",
+        elapsed_s(boot, back.unwrap_or(boot))
+    );
+    assert!(
+        back.is_some(),
+        "h2 did not rejoin\n{}",
+        c.report("(scenario)")
+    );
+    c.assert_safe();
+}

@@ -25,6 +25,8 @@ pub enum Life {
     Fenced,
     /// Reset by its watchdog (missed kick).
     WatchdogFired,
+    /// Shut down cleanly: excluded, then its daemon stopped (`Stopped`).
+    ShutDown,
 }
 
 impl Life {

@@ -865,7 +865,10 @@ impl Cluster {
                 }
             }
             Action::Stopped => {
-                self.trace.record(self.now, Some(h), "stopped");
+                // A clean shutdown: the host powers off after its daemon stopped.
+                self.trace
+                    .record(self.now, Some(h), "stopped: host shuts down");
+                self.kill(h, Life::ShutDown);
             }
         }
     }
@@ -1098,6 +1101,7 @@ impl Cluster {
                     Control::DisarmFencing => ControlRequest::DisarmFencing,
                     Control::SetExcluded => ControlRequest::SetExcluded,
                     Control::ClearExcluded => ControlRequest::ClearExcluded,
+                    Control::Stop => ControlRequest::Stop,
                 };
                 self.deliver(host, Input::Control(req));
             }

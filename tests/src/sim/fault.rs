@@ -13,6 +13,8 @@ pub enum Control {
     DisarmFencing,
     SetExcluded,
     ClearExcluded,
+    /// Stop the daemon (a clean shutdown, after `SetExcluded`).
+    Stop,
 }
 
 /// One thing that happens to the pool.

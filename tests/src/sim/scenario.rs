@@ -66,6 +66,10 @@ impl<'a> HostCtl<'a> {
     pub fn set_excluded(self) {
         self.control(Control::SetExcluded);
     }
+    /// Stop the daemon (refused for an armed member that is not excluded).
+    pub fn stop(self) {
+        self.control(Control::Stop);
+    }
 }
 
 impl StorageCtl<'_> {

@@ -929,6 +929,20 @@ address = "127.0.0.2:7002"
         assert!(matches!(e, ConfigError::Syntax { line: 1, .. }), "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Arbitrary text, and the sample with one line replaced by
+        /// arbitrary text, never panic the parser.
+        #[test]
+        fn parse_is_total(text in ".{0,300}", line in 0usize..40, junk in "[ -~]{0,40}") {
+            let _ = parse(&text);
+            let mut lines: Vec<String> = base(A).lines().map(String::from).collect();
+            let i = line % lines.len();
+            lines[i] = junk;
+            let _ = parse(&lines.join("\n"));
+        }
+    }
+
     #[test]
     fn files_and_secret() {
         use std::os::unix::fs::PermissionsExt;

@@ -894,6 +894,27 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    proptest::proptest! {
+        /// Any line, fed to a connected and armed supervisor, is either a
+        /// command or a refusal that closes the connection: never a panic.
+        #[test]
+        fn any_line_is_parsed_or_refused(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let t0 = Instant::now();
+            let mut s = Supervision::new(t0, ms(5000));
+            s.connect().unwrap();
+            s.line(t0, b"arm 1000");
+            let out = s.line(t0, &line);
+            let expected = match Command::parse(&line) {
+                Ok(Command::Arm(_)) => Outcome::ReplyAndClose("error already armed".into()),
+                Ok(Command::Kick(_)) => Outcome::Continue,
+                Ok(Command::Disarm) => Outcome::Reply("ok".into()),
+                Ok(Command::Fence) => Outcome::Fence(FenceCause::Requested),
+                Err(e) => Outcome::ReplyAndClose(format!("error {e}")),
+            };
+            proptest::prop_assert_eq!(out, expected);
+        }
+    }
+
     #[test]
     fn kicks_keep_it_alive_and_silence_fences() {
         let t0 = Instant::now();

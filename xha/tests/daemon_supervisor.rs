@@ -160,6 +160,13 @@ impl Host {
             .wait_exit(self.supervisor, Duration::from_millis(TIMEOUT_MS) + MARGIN)
             .unwrap_or_else(|| panic!("supervisor did not fence; log:\n{}", self.log()));
         let elapsed = started.elapsed();
+        eprintln!(
+            "fenced {elapsed:?} after the fault (countdown {TIMEOUT_MS} ms); supervisor: {}",
+            self.log()
+                .lines()
+                .find(|l| l.contains("FENCED"))
+                .unwrap_or("")
+        );
         assert_eq!(status.code(), Some(3), "log:\n{}", self.log());
         assert!(
             elapsed >= at_least,
@@ -259,7 +266,12 @@ fn a_second_connection_cannot_fence() {
     // Refused: the supervisor answers `error busy` and closes; depending on
     // timing the client reads that line or sees the connection reset.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stderr}\nsupervisor log:\n{}",
+        h.log()
+    );
     assert!(
         stderr.contains("busy") || stderr.contains("reset"),
         "{stderr}"

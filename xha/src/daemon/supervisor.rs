@@ -799,7 +799,8 @@ pub fn main_with_args(args: &[String]) -> i32 {
             fence_after,
         } => kick_loop(&socket, timeout, interval, disarm_after, fence_after),
         Cli::Fence { socket } => {
-            match super::watchdog::SupervisorWatchdog::connect(&socket).and_then(|mut w| w.fence())
+            match super::watchdog::SupervisorWatchdog::connect(&socket)
+                .and_then(|mut w| w.fence_and_confirm())
             {
                 Ok(()) => 0,
                 Err(e) => {

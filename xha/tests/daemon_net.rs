@@ -66,7 +66,14 @@ async fn heartbeats_flow_and_bad_datagrams_are_counted() {
         .expect("heartbeat in time")
         .expect("channel open");
     assert_eq!((hb.from, hb.slot.sequence, hb.incarnation), (1, 7, 500));
-    assert_eq!(stats.borrow().states_sent, 1);
+    // The sender counts the state after its sends returned, possibly after
+    // the receiver already delivered it: wait for the count.
+    let mut stats = stats;
+    tokio::time::timeout(WAIT, stats.wait_for(|s| s.states_sent == 1))
+        .await
+        .expect("state counted in time")
+        .expect("sender alive");
+    assert_eq!(stats.borrow().send_errors, 0);
 
     // The test plays host 2 and an attacker.
     let test_sock = UdpSocket::bind(loopback).await.unwrap();

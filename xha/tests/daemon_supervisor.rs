@@ -213,6 +213,7 @@ fn a_killed_daemon_cannot_be_replaced_and_the_host_is_killed() {
     // The killed kicker is reaped here; it no longer counts as a member.
     h.members.retain(|&i| i != kicker);
     let _ = h.guard.wait_exit(kicker, MARGIN);
+    h.wait_log("disconnected while armed", 1);
     // A second client is refused: it cannot extend the countdown.
     let out = Command::new(SUPERVISOR)
         .args(["kick", "--socket"])

@@ -160,6 +160,9 @@ struct FileState {
     pool_writes: Vec<(u64, Instant)>,
     /// Last observed identity of every host's slot on this file.
     observed: Vec<Option<Observed>>,
+    /// Per host: when a read of this file last showed its slot changing (or
+    /// it was added to the liveset): the lease anchor on this file.
+    anchor: Vec<Option<Instant>>,
     /// When the last latency warning was raised for this file.
     warned_at: Option<Instant>,
 }
@@ -194,9 +197,6 @@ struct PeerState {
     disk: Option<Slot>,
     /// Last time any statefile showed this slot changing.
     disk_changed: Option<Instant>,
-    /// Lease anchor: the peer's lease certainly ended by `anchor + lease`
-    /// (its clock); set at every observed change.
-    anchor: Option<Instant>,
     /// Joining: this host was seen as a member whose liveset lacks me.
     saw_without_me: bool,
     warned_at: Option<Instant>,
@@ -252,6 +252,7 @@ pub struct Node {
     net_round_entered: Instant,
     prev_round: Option<(u64, Instant)>,
     lost_heartbeat_sent: Option<Instant>,
+    last_heartbeat_at: Option<Instant>,
     access: bool,
 
     // Statefile I/O.
@@ -283,6 +284,7 @@ impl Node {
         let files = (0..config.statefiles)
             .map(|_| FileState {
                 observed: vec![None; n],
+                anchor: vec![None; n],
                 ..FileState::default()
             })
             .collect();
@@ -321,6 +323,7 @@ impl Node {
             net_round_entered: now,
             prev_round: None,
             lost_heartbeat_sent: None,
+            last_heartbeat_at: None,
             access: false,
             files,
             rounds: VecDeque::new(),
@@ -533,7 +536,10 @@ impl Node {
             // A reordered or duplicated older packet: keep the newer state.
             return false;
         }
-        let urgent = slot.fence_request && !slot.proposed.contains(me);
+        // In statefile-lost mode rounds advance on every heartbeat, so that
+        // a large pool completes its first rounds well within one lease.
+        let lost_mode = self.joined && !self.access;
+        let urgent = lost_mode || (slot.fence_request && !slot.proposed.contains(me));
         let peer = &mut self.peers[from];
         peer.last_heard = Some(self.now);
         if !slot.starting && !slot.liveset.contains(me) {
@@ -617,8 +623,8 @@ impl Node {
         let previous = self.files[f].observed[p].replace(identity.clone());
         let changed = previous.as_ref() != Some(&identity);
         if changed && p != me {
+            self.files[f].anchor[p] = Some(self.now);
             let peer = &mut self.peers[p];
-            peer.anchor = Some(self.now);
             if identity.is_ok() {
                 peer.disk_changed = Some(self.now);
             }
@@ -992,6 +998,15 @@ impl Node {
         self.prev_round = Some((self.net_round, self.net_round_entered));
         self.net_round = round;
         self.net_round_entered = self.now;
+        // Tell the peers soon rather than at the next interval (at most four
+        // heartbeats per interval, so rounds cannot flood the network).
+        let t = self.config.timeouts;
+        let soon = self
+            .last_heartbeat_at
+            .map_or(self.now, |at| (at + t.heartbeat_interval / 4).max(self.now));
+        if self.timers.get(Timer::Heartbeat).is_none_or(|at| soon < at) {
+            self.timers.set(Timer::Heartbeat, soon);
+        }
     }
 
     // ----- views ---------------------------------------------------------
@@ -1185,27 +1200,27 @@ impl Node {
         false
     }
 
-    /// Has host `x` certainly fenced? A read issued at least
-    /// `peers_may_act` after its slot last changed found it unchanged, on a
-    /// majority of statefiles.
+    /// Has host `x` certainly fenced? On a majority of statefiles, a read
+    /// issued at least `peers_may_act` after its slot last changed on that
+    /// statefile found it unchanged. (A renewal needs a majority too, and two
+    /// majorities share a statefile where the argument holds.)
     fn proven_fenced(&self, x: usize) -> bool {
         if self.row(x).is_some_and(|r| r.fencing_disarmed) {
             return false;
         }
-        let Some(need) = self.proof_time(x) else {
-            return false;
-        };
-        let proofs = self
-            .files
-            .iter()
-            .filter(|f| f.proof_issue.is_some_and(|at| at >= need))
+        let proofs = (0..self.files.len())
+            .filter(|&f| {
+                let need = self.proof_time(x, f);
+                let issued = self.files[f].proof_issue;
+                matches!((need, issued), (Some(need), Some(at)) if at >= need)
+            })
             .count();
         proofs >= self.config.majority()
     }
 
-    /// When a read must be issued to prove `x` fenced.
-    fn proof_time(&self, x: usize) -> Option<Instant> {
-        let anchor = max_opt(self.peers[x].anchor, self.lost_heartbeat_sent)?;
+    /// When a read of statefile `f` must be issued to prove `x` fenced there.
+    fn proof_time(&self, x: usize, f: usize) -> Option<Instant> {
+        let anchor = max_opt(self.files[f].anchor[x], self.lost_heartbeat_sent)?;
         Some(anchor + self.config.timeouts.peers_may_act)
     }
 
@@ -1217,9 +1232,11 @@ impl Node {
         // now. (Its first write had no lease to chain from.)
         let me = self.config.local;
         let added = ls.difference(self.effective_liveset());
+        let now = self.now;
         for x in added.iter().filter(|&x| x != me) {
-            let peer = &mut self.peers[x];
-            peer.anchor = Some(peer.anchor.map_or(self.now, |a| a.max(self.now)));
+            for file in &mut self.files {
+                file.anchor[x] = Some(file.anchor[x].map_or(now, |a| a.max(now)));
+            }
         }
         self.pending_liveset = Some(ls);
         // Persist at once rather than at the next interval.
@@ -1539,6 +1556,7 @@ impl Node {
             .gen_range(0..=t.heartbeat_interval.as_nanos() as u64 / 10);
         let next = self.now + (t.heartbeat_interval - Duration::from_nanos(jitter_ns));
         self.timers.set(Timer::Heartbeat, next);
+        self.last_heartbeat_at = Some(self.now);
         let slot = self.current_slot();
         if self.joined && !slot.statefile_access {
             self.lost_heartbeat_sent = Some(self.now);
@@ -1647,10 +1665,12 @@ impl Node {
         if self.joined {
             let liveset = self.effective_liveset();
             for x in liveset.difference(self.survivors).iter() {
-                if let Some(at) = self.proof_time(x)
-                    && at > self.now
-                {
-                    next = next.min(at);
+                for f in 0..self.files.len() {
+                    if let Some(at) = self.proof_time(x, f)
+                        && at > self.now
+                    {
+                        next = next.min(at);
+                    }
                 }
             }
         }

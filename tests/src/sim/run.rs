@@ -197,9 +197,11 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
     outcome.schedule = schedule.clone();
 
     // Invariant 6 after the last disruptive fault, if the pool stayed quiet.
+    // Any change of conditions counts here (latency beyond the deadline or
+    // heavy loss are faults too), so the check only runs after a quiet 4T.
     let last_fault = schedule
         .iter()
-        .filter(|(_, f)| f.is_disruptive())
+        .filter(|(_, f)| changes_conditions(f, big_t))
         .map(|(at, _)| *at)
         .max();
     let check6_at = t0 + safety;
@@ -214,7 +216,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
     }
     cluster.run_until(check6_at);
     let quiet = last_fault.is_some_and(|lf| check6_at >= lf + 4 * big_t)
-        && previous_quiet(&schedule, last_fault, 4 * big_t);
+        && previous_quiet(&schedule, last_fault, 4 * big_t, big_t);
     let mut liveness_failure = None;
     if let (true, Some(members)) = (quiet, members_at_fault) {
         liveness_failure = check_someone_survives(&cluster, members, last_fault.unwrap_or(0));
@@ -285,13 +287,30 @@ fn finish(
     outcome
 }
 
-/// No disruptive fault in the `window` before `last`.
-fn previous_quiet(schedule: &[(Nanos, Fault)], last: Option<Nanos>, window: Nanos) -> bool {
+/// No change of conditions in the `window` before `last`.
+fn previous_quiet(
+    schedule: &[(Nanos, Fault)],
+    last: Option<Nanos>,
+    window: Nanos,
+    big_t: Nanos,
+) -> bool {
     let Some(last) = last else { return true };
     schedule
         .iter()
-        .filter(|(at, f)| f.is_disruptive() && *at < last)
+        .filter(|(at, f)| changes_conditions(f, big_t) && *at < last)
         .all(|(at, _)| *at + window <= last)
+}
+
+/// Whether a schedule entry may change who can survive: every fault, and
+/// also loss above 10% or storage latency above 0.4 T (beyond the "no
+/// fault" envelope). Control requests do not.
+fn changes_conditions(f: &Fault, big_t: Nanos) -> bool {
+    match f {
+        Fault::Control { .. } => false,
+        Fault::NetQuality { loss_ppm, .. } => *loss_ppm > 100_000,
+        Fault::StorageLatency { max, .. } => *max > big_t * 2 / 5,
+        _ => true,
+    }
 }
 
 /// Invariant 6: after the last fault (with quiet before and after), if some

@@ -939,8 +939,8 @@ impl Node {
     /// `docs/fault-handling.md`, "Statefile lost"): rounds advance when every
     /// other member reports, over the network, no statefile access and a
     /// round at least ours; completing round R renews the lease from the time
-    /// this host first had round R - 1, which causally precedes every
-    /// confirmation used.
+    /// this host entered round R - 1 (if it entered R by completing R - 1),
+    /// which causally precedes every confirmation used.
     fn net_rounds(&mut self) {
         if !self.joined || self.access {
             return;
@@ -977,18 +977,24 @@ impl Node {
             }
         }
         if all_confirm {
-            let target = self.net_round.saturating_sub(1);
-            let anchor = match self.prev_round {
-                Some((r, at)) if r >= target => at,
-                _ => self.net_round_entered,
-            };
-            // Round 0 is the state before any lost-mode exchange: no renewal.
-            if self.net_round >= 1 {
-                let end = anchor + self.config.timeouts.lease;
+            // Completing round R renews from t(R-1), when this host entered
+            // round R - 1, only if it entered R by completing R - 1: a round
+            // entered by a jump, or round 0 (the state before any lost-mode
+            // exchange), renews nothing.
+            if let Some((r, at)) = self.prev_round
+                && r + 1 == self.net_round
+            {
+                let end = at + self.config.timeouts.lease;
                 self.net_lease_end = max_opt(self.net_lease_end, Some(end));
             }
             self.enter_round(self.net_round + 1);
-        } else if highest > self.net_round {
+        } else if highest >= self.net_round + 2 {
+            // Far behind (a host that rebooted, or whose peers kept rounds
+            // from an earlier episode): catch up at once. Never jump by one:
+            // a peer one round ahead only completed the round this host is
+            // in, and jumping would abandon that round just before it
+            // completes here too (with 64 hosts and 2% loss nearly every
+            // host kept jumping and never completed a round itself).
             self.enter_round(highest);
         }
     }

@@ -6,5 +6,6 @@
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
 
 pub mod io;
+mod le;
 pub mod metadata;
 pub mod statefile;

@@ -20,7 +20,6 @@ pub mod error;
 pub mod inspect;
 pub mod io;
 pub mod layout;
-mod le;
 pub mod record;
 pub mod replay;
 pub mod snapshot;

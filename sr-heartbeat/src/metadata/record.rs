@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::error::{DecodeError, is_blank};
 use super::layout::{BLOCK, BLOCK_U64};
-use super::le::{get_u16, get_u32, get_u64, get_uuid, put};
 use super::superblock::METADATA_VERSION;
+use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
 
 /// `"XHADELT\0"` as a little-endian u64.
 pub const RECORD_MAGIC: u64 = u64::from_le_bytes(*b"XHADELT\0");

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::error::{DecodeError, expect_block, is_blank};
 use super::layout::{BLOCK, BLOCK_U64};
-use super::le::{get_u16, get_u32, get_u64, get_uuid, put};
 use super::superblock::METADATA_VERSION;
+use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
 
 /// `"XHASNAP\0"` as a little-endian u64.
 pub const SNAPSHOT_MAGIC: u64 = u64::from_le_bytes(*b"XHASNAP\0");

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::error::{DecodeError, expect_block, is_blank};
 use super::layout::{BLOCK, BLOCK_U64, HALVES_OFFSET, Layout};
-use super::le::{get_u16, get_u32, get_u64, get_uuid, put};
+use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
 
 /// `"XHAMETA\0"` as a little-endian u64.
 pub const SUPERBLOCK_MAGIC: u64 = u64::from_le_bytes(*b"XHAMETA\0");

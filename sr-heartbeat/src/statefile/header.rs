@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::hostset::MAX_HOSTS_LIMIT;
 use super::pool::POOL_BLOCK_SIZE;
 use super::slot::{SLOT_SIZE, block_crc};
+use crate::le::{get_u16, get_u32, get_u64, put};
 
 pub const HEADER_SIZE: usize = 4096;
 /// `"XHASTATE"` as a little-endian u64.
@@ -84,21 +85,6 @@ pub enum HeaderError {
         found: u64,
         expected: String,
     },
-}
-
-fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-fn put(b: &mut [u8], at: usize, v: &[u8]) {
-    b[at..at + v.len()].copy_from_slice(v);
 }
 
 fn expect(field: &'static str, found: u64, want: u64) -> Result<(), HeaderError> {

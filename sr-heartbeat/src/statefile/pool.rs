@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::slot::{SlotError, block_crc};
+use crate::le::{get_u64, get_uuid};
 
 pub const POOL_BLOCK_SIZE: usize = 4096;
 /// `"XHAPOOL\0"` as a little-endian u64.
@@ -66,17 +67,6 @@ pub struct PoolBlock {
     pub master_epoch: u64,
     /// Bumped on every write; what compare-and-set compares.
     pub update_seq: u64,
-}
-
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-fn get_uuid(b: &[u8], at: usize) -> Uuid {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    Uuid::from_bytes(a)
 }
 
 impl PoolBlock {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::hostset::HostSet;
+use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
 
 /// Size of one slot on disk. A slot is always one 4 KiB block, whatever the
 /// device's sector size (512 or 4096), so one slot write is one aligned I/O.
@@ -155,26 +156,6 @@ pub enum SlotError {
     BadField { field: &'static str, reason: String },
     #[error("buffer is {len} bytes, a slot is {SLOT_SIZE}")]
     BadLength { len: usize },
-}
-
-fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-fn get_uuid(b: &[u8], at: usize) -> Uuid {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    Uuid::from_bytes(a)
-}
-fn put(b: &mut [u8], at: usize, v: &[u8]) {
-    b[at..at + v.len()].copy_from_slice(v);
 }
 
 /// CRC32C of the covered bytes of a 4 KiB block (everything but the last 4).

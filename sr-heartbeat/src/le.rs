@@ -1,5 +1,6 @@
-//! Little-endian field access for the metadata encoders and decoders. Callers
-//! check buffer lengths first; these helpers index within a checked block.
+//! Little-endian field access for every on-disk encoder and decoder (statefile
+//! and metadata volume). Callers check buffer lengths first; these helpers
+//! index within a checked block.
 
 use uuid::Uuid;
 

@@ -2,6 +2,8 @@
 //! decode. One enum for the three decoders: `what` names the structure.
 
 use super::layout::BLOCK;
+use super::superblock::METADATA_VERSION;
+use crate::le::{get_u16, get_u32, get_u64};
 
 /// A decoding failure. The decoders never panic; every failure is one of these.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -71,4 +73,55 @@ pub(crate) fn expect_block(what: &'static str, buf: &[u8]) -> Result<(), DecodeE
         });
     }
     Ok(())
+}
+
+/// Checks a stored checksum against the computed one.
+pub(crate) fn check_crc(what: &'static str, stored: u32, computed: u32) -> Result<(), DecodeError> {
+    if stored != computed {
+        return Err(DecodeError::ChecksumMismatch {
+            what,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a block's format version.
+pub(crate) fn check_version(what: &'static str, found: u16) -> Result<(), DecodeError> {
+    if found != METADATA_VERSION {
+        return Err(DecodeError::WrongVersion {
+            what,
+            found,
+            expected: METADATA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The framing every fixed block (superblock, snapshot header) starts with,
+/// checked in this order: one block long, not blank, magic, CRC32C of the
+/// bytes before `crc_at`, version. Returns the stored checksum.
+pub(crate) fn check_block_framing(
+    what: &'static str,
+    buf: &[u8],
+    expected_magic: u64,
+    (magic_at, crc_at, version_at): (usize, usize, usize),
+) -> Result<u32, DecodeError> {
+    expect_block(what, buf)?;
+    if is_blank(buf) {
+        return Err(DecodeError::Blank { what });
+    }
+    let found = get_u64(buf, magic_at);
+    if found != expected_magic {
+        return Err(DecodeError::BadMagic {
+            what,
+            found,
+            expected: expected_magic,
+        });
+    }
+    let stored = get_u32(buf, crc_at);
+    check_crc(what, stored, crc32c::crc32c(&buf[..crc_at]))?;
+    check_version(what, get_u16(buf, version_at))?;
+    Ok(stored)
 }

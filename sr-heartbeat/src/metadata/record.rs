@@ -11,7 +11,7 @@
 
 use uuid::Uuid;
 
-use super::error::{DecodeError, is_blank};
+use super::error::{DecodeError, check_crc, check_version, is_blank};
 use super::layout::{BLOCK, BLOCK_U64};
 use super::superblock::METADATA_VERSION;
 use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
@@ -150,22 +150,8 @@ impl DeltaRecord {
         let disk = DeltaRecord::peek_disk_bytes(buf, buf.len() as u64)?;
         let len = get_u32(buf, off::PAYLOAD_LEN) as usize;
         let stored = get_u32(buf, off::CRC);
-        let computed = record_crc(buf, len);
-        if stored != computed {
-            return Err(DecodeError::ChecksumMismatch {
-                what: WHAT,
-                stored,
-                computed,
-            });
-        }
-        let version = get_u16(buf, off::VERSION);
-        if version != METADATA_VERSION {
-            return Err(DecodeError::WrongVersion {
-                what: WHAT,
-                found: version,
-                expected: METADATA_VERSION,
-            });
-        }
+        check_crc(WHAT, stored, record_crc(buf, len))?;
+        check_version(WHAT, get_u16(buf, off::VERSION))?;
         let reserved = get_u16(buf, off::RESERVED);
         if reserved != 0 {
             return Err(DecodeError::BadField {

@@ -6,10 +6,10 @@
 
 use uuid::Uuid;
 
-use super::error::{DecodeError, expect_block, is_blank};
+use super::error::{DecodeError, check_block_framing};
 use super::layout::{BLOCK, BLOCK_U64};
 use super::superblock::METADATA_VERSION;
-use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
+use crate::le::{get_u32, get_u64, get_uuid, put};
 
 /// `"XHASNAP\0"` as a little-endian u64.
 pub const SNAPSHOT_MAGIC: u64 = u64::from_le_bytes(*b"XHASNAP\0");
@@ -81,35 +81,12 @@ impl SnapshotHeader {
     /// Decode a header block (not the data: see [`decode_snapshot`]). Returns
     /// the header and its stored CRC.
     pub fn decode(buf: &[u8]) -> Result<(SnapshotHeader, u32), DecodeError> {
-        expect_block(WHAT, buf)?;
-        if is_blank(buf) {
-            return Err(DecodeError::Blank { what: WHAT });
-        }
-        let magic = get_u64(buf, off::MAGIC);
-        if magic != SNAPSHOT_MAGIC {
-            return Err(DecodeError::BadMagic {
-                what: WHAT,
-                found: magic,
-                expected: SNAPSHOT_MAGIC,
-            });
-        }
-        let stored = get_u32(buf, off::CRC);
-        let computed = crc32c::crc32c(&buf[..off::CRC]);
-        if stored != computed {
-            return Err(DecodeError::ChecksumMismatch {
-                what: WHAT,
-                stored,
-                computed,
-            });
-        }
-        let version = get_u16(buf, off::VERSION);
-        if version != METADATA_VERSION {
-            return Err(DecodeError::WrongVersion {
-                what: WHAT,
-                found: version,
-                expected: METADATA_VERSION,
-            });
-        }
+        let stored = check_block_framing(
+            WHAT,
+            buf,
+            SNAPSHOT_MAGIC,
+            (off::MAGIC, off::CRC, off::VERSION),
+        )?;
         // Reserved bytes must be zero: the header CRC is the start of the
         // delta chain, so a header must re-encode to exactly its bytes.
         let reserved = (off::HALF + 1..off::VOLUME_UUID).chain(off::RESERVED_START..off::CRC);

@@ -8,9 +8,9 @@
 
 use uuid::Uuid;
 
-use super::error::{DecodeError, expect_block, is_blank};
+use super::error::{DecodeError, check_block_framing};
 use super::layout::{BLOCK, BLOCK_U64, HALVES_OFFSET, Layout};
-use crate::le::{get_u16, get_u32, get_u64, get_uuid, put};
+use crate::le::{get_u32, get_u64, get_uuid, put};
 
 /// `"XHAMETA\0"` as a little-endian u64.
 pub const SUPERBLOCK_MAGIC: u64 = u64::from_le_bytes(*b"XHAMETA\0");
@@ -131,35 +131,12 @@ impl Superblock {
     /// magic, checksum, version, then every field. Reserved bytes are covered
     /// by the checksum but their value is ignored.
     pub fn decode(buf: &[u8]) -> Result<Superblock, DecodeError> {
-        expect_block(WHAT, buf)?;
-        if is_blank(buf) {
-            return Err(DecodeError::Blank { what: WHAT });
-        }
-        let magic = get_u64(buf, off::MAGIC);
-        if magic != SUPERBLOCK_MAGIC {
-            return Err(DecodeError::BadMagic {
-                what: WHAT,
-                found: magic,
-                expected: SUPERBLOCK_MAGIC,
-            });
-        }
-        let stored = get_u32(buf, off::CRC);
-        let computed = crc32c::crc32c(&buf[..off::CRC]);
-        if stored != computed {
-            return Err(DecodeError::ChecksumMismatch {
-                what: WHAT,
-                stored,
-                computed,
-            });
-        }
-        let version = get_u16(buf, off::VERSION);
-        if version != METADATA_VERSION {
-            return Err(DecodeError::WrongVersion {
-                what: WHAT,
-                found: version,
-                expected: METADATA_VERSION,
-            });
-        }
+        check_block_framing(
+            WHAT,
+            buf,
+            SUPERBLOCK_MAGIC,
+            (off::MAGIC, off::CRC, off::VERSION),
+        )?;
         let bad = |field: &'static str, reason: String| DecodeError::BadField {
             what: WHAT,
             field,

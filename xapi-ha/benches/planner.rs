@@ -182,19 +182,7 @@ fn exact_range_worst() {
     for (i, &(host_gib, vm_gib)) in shapes.iter().enumerate() {
         for seed in 0..HARD_POOLS {
             let mut rng = ChaCha8Rng::seed_from_u64(0xfeed + seed + 1000 * i as u64);
-            let mut p = generator::pool(
-                &mut rng,
-                Shape {
-                    hosts: 8,
-                    vms: 24,
-                    host_gib,
-                    vm_gib,
-                    odd: false,
-                },
-            );
-            for vm in &mut p.vms {
-                vm.priority = xapi_ha::model::RestartPriority::Restart;
-            }
+            let p = generator::protected_pool(&mut rng, 8, 24, host_gib, vm_gib);
             let t0 = Instant::now();
             let m = planner::max_host_failures(&p);
             slowest = slowest.max(t0.elapsed());

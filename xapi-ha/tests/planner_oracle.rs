@@ -103,21 +103,9 @@ fn exact_and_sound_on_small_random_pools() {
 fn exact_at_eight_hosts_and_twenty_four_vms() {
     for seed in seeds(40) {
         let mut rng = ChaCha8Rng::seed_from_u64(1_000_000 + seed);
-        let mut pool = generator::pool(
-            &mut rng,
-            Shape {
-                hosts: 8,
-                vms: 24,
-                host_gib: (8, 40),
-                vm_gib: (1, 12),
-                odd: false,
-            },
-        );
+        let mut pool = generator::protected_pool(&mut rng, 8, 24, (8, 40), (1, 12));
         for h in &mut pool.hosts {
             h.live = true;
-        }
-        for vm in &mut pool.vms {
-            vm.priority = xapi_ha::model::RestartPriority::Restart;
         }
         check_against_oracle(seed, &pool);
     }
@@ -192,19 +180,7 @@ fn exact_on_hard_packings() {
     for (i, &(host_gib, vm_gib)) in shapes.iter().enumerate() {
         for seed in seeds(25) {
             let mut rng = ChaCha8Rng::seed_from_u64(2_000_000 + 1000 * i as u64 + seed);
-            let mut pool = generator::pool(
-                &mut rng,
-                Shape {
-                    hosts: 8,
-                    vms: 24,
-                    host_gib,
-                    vm_gib,
-                    odd: false,
-                },
-            );
-            for vm in &mut pool.vms {
-                vm.priority = xapi_ha::model::RestartPriority::Restart;
-            }
+            let mut pool = generator::protected_pool(&mut rng, 8, 24, host_gib, vm_gib);
             generator::jitter_mib(&mut rng, &mut pool);
             check_against_oracle(seed, &pool);
         }
@@ -221,19 +197,7 @@ fn sound_just_beyond_the_exact_range() {
     for &seed in &seeds {
         let mut rng = ChaCha8Rng::seed_from_u64(3_000_000 + seed);
         let hosts = rng.gen_range(9..=10);
-        let mut pool = generator::pool(
-            &mut rng,
-            Shape {
-                hosts,
-                vms: 32,
-                host_gib: (16, 48),
-                vm_gib: (1, 10),
-                odd: false,
-            },
-        );
-        for vm in &mut pool.vms {
-            vm.priority = xapi_ha::model::RestartPriority::Restart;
-        }
+        let pool = generator::protected_pool(&mut rng, hosts, 32, (16, 48), (1, 10));
         let ours = planner::max_host_failures(&pool);
         let truth = oracle_max(&pool);
         let xs = xenserver::max_host_failures(&pool);

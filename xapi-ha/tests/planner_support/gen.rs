@@ -151,3 +151,29 @@ pub fn jitter_mib(rng: &mut ChaCha8Rng, pool: &mut Pool) {
         vm.memory += rng.gen_range(0..1024) << 20;
     }
 }
+
+/// A pool of `hosts` hosts and `vms` VMs whose every VM is protected
+/// (`restart`): the shape the exact-range tests and benchmarks stress.
+#[allow(dead_code)] // not every user of this module needs it
+pub fn protected_pool(
+    rng: &mut ChaCha8Rng,
+    hosts: usize,
+    vms: usize,
+    host_gib: (u64, u64),
+    vm_gib: (u64, u64),
+) -> Pool {
+    let mut p = pool(
+        rng,
+        Shape {
+            hosts,
+            vms,
+            host_gib,
+            vm_gib,
+            odd: false,
+        },
+    );
+    for vm in &mut p.vms {
+        vm.priority = xapi_ha::model::RestartPriority::Restart;
+    }
+    p
+}

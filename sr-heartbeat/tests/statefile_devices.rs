@@ -173,6 +173,23 @@ fn suite(path: &Path, expect_sector: usize) {
         Err(StatefileError::NilMaster)
     ));
     assert_eq!(sf.read_pool().expect("read_pool"), w);
+    // A plain pool write (the daemon's, under the master lock) lands as is;
+    // a nil master is refused and changes nothing.
+    let epoch2 = PoolBlock {
+        master_epoch: 2,
+        update_seq: 7,
+        ..active.clone()
+    };
+    sf.write_pool(&epoch2).expect("write_pool");
+    assert_eq!(sf.read_pool().expect("read_pool"), epoch2);
+    assert!(matches!(
+        sf.write_pool(&PoolBlock {
+            master: Some(Uuid::nil()),
+            ..epoch2.clone()
+        }),
+        Err(StatefileError::NilMaster)
+    ));
+    assert_eq!(sf.read_pool().expect("read_pool"), epoch2);
     drop(sf);
 
     // Corrupt each field of slot 5 in turn: exactly slot 5 is rejected with

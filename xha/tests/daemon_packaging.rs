@@ -31,7 +31,7 @@ fn sample_config_parses() {
     assert_eq!(c.local().uuid, c.local_uuid);
     assert_eq!(c.local().address, "192.0.2.11:694".parse().unwrap());
     assert!(c.hosts.iter().all(|h| h.address.is_ipv4()));
-    c.core_config(1, false).validate().unwrap();
+    c.core_config(1).validate().unwrap();
 }
 
 #[test]

@@ -243,6 +243,19 @@ impl<D: BlockIo> Statefile<D> {
         PoolBlock::decode(&buf, self.header.generation).map_err(StatefileError::Pool)
     }
 
+    /// Write `block` as the pool block, as is (its `update_seq` included):
+    /// one aligned I/O, durable on return. The caller holds the master lock
+    /// (the daemon writes the block its core built).
+    pub fn write_pool(&self, block: &PoolBlock) -> Result<(), StatefileError> {
+        if block.master.is_some_and(|m| m.is_nil()) {
+            return Err(StatefileError::NilMaster);
+        }
+        let mut buf = AlignedBuf::new(POOL_BLOCK_SIZE)?;
+        block.encode(self.header.generation, &mut buf);
+        self.dev.write(POOL_OFFSET, buf)?;
+        Ok(())
+    }
+
     /// Replace the pool block if its `update_seq` is still
     /// `expected_update_seq`; the block written (and returned) carries
     /// `update_seq = expected_update_seq + 1`, whatever `new.update_seq` said.

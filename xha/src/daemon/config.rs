@@ -93,6 +93,9 @@ pub struct Config {
     pub fence_action: FenceAction,
     pub control_socket: PathBuf,
     pub state_dir: PathBuf,
+    /// Ask for the master lock by itself whenever no live host holds it
+    /// (`master-candidate`, default false: the pool agent proposes instead).
+    pub master_candidate: bool,
 }
 
 /// The pool secret (the HMAC key). `Debug` never prints it.
@@ -244,6 +247,7 @@ struct RawConfig {
     fence_action: Option<FenceAction>,
     control_socket: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    master_candidate: Option<bool>,
     watchdog: Option<RawWatchdog>,
     hosts: Vec<RawHost>,
 }
@@ -309,6 +313,7 @@ impl Config {
             fence_action: raw.fence_action.unwrap_or(FenceAction::Reboot),
             control_socket,
             state_dir,
+            master_candidate: raw.master_candidate.unwrap_or(false),
         })
     }
 
@@ -368,10 +373,9 @@ impl Config {
         &self.hosts[self.local_index]
     }
 
-    /// The configuration of the pure core. `seed` seeds its jitter RNG;
-    /// `master_candidate` makes it ask for the master lock by itself.
+    /// The configuration of the pure core. `seed` seeds its jitter RNG.
     #[must_use]
-    pub fn core_config(&self, seed: u64, master_candidate: bool) -> CoreConfig {
+    pub fn core_config(&self, seed: u64) -> CoreConfig {
         CoreConfig {
             pool_generation: self.pool_generation,
             hosts: self.hosts.iter().map(|h| h.uuid).collect(),
@@ -380,7 +384,7 @@ impl Config {
             statefiles: self.statefiles.len(),
             seed,
             fencing_armed: true,
-            master_candidate,
+            master_candidate: self.master_candidate,
         }
     }
 }
@@ -727,7 +731,7 @@ address = "127.0.0.2:7002"
         );
         assert_eq!(c.fence_action, FenceAction::KillHost);
         assert_eq!(c.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
-        let core = c.core_config(7, false);
+        let core = c.core_config(7);
         assert_eq!(core.local, 1);
         assert_eq!(core.hosts.len(), 3);
         core.validate().unwrap();

@@ -8,7 +8,10 @@
 //!   that stops a restarted daemon from re-arming after a fence decision;
 //! - [`control`], [`control_server`], [`socket_path`]: the control protocol
 //!   and its Unix-socket server;
-//! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes.
+//! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes;
+//! - [`run`]: `xhad`'s start-up and main loop, with [`statefile_io`] (worker
+//!   threads, several writes in flight per statefile) and [`report`] (the
+//!   liveset report and the daemon's own measurements).
 //!
 //! Everything here that parses bytes from outside (config files, packets,
 //! control lines, supervisor lines) is total: bad input gives a typed error,
@@ -23,7 +26,10 @@ pub mod fence_record;
 pub mod incarnation;
 pub mod net;
 pub mod realtime;
+pub mod report;
+pub mod run;
 pub mod socket_path;
+pub mod statefile_io;
 pub mod supervisor;
 pub mod watchdog;
 pub mod wire;

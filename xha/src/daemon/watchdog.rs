@@ -104,6 +104,12 @@ pub trait Watchdog: Send {
     fn disarm(&mut self) -> Result<(), WatchdogError>;
     /// Whether a countdown is running.
     fn is_armed(&self) -> bool;
+    /// Kill the host now through the watchdog itself, when the backend can
+    /// (the supervisor kills the host's process group). `None`: it cannot;
+    /// the caller carries out the fence action itself.
+    fn fence_now(&mut self) -> Option<Result<(), WatchdogError>> {
+        None
+    }
 }
 
 /// Build the backend named by the configuration. The supervisor backend
@@ -614,6 +620,9 @@ impl Watchdog for SupervisorWatchdog {
 
     fn is_armed(&self) -> bool {
         self.armed
+    }
+    fn fence_now(&mut self) -> Option<Result<(), WatchdogError>> {
+        Some(self.fence())
     }
 }
 

@@ -177,7 +177,7 @@ fn suite(path: &Path, expect_sector: usize) {
     // a nil master is refused and changes nothing.
     let epoch2 = PoolBlock {
         master_epoch: 2,
-        update_seq: 7,
+        update_seq: w.update_seq,
         ..active.clone()
     };
     sf.write_pool(&epoch2).expect("write_pool");

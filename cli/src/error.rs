@@ -17,6 +17,12 @@ pub const EXIT_POOL_FILE: u8 = 2;
 pub const EXIT_REQUEST: u8 = 3;
 /// The result could not be written to stdout.
 pub const EXIT_OUTPUT: u8 = 4;
+/// `xe lab`: a step failed (the message names it); every process the lab
+/// started was stopped and its directory removed.
+pub const EXIT_LAB: u8 = 5;
+/// `xe lab`: interrupted by SIGINT or SIGTERM; everything was cleaned up
+/// (128 + SIGINT, as shells report an interrupted command).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A mistake on the command line (exit code 1).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -59,6 +65,9 @@ pub enum UsageError {
     /// A non-repeatable key given twice.
     #[error("parameter {key:?} given more than once")]
     DuplicateKey { key: String },
+    /// A `--flag VALUE` option without its value.
+    #[error("{flag} needs a value")]
+    MissingFlagValue { flag: &'static str },
     /// A flag given twice.
     #[error("flag {flag:?} given more than once")]
     DuplicateFlag { flag: &'static str },
@@ -115,6 +124,14 @@ pub enum CliError {
     /// Writing the result failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `xe lab`: a step failed; the lab was cleaned up.
+    #[error("lab: step \"{step}\" failed: {message}")]
+    Lab { step: String, message: String },
+    /// `xe lab`: SIGINT or SIGTERM arrived; the lab was cleaned up.
+    #[error(
+        "lab: interrupted by {signal} during step \"{step}\"; every process was stopped and the lab directory removed"
+    )]
+    Interrupted { step: String, signal: &'static str },
 }
 
 /// Errors about reading the file already name it; schema errors get the
@@ -137,6 +154,8 @@ impl CliError {
             Self::PoolFile { .. } => EXIT_POOL_FILE,
             Self::Request(_) => EXIT_REQUEST,
             Self::Output(_) => EXIT_OUTPUT,
+            Self::Lab { .. } => EXIT_LAB,
+            Self::Interrupted { .. } => EXIT_INTERRUPTED,
         }
     }
 }

@@ -50,7 +50,7 @@ fn list(out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out, "Run \"xe help COMMAND\" for a command's parameters.")?;
     writeln!(
         out,
-        "Exit codes: 0 success, 1 usage error, 2 pool file error, 3 arguments that do not fit the pool, 4 output error."
+        "Exit codes: 0 success, 1 usage error, 2 pool file error, 3 arguments that do not fit the pool, 4 output error, 5 a lab step failed, 130 lab interrupted."
     )?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod error;
 pub mod help;
+pub mod lab_cmd;
 mod planner_cmds;
 pub mod render;
 pub mod table;
@@ -29,6 +30,11 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     })?;
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         return help::describe(command, out);
+    }
+    // `xe lab` takes `--name VALUE` options and streams its progress: it
+    // parses and prints for itself.
+    if command.name == lab_cmd::NAME {
+        return lab_cmd::run(rest, out);
     }
     let invocation = args::parse(command, rest)?;
     (command.run)(&invocation, out)

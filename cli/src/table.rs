@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::args::Invocation;
 use crate::error::CliError;
-use crate::planner_cmds;
+use crate::{lab_cmd, planner_cmds};
 
 /// How a parameter is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +156,33 @@ pub static COMMANDS: &[Command] = &[
         flags: &[JSON, MINIMAL],
         pairs: &[],
         run: planner_cmds::failover_plan,
+    },
+    Command {
+        name: "lab",
+        summary: "Run a local pool of real xhad daemons, kill a host and time the failover",
+        description: "Starts N xhad daemons on 127.0.0.1, each with its xha-supervisor, sharing \
+                      one statefile file; waits until all are online and a master is elected; \
+                      kills a non-master host's process group with SIGKILL; prints when the \
+                      survivors detect it, when its supervisor fences it and when every \
+                      survivor's liveset excludes it; then stops everything and removes its \
+                      files. Options are written --hosts N and --timeout T. See docs/lab.md.",
+        params: &[],
+        flags: &[
+            Flag {
+                name: "--hosts",
+                help: "N: number of hosts, 2 to 64 (default 3)",
+            },
+            Flag {
+                name: "--timeout",
+                help: "T: base timeout of the daemons in seconds, 10 to 3600 (default 10)",
+            },
+            Flag {
+                name: "--json",
+                help: "print one JSON object with the measurements; progress goes to stderr",
+            },
+        ],
+        pairs: &[],
+        run: lab_cmd::run_from_table,
     },
 ];
 

@@ -1,7 +1,9 @@
 //! docs/cli.md documents every command, parameter, flag and exit code that
 //! the command table and the error type define.
 
-use xe::error::{EXIT_OK, EXIT_OUTPUT, EXIT_POOL_FILE, EXIT_REQUEST, EXIT_USAGE};
+use xe::error::{
+    EXIT_INTERRUPTED, EXIT_LAB, EXIT_OK, EXIT_OUTPUT, EXIT_POOL_FILE, EXIT_REQUEST, EXIT_USAGE,
+};
 use xe::table::COMMANDS;
 
 fn reference() -> String {
@@ -47,6 +49,8 @@ fn every_exit_code_is_documented() {
         EXIT_POOL_FILE,
         EXIT_REQUEST,
         EXIT_OUTPUT,
+        EXIT_LAB,
+        EXIT_INTERRUPTED,
     ] {
         assert!(
             text.contains(&format!("\n| {code} |")),

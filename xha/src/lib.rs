@@ -5,3 +5,4 @@
 
 pub mod core;
 pub mod daemon;
+pub mod lab;

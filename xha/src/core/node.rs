@@ -124,6 +124,8 @@ pub struct NodeStatus {
     pub liveset: HostSet,
     pub phase: Phase,
     pub master: bool,
+    /// The highest master epoch known (the pool block's, or this node's own
+    /// lock's): the epoch of the master reported by `hosts[].master`.
     pub master_epoch: u64,
     pub fenced: bool,
     pub stopped: bool,
@@ -498,7 +500,7 @@ impl Node {
             liveset: self.liveset,
             phase: self.phase,
             master: self.master,
-            master_epoch: self.master_epoch,
+            master_epoch: self.known_epoch(),
             fenced: self.fenced,
             stopped: self.stopped,
             armed: self.armed,
@@ -1073,6 +1075,15 @@ impl Node {
 
     fn effective_liveset(&self) -> HostSet {
         self.pending_liveset.unwrap_or(self.liveset)
+    }
+
+    /// The highest master epoch this node knows: the pool block's or its
+    /// own lock's.
+    fn known_epoch(&self) -> u64 {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.master_epoch)
+            .max(self.master_epoch)
     }
 
     fn pool_master_index(&self) -> Option<usize> {
@@ -1820,11 +1831,7 @@ impl Node {
         } else {
             HostSet::EMPTY
         };
-        let known_epoch = self
-            .pool
-            .as_ref()
-            .map_or(0, |p| p.master_epoch)
-            .max(self.master_epoch);
+        let known_epoch = self.known_epoch();
         let mut status = self.status_text();
         status.truncate(sr_heartbeat::statefile::slot::STATUS_TEXT_MAX);
         Slot {

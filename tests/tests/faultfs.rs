@@ -289,3 +289,26 @@ fn faultfs_drop_cleans_up_while_hung() {
     println!("frozen mount dropped in {took:?}; the stuck read ended with {res:?}");
     drop(dir);
 }
+
+#[test]
+fn faultfs_abort_fails_one_host_and_drop_still_unmounts() {
+    let Some(rig) = rig("faultfs_abort_fails_one_host_and_drop_still_unmounts") else {
+        return;
+    };
+    let Rig { a, b, dir, .. } = rig;
+    let (sa, sb) = (open(a.path()), open(b.path()));
+    let later = open(a.path());
+    a.set_mode(Mode::Hang).expect("mode hang");
+    let reader = blocked_read(sa);
+    assert!(eventually(QUICK, || a.stats().is_ok_and(|s| s.held == 1)));
+    a.abort().expect("abort");
+    let res = reader.recv_timeout(QUICK).expect("held read ends");
+    assert!(res.is_err(), "held read after abort: {res:?}");
+    let res = later.read_all().map(drop);
+    assert!(res.is_err(), "read after abort: {res:?}");
+    sb.write_slot(&slot(6, 1)).expect("B writes");
+    assert_eq!(sb.read_slot(6).expect("B reads"), Ok(slot(6, 1)));
+    drop_and_check(a);
+    drop(b);
+    drop(dir);
+}

@@ -2,6 +2,11 @@
 //!
 //! [`sim`] runs the real `xha` core on simulated hosts, networks, disks,
 //! clocks and watchdogs from a seed, and checks the safety invariants.
+//! [`e2e`], [`netns`] and [`faultfs`] serve the end-to-end tests of real
+//! `xhad` processes: the shared observations, network namespaces, and a
+//! per-host storage fault layer.
 
+pub mod e2e;
 pub mod faultfs;
+pub mod netns;
 pub mod sim;

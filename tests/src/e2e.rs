@@ -1,0 +1,175 @@
+//! Shared pieces of the end-to-end tests (`tests/tests/e2e_*.rs`): where the
+//! real binaries are, and the observations every fault test makes on a
+//! running [`Lab`] of real `xhad` processes.
+//!
+//! The binaries `xhad` and `xha-supervisor` belong to the `xha` package;
+//! `cargo test --workspace` builds them into the same target directory as
+//! these tests (when only this package is tested, build them first with
+//! `cargo build -p xha --bins`).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+use xha::daemon::control::{LivesetReport, Status};
+use xha::lab::{Lab, LabSpec};
+
+/// The directory holding `xhad` and `xha-supervisor` for this test run:
+/// the profile directory of this test binary (`target/<profile>/`).
+///
+/// # Panics
+/// When the binaries are missing there (a setup failure, with the fix).
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/<profile>/deps/<test binary>
+        let exe = std::env::current_exe().expect("current_exe");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the test binary is in target/<profile>/deps")
+            .to_path_buf();
+        for b in ["xhad", "xha-supervisor"] {
+            assert!(
+                dir.join(b).is_file(),
+                "{b} is missing in {}: run `cargo test --workspace` (which builds the xha binaries) or `cargo build -p xha --bins` first",
+                dir.display()
+            );
+        }
+        dir
+    })
+    .clone()
+}
+
+/// A lab spec for `hosts` hosts with base timeout `t` seconds.
+#[must_use]
+pub fn spec(hosts: usize, t: u64) -> LabSpec {
+    let mut s = LabSpec::new(hosts, t, &bin_dir());
+    // Tests run on several threads; each lab lives on its test's thread.
+    s.die_with_parent = true;
+    s
+}
+
+/// Generous bound for a whole pool to come online (real processes on a
+/// loaded 2-core machine): formation takes a few heartbeat rounds and a
+/// settle time.
+#[must_use]
+pub fn online_bound(t: u64) -> Duration {
+    Duration::from_secs(5 * t + 30)
+}
+
+/// The fault-to-shrink bound the core guarantees (`docs/fault-handling.md`:
+/// about 1.45 T at worst in the simulator), with a generous margin for
+/// real processes on a shared machine.
+#[must_use]
+pub fn shrink_bound(t: u64) -> Duration {
+    Duration::from_secs(25 * t / 10)
+}
+
+/// The liveset of a report, sorted.
+#[must_use]
+pub fn liveset(r: &LivesetReport) -> Vec<Uuid> {
+    let mut v = r.liveset.clone();
+    v.sort();
+    v
+}
+
+/// Wait until every one of `survivors` reports `online` with exactly the
+/// survivors in its liveset; returns the time since `since` at which the
+/// last one did. Panics with every host's log on timeout.
+pub fn wait_shrunk(lab: &Lab, survivors: &[usize], since: Instant, bound: Duration) -> Duration {
+    let mut want: Vec<Uuid> = survivors.iter().map(|&i| lab.uuid(i)).collect();
+    want.sort();
+    let mut done = vec![None; survivors.len()];
+    loop {
+        for (k, &i) in survivors.iter().enumerate() {
+            if done[k].is_some() {
+                continue;
+            }
+            if let Ok(r) = lab.query(i)
+                && r.status == Status::Online
+                && liveset(&r) == want
+            {
+                done[k] = Some(since.elapsed());
+            }
+        }
+        if done.iter().all(Option::is_some) {
+            return done.iter().flatten().copied().max().unwrap_or_default();
+        }
+        if since.elapsed() > bound {
+            panic!(
+                "the survivors {survivors:?} did not publish the liveset {want:?} within {bound:?}\n{}",
+                logs(lab)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every host's daemon and supervisor log tails, for failure messages.
+#[must_use]
+pub fn logs(lab: &Lab) -> String {
+    (0..lab.len())
+        .map(|i| {
+            format!(
+                "----- host {i} xhad -----\n{}\n----- host {i} supervisor -----\n{}",
+                lab.log(i),
+                lab.supervisor_log(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The hosts of the lab other than `out`.
+#[must_use]
+pub fn others(lab: &Lab, out: &[usize]) -> Vec<usize> {
+    lab.all().into_iter().filter(|i| !out.contains(i)).collect()
+}
+
+/// Assert that host `i`'s supervisor fenced it (exit status 3) within
+/// `bound`.
+pub fn assert_fenced(lab: &Lab, i: usize, bound: Duration) {
+    let status = lab.supervisor_exit(i, bound);
+    let code = status.and_then(|s| s.code());
+    assert_eq!(
+        code,
+        Some(3),
+        "host {i}'s supervisor should have fenced it (exit 3), got {status:?}\n{}",
+        logs(lab)
+    );
+    assert!(
+        lab.supervisor_log(i).contains("FENCED"),
+        "host {i}'s supervisor log should say FENCED\n{}",
+        lab.supervisor_log(i)
+    );
+}
+
+/// Assert that no host of `hosts` fenced and each is still online with all
+/// of `hosts` in its liveset, checking repeatedly for `during`.
+pub fn assert_stable(lab: &Lab, hosts: &[usize], during: Duration) {
+    let mut want: Vec<Uuid> = hosts.iter().map(|&i| lab.uuid(i)).collect();
+    want.sort();
+    let start = Instant::now();
+    while start.elapsed() < during {
+        for &i in hosts {
+            let r = lab
+                .query(i)
+                .unwrap_or_else(|e| panic!("host {i} does not answer: {e}\n{}", logs(lab)));
+            assert!(
+                r.status == Status::Online && liveset(&r) == want,
+                "host {i} should stay online with {want:?}, reports {:?} {:?}\n{}",
+                r.status,
+                r.liveset,
+                logs(lab)
+            );
+            assert!(
+                lab.supervisor_exit(i, Duration::ZERO).is_none(),
+                "host {i}'s supervisor exited\n{}",
+                logs(lab)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,191 @@
+//! End-to-end tests with real `xhad` processes on loopback (no root needed):
+//! every host is a real daemon in its own process group with its own
+//! `xha-supervisor`, sharing one O_DIRECT statefile; faults are real
+//! signals (SIGKILL, SIGSTOP) and real forged UDP packets. T = 10 s (the
+//! smallest accepted); bounds are generous (see `ha_tests::e2e`).
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use ha_tests::e2e::{
+    assert_fenced, assert_stable, logs, online_bound, others, shrink_bound, spec, wait_shrunk,
+};
+use sr_heartbeat::statefile::{HostSet, Phase, Slot};
+use xha::daemon::config::PoolSecret;
+use xha::daemon::wire::{Codec, PACKET_LEN, SLOT_PREFIX_LEN};
+use xha::lab::{Lab, Signal};
+
+const T: u64 = 10;
+
+fn start(hosts: usize) -> (Lab, usize) {
+    let lab = Lab::start(spec(hosts, T)).expect("start the lab");
+    lab.wait_all_online(online_bound(T))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    let master = lab
+        .wait_master(&lab.all(), online_bound(T))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    (lab, master)
+}
+
+/// SIGKILL one non-master host: the others publish the smaller liveset
+/// within the bound and the killed host's supervisor reports it gone.
+fn sigkill_one(hosts: usize) {
+    let (lab, master) = start(hosts);
+    let victim = lab
+        .all()
+        .into_iter()
+        .find(|&i| i != master)
+        .expect("a non-master");
+    let survivors = others(&lab, &[victim]);
+    let t0 = Instant::now();
+    lab.kill_host(victim, Signal::SIGKILL).expect("SIGKILL");
+    let shrink = wait_shrunk(&lab, &survivors, t0, shrink_bound(T));
+    assert_fenced(&lab, victim, shrink_bound(T));
+    eprintln!("{hosts} hosts: SIGKILL of host {victim}: shrink after {shrink:?}");
+    assert_eq!(
+        lab.master_among(&survivors),
+        Some(master),
+        "the master stays"
+    );
+    lab.stop().expect("clean stop");
+}
+
+#[test]
+fn three_hosts_sigkill_one() {
+    sigkill_one(3);
+}
+
+#[test]
+fn five_hosts_sigkill_one() {
+    sigkill_one(5);
+}
+
+/// A host frozen (SIGSTOP) for longer than T is killed by its supervisor
+/// at its lease end, and the others shrink.
+#[test]
+fn sigstop_longer_than_t_fences() {
+    let (lab, master) = start(3);
+    let victim = lab
+        .all()
+        .into_iter()
+        .find(|&i| i != master)
+        .expect("a non-master");
+    let survivors = others(&lab, &[victim]);
+    let t0 = Instant::now();
+    lab.kill_host(victim, Signal::SIGSTOP).expect("SIGSTOP");
+    // The lease is 0.7 T: the supervisor fires well before T.
+    assert_fenced(&lab, victim, Duration::from_secs(2 * T));
+    let fenced_after = t0.elapsed();
+    assert!(
+        fenced_after < Duration::from_secs(T),
+        "fenced {fenced_after:?} after the freeze; the lease is 0.7 T"
+    );
+    let shrink = wait_shrunk(&lab, &survivors, t0, shrink_bound(T));
+    eprintln!("SIGSTOP > T: fenced after {fenced_after:?}, shrink after {shrink:?}");
+    lab.stop().expect("clean stop");
+}
+
+/// A freeze shorter than T/2 is tolerated: nobody fences, nobody is
+/// removed.
+#[test]
+fn sigstop_shorter_than_half_t_is_tolerated() {
+    let (lab, master) = start(3);
+    let victim = lab
+        .all()
+        .into_iter()
+        .find(|&i| i != master)
+        .expect("a non-master");
+    lab.kill_host(victim, Signal::SIGSTOP).expect("SIGSTOP");
+    std::thread::sleep(Duration::from_secs(T) * 3 / 10);
+    lab.kill_host(victim, Signal::SIGCONT).expect("SIGCONT");
+    assert_stable(&lab, &lab.all(), Duration::from_secs(2 * T));
+    lab.stop().expect("clean stop");
+}
+
+/// Packets made by the test: a replay of host 0's first packet, a forged
+/// one (bad MAC), one signed with another secret, a truncated one and
+/// garbage. Host 1 drops and counts each, and the pool is unaffected.
+#[test]
+fn forged_and_replayed_packets_are_counted() {
+    let (lab, _master) = start(3);
+    let secret = std::fs::read(lab.dir().join("pool-secret")).expect("read the lab secret");
+    let secret = PoolSecret::new(secret).expect("secret");
+    let hosts: Vec<_> = lab.all().into_iter().map(|i| lab.uuid(i)).collect();
+    let codec = Codec::new(lab.pool_generation(), hosts.clone(), 0, &secret);
+    let incarnation: u64 = std::fs::read_to_string(lab.info(0).dir.join("state/incarnation"))
+        .expect("host 0's incarnation")
+        .trim()
+        .parse()
+        .expect("a number");
+    let slot = Slot {
+        sequence: 1,
+        host_index: 0,
+        host_uuid: hosts[0],
+        phase: Phase::Normal,
+        liveset: HostSet::EMPTY,
+        starting: true,
+        ..Slot::default()
+    };
+    // Sequence 1 of the running incarnation was sent long ago: a replay.
+    let replay = codec.encode(incarnation, 1, &slot);
+    let mut forged = replay;
+    forged[PACKET_LEN - 1] ^= 0x55;
+    let other_secret = PoolSecret::new(vec![7u8; 32]).expect("secret");
+    let foreign_key = Codec::new(lab.pool_generation(), hosts, 0, &other_secret).encode(
+        incarnation,
+        u64::MAX / 2,
+        &slot,
+    );
+    let target = lab.info(1).address;
+    let before = lab.query(1).expect("query").dropped_packets;
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(&replay, target).expect("send");
+    sock.send_to(&forged, target).expect("send");
+    sock.send_to(&foreign_key, target).expect("send");
+    sock.send_to(&replay[..SLOT_PREFIX_LEN], target)
+        .expect("send");
+    sock.send_to(&[0xffu8; PACKET_LEN], target).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let d = lab.query(1).expect("query").dropped_packets;
+        if d.total() >= before.total() + 5 || Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(after.replayed, before.replayed + 1, "{after:?}");
+    assert_eq!(after.forged, before.forged + 2, "{after:?}");
+    assert_eq!(after.truncated, before.truncated + 1, "{after:?}");
+    assert_eq!(after.bad_magic, before.bad_magic + 1, "{after:?}");
+    assert_stable(&lab, &lab.all(), Duration::from_secs(2));
+    lab.stop().expect("clean stop");
+}
+
+/// Kill the master: the survivors agree on a new master that holds the lock
+/// with a higher epoch.
+#[test]
+fn killing_the_master_elects_a_new_one_with_a_higher_epoch() {
+    let (lab, master) = start(3);
+    let epoch = lab.query(master).expect("query").master_epoch;
+    assert!(epoch >= 1);
+    let survivors = others(&lab, &[master]);
+    let t0 = Instant::now();
+    lab.kill_host(master, Signal::SIGKILL).expect("SIGKILL");
+    wait_shrunk(&lab, &survivors, t0, shrink_bound(T));
+    let new = lab
+        .wait_master(&survivors, Duration::from_secs(3 * T))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    assert_ne!(new, master);
+    for &i in &survivors {
+        let r = lab.query(i).expect("query");
+        assert_eq!(r.master, Some(lab.uuid(new)));
+        assert!(
+            r.master_epoch > epoch,
+            "host {i} reports epoch {} after the old master's {epoch}",
+            r.master_epoch
+        );
+    }
+    eprintln!("new master {new} after {:?}", t0.elapsed());
+    assert_fenced(&lab, master, shrink_bound(T));
+    lab.stop().expect("clean stop");
+}

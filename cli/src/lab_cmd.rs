@@ -559,9 +559,10 @@ fn observe(
                 .unwrap_or(fault);
             let d = last - fault;
             progress.line(&format!(
-                "  +{:6.2} s  liveset shrank: every survivor's liveset excludes host {victim} ({} hosts left)",
+                "  +{:6.2} s  liveset shrank: every survivor's liveset excludes host {victim} ({} host{} left)",
                 secs(d),
-                survivors.len()
+                survivors.len(),
+                if survivors.len() == 1 { "" } else { "s" }
             ));
             shrink = Some(d);
         }

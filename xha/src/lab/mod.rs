@@ -106,6 +106,9 @@ pub struct LabSpec {
     pub cancel: Option<Arc<AtomicBool>>,
     /// `--connect-timeout-ms` of the supervisors.
     pub supervisor_connect_timeout: Duration,
+    /// The pool generation (default: a new random one). Tests that format
+    /// their own statefile for [`HostOptions::statefile`] set it.
+    pub generation: Option<Uuid>,
 }
 
 impl LabSpec {
@@ -124,6 +127,7 @@ impl LabSpec {
             die_with_parent: true,
             cancel: None,
             supervisor_connect_timeout: Duration::from_secs(60),
+            generation: None,
         }
     }
 
@@ -189,6 +193,8 @@ pub struct HostInfo {
 struct Host {
     info: HostInfo,
     options: HostOptions,
+    /// Keeps the heartbeat port taken until the daemon is started.
+    port_holder: Option<std::net::UdpSocket>,
     daemon: Option<Proc>,
     supervisor: Option<Proc>,
 }
@@ -225,7 +231,7 @@ impl Lab {
             statefile: dir.join("statefile"),
             dir,
             keep_dir: spec.keep_dir,
-            generation: Uuid::new_v4(),
+            generation: spec.generation.unwrap_or_else(Uuid::new_v4),
             timeout_s: spec.timeout_s,
             hosts: Vec::new(),
             xhad: spec.xhad.clone(),
@@ -253,10 +259,19 @@ impl Lab {
         setup::write_secret(&self.dir.join("pool-secret"))?;
         setup::format_statefile(&self.statefile, self.generation, n)?;
         let uuids = setup::host_uuids(n);
-        let mut addresses = setup::free_loopback_addresses(n)?;
-        for (i, o) in spec.host_options.iter().enumerate() {
-            if let Some(a) = o.address {
-                addresses[i] = a;
+        let mut holders: Vec<Option<std::net::UdpSocket>> = Vec::with_capacity(n);
+        let mut addresses = Vec::with_capacity(n);
+        for i in 0..n {
+            match spec.host_options.get(i).and_then(|o| o.address) {
+                Some(a) => {
+                    addresses.push(a);
+                    holders.push(None);
+                }
+                None => {
+                    let (a, socket) = setup::free_loopback_ports(1)?.remove(0);
+                    addresses.push(a);
+                    holders.push(Some(socket));
+                }
             }
         }
         let pool: Vec<(Uuid, SocketAddr)> = uuids.iter().copied().zip(addresses).collect();
@@ -305,6 +320,7 @@ impl Lab {
             self.hosts.push(Host {
                 info,
                 options,
+                port_holder: holders[i].take(),
                 daemon: None,
                 supervisor: None,
             });
@@ -317,6 +333,8 @@ impl Lab {
     /// supervisor socket for a while, so this order works).
     fn spawn_host(&mut self, i: usize) -> Result<(), LabError> {
         let host = &mut self.hosts[i];
+        // Release the port just before the daemon binds it.
+        drop(host.port_holder.take());
         let daemon = Proc::spawn(&Launch {
             wrapper: &host.options.wrapper,
             program: &self.xhad,

@@ -118,21 +118,18 @@ pub fn format_statefile(path: &Path, generation: Uuid, max_hosts: usize) -> Resu
 }
 
 /// Free UDP ports on 127.0.0.1, one per host, distinct: each is found by
-/// binding port 0, and all sockets stay bound until every port is chosen.
-/// Another program may take a port between this call and the daemon's bind;
-/// the daemon then fails to start and the lab reports it.
-pub fn free_loopback_addresses(n: usize) -> Result<Vec<SocketAddr>, LabError> {
+/// binding port 0. The sockets are returned still bound, so no other
+/// program (or another lab) gets the port until the caller drops the socket
+/// right before starting the daemon that binds it; in that short window
+/// another program may still take it, and the daemon then fails to start
+/// and the lab reports it.
+pub fn free_loopback_ports(n: usize) -> Result<Vec<(SocketAddr, UdpSocket)>, LabError> {
     let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
-    let mut held = Vec::with_capacity(n);
-    for _ in 0..n {
-        let socket = UdpSocket::bind(any)
-            .map_err(io_err("find a free UDP port", Path::new("127.0.0.1:0")))?;
-        held.push(socket);
-    }
-    held.iter()
-        .map(|s| {
-            s.local_addr()
-                .map_err(io_err("find a free UDP port", Path::new("127.0.0.1:0")))
+    let err = io_err("find a free UDP port", Path::new("127.0.0.1:0"));
+    (0..n)
+        .map(|_| {
+            let socket = UdpSocket::bind(any).map_err(&err)?;
+            Ok((socket.local_addr().map_err(&err)?, socket))
         })
         .collect()
 }
@@ -235,8 +232,12 @@ mod tests {
     #[test]
     fn written_config_validates() {
         let uuids = host_uuids(3);
-        let addrs = free_loopback_addresses(3).unwrap();
-        let hosts: Vec<(Uuid, SocketAddr)> = uuids.iter().copied().zip(addrs).collect();
+        let ports = free_loopback_ports(3).unwrap();
+        let hosts: Vec<(Uuid, SocketAddr)> = uuids
+            .iter()
+            .copied()
+            .zip(ports.iter().map(|p| p.0))
+            .collect();
         let generation = Uuid::new_v4();
         let weird = Path::new("../dir with \"quotes\"/statefile");
         let c = HostConfig {

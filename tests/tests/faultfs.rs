@@ -39,7 +39,7 @@ fn rig(test: &str) -> Option<Rig> {
     file.set_len(STATEFILE_SIZE).expect("size backing");
     drop(file);
     let dev = BlockDevice::open(&backing, OpenMode::ReadWrite).expect("open backing");
-    drop(Statefile::format(dev, Uuid::new_v4(), 8).expect("format"));
+    drop(Statefile::format(dev, Uuid::new_v4(), 64).expect("format"));
     let a = mount(dir.path(), &backing, "a");
     let b = mount(dir.path(), &backing, "b");
     Some(Rig { a, b, backing, dir })
@@ -201,8 +201,14 @@ fn faultfs_delay_slows_one_host_only() {
     let started = Instant::now();
     assert_eq!(sa.read_slot(4).expect("delayed read"), Ok(slot(4, 1)));
     let read = started.elapsed();
-    println!("through A with delay 300: write {write:?}, read {read:?}");
-    for took in [write, read] {
+    let reads = rig.a.stats().expect("stats").reads;
+    let started = Instant::now();
+    sa.read_all().expect("delayed read_all");
+    let read_all = started.elapsed();
+    // 65 blocks in one I/O are one FUSE request (max_pages negotiated).
+    assert_eq!(rig.a.stats().expect("stats").reads, reads + 1);
+    println!("through A with delay 300: write {write:?}, read {read:?}, read_all {read_all:?}");
+    for took in [write, read, read_all] {
         assert!(took >= delay && took < delay + QUICK, "took {took:?}");
     }
 
@@ -275,7 +281,9 @@ fn faultfs_drop_cleans_up_while_hung() {
     assert!(eventually(QUICK, || a.stats().is_ok_and(|s| s.held == 1)));
     let took = drop_and_check(a);
     let res = reader.recv_timeout(QUICK).expect("held read ends");
-    println!("hung mount dropped in {took:?}; the held read ended with {res:?}");
+    // The guard released the held read before stopping the server.
+    assert_eq!(res, Ok(()), "held read");
+    println!("hung mount dropped in {took:?}; the held read was answered");
 
     // A frozen server (SIGSTOP) answers neither requests nor its control
     // socket: drop aborts the connection and kills it.

@@ -23,16 +23,18 @@ const POLL: Duration = Duration::from_millis(10);
 /// Why FUSE mounts cannot work here, or `Ok` if they can: tests that need
 /// [`FaultFs`] print the reason and skip.
 pub fn fuse_available() -> Result<(), String> {
+    let root = nix::unistd::geteuid().is_root();
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/fuse")
     {
+        let who = if root { "" } else { " (not root)" };
         return Err(format!(
-            "cannot open /dev/fuse: {e} (load the fuse module; in a container pass --device /dev/fuse)"
+            "cannot open /dev/fuse{who}: {e} (load the fuse module; in a container pass --device /dev/fuse)"
         ));
     }
-    if nix::unistd::geteuid().is_root() {
+    if root {
         return Ok(());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();

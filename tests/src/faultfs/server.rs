@@ -93,6 +93,9 @@ struct State {
     /// Scheduled requests by (due, arrival number).
     timed: BTreeMap<(Instant, u64), Op>,
     arrivals: u64,
+    /// Requests being forwarded or failed right now (out of the queues,
+    /// not yet answered): a stop waits for them too.
+    running: u64,
     stats: Stats,
 }
 
@@ -129,8 +132,10 @@ impl Core {
                 op.fail(libc::EIO);
             }
             Mode::Ok => {
+                st.running += 1;
                 drop(st);
                 self.execute(op);
+                self.lock().running -= 1;
             }
             Mode::Error => {
                 st.stats.errors += 1;
@@ -176,6 +181,12 @@ impl Core {
         self.wake.notify_all();
     }
 
+    /// No request is waiting or being answered.
+    fn idle(&self) -> bool {
+        let st = self.lock();
+        st.held.is_empty() && st.timed.is_empty() && st.running == 0
+    }
+
     fn stats(&self) -> Stats {
         let st = self.lock();
         Stats {
@@ -196,20 +207,22 @@ impl Core {
                     let Some(((_, arrival), op)) = st.timed.pop_first() else {
                         continue;
                     };
-                    match st.mode {
-                        Mode::Hang => st.held.push((arrival, op)),
-                        Mode::Error => {
-                            st.stats.errors += 1;
-                            drop(st);
-                            op.fail(libc::EIO);
-                            st = self.lock();
-                        }
-                        Mode::Ok | Mode::Delay(_) => {
-                            drop(st);
-                            self.execute(op);
-                            st = self.lock();
-                        }
+                    let mode = st.mode;
+                    if mode == Mode::Hang {
+                        st.held.push((arrival, op));
+                        continue;
                     }
+                    st.running += 1;
+                    if mode == Mode::Error {
+                        st.stats.errors += 1;
+                    }
+                    drop(st);
+                    match mode {
+                        Mode::Error => op.fail(libc::EIO),
+                        _ => self.execute(op),
+                    }
+                    st = self.lock();
+                    st.running -= 1;
                 }
                 Some(due) => {
                     st = self
@@ -475,11 +488,7 @@ impl Stopper {
     pub fn stop(&self) {
         self.core.set_mode(Mode::Ok);
         let until = Instant::now() + DRAIN_TIMEOUT;
-        while Instant::now() < until {
-            let stats = self.core.stats();
-            if stats.held + stats.delayed == 0 {
-                break;
-            }
+        while !self.core.idle() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
         if let Err(e) = std::fs::remove_file(&self.control) {
@@ -517,6 +526,7 @@ impl Server {
                 held: Vec::new(),
                 timed: BTreeMap::new(),
                 arrivals: 0,
+                running: 0,
                 stats: Stats {
                     mode: Mode::Ok,
                     reads: 0,

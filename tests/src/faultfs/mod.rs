@@ -173,6 +173,9 @@ pub enum FaultFsError {
     /// The `faultfs` process could not be started or waited for.
     #[error("faultfs process: {0}")]
     Process(#[source] std::io::Error),
+    /// The server could not start one of its threads.
+    #[error("faultfs thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The `faultfs` process exited before the mount was ready.
     #[error("faultfs exited before the mount was ready: {0}")]
     Exited(std::process::ExitStatus),

@@ -588,7 +588,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), FaultFsErr
         .name(name.into())
         .spawn(f)
         .map(drop)
-        .map_err(FaultFsError::Process)
+        .map_err(FaultFsError::Thread)
 }
 
 fn bind(path: &Path) -> Result<UnixListener, FaultFsError> {

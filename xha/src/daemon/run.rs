@@ -52,6 +52,9 @@ const EXTRA_WORKERS: usize = 4;
 /// Accepted heartbeats queued for the main loop.
 const HEARTBEAT_QUEUE: usize = 1024;
 
+/// How long connection tasks get to write their last replies at exit.
+const REPLY_FLUSH: Duration = Duration::from_millis(100);
+
 const USAGE: &str = "usage: xhad --config PATH [--check]
   --config PATH   the configuration file (docs/daemon.md)
   --check         validate the configuration and the statefiles, then exit
@@ -482,12 +485,21 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         }
     };
     // Publish the last state (stopping) so watchers see it, then end the
-    // tasks. The watchdog was disarmed by the core before `Stopped`.
+    // tasks. The watchdog was disarmed by the core before `Stopped`. The
+    // server stops accepting when the command channel closes; connection
+    // tasks get a moment to write replies already decided (the answer to
+    // `stop` itself).
     d.publish();
     drop(cmd_rx);
-    server_task.abort();
+    let _ = tokio::time::timeout(REPLY_FLUSH, server_task).await;
+    tokio::time::sleep(REPLY_FLUSH).await;
     sender_task.abort();
     receiver_task.abort();
+    // The socket is ours (bind replaced only a stale one): remove it so no
+    // stale file is left behind.
+    if let Err(e) = std::fs::remove_file(&d.config.control_socket) {
+        tracing::debug!("removing the control socket: {e}");
+    }
     if result.is_ok() {
         tracing::info!("xhad stopped cleanly");
     }

@@ -1,0 +1,246 @@
+//! The `xhad` binary as a real process: start-up failures and their named
+//! exit codes, `--check`, the `stop` handshake (its reply always arrives,
+//! the socket is removed), and SIGTERM refused while fencing is armed.
+//! One-host pools with the `none` watchdog: no supervisor needed here (the
+//! lab and the end-to-end tests cover the supervisor).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+use xha::daemon::fence_record;
+use xha::lab::setup;
+
+const XHAD: &str = env!("CARGO_BIN_EXE_xhad");
+const HOST: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+
+struct Pool {
+    dir: tempfile::TempDir,
+    generation: Uuid,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let generation = Uuid::new_v4();
+        setup::format_statefile(&dir.path().join("statefile"), generation, 1).expect("format");
+        setup::write_secret(&dir.path().join("secret")).expect("secret");
+        let p = Pool { dir, generation };
+        p.write_config(generation, "statefile", "");
+        p
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write_config(&self, generation: Uuid, statefile: &str, extra: &str) {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free port")
+            .port();
+        let text = format!(
+            "pool-generation = \"{generation}\"\nhost = \"{HOST}\"\ntimeout = 10\n\
+             secret-file = \"secret\"\nstatefiles = [\"{statefile}\"]\n\
+             control-socket = \"control.sock\"\nstate-dir = \"state\"\n{extra}\
+             [watchdog]\nbackend = \"none\"\nallow-no-watchdog = true\n\
+             [[hosts]]\nuuid = \"{HOST}\"\naddress = \"127.0.0.1:{port}\"\n"
+        );
+        std::fs::write(self.path("xhad.toml"), text).expect("write config");
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(XHAD)
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(self.path("log")).expect("log file"))
+            .spawn()
+            .expect("spawn xhad")
+    }
+
+    fn run(&self, args: &[&str]) -> (ExitStatus, String) {
+        let child = self.spawn(args);
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("log")).unwrap_or_default()
+    }
+}
+
+/// Kills the daemon if a test fails half-way.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Send one request line and read one answer line.
+fn request(socket: &Path, line: &str) -> String {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(format!("{line}\n").as_bytes()).expect("write");
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).expect("read");
+    answer
+}
+
+fn wait_socket(p: &Pool, child: &mut Child) -> PathBuf {
+    let socket = p.path("control.sock");
+    let start = Instant::now();
+    while UnixStream::connect(&socket).is_err() {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "xhad exited: {}",
+            p.log()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no control socket\n{}",
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    socket
+}
+
+#[test]
+fn check_validates_and_exits() {
+    let p = Pool::new();
+    let (status, out) = p.run(&["--config", "xhad.toml", "--check"]);
+    assert_eq!(status.code(), Some(0), "{}", p.log());
+    assert!(out.contains("valid; host"), "{out}");
+    assert!(!p.path("control.sock").exists());
+}
+
+#[test]
+fn start_up_failures_have_named_exit_codes() {
+    let p = Pool::new();
+    let code = |args: &[&str]| p.run(args).0.code();
+    assert_eq!(code(&["--frobnicate"]), Some(1), "invalid-parameter");
+    assert_eq!(
+        code(&["--config", "missing.toml"]),
+        Some(6),
+        "cannot-read-config"
+    );
+
+    std::fs::write(p.path("bad.toml"), "pool-generation = 3\n").expect("write");
+    assert_eq!(code(&["--config", "bad.toml"]), Some(7), "invalid-config");
+    assert!(p.log().contains("pool-generation"), "{}", p.log());
+
+    p.write_config(p.generation, "no-such-statefile", "");
+    assert_eq!(
+        code(&["--config", "xhad.toml"]),
+        Some(8),
+        "cannot-access-statefile"
+    );
+
+    std::fs::write(p.path("zeros"), vec![0u8; 4 << 20]).expect("write");
+    p.write_config(p.generation, "zeros", "");
+    assert_eq!(
+        code(&["--config", "xhad.toml"]),
+        Some(9),
+        "invalid-statefile"
+    );
+
+    p.write_config(Uuid::new_v4(), "statefile", "");
+    assert_eq!(
+        code(&["--config", "xhad.toml"]),
+        Some(10),
+        "generation-mismatch"
+    );
+    assert!(p.log().contains(&p.generation.to_string()), "{}", p.log());
+
+    p.write_config(p.generation, "statefile", "");
+    let listener = UnixListener::bind(p.path("control.sock")).expect("bind");
+    assert_eq!(code(&["--config", "xhad.toml"]), Some(15), "daemon-present");
+    drop(listener);
+    std::fs::remove_file(p.path("control.sock")).expect("rm");
+
+    let boot = fence_record::boot_id().expect("boot id");
+    fence_record::write(&p.path("state"), &boot, "test").expect("record");
+    assert_eq!(
+        code(&["--config", "xhad.toml"]),
+        Some(17),
+        "invalid-local-host-state"
+    );
+    assert!(p.log().contains("fence"), "{}", p.log());
+}
+
+/// `stop` to a daemon that has not joined yet: the reply always arrives,
+/// the daemon exits 0 and removes its socket (several times, since a lost
+/// reply is a race).
+#[test]
+fn stop_is_answered_and_the_socket_removed() {
+    let p = Pool::new();
+    for round in 0..5 {
+        let mut g = Guard(p.spawn(&["--config", "xhad.toml"]));
+        let socket = wait_socket(&p, &mut g.0);
+        let answer = request(&socket, r#"{"request":"stop","id":9}"#);
+        assert_eq!(answer.trim(), r#"{"id":9,"ok":true}"#, "round {round}");
+        let status = wait_exit(&mut g.0, Duration::from_secs(10));
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.log());
+        assert!(!socket.exists(), "round {round}: socket left behind");
+    }
+}
+
+/// A one-host pool joins and arms; SIGTERM is refused while armed (the host
+/// would fail silently); after `set-excluded`, `stop` works.
+#[test]
+fn sigterm_is_refused_while_armed() {
+    let p = Pool::new();
+    let mut g = Guard(p.spawn(&["--config", "xhad.toml"]));
+    let socket = wait_socket(&p, &mut g.0);
+    let start = Instant::now();
+    loop {
+        let a = request(&socket, r#"{"request":"query-liveset"}"#);
+        if a.contains(r#""status":"online""#) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not online: {a}\n{}",
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(g.0.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    assert!(
+        wait_exit(&mut g.0, Duration::from_secs(2)).is_none(),
+        "exited on SIGTERM"
+    );
+    assert!(p.log().contains("SIGTERM refused"), "{}", p.log());
+    assert_eq!(
+        request(&socket, r#"{"request":"set-excluded"}"#).trim(),
+        r#"{"ok":true}"#
+    );
+    assert_eq!(
+        request(&socket, r#"{"request":"stop"}"#).trim(),
+        r#"{"ok":true}"#
+    );
+    let status = wait_exit(&mut g.0, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.log());
+}

@@ -51,6 +51,30 @@ pub fn spec(hosts: usize, t: u64) -> LabSpec {
     s
 }
 
+/// Start a lab from `spec` and wait until every host is online and they
+/// agree on a master; returns the lab and the master's index. Panics with
+/// every host's log when that does not happen within [`online_bound`].
+#[must_use]
+pub fn start_online(spec: LabSpec) -> (Lab, usize) {
+    let t = spec.timeout_s;
+    let lab = Lab::start(spec).expect("start the lab");
+    lab.wait_all_online(online_bound(t))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    let master = lab
+        .wait_master(&lab.all(), online_bound(t))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    (lab, master)
+}
+
+/// A host of the lab other than `master`.
+#[must_use]
+pub fn non_master(lab: &Lab, master: usize) -> usize {
+    lab.all()
+        .into_iter()
+        .find(|&i| i != master)
+        .expect("a lab of two or more hosts")
+}
+
 /// Generous bound for a whole pool to come online (real processes on a
 /// loaded 2-core machine): formation takes a few heartbeat rounds and a
 /// settle time.

@@ -8,7 +8,8 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, assert_stable, logs, online_bound, others, shrink_bound, spec, wait_shrunk,
+    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, spec, start_online,
+    wait_shrunk,
 };
 use sr_heartbeat::statefile::{HostSet, Phase, Slot};
 use xha::daemon::config::PoolSecret;
@@ -18,24 +19,14 @@ use xha::lab::{Lab, Signal};
 const T: u64 = 10;
 
 fn start(hosts: usize) -> (Lab, usize) {
-    let lab = Lab::start(spec(hosts, T)).expect("start the lab");
-    lab.wait_all_online(online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    let master = lab
-        .wait_master(&lab.all(), online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    (lab, master)
+    start_online(spec(hosts, T))
 }
 
 /// SIGKILL one non-master host: the others publish the smaller liveset
 /// within the bound and the killed host's supervisor reports it gone.
 fn sigkill_one(hosts: usize) {
     let (lab, master) = start(hosts);
-    let victim = lab
-        .all()
-        .into_iter()
-        .find(|&i| i != master)
-        .expect("a non-master");
+    let victim = non_master(&lab, master);
     let survivors = others(&lab, &[victim]);
     let t0 = Instant::now();
     lab.kill_host(victim, Signal::SIGKILL).expect("SIGKILL");
@@ -65,11 +56,7 @@ fn five_hosts_sigkill_one() {
 #[test]
 fn sigstop_longer_than_t_fences() {
     let (lab, master) = start(3);
-    let victim = lab
-        .all()
-        .into_iter()
-        .find(|&i| i != master)
-        .expect("a non-master");
+    let victim = non_master(&lab, master);
     let survivors = others(&lab, &[victim]);
     let t0 = Instant::now();
     lab.kill_host(victim, Signal::SIGSTOP).expect("SIGSTOP");
@@ -90,11 +77,7 @@ fn sigstop_longer_than_t_fences() {
 #[test]
 fn sigstop_shorter_than_half_t_is_tolerated() {
     let (lab, master) = start(3);
-    let victim = lab
-        .all()
-        .into_iter()
-        .find(|&i| i != master)
-        .expect("a non-master");
+    let victim = non_master(&lab, master);
     lab.kill_host(victim, Signal::SIGSTOP).expect("SIGSTOP");
     std::thread::sleep(Duration::from_secs(T) * 3 / 10);
     lab.kill_host(victim, Signal::SIGCONT).expect("SIGCONT");
@@ -187,5 +170,39 @@ fn killing_the_master_elects_a_new_one_with_a_higher_epoch() {
     }
     eprintln!("new master {new} after {:?}", t0.elapsed());
     assert_fenced(&lab, master, shrink_bound(T));
+    lab.stop().expect("clean stop");
+}
+
+/// Busy loops, killed on drop.
+struct Hogs(Vec<std::process::Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for h in &mut self.0 {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
+
+/// Twice as many busy loops as cores, at normal priority, for 2 T: no host
+/// fences or leaves. As root `xhad` runs SCHED_RR (it asks at start-up);
+/// otherwise the fair scheduler still gives it far more than it needs.
+#[test]
+fn cpu_hogs_cause_no_false_fencing() {
+    let (lab, _master) = start(3);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let hogs = Hogs(
+        (0..2 * cores)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("spawn a busy loop")
+            })
+            .collect(),
+    );
+    assert_stable(&lab, &lab.all(), Duration::from_secs(2 * T));
+    drop(hogs);
     lab.stop().expect("clean stop");
 }

@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ha_tests::e2e::{assert_fenced, logs, online_bound, others, shrink_bound, spec, wait_shrunk};
+use ha_tests::e2e::{
+    assert_fenced, logs, non_master, others, shrink_bound, spec, start_online, wait_shrunk,
+};
 use ha_tests::netns::{self, Net};
 use xha::lab::Lab;
 
@@ -34,13 +36,7 @@ fn start(net: &Net, hosts: usize) -> (Lab, usize) {
         h.address = Some(SocketAddr::new(net.address(i), PORT));
         h.wrapper = net.exec_prefix(i).into_iter().map(Into::into).collect();
     }
-    let lab = Lab::start(s).expect("start the lab");
-    lab.wait_all_online(online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    let master = lab
-        .wait_master(&lab.all(), online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    (lab, master)
+    start_online(s)
 }
 
 #[test]
@@ -50,11 +46,7 @@ fn cut_link_fences_the_cut_host() {
     }
     let net = Net::new("cut", 3).expect("namespaces");
     let (lab, master) = start(&net, 3);
-    let victim = lab
-        .all()
-        .into_iter()
-        .find(|&i| i != master)
-        .expect("a non-master");
+    let victim = non_master(&lab, master);
     let survivors = others(&lab, &[victim]);
     let t0 = Instant::now();
     net.cut(victim).expect("cut");

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, assert_stable, logs, online_bound, others, shrink_bound, spec, wait_shrunk,
+    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, spec, start_online,
+    wait_shrunk,
 };
 use ha_tests::faultfs::{FaultFs, Mode, fuse_available};
 use uuid::Uuid;
@@ -41,6 +42,15 @@ struct StorageLab {
     _dir: tempfile::TempDir,
 }
 
+impl StorageLab {
+    /// Stop the lab cleanly (asserted), then unmount.
+    fn stop(self) {
+        let StorageLab { lab, mounts, _dir } = self;
+        lab.stop().expect("clean stop");
+        drop(mounts);
+    }
+}
+
 fn start(hosts: usize) -> (StorageLab, usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let generation = Uuid::new_v4();
@@ -57,12 +67,7 @@ fn start(hosts: usize) -> (StorageLab, usize) {
         s.host(i).statefile = Some(fs.path().to_path_buf());
         mounts.push(fs);
     }
-    let lab = Lab::start(s).expect("start the lab");
-    lab.wait_all_online(online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
-    let master = lab
-        .wait_master(&lab.all(), online_bound(T))
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&lab)));
+    let (lab, master) = start_online(s);
     (
         StorageLab {
             lab,
@@ -71,13 +76,6 @@ fn start(hosts: usize) -> (StorageLab, usize) {
         },
         master,
     )
-}
-
-fn non_master(lab: &Lab, master: usize) -> usize {
-    lab.all()
-        .into_iter()
-        .find(|&i| i != master)
-        .expect("a non-master")
 }
 
 fn has_warning(lab: &Lab, i: usize, kind: WarningKind) -> bool {
@@ -113,9 +111,7 @@ fn one_host_storage_errors_fences_it() {
     assert_fenced(&s.lab, victim, shrink_bound(T));
     eprintln!("storage errors on host {victim}: shrink after {shrink:?}");
     s.mounts[victim].set_mode(Mode::Ok).expect("ok mode");
-    let StorageLab { lab, mounts, _dir } = s;
-    lab.stop().expect("clean stop");
-    drop(mounts);
+    s.stop();
 }
 
 #[test]
@@ -163,9 +159,7 @@ fn one_host_storage_hangs_fences_it_and_the_daemon_stays_responsive() {
         status.is_some_and(|st| std::os::unix::process::ExitStatusExt::signal(&st) == Some(9)),
         "the fenced daemon should end by SIGKILL once its I/O is released: {status:?}"
     );
-    let StorageLab { lab, mounts, _dir } = s;
-    lab.stop().expect("clean stop");
-    drop(mounts);
+    s.stop();
 }
 
 #[test]
@@ -190,9 +184,7 @@ fn all_hosts_losing_storage_with_the_network_whole_fence_nobody() {
         m.set_mode(Mode::Ok).expect("ok mode");
     }
     assert_stable(&s.lab, &s.lab.all(), Duration::from_secs(T));
-    let StorageLab { lab, mounts, _dir } = s;
-    lab.stop().expect("clean stop");
-    drop(mounts);
+    s.stop();
 }
 
 #[test]
@@ -221,7 +213,5 @@ fn slow_storage_under_half_t_warns_without_fencing() {
         "the reported latency {max} ms should show the delay of {latency:?}"
     );
     s.mounts[victim].set_mode(Mode::Ok).expect("ok mode");
-    let StorageLab { lab, mounts, _dir } = s;
-    lab.stop().expect("clean stop");
-    drop(mounts);
+    s.stop();
 }

@@ -96,6 +96,22 @@ pub struct Stats {
     pub delayed: u64,
 }
 
+impl Stats {
+    /// No request seen yet, in `mode`.
+    #[must_use]
+    pub fn zero(mode: Mode) -> Stats {
+        Stats {
+            mode,
+            reads: 0,
+            writes: 0,
+            fsyncs: 0,
+            errors: 0,
+            held: 0,
+            delayed: 0,
+        }
+    }
+}
+
 impl fmt::Display for Stats {
     /// The `stats` answer without its leading `ok`; the mode comes last
     /// because `delay MS` has a space in it.
@@ -114,15 +130,7 @@ impl FromStr for Stats {
     fn from_str(s: &str) -> Result<Stats, FaultFsError> {
         let bad = || FaultFsError::BadReply(s.to_owned());
         let (counters, mode) = s.split_once("mode=").ok_or_else(bad)?;
-        let mut stats = Stats {
-            mode: mode.parse().map_err(|_| bad())?,
-            reads: 0,
-            writes: 0,
-            fsyncs: 0,
-            errors: 0,
-            held: 0,
-            delayed: 0,
-        };
+        let mut stats = Stats::zero(mode.parse().map_err(|_| bad())?);
         for word in counters.split_whitespace() {
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let value: u64 = value.parse().map_err(|_| bad())?;

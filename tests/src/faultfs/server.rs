@@ -527,15 +527,7 @@ impl Server {
                 timed: BTreeMap::new(),
                 arrivals: 0,
                 running: 0,
-                stats: Stats {
-                    mode: Mode::Ok,
-                    reads: 0,
-                    writes: 0,
-                    fsyncs: 0,
-                    errors: 0,
-                    held: 0,
-                    delayed: 0,
-                },
+                stats: Stats::zero(Mode::Ok),
             }),
             wake: Condvar::new(),
         });

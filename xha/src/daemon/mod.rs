@@ -24,6 +24,7 @@ pub mod exit;
 pub mod fence;
 pub mod fence_record;
 pub mod incarnation;
+pub mod logging;
 pub mod net;
 pub mod realtime;
 pub mod report;

@@ -769,20 +769,10 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
     })
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 /// The binary's `main`: returns the exit status.
 #[must_use]
 pub fn main_with_args(args: &[String]) -> i32 {
-    init_logging();
+    super::logging::init();
     let cli = match parse_args(args) {
         Ok(c) => c,
         Err(e) => {

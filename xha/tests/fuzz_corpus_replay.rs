@@ -1,0 +1,493 @@
+//! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) and a few
+//! hundred deterministic mutations of valid inputs through the same checks
+//! the cargo-fuzz targets run (`fuzz/src/checks.rs`), so CI checks every
+//! decoder of network and socket input (heartbeat packets, control
+//! requests and replies, supervisor lines, the configuration) for panics and
+//! broken properties even without cargo-fuzz.
+//!
+//! `REGENERATE_FUZZ_SEEDS=1 cargo test -p xha --test fuzz_corpus_replay
+//! committed_seeds` rewrites the `seed-*` files of the corpora from [`seeds`].
+
+#[path = "../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sr_heartbeat::statefile::slot::off as slot_off;
+use sr_heartbeat::statefile::{HostSet, Phase, Slot};
+use xha::core::{ControlError, PoolState, Timeouts};
+use xha::daemon::control::{
+    ErrorBody, Event, EventKind, HostReport, Latency, LivesetReport, Request, Response, Status,
+    TimeoutsReport, WarningKind, WarningReport, parse_request,
+};
+use xha::daemon::supervisor::Command;
+use xha::daemon::wire::{DropCounters, DropReason, PACKET_LEN, off};
+
+use checks::{FUZZ_CONFIG_DIR, FUZZ_LOCAL, TARGETS, fuzz_codec, fuzz_hosts, sign};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+// ---------------------------------------------------------------- packet
+
+const INCARNATION: u64 = 1_763_000_000_000_000;
+
+fn slot_of(index: usize) -> Slot {
+    Slot {
+        host_uuid: fuzz_hosts()[index],
+        host_index: index as u16,
+        sequence: 991,
+        heard: HostSet(0b111),
+        seen: HostSet(0b101),
+        liveset: HostSet(0b111),
+        proposed: HostSet(0b011),
+        lock_request: HostSet(0b001),
+        lock_grant: HostSet(0b001),
+        master_epoch: 7,
+        fault_round: 3,
+        phase: Phase::Agreeing,
+        starting: true,
+        statefile_access: true,
+        net_round: 4,
+        diag_time_ms: 1_763_000_000_000,
+        // Fields added later keep their defaults: the seeds stay valid.
+        ..Slot::default()
+    }
+}
+
+fn packet(from: usize, incarnation: u64, sequence: u64, slot: &Slot) -> Vec<u8> {
+    fuzz_codec(from)
+        .encode(incarnation, sequence, slot)
+        .to_vec()
+}
+
+/// A valid packet with byte `at` set to `v` and signed again.
+fn resigned(mut p: Vec<u8>, at: usize, v: u8) -> Vec<u8> {
+    p[at] = v;
+    sign(&mut p);
+    p
+}
+
+fn packet_seeds() -> Vec<Vec<u8>> {
+    let one = packet(1, INCARNATION, 1, &slot_of(1));
+    let mut fencing = slot_of(2);
+    fencing.phase = Phase::Fencing;
+    fencing.fence_request = true;
+    fencing.excluded = true;
+    fencing.fencing_disarmed = true;
+    fencing.sequence = u64::MAX;
+    let two = packet(2, INCARNATION + 5, 77, &fencing);
+    // A stream: in order, a replay, another peer, a restarted peer.
+    let stream = [
+        packet(1, INCARNATION, 1, &slot_of(1)),
+        packet(1, INCARNATION, 2, &slot_of(1)),
+        packet(1, INCARNATION, 1, &slot_of(1)),
+        packet(2, INCARNATION, 5, &slot_of(2)),
+        packet(1, INCARNATION + 1, 1, &slot_of(1)),
+    ]
+    .concat();
+    let mut oversized = one.clone();
+    oversized.push(0);
+    let mut flipped = one.clone();
+    flipped[off::SLOT + slot_off::LIVESET] ^= 0b100;
+    let mut foreign = one.clone();
+    foreign[off::GENERATION] ^= 1;
+    sign(&mut foreign);
+    vec![
+        one.clone(),
+        two,
+        stream,
+        one[..200].to_vec(),
+        oversized,
+        flipped,
+        resigned(one.clone(), off::VERSION, 1),
+        foreign,
+        packet(FUZZ_LOCAL, INCARNATION, 1, &slot_of(FUZZ_LOCAL)),
+        resigned(one.clone(), off::SLOT + slot_off::PHASE, 9),
+        resigned(one.clone(), off::SLOT + slot_off::STATUS_LEN, 1),
+        resigned(one.clone(), off::RESERVED, 1),
+        // A byte the slot format reserves: accepted, re-encoded as zero.
+        resigned(one, off::SLOT + slot_off::NET_ROUND + 8, 0x42),
+    ]
+}
+
+// ------------------------------------------------------- control request
+
+fn control_request_seeds() -> Vec<Vec<u8>> {
+    let all = [
+        Request::QueryLiveset,
+        Request::ProposeMaster(true),
+        Request::ProposeMaster(false),
+        Request::DisarmFencing,
+        Request::SetExcluded,
+        Request::ClearExcluded,
+        Request::SetPoolState(PoolState::Init),
+        Request::SetPoolState(PoolState::Active),
+        Request::SetPoolState(PoolState::Invalid),
+        Request::Stop,
+        Request::Watch,
+    ];
+    let mut out: Vec<Vec<u8>> = all
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_line((i % 2 == 0).then_some(i as u64)).into_bytes())
+        .collect();
+    for bad in [
+        r#"{"request":"stop","force":true}"#,
+        r#"{"request":"set-pool-state","state":"on"}"#,
+        r#"{"request":"propose-master","value":"yes","id":18446744073709551615}"#,
+        r#"{"id":-1,"request":"watch"}"#,
+        "[1]",
+    ] {
+        out.push(bad.as_bytes().to_vec());
+    }
+    out.push(vec![0xff, b'{']);
+    out
+}
+
+// ----------------------------------------------------------- server line
+
+fn report() -> LivesetReport {
+    let t = Timeouts::derive(Duration::from_secs(10)).expect("timeouts");
+    let mut lat = Latency::default();
+    lat.record(2.5);
+    lat.record(0.1);
+    lat.record(1234.567);
+    let host = |i: usize, address: &str| HostReport {
+        uuid: fuzz_hosts()[i],
+        index: i,
+        address: address.parse().expect("address"),
+        live: true,
+        master: i == 0,
+        heard: true,
+        seen: i != 2,
+        statefile_access: true,
+        statefile_corrupted: i == 2,
+        excluded: false,
+        starting: i == 1,
+        last_heartbeat_age_ms: (i != 0).then_some(40),
+        last_statefile_update_age_ms: Some(120),
+    };
+    LivesetReport {
+        status: Status::Online,
+        pool_generation: checks::FUZZ_GENERATION,
+        local_host: fuzz_hosts()[0],
+        local_index: 0,
+        fencing_armed: true,
+        watchdog: "supervisor".into(),
+        master: Some(fuzz_hosts()[0]),
+        master_epoch: 3,
+        liveset: fuzz_hosts(),
+        hosts: vec![
+            host(0, "127.0.0.1:694"),
+            host(1, "10.0.0.2:7001"),
+            host(2, "[fe80::1%2]:694"),
+        ],
+        statefile_latency: lat,
+        heartbeat_latency: Latency::default(),
+        dropped_packets: DropCounters {
+            forged: 2,
+            replayed: 1,
+            ..DropCounters::default()
+        },
+        timeouts: TimeoutsReport::from(&t),
+        warnings: vec![
+            WarningReport {
+                kind: WarningKind::StatefileApproachingTimeout,
+                message: "statefile 0: I/O took 4100 ms".into(),
+                host: None,
+                statefile: Some(0),
+            },
+            WarningReport {
+                kind: WarningKind::HeartbeatApproachingTimeout,
+                message: "host 2: no heartbeat for 1500 ms".into(),
+                host: Some(fuzz_hosts()[2]),
+                statefile: None,
+            },
+        ],
+    }
+}
+
+fn server_line_seeds() -> Vec<Vec<u8>> {
+    let starting = LivesetReport {
+        status: Status::Starting,
+        master: None,
+        liveset: vec![],
+        warnings: vec![],
+        ..report()
+    };
+    vec![
+        Response::liveset(Some(1), report()).to_line().into_bytes(),
+        Event {
+            event: EventKind::Liveset,
+            sequence: 4,
+            liveset: starting,
+        }
+        .to_line()
+        .into_bytes(),
+        Response::error(None, ErrorBody::from(&ControlError::NotMaster))
+            .to_line()
+            .into_bytes(),
+        Response::ok(Some(3)).to_line().into_bytes(),
+    ]
+}
+
+// ------------------------------------------------------- supervisor line
+
+fn supervisor_line_seeds() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = [
+        Command::Arm(Duration::from_millis(5000)),
+        Command::Kick(None),
+        Command::Kick(Some(Duration::from_millis(2000))),
+        Command::Disarm,
+        Command::Fence,
+    ]
+    .into_iter()
+    .map(|c| checks::command_line(c).into_bytes())
+    .collect();
+    for s in [
+        "arm 5000\nkick\nkick 100\ndisarm\narm 3600000\nkick\nfence",
+        "kick\narm 100\narm 200",
+        "arm 99",
+        "arm 3600001",
+        "kick 100 200",
+        "arm\tx",
+    ] {
+        out.push(s.as_bytes().to_vec());
+    }
+    out
+}
+
+// ---------------------------------------------------------------- config
+
+fn config_text(host: &str, hosts: &[(&str, &str)], extra: &str) -> String {
+    let mut s = format!(
+        "pool-generation = \"11111111-2222-3333-4444-555555555555\"\nhost = \"{host}\"\n{extra}\n"
+    );
+    for (uuid, address) in hosts {
+        s.push_str(&format!(
+            "\n[[hosts]]\nuuid = \"{uuid}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    s
+}
+
+const A: &str = "00000000-0000-0000-0000-00000000000a";
+const B: &str = "00000000-0000-0000-0000-00000000000b";
+const C: &str = "00000000-0000-0000-0000-00000000000c";
+
+fn config_seeds() -> Vec<Vec<u8>> {
+    vec![
+        config_text(
+            B,
+            &[(C, "127.0.0.3"), (A, "127.0.0.1:7001"), (B, "127.0.0.2:7002")],
+            "timeout = 10\nsecret-file = \"secret\"\nstatefiles = [\"/dev/sdx\"]\n\
+             fence-action = \"kill-host\"\n\n[watchdog]\nbackend = \"supervisor\"\nsocket = \"sup.sock\"",
+        ),
+        config_text(
+            A,
+            &[(A, "fe80::1"), (B, "[fe80::2]:7002"), (C, "[fe80::3]")],
+            "timeout = 3600\nsecret-file = \"/etc/xhad/secret\"\n\
+             statefiles = [\"sf0\", \"/dev/sdy\", \"sf2\"]\nmaster-candidate = true\n\
+             control-socket = \"/run/x/c.sock\"\nstate-dir = \"state\"\n\
+             \n[watchdog]\nbackend = \"linux\"\ndevice = \"/dev/watchdog1\"",
+        ),
+        config_text(
+            C,
+            &[(C, "10.0.0.1")],
+            "secret-file = \"s\"\nstatefiles = [\"a\", \"b\"]\nfence-action = \"reboot\"\n\
+             \n[watchdog]\nbackend = \"none\"\nallow-no-watchdog = true",
+        ),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    match target {
+        "packet" => packet_seeds(),
+        "control_request" => control_request_seeds(),
+        "server_line" => server_line_seeds(),
+        "supervisor_line" => supervisor_line_seeds(),
+        "config" => config_seeds(),
+        other => panic!("no seeds for target {other}"),
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so the mutations are the
+/// same on every run and a failure names its input by (target, seed, round).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One mutation of `input`: bit flip, byte set, interesting integer,
+/// truncation, extension, an interesting text token, or bytes copied
+/// elsewhere.
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    const TOKENS: [&[u8]; 10] = [
+        b"\n",
+        b"\"",
+        b"{",
+        b"}",
+        b"null",
+        b"-1",
+        b"1e999",
+        b"99999999999999999999",
+        b"[",
+        b"=",
+    ];
+    let mut v = input.to_vec();
+    if v.is_empty() {
+        v.push(0);
+    }
+    match rng.below(7) {
+        0 => {
+            let i = rng.below(v.len());
+            v[i] ^= 1 << rng.below(8);
+        }
+        1 => {
+            let i = rng.below(v.len());
+            v[i] = rng.next() as u8;
+        }
+        2 => {
+            let i = rng.below(v.len().saturating_sub(8).max(1));
+            let val = [0u64, 1, u64::from(u32::MAX), u64::MAX, 99, 3_600_001][rng.below(6)];
+            let end = (i + 8).min(v.len());
+            v[i..end].copy_from_slice(&val.to_le_bytes()[..end - i]);
+        }
+        3 => v.truncate(rng.below(v.len())),
+        4 => v.extend(std::iter::repeat_n(rng.next() as u8, rng.below(600))),
+        5 => {
+            let i = rng.below(v.len() + 1);
+            let t = TOKENS[rng.below(TOKENS.len())];
+            v.splice(i..i, t.iter().copied());
+        }
+        _ => {
+            let from = rng.below(v.len());
+            let to = rng.below(v.len());
+            let n = (rng.below(16) + 1).min(v.len() - from).min(v.len() - to);
+            v.copy_within(from..from + n, to);
+        }
+    }
+    v
+}
+
+#[test]
+fn committed_corpora_replay() {
+    for (name, check) in TARGETS {
+        let dir = corpus_dir(name);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {} unreadable: {e}", dir.display()));
+        let mut n = 0;
+        for e in entries {
+            let path = e.expect("corpus entry").path();
+            let bytes = std::fs::read(&path).expect("corpus file");
+            println!("{name}: {}", path.display());
+            check(&bytes);
+            n += 1;
+        }
+        assert!(n > 0, "corpus {} is empty", dir.display());
+    }
+}
+
+#[test]
+fn seeds_decode_and_mutations_never_panic() {
+    for (name, check) in TARGETS {
+        let seeds = seeds(name);
+        for (s, seed) in seeds.iter().enumerate() {
+            check(seed);
+            let mut rng =
+                Rng(0x9e37_79b9_7f4a_7c15 ^ ((s as u64 + 1) * 0x1000_0001) ^ name.len() as u64);
+            let mut input = seed.clone();
+            for round in 0..300 {
+                // Stack mutations, starting again from the seed now and then.
+                input = if round % 8 == 0 {
+                    mutate(&mut rng, seed)
+                } else {
+                    mutate(&mut rng, &input)
+                };
+                let result = std::panic::catch_unwind(|| check(&input));
+                assert!(result.is_ok(), "{name}: seed {s} round {round} panicked");
+            }
+        }
+    }
+}
+
+#[test]
+fn seeds_are_accepted_by_their_decoder() {
+    // The seeds must reach past the MAC, the JSON and the TOML, or fuzzing
+    // starts from nothing.
+    let rx = fuzz_codec(FUZZ_LOCAL);
+    let p = packet_seeds();
+    assert!(rx.decode(&p[0]).is_ok());
+    assert!(rx.decode(&p[1]).is_ok());
+    let accepted = p[2]
+        .chunks(PACKET_LEN)
+        .filter(|c| rx.decode(c).is_ok())
+        .count();
+    assert_eq!(accepted, 5, "every packet of the stream is authentic");
+    assert_eq!(rx.decode(&p[5]), Err(DropReason::Forged));
+    assert!(rx.decode(p.last().expect("seeds")).is_ok());
+    for s in control_request_seeds().iter().take(11) {
+        assert!(parse_request(s).is_ok());
+    }
+    for s in server_line_seeds() {
+        let line = String::from_utf8(s).expect("UTF-8");
+        assert!(
+            xha::daemon::control::parse_server_line(&line).is_ok(),
+            "{line}"
+        );
+    }
+    for s in supervisor_line_seeds().iter().take(5) {
+        assert!(Command::parse(s).is_ok());
+    }
+    for s in config_seeds() {
+        let text = String::from_utf8(s).expect("UTF-8");
+        let parsed = xha::daemon::config::Config::parse(&text, FUZZ_CONFIG_DIR.as_ref());
+        assert!(parsed.is_ok(), "{parsed:?}\n{text}");
+    }
+}
+
+/// The committed `seed-N` files are exactly what the generators above
+/// produce, so the corpus cannot drift from the formats. After a deliberate
+/// format change, rewrite them with `REGENERATE_FUZZ_SEEDS=1 cargo test -p
+/// xha --test fuzz_corpus_replay committed_seeds`.
+#[test]
+fn committed_seeds_match_the_generators() {
+    let regenerate = std::env::var_os("REGENERATE_FUZZ_SEEDS").is_some();
+    for (name, _) in TARGETS {
+        let dir = corpus_dir(name);
+        if regenerate {
+            std::fs::create_dir_all(&dir).expect("corpus dir");
+        }
+        for (i, seed) in seeds(name).iter().enumerate() {
+            let path = dir.join(format!("seed-{i}"));
+            if regenerate {
+                std::fs::write(&path, seed).expect("seed file");
+            } else {
+                let on_disk = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e} (regenerate the seeds)", path.display()));
+                assert!(
+                    on_disk == *seed,
+                    "{} differs from its generator: set REGENERATE_FUZZ_SEEDS=1 after a deliberate format change",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -179,6 +179,13 @@ fn start_up_failures_have_named_exit_codes() {
     drop(listener);
     std::fs::remove_file(p.path("control.sock")).expect("rm");
 
+    assert_eq!(
+        code(&["--config", "xhad.toml", "--heartbeat-fd", "77"]),
+        Some(1),
+        "invalid-parameter: descriptor 77 is not open"
+    );
+    assert!(p.log().contains("descriptor 77 is not open"), "{}", p.log());
+
     let boot = fence_record::boot_id().expect("boot id");
     fence_record::write(&p.path("state"), &boot, "test").expect("record");
     assert_eq!(

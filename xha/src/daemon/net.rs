@@ -11,6 +11,7 @@
 //! published on a `watch` channel for the liveset query.
 
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,58 @@ use super::wire::{self, DropCounters, Heartbeat, RECV_BUFFER_LEN};
 /// Bind the heartbeat socket on this host's configured address.
 pub async fn bind(local: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
     Ok(Arc::new(UdpSocket::bind(local).await?))
+}
+
+/// Why an inherited heartbeat socket was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InheritError {
+    #[error("descriptor {fd} is not open")]
+    NotOpen { fd: RawFd },
+    #[error("descriptor {fd} is not a UDP socket")]
+    NotUdp { fd: RawFd },
+    #[error("descriptor {fd} is bound to {found}, the configuration says {expected}")]
+    WrongAddress {
+        fd: RawFd,
+        found: SocketAddr,
+        expected: SocketAddr,
+    },
+    #[error("descriptor {fd}: {source}")]
+    Io { fd: RawFd, source: std::io::Error },
+}
+
+/// Use an already-bound UDP socket inherited on descriptor `fd` (the
+/// launcher bound it, so no other program can take the port between its
+/// choice and the daemon's start). It must be bound to `expected`.
+pub fn inherit(fd: RawFd, expected: SocketAddr) -> Result<Arc<UdpSocket>, InheritError> {
+    use nix::sys::socket::{SockType, getsockopt, sockopt};
+    // Check the descriptor before taking ownership of it.
+    if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(InheritError::NotOpen { fd });
+    }
+    // SAFETY: `fd` is open (checked above) and owned by nobody else in this
+    // process: it was inherited across exec for this use alone and is
+    // taken exactly once, at start-up.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    match getsockopt(&owned, sockopt::SockType) {
+        Ok(SockType::Datagram) => {}
+        _ => return Err(InheritError::NotUdp { fd }),
+    }
+    let socket = std::net::UdpSocket::from(owned);
+    let found = socket
+        .local_addr()
+        .map_err(|source| InheritError::Io { fd, source })?;
+    if found != expected {
+        return Err(InheritError::WrongAddress {
+            fd,
+            found,
+            expected,
+        });
+    }
+    socket
+        .set_nonblocking(true)
+        .map_err(|source| InheritError::Io { fd, source })?;
+    let socket = UdpSocket::from_std(socket).map_err(|source| InheritError::Io { fd, source })?;
+    Ok(Arc::new(socket))
 }
 
 /// Counters of the sending task.

@@ -55,9 +55,11 @@ const HEARTBEAT_QUEUE: usize = 1024;
 /// How long connection tasks get to write their last replies at exit.
 const REPLY_FLUSH: Duration = Duration::from_millis(100);
 
-const USAGE: &str = "usage: xhad --config PATH [--check]
-  --config PATH   the configuration file (docs/daemon.md)
-  --check         validate the configuration and the statefiles, then exit
+const USAGE: &str = "usage: xhad --config PATH [--check] [--heartbeat-fd N]
+  --config PATH       the configuration file (docs/daemon.md)
+  --check             validate the configuration and the statefiles, then exit
+  --heartbeat-fd N    use the UDP socket inherited on descriptor N, already
+                      bound to this host's address, instead of binding it
   --help, --version";
 
 /// Why the daemon stops with a non-zero status.
@@ -79,7 +81,11 @@ impl Fatal {
 /// The parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cli {
-    Run { config: PathBuf, check: bool },
+    Run {
+        config: PathBuf,
+        check: bool,
+        heartbeat_fd: Option<i32>,
+    },
     Help,
     Version,
 }
@@ -88,6 +94,7 @@ pub enum Cli {
 pub fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut config = None;
     let mut check = false;
+    let mut heartbeat_fd = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -99,21 +106,39 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
                 config = Some(PathBuf::from(v));
             }
             "--check" => check = true,
+            "--heartbeat-fd" => {
+                let v = it
+                    .next()
+                    .ok_or("--heartbeat-fd: missing value (a descriptor)")?;
+                let fd: i32 =
+                    v.parse().ok().filter(|&fd| fd > 2).ok_or_else(|| {
+                        format!("--heartbeat-fd: {v:?} is not a descriptor above 2")
+                    })?;
+                heartbeat_fd = Some(fd);
+            }
             "--help" | "-h" => return Ok(Cli::Help),
             "--version" | "-V" => return Ok(Cli::Version),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     let config = config.ok_or("--config PATH is required")?;
-    Ok(Cli::Run { config, check })
+    Ok(Cli::Run {
+        config,
+        check,
+        heartbeat_fd,
+    })
 }
 
 /// The binary's `main`: returns the exit status.
 #[must_use]
 pub fn main_with_args(args: &[String]) -> i32 {
     super::logging::init();
-    let (config, check) = match parse_args(args) {
-        Ok(Cli::Run { config, check }) => (config, check),
+    let (config, check, heartbeat_fd) = match parse_args(args) {
+        Ok(Cli::Run {
+            config,
+            check,
+            heartbeat_fd,
+        }) => (config, check, heartbeat_fd),
         Ok(Cli::Help) => {
             println!("{USAGE}");
             return 0;
@@ -127,7 +152,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
             return i32::from(ExitCode::InvalidParameter.code());
         }
     };
-    match start(&config, check) {
+    match start(&config, check, heartbeat_fd) {
         Ok(()) => 0,
         Err(f) => {
             tracing::error!(
@@ -149,13 +174,15 @@ struct Prepared {
     boot_id: String,
     incarnation: u64,
     standing: Vec<(WarningKind, String)>,
+    heartbeat_fd: Option<i32>,
 }
 
-fn start(path: &Path, check: bool) -> Result<(), Fatal> {
+fn start(path: &Path, check: bool, heartbeat_fd: Option<i32>) -> Result<(), Fatal> {
     let prepared = prepare(path, check)?;
-    let Some(prepared) = prepared else {
+    let Some(mut prepared) = prepared else {
         return Ok(());
     };
+    prepared.heartbeat_fd = heartbeat_fd;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_stack_size(512 * 1024)
@@ -237,6 +264,7 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
         boot_id,
         incarnation,
         standing,
+        heartbeat_fd: None,
     }))
 }
 
@@ -338,12 +366,16 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
     };
     let config = p.config;
     let local = config.local().address;
-    let socket = net::bind(local).await.map_err(|e| {
-        Fatal::new(
-            ExitCode::SystemError,
-            format!("cannot bind the heartbeat socket {local}: {e}"),
-        )
-    })?;
+    let socket = match p.heartbeat_fd {
+        Some(fd) => net::inherit(fd, local)
+            .map_err(|e| Fatal::new(ExitCode::InvalidParameter, format!("--heartbeat-fd: {e}")))?,
+        None => net::bind(local).await.map_err(|e| {
+            Fatal::new(
+                ExitCode::SystemError,
+                format!("cannot bind the heartbeat socket {local}: {e}"),
+            )
+        })?,
+    };
     let listener = control_server::bind(&config.control_socket)
         .await
         .map_err(|e| {
@@ -902,17 +934,34 @@ mod tests {
             parse_args(&args(&["--config", "/etc/x.toml"])),
             Ok(Cli::Run {
                 config: PathBuf::from("/etc/x.toml"),
-                check: false
+                check: false,
+                heartbeat_fd: None,
             })
         );
         assert_eq!(
             parse_args(&args(&["--check", "--config", "x"])),
             Ok(Cli::Run {
                 config: PathBuf::from("x"),
-                check: true
+                check: true,
+                heartbeat_fd: None,
             })
         );
         assert_eq!(parse_args(&args(&["--help"])), Ok(Cli::Help));
+        assert_eq!(
+            parse_args(&args(&["--config", "x", "--heartbeat-fd", "3"])),
+            Ok(Cli::Run {
+                config: PathBuf::from("x"),
+                check: false,
+                heartbeat_fd: Some(3),
+            })
+        );
+        for bad in ["2", "-1", "x", ""] {
+            assert!(
+                parse_args(&args(&["--config", "x", "--heartbeat-fd", bad]))
+                    .unwrap_err()
+                    .contains("--heartbeat-fd")
+            );
+        }
         assert!(
             parse_args(&args(&[]))
                 .unwrap_err()

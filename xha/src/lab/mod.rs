@@ -333,17 +333,38 @@ impl Lab {
     /// supervisor socket for a while, so this order works).
     fn spawn_host(&mut self, i: usize) -> Result<(), LabError> {
         let host = &mut self.hosts[i];
-        // Release the port just before the daemon binds it.
-        drop(host.port_holder.take());
+        // The daemon inherits the bound heartbeat socket, so no other program
+        // can take the port between the lab's choice and the daemon's start.
+        // A restarted host binds its address again first.
+        let holder = match host.port_holder.take() {
+            Some(h) => Some(h),
+            None if host.options.address.is_none() => Some(
+                std::net::UdpSocket::bind(host.info.address).map_err(|source| LabError::Io {
+                    step: "bind the heartbeat address again",
+                    path: PathBuf::from(host.info.address.to_string()),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["--config".into(), host.info.config.clone().into_os_string()];
+        if holder.is_some() {
+            args.push("--heartbeat-fd".into());
+            args.push(process::PASSED_FD.to_string().into());
+        }
         let daemon = Proc::spawn(&Launch {
             wrapper: &host.options.wrapper,
             program: &self.xhad,
-            args: vec!["--config".into(), host.info.config.clone().into_os_string()],
+            args,
             env: &host.options.env,
             log: &host.info.daemon_log,
             die_with_parent: self.die_with_parent,
-        })
-        .map_err(|source| LabError::Spawn {
+            pass_fd: holder.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+        });
+        // The child has its own copy now (or failed to start).
+        drop(holder);
+        let daemon = daemon.map_err(|source| LabError::Spawn {
             host: i,
             program: XHAD,
             path: self.xhad.clone(),
@@ -369,6 +390,7 @@ impl Lab {
             env: &[],
             log: &host.info.supervisor_log,
             die_with_parent: self.die_with_parent,
+            pass_fd: None,
         })
         .map_err(|source| LabError::Spawn {
             host: i,

@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::os::fd::RawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -35,7 +36,13 @@ pub struct Launch<'a> {
     pub log: &'a Path,
     /// Kill the process with SIGKILL when the thread that started it ends.
     pub die_with_parent: bool,
+    /// A descriptor the child inherits as descriptor [`PASSED_FD`] (the
+    /// daemon's already-bound heartbeat socket).
+    pub pass_fd: Option<RawFd>,
 }
+
+/// The descriptor number a passed descriptor has in the child.
+pub const PASSED_FD: RawFd = 3;
 
 /// A running (or exited) child.
 pub struct Proc {
@@ -72,13 +79,15 @@ impl Proc {
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0);
-        if launch.die_with_parent {
-            let parent = std::process::id();
-            // SAFETY: the closure runs in the child between fork and exec and
-            // calls only prctl(2) and getppid(2), which are async-signal-safe;
-            // it allocates nothing and takes no lock.
-            unsafe {
-                cmd.pre_exec(move || {
+        let die_with_parent = launch.die_with_parent;
+        let pass_fd = launch.pass_fd;
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only prctl(2), getppid(2), dup2(2) and fcntl(2), which are
+        // async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if die_with_parent {
                     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
                         .map_err(std::io::Error::from)?;
                     // The parent may have died before the prctl: then no
@@ -86,9 +95,22 @@ impl Proc {
                     if nix::unistd::getppid().as_raw() as u32 != parent {
                         return Err(std::io::Error::other("the lab exited during start"));
                     }
-                    Ok(())
-                });
-            }
+                }
+                if let Some(fd) = pass_fd {
+                    if fd == PASSED_FD {
+                        // dup2 onto itself keeps close-on-exec: clear it.
+                        nix::fcntl::fcntl(
+                            fd,
+                            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                        )
+                        .map_err(std::io::Error::from)?;
+                    } else {
+                        // The new descriptor does not have close-on-exec.
+                        nix::unistd::dup2(fd, PASSED_FD).map_err(std::io::Error::from)?;
+                    }
+                }
+                Ok(())
+            });
         }
         let mut child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(std::io::Error::other)?;
@@ -221,8 +243,32 @@ mod tests {
             env: &[],
             log,
             die_with_parent: true,
+            pass_fd: None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_passed_descriptor_arrives_as_descriptor_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = Proc::spawn(&Launch {
+            wrapper: &[],
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), "readlink /proc/$$/fd/3".into()],
+            env: &[],
+            log: &log,
+            die_with_parent: true,
+            pass_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&socket)),
+        })
+        .unwrap();
+        assert_eq!(
+            p.wait_timeout(Duration::from_secs(10)).unwrap().code(),
+            Some(0)
+        );
+        let out = std::fs::read_to_string(&log).unwrap();
+        assert!(out.starts_with("socket:["), "{out}");
     }
 
     #[test]
@@ -292,6 +338,7 @@ mod tests {
             env: &[("LAB_Y".into(), "8".into())],
             log: &log,
             die_with_parent: false,
+            pass_fd: None,
         })
         .unwrap();
         assert_eq!(

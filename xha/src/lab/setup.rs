@@ -118,11 +118,10 @@ pub fn format_statefile(path: &Path, generation: Uuid, max_hosts: usize) -> Resu
 }
 
 /// Free UDP ports on 127.0.0.1, one per host, distinct: each is found by
-/// binding port 0. The sockets are returned still bound, so no other
-/// program (or another lab) gets the port until the caller drops the socket
-/// right before starting the daemon that binds it; in that short window
-/// another program may still take it, and the daemon then fails to start
-/// and the lab reports it.
+/// binding port 0. The sockets are returned still bound and are handed to
+/// the daemons as their heartbeat sockets (`xhad --heartbeat-fd`), so no
+/// other program (or another lab) can take a port between the lab's choice
+/// and the daemon's start.
 pub fn free_loopback_ports(n: usize) -> Result<Vec<(SocketAddr, UdpSocket)>, LabError> {
     let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
     let err = io_err("find a free UDP port", Path::new("127.0.0.1:0"));

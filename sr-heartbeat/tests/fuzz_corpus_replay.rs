@@ -3,12 +3,16 @@
 //! the cargo-fuzz targets run (`fuzz/src/checks.rs`), so CI checks every
 //! decoder for panics and pair mismatches even without cargo-fuzz.
 //!
-//! `cargo test -p sr_heartbeat --test fuzz_corpus_replay -- --ignored regenerate`
-//! rewrites the `seed-*` files of the corpora from [`seeds`].
+//! `REGENERATE_FUZZ_SEEDS=1 cargo test -p sr_heartbeat --test fuzz_corpus_replay
+//! committed_seeds` rewrites the `seed-*` files of the corpora from [`seeds`].
+//! The harness is shared with xha's replay test (`fuzz_harness/`).
 
 #[path = "../fuzz/src/checks.rs"]
 #[allow(dead_code)]
 mod checks;
+
+#[path = "fuzz_harness/mod.rs"]
+mod fuzz_harness;
 
 use std::path::PathBuf;
 
@@ -21,10 +25,8 @@ use uuid::Uuid;
 
 use checks::{FUZZ_GENERATION, TARGETS, fuzz_replay_context};
 
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target)
+fn corpus_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus")
 }
 
 fn slot_seeds() -> Vec<Vec<u8>> {
@@ -213,24 +215,9 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// A small deterministic generator (xorshift64*), so the mutations are the
-/// same on every run and a failure names its input by (target, seed, round).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// One mutation of `input`: bit flip, byte set, interesting integer,
 /// truncation, extension, block zeroing, or a field copied elsewhere.
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut fuzz_harness::Rng, input: &[u8]) -> Vec<u8> {
     let mut v = input.to_vec();
     if v.is_empty() {
         v.push(0);
@@ -269,43 +256,12 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 
 #[test]
 fn committed_corpora_replay() {
-    for (name, check) in TARGETS {
-        let dir = corpus_dir(name);
-        let entries = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("corpus {} unreadable: {e}", dir.display()));
-        let mut n = 0;
-        for e in entries {
-            let path = e.expect("corpus entry").path();
-            let bytes = std::fs::read(&path).expect("corpus file");
-            println!("{name}: {}", path.display());
-            check(&bytes);
-            n += 1;
-        }
-        assert!(n > 0, "corpus {} is empty", dir.display());
-    }
+    fuzz_harness::replay_corpora(TARGETS, &corpus_root());
 }
 
 #[test]
 fn seeds_decode_and_mutations_never_panic() {
-    for (name, check) in TARGETS {
-        let seeds = seeds(name);
-        for (s, seed) in seeds.iter().enumerate() {
-            check(seed);
-            let mut rng =
-                Rng(0x9e37_79b9_7f4a_7c15 ^ ((s as u64 + 1) * 0x1000_0001) ^ name.len() as u64);
-            let mut input = seed.clone();
-            for round in 0..300 {
-                // Stack mutations, starting again from the seed now and then.
-                input = if round % 8 == 0 {
-                    mutate(&mut rng, seed)
-                } else {
-                    mutate(&mut rng, &input)
-                };
-                let result = std::panic::catch_unwind(|| check(&input));
-                assert!(result.is_ok(), "{name}: seed {s} round {round} panicked");
-            }
-        }
-    }
+    fuzz_harness::mutations_never_panic(TARGETS, seeds, mutate);
 }
 
 #[test]
@@ -341,25 +297,5 @@ fn seeds_are_accepted_by_their_decoder() {
 /// sr_heartbeat --test fuzz_corpus_replay committed_seeds`.
 #[test]
 fn committed_seeds_match_the_generators() {
-    let regenerate = std::env::var_os("REGENERATE_FUZZ_SEEDS").is_some();
-    for (name, _) in TARGETS {
-        let dir = corpus_dir(name);
-        if regenerate {
-            std::fs::create_dir_all(&dir).expect("corpus dir");
-        }
-        for (i, seed) in seeds(name).iter().enumerate() {
-            let path = dir.join(format!("seed-{i}"));
-            if regenerate {
-                std::fs::write(&path, seed).expect("seed file");
-            } else {
-                let on_disk = std::fs::read(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e} (regenerate the seeds)", path.display()));
-                assert!(
-                    on_disk == *seed,
-                    "{} differs from its generator: set REGENERATE_FUZZ_SEEDS=1 after a deliberate format change",
-                    path.display()
-                );
-            }
-        }
-    }
+    fuzz_harness::check_seed_files(TARGETS, &corpus_root(), seeds);
 }

@@ -215,43 +215,21 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// One mutation of `input`: bit flip, byte set, interesting integer,
-/// truncation, extension, block zeroing, or a field copied elsewhere.
+/// The common mutations, plus zeroing whole 512-byte sectors (a torn or
+/// blank write).
 fn mutate(rng: &mut fuzz_harness::Rng, input: &[u8]) -> Vec<u8> {
-    let mut v = input.to_vec();
-    if v.is_empty() {
-        v.push(0);
+    #[expect(clippy::ptr_arg, reason = "the signature of Mutations::special")]
+    fn zero_sectors(rng: &mut fuzz_harness::Rng, v: &mut Vec<u8>) {
+        let start = rng.below(v.len()) / 512 * 512;
+        let end = (start + 512 * (1 + rng.below(8))).min(v.len());
+        v[start..end].fill(0);
     }
-    match rng.below(7) {
-        0 => {
-            let i = rng.below(v.len());
-            v[i] ^= 1 << rng.below(8);
-        }
-        1 => {
-            let i = rng.below(v.len());
-            v[i] = rng.next() as u8;
-        }
-        2 => {
-            let i = rng.below(v.len().saturating_sub(8).max(1));
-            let val = [0u64, 1, u64::from(u32::MAX), u64::MAX, 4096, 4097][rng.below(6)];
-            let end = (i + 8).min(v.len());
-            v[i..end].copy_from_slice(&val.to_le_bytes()[..end - i]);
-        }
-        3 => v.truncate(rng.below(v.len())),
-        4 => v.extend(std::iter::repeat_n(rng.next() as u8, rng.below(9000))),
-        5 => {
-            let start = rng.below(v.len()) / 512 * 512;
-            let end = (start + 512 * (1 + rng.below(8))).min(v.len());
-            v[start..end].fill(0);
-        }
-        _ => {
-            let from = rng.below(v.len());
-            let to = rng.below(v.len());
-            let n = (rng.below(16) + 1).min(v.len() - from).min(v.len() - to);
-            v.copy_within(from..from + n, to);
-        }
-    }
-    v
+    let m = fuzz_harness::Mutations {
+        interesting: [0, 1, u64::from(u32::MAX), u64::MAX, 4096, 4097],
+        max_extend: 9000,
+        special: zero_sectors,
+    };
+    fuzz_harness::mutate_with(&m, rng, input)
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sr_heartbeat::statefile::slot::off as slot_off;
 use sr_heartbeat::statefile::{HostSet, Phase, Slot};
-use xha::core::{ControlError, PoolState, Timeouts};
+use xha::core::{ControlError, Timeouts};
 use xha::daemon::control::{
     ErrorBody, Event, EventKind, HostReport, Latency, LivesetReport, Request, Response, Status,
     TimeoutsReport, WarningKind, WarningReport, parse_request,
@@ -120,19 +120,7 @@ fn packet_seeds() -> Vec<Vec<u8>> {
 // ------------------------------------------------------- control request
 
 fn control_request_seeds() -> Vec<Vec<u8>> {
-    let all = [
-        Request::QueryLiveset,
-        Request::ProposeMaster(true),
-        Request::ProposeMaster(false),
-        Request::DisarmFencing,
-        Request::SetExcluded,
-        Request::ClearExcluded,
-        Request::SetPoolState(PoolState::Init),
-        Request::SetPoolState(PoolState::Active),
-        Request::SetPoolState(PoolState::Invalid),
-        Request::Stop,
-        Request::Watch,
-    ];
+    let all = Request::EXAMPLES;
     let mut out: Vec<Vec<u8>> = all
         .iter()
         .enumerate()
@@ -321,56 +309,32 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// One mutation of `input`: bit flip, byte set, interesting integer,
-/// truncation, extension, an interesting text token, or bytes copied
-/// elsewhere.
+/// The common mutations, plus inserting a token that matters to JSON, TOML
+/// or the line protocols.
 fn mutate(rng: &mut fuzz_harness::Rng, input: &[u8]) -> Vec<u8> {
-    const TOKENS: [&[u8]; 10] = [
-        b"\n",
-        b"\"",
-        b"{",
-        b"}",
-        b"null",
-        b"-1",
-        b"1e999",
-        b"99999999999999999999",
-        b"[",
-        b"=",
-    ];
-    let mut v = input.to_vec();
-    if v.is_empty() {
-        v.push(0);
+    fn insert_token(rng: &mut fuzz_harness::Rng, v: &mut Vec<u8>) {
+        const TOKENS: [&[u8]; 10] = [
+            b"\n",
+            b"\"",
+            b"{",
+            b"}",
+            b"null",
+            b"-1",
+            b"1e999",
+            b"99999999999999999999",
+            b"[",
+            b"=",
+        ];
+        let i = rng.below(v.len() + 1);
+        let t = TOKENS[rng.below(TOKENS.len())];
+        v.splice(i..i, t.iter().copied());
     }
-    match rng.below(7) {
-        0 => {
-            let i = rng.below(v.len());
-            v[i] ^= 1 << rng.below(8);
-        }
-        1 => {
-            let i = rng.below(v.len());
-            v[i] = rng.next() as u8;
-        }
-        2 => {
-            let i = rng.below(v.len().saturating_sub(8).max(1));
-            let val = [0u64, 1, u64::from(u32::MAX), u64::MAX, 99, 3_600_001][rng.below(6)];
-            let end = (i + 8).min(v.len());
-            v[i..end].copy_from_slice(&val.to_le_bytes()[..end - i]);
-        }
-        3 => v.truncate(rng.below(v.len())),
-        4 => v.extend(std::iter::repeat_n(rng.next() as u8, rng.below(600))),
-        5 => {
-            let i = rng.below(v.len() + 1);
-            let t = TOKENS[rng.below(TOKENS.len())];
-            v.splice(i..i, t.iter().copied());
-        }
-        _ => {
-            let from = rng.below(v.len());
-            let to = rng.below(v.len());
-            let n = (rng.below(16) + 1).min(v.len() - from).min(v.len() - to);
-            v.copy_within(from..from + n, to);
-        }
-    }
-    v
+    let m = fuzz_harness::Mutations {
+        interesting: [0, 1, u64::from(u32::MAX), u64::MAX, 99, 3_600_001],
+        max_extend: 600,
+        special: insert_token,
+    };
+    fuzz_harness::mutate_with(&m, rng, input)
 }
 
 #[test]

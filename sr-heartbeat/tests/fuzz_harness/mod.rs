@@ -30,6 +30,55 @@ impl Rng {
     }
 }
 
+/// What a crate's mutations add to the common ones.
+pub struct Mutations {
+    /// Integers written (little-endian) over 8 bytes at a random place.
+    pub interesting: [u64; 6],
+    /// Most bytes appended by one extension.
+    pub max_extend: usize,
+    /// The crate's own mutation (e.g. zero whole sectors, insert a token).
+    pub special: fn(&mut Rng, &mut Vec<u8>),
+}
+
+/// One mutation of `input`: bit flip, byte set, interesting integer,
+/// truncation, extension, the crate's special mutation, or bytes copied
+/// elsewhere.
+pub fn mutate_with(m: &Mutations, rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    if v.is_empty() {
+        v.push(0);
+    }
+    match rng.below(7) {
+        0 => {
+            let i = rng.below(v.len());
+            v[i] ^= 1 << rng.below(8);
+        }
+        1 => {
+            let i = rng.below(v.len());
+            v[i] = rng.next() as u8;
+        }
+        2 => {
+            let i = rng.below(v.len().saturating_sub(8).max(1));
+            let val = m.interesting[rng.below(m.interesting.len())];
+            let end = (i + 8).min(v.len());
+            v[i..end].copy_from_slice(&val.to_le_bytes()[..end - i]);
+        }
+        3 => v.truncate(rng.below(v.len())),
+        4 => v.extend(std::iter::repeat_n(
+            rng.next() as u8,
+            rng.below(m.max_extend),
+        )),
+        5 => (m.special)(rng, &mut v),
+        _ => {
+            let from = rng.below(v.len());
+            let to = rng.below(v.len());
+            let n = (rng.below(16) + 1).min(v.len() - from).min(v.len() - to);
+            v.copy_within(from..from + n, to);
+        }
+    }
+    v
+}
+
 /// Every file of `corpus/<target>/` through the target's check; each
 /// corpus must hold at least one file.
 pub fn replay_corpora(targets: &[(&str, Check)], corpus: &Path) {

@@ -69,6 +69,21 @@ pub const REQUEST_NAMES: [&str; 8] = [
 ];
 
 impl Request {
+    /// Every request, with every value of its argument.
+    pub const EXAMPLES: [Request; 11] = [
+        Request::QueryLiveset,
+        Request::ProposeMaster(true),
+        Request::ProposeMaster(false),
+        Request::DisarmFencing,
+        Request::SetExcluded,
+        Request::ClearExcluded,
+        Request::SetPoolState(PoolState::Init),
+        Request::SetPoolState(PoolState::Active),
+        Request::SetPoolState(PoolState::Invalid),
+        Request::Stop,
+        Request::Watch,
+    ];
+
     /// The name in the `request` key.
     #[must_use]
     pub fn name(&self) -> &'static str {
@@ -674,20 +689,7 @@ mod tests {
 
     #[test]
     fn every_request_parses_and_round_trips() {
-        let all = [
-            Request::QueryLiveset,
-            Request::ProposeMaster(true),
-            Request::ProposeMaster(false),
-            Request::DisarmFencing,
-            Request::SetExcluded,
-            Request::ClearExcluded,
-            Request::SetPoolState(PoolState::Init),
-            Request::SetPoolState(PoolState::Active),
-            Request::SetPoolState(PoolState::Invalid),
-            Request::Stop,
-            Request::Watch,
-        ];
-        for r in all {
+        for r in Request::EXAMPLES {
             let line = r.to_line(Some(7));
             assert_eq!(
                 parse_request(line.as_bytes()),

@@ -97,18 +97,32 @@ fn wait_warning(lab: &Lab, i: usize, kind: WarningKind, bound: Duration) {
     }
 }
 
+/// A 3-host storage lab with `mode` set on one non-master host's mount:
+/// the lab, that host, and when the fault began.
+fn start_and_fault_one(mode: Mode) -> (StorageLab, usize, Instant) {
+    let (s, master) = start(3);
+    let victim = non_master(&s.lab, master);
+    let t0 = Instant::now();
+    s.mounts[victim].set_mode(mode).expect("set the fault mode");
+    (s, victim, t0)
+}
+
+/// The others publish the liveset without `victim` within the bound and
+/// its supervisor fenced it; returns the fault-to-shrink time.
+fn assert_fenced_and_shrunk(s: &StorageLab, victim: usize, t0: Instant) -> Duration {
+    let survivors = others(&s.lab, &[victim]);
+    let shrink = wait_shrunk(&s.lab, &survivors, t0, shrink_bound(T));
+    assert_fenced(&s.lab, victim, shrink_bound(T));
+    shrink
+}
+
 #[test]
 fn one_host_storage_errors_fences_it() {
     if skip() {
         return;
     }
-    let (s, master) = start(3);
-    let victim = non_master(&s.lab, master);
-    let survivors = others(&s.lab, &[victim]);
-    let t0 = Instant::now();
-    s.mounts[victim].set_mode(Mode::Error).expect("error mode");
-    let shrink = wait_shrunk(&s.lab, &survivors, t0, shrink_bound(T));
-    assert_fenced(&s.lab, victim, shrink_bound(T));
+    let (s, victim, t0) = start_and_fault_one(Mode::Error);
+    let shrink = assert_fenced_and_shrunk(&s, victim, t0);
     eprintln!("storage errors on host {victim}: shrink after {shrink:?}");
     s.mounts[victim].set_mode(Mode::Ok).expect("ok mode");
     s.stop();
@@ -119,11 +133,7 @@ fn one_host_storage_hangs_fences_it_and_the_daemon_stays_responsive() {
     if skip() {
         return;
     }
-    let (s, master) = start(3);
-    let victim = non_master(&s.lab, master);
-    let survivors = others(&s.lab, &[victim]);
-    let t0 = Instant::now();
-    s.mounts[victim].set_mode(Mode::Hang).expect("hang mode");
+    let (s, victim, t0) = start_and_fault_one(Mode::Hang);
     // While its I/O hangs, the daemon still answers at once.
     let mut answered = 0;
     while t0.elapsed() < Duration::from_secs(T) * 4 / 10 {
@@ -138,8 +148,7 @@ fn one_host_storage_hangs_fences_it_and_the_daemon_stays_responsive() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(answered >= 5);
-    let shrink = wait_shrunk(&s.lab, &survivors, t0, shrink_bound(T));
-    assert_fenced(&s.lab, victim, shrink_bound(T));
+    let shrink = assert_fenced_and_shrunk(&s, victim, t0);
     eprintln!(
         "storage hang on host {victim}: shrink after {shrink:?}, {answered} queries answered"
     );

@@ -61,6 +61,43 @@ pub enum StatefileError {
     /// Compare-and-set lost: the pool block changed since it was read.
     #[error("pool block changed: expected update_seq {expected}, found {found}")]
     PoolChanged { expected: u64, found: u64 },
+    /// The header now names another pool generation: the statefile was
+    /// reformatted for another HA enablement since it was opened. Nothing
+    /// was written.
+    #[error(
+        "{path}: this statefile is not ours: it now belongs to pool generation {found}, we opened it as {expected} (reformatted?)"
+    )]
+    Foreign {
+        path: String,
+        found: Uuid,
+        expected: Uuid,
+    },
+    /// The header still names our generation but differs from the one read
+    /// at open (another format time, slot count or sector size): the
+    /// statefile was formatted again. Nothing was written.
+    #[error(
+        "{path}: this statefile is not ours: its header changed since it was opened (formatted again at unix ms {found_format_ms}, opened as formatted at {expected_format_ms})"
+    )]
+    Reformatted {
+        path: String,
+        found_format_ms: u64,
+        expected_format_ms: u64,
+    },
+}
+
+impl StatefileError {
+    /// Whether this error says the statefile no longer belongs to the pool
+    /// that opened it: its header does not decode any more (`Header`), names
+    /// another generation (`Foreign`) or was rewritten (`Reformatted`).
+    #[must_use]
+    pub fn is_not_ours(&self) -> bool {
+        matches!(
+            self,
+            StatefileError::Header { .. }
+                | StatefileError::Foreign { .. }
+                | StatefileError::Reformatted { .. }
+        )
+    }
 }
 
 /// The result of reading the pool block and every slot in one I/O.
@@ -213,15 +250,55 @@ impl<D: BlockIo> Statefile<D> {
         Ok(())
     }
 
-    /// Read the pool block and every slot with ONE I/O, so the caller sees
-    /// all hosts at the same instant. Each block is decoded on its own.
+    /// Read the header, the pool block and every slot with ONE I/O, so the
+    /// caller sees all hosts at the same instant and re-validates the header
+    /// on every read. A header that no longer decodes or differs from the one
+    /// read at open is an error ([`StatefileError::is_not_ours`]): the
+    /// statefile was reformatted under us and nothing in it is ours. Each
+    /// other block is decoded on its own.
     pub fn read_all(&self) -> Result<StatefileRead, StatefileError> {
-        let (offset, len) = self.header.read_all_range();
-        let buf = self.dev.read(offset, len)?;
+        let (_, len) = self.header.read_all_range();
+        let buf = self.dev.read(0, HEADER_SIZE + len)?;
+        self.check_header(&buf[..HEADER_SIZE])?;
         Ok(StatefileRead::decode(
-            &buf,
+            &buf[HEADER_SIZE..],
             self.header.generation,
             self.header.max_hosts,
+        ))
+    }
+
+    /// Check a header block just read against the one read at open.
+    fn check_header(&self, block: &[u8]) -> Result<(), StatefileError> {
+        let path = || self.dev.path().display().to_string();
+        let now = Header::decode(block).map_err(|source| StatefileError::Header {
+            path: path(),
+            source,
+        })?;
+        if now.generation != self.header.generation {
+            return Err(StatefileError::Foreign {
+                path: path(),
+                found: now.generation,
+                expected: self.header.generation,
+            });
+        }
+        if now != self.header {
+            return Err(StatefileError::Reformatted {
+                path: path(),
+                found_format_ms: now.format_time_ms,
+                expected_format_ms: self.header.format_time_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Read the header and the pool block in one I/O; the header must still
+    /// be ours.
+    fn read_checked_pool(&self) -> Result<Result<PoolBlock, SlotError>, StatefileError> {
+        let buf = self.dev.read(0, HEADER_SIZE + POOL_BLOCK_SIZE)?;
+        self.check_header(&buf[..HEADER_SIZE])?;
+        Ok(PoolBlock::decode(
+            &buf[HEADER_SIZE..],
+            self.header.generation,
         ))
     }
 
@@ -237,26 +314,44 @@ impl<D: BlockIo> Statefile<D> {
         Ok(Slot::decode(&buf, self.header.generation, index))
     }
 
-    /// Read and decode the pool block.
+    /// Read and decode the pool block (with the header, which must still be
+    /// ours).
     pub fn read_pool(&self) -> Result<PoolBlock, StatefileError> {
-        let buf = self.dev.read(POOL_OFFSET, POOL_BLOCK_SIZE)?;
-        PoolBlock::decode(&buf, self.header.generation).map_err(StatefileError::Pool)
+        self.read_checked_pool()?.map_err(StatefileError::Pool)
     }
 
-    /// Write `block` as the pool block, as is (its `update_seq` included):
-    /// one aligned I/O, durable on return. The caller holds the master lock
-    /// (the daemon writes the block its core built).
+    /// Write `block` as the pool block (its `update_seq` included) by
+    /// compare-and-set against this statefile's generation: one I/O reads
+    /// the header (and the pool block) and checks that the header is still
+    /// the one read at open, then one aligned write, durable on return. A
+    /// header of another generation, one that was rewritten or one that no
+    /// longer decodes refuses the write ([`StatefileError::is_not_ours`]) and
+    /// nothing is written. The pool block itself may be damaged (a torn
+    /// write): the header, not the block, says whose statefile this is, and
+    /// this write repairs it. The caller holds the master lock (the daemon
+    /// writes the block its core built).
+    ///
+    /// What the check does not do: a check and a write are two I/Os, not one
+    /// atomic compare-and-write, so a format that lands between them is
+    /// still overwritten (a window of one read's latency). The damage is then
+    /// bounded: the block written carries the old generation, so readers of
+    /// the new statefile reject it (`WrongGeneration`) and never take it for
+    /// theirs.
     pub fn write_pool(&self, block: &PoolBlock) -> Result<(), StatefileError> {
         if block.master.is_some_and(|m| m.is_nil()) {
             return Err(StatefileError::NilMaster);
         }
         let mut buf = AlignedBuf::new(POOL_BLOCK_SIZE)?;
         block.encode(self.header.generation, &mut buf);
+        // The block on disk may be damaged: only the header says whose
+        // statefile this is.
+        let _current = self.read_checked_pool()?;
         self.dev.write(POOL_OFFSET, buf)?;
         Ok(())
     }
 
-    /// Replace the pool block if its `update_seq` is still
+    /// Replace the pool block if the header is still ours (as
+    /// [`Statefile::write_pool`]) and the block's `update_seq` is still
     /// `expected_update_seq`; the block written (and returned) carries
     /// `update_seq = expected_update_seq + 1`, whatever `new.update_seq` said.
     ///
@@ -299,4 +394,129 @@ fn require_size(dev: &impl BlockIo) -> Result<(), IoError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The compare-and-set pool write and the header re-validation of
+    //! `read_all`, on a regular file reformatted under an open statefile.
+    use super::*;
+    use crate::io::OpenMode;
+
+    const OURS: Uuid = Uuid::from_u128(0x0001);
+    const THEIRS: Uuid = Uuid::from_u128(0x0002);
+
+    fn image(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        let path = dir.path().join("statefile");
+        let f = std::fs::File::create(&path).expect("create");
+        f.set_len(STATEFILE_SIZE).expect("set_len");
+        path
+    }
+
+    fn open(path: &std::path::Path) -> Statefile {
+        Statefile::open(BlockDevice::open(path, OpenMode::ReadWrite).expect("dev")).expect("open")
+    }
+
+    fn format(path: &std::path::Path, generation: Uuid) -> Statefile {
+        let dev = BlockDevice::open(path, OpenMode::ReadWrite).expect("dev");
+        Statefile::format(dev, generation, 4).expect("format")
+    }
+
+    fn active(epoch: u64) -> PoolBlock {
+        PoolBlock {
+            state: PoolState::Active,
+            master: Some(Uuid::from_u128(0xabc)),
+            master_epoch: epoch,
+            update_seq: epoch,
+        }
+    }
+
+    fn raw(path: &std::path::Path) -> Vec<u8> {
+        std::fs::read(path).expect("read image")
+    }
+
+    #[test]
+    fn pool_write_on_our_statefile_lands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = image(&dir);
+        let sf = format(&path, OURS);
+        sf.write_pool(&active(1)).expect("write_pool");
+        assert_eq!(sf.read_pool().expect("read_pool"), active(1));
+        assert_eq!(sf.read_all().expect("read_all").pool, Ok(active(1)));
+    }
+
+    #[test]
+    fn pool_write_refused_on_a_foreign_generation_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = image(&dir);
+        let old = format(&path, OURS);
+        old.write_pool(&active(1)).expect("first write lands");
+        // Reformatted for another enablement under the open statefile.
+        drop(format(&path, THEIRS));
+        let before = raw(&path);
+        let e = old.write_pool(&active(2)).expect_err("foreign: refused");
+        assert!(
+            matches!(&e, StatefileError::Foreign { found, expected, .. }
+                if *found == THEIRS && *expected == OURS),
+            "{e:?}"
+        );
+        assert!(e.is_not_ours());
+        assert!(e.to_string().contains("not ours"), "{e}");
+        let e = old
+            .compare_and_set_pool(1, active(2))
+            .expect_err("cas refused");
+        assert!(e.is_not_ours(), "{e:?}");
+        assert_eq!(raw(&path), before, "nothing written");
+        // The new pool's block is intact and theirs.
+        let theirs = open(&path).read_pool().expect("their pool block");
+        assert_eq!(theirs.state, PoolState::Init);
+        assert_eq!(theirs.update_seq, 0);
+    }
+
+    #[test]
+    fn read_all_refuses_a_statefile_that_is_not_ours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = image(&dir);
+        let old = format(&path, OURS);
+        assert!(old.read_all().is_ok());
+        drop(format(&path, THEIRS));
+        let e = old.read_all().expect_err("foreign");
+        assert!(matches!(e, StatefileError::Foreign { .. }), "{e:?}");
+
+        // The same generation formatted again: the header changed.
+        let path2 = dir.path().join("again");
+        std::fs::File::create(&path2)
+            .and_then(|f| f.set_len(STATEFILE_SIZE))
+            .expect("image");
+        let first = format(&path2, OURS);
+        let mut again = format(&path2, OURS);
+        again.header.format_time_ms = first.header.format_time_ms.wrapping_add(1);
+        let mut head = AlignedBuf::new(HEADER_SIZE).expect("buf");
+        again.header.encode(&mut head);
+        again.dev.write(0, head).expect("rewrite header");
+        let before = raw(&path2);
+        let e = first.read_all().expect_err("reformatted");
+        assert!(matches!(e, StatefileError::Reformatted { .. }), "{e:?}");
+        let e = first.write_pool(&active(1)).expect_err("refused");
+        assert!(e.is_not_ours(), "{e:?}");
+        assert_eq!(raw(&path2), before, "nothing written");
+
+        // A header that no longer decodes.
+        let zero = AlignedBuf::new(HEADER_SIZE).expect("buf");
+        again.dev.write(0, zero).expect("zero header");
+        let before = raw(&path2);
+        let e = first.write_pool(&active(1)).expect_err("refused");
+        assert!(
+            matches!(
+                &e,
+                StatefileError::Header {
+                    source: HeaderError::NotFormatted,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(first.read_all().expect_err("not ours").is_not_ours());
+        assert_eq!(raw(&path2), before, "nothing written");
+    }
 }

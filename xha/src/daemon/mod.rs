@@ -9,6 +9,7 @@
 //! - [`control`], [`control_server`], [`socket_path`]: the control protocol
 //!   and its Unix-socket server;
 //! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes;
+//!   [`ratelimit`]: the same error logged at most once per T;
 //! - [`run`]: `xhad`'s start-up and main loop, with [`statefile_io`] (worker
 //!   threads, several writes in flight per statefile) and [`report`] (the
 //!   liveset report and the daemon's own measurements).
@@ -26,6 +27,7 @@ pub mod fence_record;
 pub mod incarnation;
 pub mod logging;
 pub mod net;
+pub mod ratelimit;
 pub mod realtime;
 pub mod report;
 pub mod run;

@@ -30,6 +30,7 @@ use super::config::{Config, FenceAction, PoolSecret, WatchdogConfig};
 use super::control::{ErrorBody, ErrorCode, Request, WarningKind};
 use super::control_server::{self, CommandReply, ControlCommand, ReportPublisher};
 use super::exit::ExitCode;
+use super::ratelimit::{self, RateLimit};
 use super::report::{self, Measurements};
 use super::statefile_io::{self, Completion, Kind, Op, OpenError, Outcome, StatefileWorkers};
 use super::watchdog::{self, KickOutcome, Watchdog, WatchdogError};
@@ -357,6 +358,8 @@ struct Daemon {
     state_tx: watch::Sender<Option<Slot>>,
     publisher: ReportPublisher,
     last_key: Option<super::control::LivesetReport>,
+    /// Repeated warnings: each condition logged at most once per T.
+    limits: RateLimit,
     stopped: bool,
 }
 
@@ -452,6 +455,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         incarnation = p.incarnation,
         "xhad started; joining the liveset"
     );
+    let config_base = config.timeouts.base;
     let mut d = Daemon {
         config,
         boot_id: p.boot_id,
@@ -466,6 +470,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         state_tx,
         publisher,
         last_key: None,
+        limits: RateLimit::new(config_base),
         stopped: false,
     };
     let mut sigterm = signal(SignalKind::terminate())
@@ -587,11 +592,13 @@ impl Daemon {
             self.reads.iter().partition(|r| r.deadline <= now);
         self.reads = pending;
         for r in due {
-            tracing::warn!(
-                statefile = r.statefile,
-                "statefile read missed its deadline of {} ms",
-                self.config.timeouts.io_deadline.as_millis()
-            );
+            let deadline_ms = self.config.timeouts.io_deadline.as_millis();
+            self.warn_limited(&format!("read deadline/{}", r.statefile), || {
+                format!(
+                    "statefile {}: read missed its deadline of {deadline_ms} ms",
+                    r.statefile
+                )
+            });
             self.node.handle(
                 now,
                 Input::StatefileRead {
@@ -660,13 +667,22 @@ impl Daemon {
                 result: c.result.map(|_| ()).map_err(failure),
             },
         };
-        if let Input::SlotWritten { result: Err(e), .. }
-        | Input::PoolWritten { result: Err(e), .. } = &input
-        {
-            tracing::warn!(statefile = c.statefile, "statefile write failed: {e:?}");
-        }
-        if let Input::StatefileRead { result: Err(e), .. } = &input {
-            tracing::warn!(statefile = c.statefile, "statefile read failed: {e:?}");
+        let failed = match &input {
+            Input::SlotWritten { result: Err(e), .. }
+            | Input::PoolWritten { result: Err(e), .. } => Some(("write", e)),
+            Input::StatefileRead { result: Err(e), .. } => Some(("read", e)),
+            _ => None,
+        };
+        if let Some((what, e)) = failed {
+            if c.not_ours {
+                // Warned once by the I/O layer when it found the header foreign.
+                tracing::debug!(statefile = c.statefile, "statefile {what} failed: {e:?}");
+            } else {
+                let e = format!("{e:?}");
+                self.warn_limited(&format!("{what} failed/{}", c.statefile), || {
+                    format!("statefile {}: {what} failed: {e}", c.statefile)
+                });
+            }
         }
         self.node.handle(now, input);
     }
@@ -796,14 +812,20 @@ impl Daemon {
                     .map_err(|e| Fatal::new(ExitCode::WatchdogError, format!("kicking: {e}")))?
                 {
                     KickOutcome::Kicked => {}
-                    KickOutcome::TooLate { late_by } => tracing::warn!(
-                        "watchdog kick dropped: executed {} ms after its deadline (CPU starvation?)",
-                        late_by.as_millis()
-                    ),
-                    KickOutcome::TooShort { left } => tracing::warn!(
-                        "watchdog kick dropped: only {} ms left, below what the backend counts",
-                        left.as_millis()
-                    ),
+                    KickOutcome::TooLate { late_by } => {
+                        self.warn_limited("kick late", || {
+                            format!(
+                                "watchdog kick dropped: executed {} ms after its deadline (CPU starvation?)",
+                                late_by.as_millis()
+                            )
+                        });
+                    }
+                    KickOutcome::TooShort { left } => self.warn_limited("kick short", || {
+                        format!(
+                            "watchdog kick dropped: only {} ms left, below what the backend counts",
+                            left.as_millis()
+                        )
+                    }),
                 }
             }
             Action::DisarmWatchdog => match self.watchdog.disarm() {
@@ -836,7 +858,12 @@ impl Daemon {
                 let now = self.now();
                 let hosts: Vec<uuid::Uuid> = self.config.hosts.iter().map(|h| h.uuid).collect();
                 let report = super::control::WarningReport::from_core(&w, &hosts);
-                tracing::warn!(kind = ?report.kind, "{}", report.message);
+                let key = format!(
+                    "warning/{:?}/{:?}/{:?}",
+                    report.kind, report.host, report.statefile
+                );
+                let kind = report.kind;
+                self.warn_limited(&key, || format!("{}: {}", kind_name(kind), report.message));
                 self.measurements.warning(now, &w, &hosts);
             }
             Action::Stopped => self.stopped = true,
@@ -848,10 +875,26 @@ impl Daemon {
         let Some(w) = self.workers.get_mut(statefile) else {
             return Err(format!("internal: no statefile {statefile}"));
         };
-        w.submit(request, op).map_err(|e| {
-            tracing::warn!("{e}");
-            e.to_string()
-        })
+        let refused = w.submit(request, op).map_err(|e| e.to_string());
+        if let Err(e) = &refused {
+            self.warn_limited(&format!("refused/{statefile}"), || e.clone());
+        }
+        refused
+    }
+
+    /// Log `message` as a warning unless the same condition (`key`) was
+    /// logged less than T ago; the next line that is logged says how many
+    /// were not.
+    fn warn_limited(&mut self, key: &str, message: impl FnOnce() -> String) {
+        let now = self.now();
+        match self.limits.check(key, now) {
+            Some(n) => tracing::warn!(
+                "{}{}",
+                message(),
+                ratelimit::suffix(n, self.config.timeouts.base)
+            ),
+            None => tracing::debug!(key, "repeated warning not logged"),
+        }
     }
 
     fn reply(&mut self, r: Result<(), ControlError>) {
@@ -914,6 +957,14 @@ impl Daemon {
             self.last_key = Some(key);
         }
     }
+}
+
+/// The kebab-case name of a warning kind, as in the liveset report.
+fn kind_name(kind: WarningKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
 }
 
 fn short(u: &uuid::Uuid) -> String {

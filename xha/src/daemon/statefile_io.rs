@@ -18,6 +18,18 @@
 //! with [`Refused`]: it was never started, so it cannot land, and the main
 //! loop reports it as failed. Workers have small stacks: with `mlockall`
 //! every page of every stack is locked.
+//!
+//! "Not ours": every read also reads the header and checks it against the
+//! one read at start-up (`Statefile::read_all`), so the header is
+//! re-validated every read interval (well under T). A header of another
+//! generation, rewritten, or no longer decoding means the statefile was
+//! reformatted under the pool: from then on every read fails and every write
+//! is refused without touching the device, so to the core this statefile is
+//! simply lost (and if every host sees the same, nobody fences, by the
+//! statefile-lost rule). The change is logged once, as one warning, and
+//! once more if the header ever becomes ours again. Pool-block writes are a
+//! compare-and-set against the header in the same request
+//! (`Statefile::write_pool`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +92,9 @@ pub struct Completion {
     /// `WriteSlot`, `ReadAll` or `WritePool`, without its payload.
     pub kind: Kind,
     pub result: Result<Outcome, String>,
+    /// The operation failed, or was refused, because the statefile is not
+    /// ours any more (already warned about once: log repeats at debug).
+    pub not_ours: bool,
     /// From the moment a worker took the request to the system call's return.
     pub latency: Duration,
 }
@@ -219,10 +234,53 @@ pub fn open(
     Ok(file)
 }
 
+/// Whether a statefile is still ours, shared by its workers: `Some(reason)`
+/// once a read (or a pool write's header check) found its header foreign.
+#[derive(Debug, Default)]
+struct NotOurs {
+    reason: Mutex<Option<String>>,
+}
+
+impl NotOurs {
+    /// The reason writes are refused, if they are.
+    fn reason(&self) -> Option<String> {
+        self.reason.lock().map_or(None, |r| r.clone())
+    }
+
+    /// Record what an operation found; logs only the transitions.
+    fn observe(&self, index: usize, result: &Result<(), &StatefileError>) {
+        let Ok(mut cur) = self.reason.lock() else {
+            return;
+        };
+        match result {
+            Err(e) if e.is_not_ours() => {
+                if cur.is_none() {
+                    tracing::warn!(
+                        statefile = index,
+                        "{e}; treating this statefile as lost: no more writes to it, reads fail (warned once)"
+                    );
+                    *cur = Some(e.to_string());
+                }
+            }
+            Ok(()) => {
+                if cur.take().is_some() {
+                    tracing::warn!(
+                        statefile = index,
+                        "statefile header is ours again: using this statefile again"
+                    );
+                }
+            }
+            // Other errors say nothing about whose statefile this is.
+            Err(_) => {}
+        }
+    }
+}
+
 /// The worker pool of one statefile.
 pub struct StatefileWorkers {
     index: usize,
     file: Arc<Statefile>,
+    not_ours: Arc<NotOurs>,
     jobs: std_mpsc::Sender<Job>,
     queue: Arc<Mutex<std_mpsc::Receiver<Job>>>,
     /// Requests submitted and not yet completed (queued or in a worker).
@@ -247,6 +305,7 @@ impl StatefileWorkers {
         StatefileWorkers {
             index,
             file: Arc::new(file),
+            not_ours: Arc::new(NotOurs::default()),
             jobs,
             queue: Arc::new(Mutex::new(rx)),
             outstanding: Arc::new(AtomicUsize::new(0)),
@@ -309,21 +368,70 @@ impl StatefileWorkers {
     fn spawn_worker(&mut self) -> std::io::Result<()> {
         let index = self.index;
         let file = Arc::clone(&self.file);
+        let not_ours = Arc::clone(&self.not_ours);
         let queue = Arc::clone(&self.queue);
         let outstanding = Arc::clone(&self.outstanding);
         let out = self.out.clone();
         std::thread::Builder::new()
             .name(format!("statefile-{index}-{}", self.threads))
             .stack_size(WORKER_STACK)
-            .spawn(move || worker(index, &file, &queue, &outstanding, &out))?;
+            .spawn(move || {
+                let shared = Shared {
+                    index,
+                    file: &file,
+                    not_ours: &not_ours,
+                };
+                worker(&shared, &queue, &outstanding, &out);
+            })?;
         self.threads += 1;
         Ok(())
     }
 }
 
-fn worker(
+/// What every worker of one statefile shares.
+struct Shared<'a> {
     index: usize,
-    file: &Statefile,
+    file: &'a Statefile,
+    not_ours: &'a NotOurs,
+}
+
+impl Shared<'_> {
+    /// Perform `op`; the error says whether the statefile is not ours.
+    fn perform(&self, op: &Op) -> (Kind, Result<Outcome, (String, bool)>) {
+        let refused =
+            |kind: Kind, reason: String| (kind, Err((format!("not written: {reason}"), true)));
+        let (kind, result) = match op {
+            Op::WriteSlot(slot) => {
+                if let Some(reason) = self.not_ours.reason() {
+                    return refused(Kind::WriteSlot, reason);
+                }
+                (
+                    Kind::WriteSlot,
+                    self.file.write_slot(slot).map(|()| Outcome::Written),
+                )
+            }
+            Op::ReadAll => {
+                let r = self.file.read_all();
+                self.not_ours.observe(self.index, &r.as_ref().map(drop));
+                (Kind::ReadAll, r.map(Outcome::Read))
+            }
+            Op::WritePool(block) => {
+                if let Some(reason) = self.not_ours.reason() {
+                    return refused(Kind::WritePool, reason);
+                }
+                let r = self.file.write_pool(block);
+                if let Err(e) = &r {
+                    self.not_ours.observe(self.index, &Err(e));
+                }
+                (Kind::WritePool, r.map(|()| Outcome::Written))
+            }
+        };
+        (kind, result.map_err(|e| (e.to_string(), e.is_not_ours())))
+    }
+}
+
+fn worker(
+    shared: &Shared<'_>,
     queue: &Mutex<std_mpsc::Receiver<Job>>,
     outstanding: &AtomicUsize,
     out: &mpsc::UnboundedSender<Completion>,
@@ -337,24 +445,16 @@ fn worker(
             }
         };
         let started = Instant::now();
-        let (kind, result) = match &job.op {
-            Op::WriteSlot(slot) => (
-                Kind::WriteSlot,
-                file.write_slot(slot).map(|()| Outcome::Written),
-            ),
-            Op::ReadAll => (Kind::ReadAll, file.read_all().map(Outcome::Read)),
-            Op::WritePool(block) => (
-                Kind::WritePool,
-                file.write_pool(block).map(|()| Outcome::Written),
-            ),
-        };
+        let (kind, result) = shared.perform(&job.op);
         let latency = started.elapsed();
         outstanding.fetch_sub(1, Ordering::SeqCst);
+        let not_ours = matches!(&result, Err((_, true)));
         let done = Completion {
-            statefile: index,
+            statefile: shared.index,
             request: job.request,
             kind,
-            result: result.map_err(|e| e.to_string()),
+            result: result.map_err(|(e, _)| e),
+            not_ours,
             latency,
         };
         if out.send(done).is_err() {

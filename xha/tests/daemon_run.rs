@@ -101,7 +101,9 @@ fn request(socket: &Path, line: &str) -> String {
     let mut s = UnixStream::connect(socket).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    s.write_all(format!("{line}\n").as_bytes()).expect("write");
+    // A refused connection (busy, forbidden) may be closed before the
+    // request is written: its one error line is still readable.
+    let _ = s.write_all(format!("{line}\n").as_bytes());
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer).expect("read");
     answer
@@ -250,4 +252,137 @@ fn sigterm_is_refused_while_armed() {
     );
     let status = wait_exit(&mut g.0, Duration::from_secs(10));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.log());
+}
+
+/// A request line refused for a duplicate key is answered with an error
+/// naming the key and echoing the id, and nothing is executed: before, the
+/// second `request` (here `stop`) ran and the error replies carried no id.
+#[test]
+fn duplicate_keys_are_refused_and_errors_echo_the_id() {
+    let p = Pool::new();
+    let mut g = Guard(p.spawn(&["--config", "xhad.toml"]));
+    let socket = wait_socket(&p, &mut g.0);
+    let a = request(
+        &socket,
+        r#"{"request":"query-liveset","request":"stop","id":4}"#,
+    );
+    assert!(a.starts_with(r#"{"id":4,"ok":false"#), "{a}");
+    assert!(a.contains(r#""code":"bad-request""#), "{a}");
+    assert!(
+        a.contains(r#"key \"request\" appears more than once"#),
+        "{a}"
+    );
+    let a = request(&socket, r#"{"request":"reboot","id":5}"#);
+    assert!(a.starts_with(r#"{"id":5,"ok":false"#), "{a}");
+    // Still running: the `stop` was not executed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(g.0.try_wait().expect("try_wait").is_none(), "{}", p.log());
+    let a = request(&socket, r#"{"request":"query-liveset","id":6}"#);
+    assert!(a.starts_with(r#"{"id":6,"ok":true"#), "{a}");
+}
+
+/// 64 idle connections (the cap) do not lock clients out: each is closed
+/// after the idle timeout (10 s) with an `idle` error, and a new client is
+/// served soon after. Before, every client got `busy` for over a minute.
+#[test]
+fn idle_connections_do_not_lock_clients_out() {
+    use xha::daemon::control_server::{IDLE_TIMEOUT, MAX_CONNECTIONS};
+    let p = Pool::new();
+    let mut g = Guard(p.spawn(&["--config", "xhad.toml"]));
+    let socket = wait_socket(&p, &mut g.0);
+    let start = Instant::now();
+    let held: Vec<UnixStream> = (0..MAX_CONNECTIONS)
+        .map(|_| UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    // Served again within the idle timeout plus a generous margin (the
+    // machine may be loaded).
+    let bound = IDLE_TIMEOUT * 3;
+    loop {
+        let a = request(&socket, r#"{"request":"query-liveset","id":1}"#);
+        if a.starts_with(r#"{"id":1,"ok":true"#) {
+            break;
+        }
+        assert!(a.contains(r#""code":"busy""#), "{a}");
+        assert!(
+            start.elapsed() < bound,
+            "still locked out after {bound:?}: {a}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let waited = start.elapsed();
+    eprintln!("served again after {waited:?}");
+    // The idle connections were told why they were closed.
+    let mut line = String::new();
+    let mut first = BufReader::new(held.into_iter().next().expect("one"));
+    first
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    first.read_line(&mut line).expect("read");
+    assert!(line.contains(r#""code":"idle""#), "{line}");
+}
+
+/// A client of another user (`nobody`) is refused by peer credentials even
+/// when the socket's mode would let it connect, unless its uid is listed in
+/// `control-uids`. Runs a tiny Python client as uid 65534.
+#[test]
+fn other_users_are_refused_unless_configured() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const PYTHON: &str = "/usr/bin/python3";
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    if !Path::new(PYTHON).exists() {
+        eprintln!("skipped: {PYTHON} is needed for the client running as nobody");
+        return;
+    }
+    let ask_as_nobody = |socket: &Path| -> String {
+        let script = "import socket,sys\n\
+             s=socket.socket(socket.AF_UNIX)\n\
+             s.settimeout(10)\n\
+             s.connect(sys.argv[1])\n\
+             try: s.sendall(b'{\"request\":\"query-liveset\",\"id\":3}\\n')\n\
+             except OSError: pass\n\
+             print(s.makefile().readline().strip())\n";
+        let out = Command::new(PYTHON)
+            .args(["-c", script])
+            .arg(socket)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run the client");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for (extra, allowed) in [("", false), ("control-uids = [65534]\n", true)] {
+        let p = Pool::new();
+        p.write_config(p.generation, "statefile", extra);
+        let mut g = Guard(p.spawn(&["--config", "xhad.toml"]));
+        let socket = wait_socket(&p, &mut g.0);
+        let mode = std::fs::metadata(&socket)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Open the socket and its directory to everyone: only the peer
+        // credentials check stands between `nobody` and the daemon now.
+        std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod dir");
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        let a = ask_as_nobody(&socket);
+        if allowed {
+            assert!(a.starts_with(r#"{"id":3,"ok":true"#), "{a}\n{}", p.log());
+        } else {
+            assert!(a.contains(r#""code":"forbidden""#), "{a}");
+            assert!(a.contains("uid 65534"), "{a}");
+            assert!(p.log().contains("uid 65534 refused"), "{}", p.log());
+        }
+    }
 }

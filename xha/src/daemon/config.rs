@@ -92,6 +92,9 @@ pub struct Config {
     pub watchdog: WatchdogConfig,
     pub fence_action: FenceAction,
     pub control_socket: PathBuf,
+    /// Users besides root allowed on the control socket (`control-uids`,
+    /// e.g. the pool agent's); everyone else is refused by peer credentials.
+    pub control_uids: Vec<u32>,
     pub state_dir: PathBuf,
     /// Ask for the master lock by itself whenever no live host holds it
     /// (`master-candidate`, default false: the pool agent proposes instead).
@@ -246,6 +249,7 @@ struct RawConfig {
     statefiles: Vec<PathBuf>,
     fence_action: Option<FenceAction>,
     control_socket: Option<PathBuf>,
+    control_uids: Option<Vec<u32>>,
     state_dir: Option<PathBuf>,
     master_candidate: Option<bool>,
     watchdog: Option<RawWatchdog>,
@@ -312,6 +316,7 @@ impl Config {
             watchdog,
             fence_action: raw.fence_action.unwrap_or(FenceAction::Reboot),
             control_socket,
+            control_uids: raw.control_uids.unwrap_or_default(),
             state_dir,
             master_candidate: raw.master_candidate.unwrap_or(false),
         })

@@ -175,6 +175,52 @@ pub enum RequestError {
     UnknownKey { request: &'static str, key: String },
     #[error("key \"state\": {value:?} is not a pool state (init, active, invalid)")]
     BadPoolState { value: String },
+    #[error("key \"{key}\" appears more than once")]
+    DuplicateKey { key: String },
+}
+
+/// The keys of a JSON object in the order given, duplicates kept (a
+/// `serde_json::Map` keeps only the last of two equal keys).
+struct Keys(Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The first key that appears twice in the JSON object `text`, if any.
+fn duplicate_key(text: &str) -> Option<String> {
+    let Keys(keys) = serde_json::from_str(text).ok()?;
+    let mut seen = std::collections::HashSet::new();
+    keys.into_iter().find(|k| !seen.insert(k.clone()))
+}
+
+/// The `id` of a request line, when it has a valid one, even if the rest of
+/// the line is refused: an error reply echoes it so a client matching
+/// replies by id can tell which request failed.
+#[must_use]
+pub fn request_id(line: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(line).ok()?;
+    let Value::Object(obj) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    obj.get("id")?.as_u64()
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -211,6 +257,13 @@ pub fn parse_request(line: &[u8]) -> Result<RequestLine, RequestError> {
             found: type_name(&value),
         });
     };
+    // Two equal keys would silently keep the last one (two `request`s: the
+    // second one executes): refuse instead.
+    if let Some(key) = duplicate_key(text) {
+        return Err(RequestError::DuplicateKey {
+            key: key.chars().take(40).collect(),
+        });
+    }
     let name = match obj.remove("request") {
         None => return Err(RequestError::MissingKey { key: "request" }),
         Some(Value::String(s)) => s,
@@ -529,6 +582,12 @@ pub enum ErrorCode {
     Busy,
     /// Refused by the core for another reason (see the message).
     Refused,
+    /// The connecting user may not use the control socket (peer
+    /// credentials: root and the configured `control-uids` only).
+    Forbidden,
+    /// The connection sent no complete request for the idle timeout and
+    /// is closed (watchers are exempt).
+    Idle,
 }
 
 /// An error in a response.
@@ -761,6 +820,42 @@ mod tests {
         ));
         let e = req(r#"{"request":"reboot"}"#).unwrap_err().to_string();
         assert!(e.contains("query-liveset, propose-master"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_key() {
+        // Before: the second "request" executed.
+        assert_eq!(
+            req(r#"{"request":"query-liveset","request":"stop"}"#),
+            Err(RequestError::DuplicateKey {
+                key: "request".into()
+            })
+        );
+        assert_eq!(
+            req(r#"{"request":"query-liveset","id":1,"id":2}"#),
+            Err(RequestError::DuplicateKey { key: "id".into() })
+        );
+        let e = req(r#"{"request":"stop","request":"stop"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"request\" appears more than once"), "{e}");
+        // Nested objects are not the request's keys.
+        assert!(matches!(
+            req(r#"{"request":"stop","x":{"a":1,"a":2}}"#),
+            Err(RequestError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn the_id_of_a_refused_line_is_found() {
+        assert_eq!(request_id(br#"{"request":"reboot","id":7}"#), Some(7));
+        assert_eq!(
+            request_id(br#"{"request":"stop","force":1,"id":8}"#),
+            Some(8)
+        );
+        assert_eq!(request_id(br#"{"id":-1}"#), None);
+        assert_eq!(request_id(b"not json"), None);
+        assert_eq!(request_id(b"[1]"), None);
     }
 
     fn report() -> LivesetReport {

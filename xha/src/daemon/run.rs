@@ -428,7 +428,13 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
     let (drops_tx, mut drops_rx) = watch::channel(DropCounters::default());
     let receiver_task = net::spawn_receiver(socket, wire::Receiver::new(codec), hb_tx, drops_tx);
     let (publisher, reports_rx, cmd_tx, mut cmd_rx) = control_server::channels();
-    let server_task = tokio::spawn(control_server::serve(listener, reports_rx, cmd_tx));
+    let access = control_server::Access {
+        uids: config.control_uids.clone(),
+        ..control_server::Access::default()
+    };
+    let server_task = tokio::spawn(control_server::serve_with(
+        listener, reports_rx, cmd_tx, access,
+    ));
 
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<Completion>();
     let capacity = config.timeouts.max_outstanding_writes + EXTRA_WORKERS;

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &CliError) -> ExitCode {
-    eprintln!("xe: {error}");
+    // Errors quote names from pool files and daemons: no raw control
+    // characters on the terminal.
+    eprintln!("xe: {}", xe::render::escape_control(&error.to_string()));
     ExitCode::from(error.exit_code())
 }

@@ -211,6 +211,11 @@ impl<'a> Names<'a> {
     fn vms_of(&self, uuids: &[Uuid]) -> Vec<&'a str> {
         uuids.iter().map(|u| self.vm(*u)).collect()
     }
+
+    /// Names joined for a line of text, control characters escaped.
+    fn shown(names: &[&str]) -> String {
+        crate::render::escape_control(&names.join(", ")).into_owned()
+    }
 }
 
 fn priority_name(priority: RestartPriority) -> &'static str {
@@ -300,7 +305,7 @@ fn explain(
     } else {
         writeln!(out, "target: ha-host-failures-to-tolerate = {target}: met")?;
     }
-    let unplaced = names.vms_of(&result.unplaced_vms).join(", ");
+    let unplaced = Names::shown(&names.vms_of(&result.unplaced_vms));
     if n < 0 {
         writeln!(out, "even with no host failure, no room for: {unplaced}")?;
     } else if result.limiting_failure_set.is_empty() {
@@ -312,7 +317,7 @@ fn explain(
         writeln!(
             out,
             "limiting failure set: {}",
-            names.hosts_of(&result.limiting_failure_set).join(", ")
+            Names::shown(&names.hosts_of(&result.limiting_failure_set))
         )?;
         writeln!(out, "  if these hosts fail, no room for: {unplaced}")?;
     }
@@ -320,7 +325,7 @@ fn explain(
         writeln!(
             out,
             "not planned (not agile): {}",
-            names.vms_of(&result.excluded_non_agile_vms).join(", ")
+            Names::shown(&names.vms_of(&result.excluded_non_agile_vms))
         )?;
     }
     Ok(())

@@ -1,8 +1,14 @@
 //! Plain-text output: tables (a header row and left-aligned columns
 //! separated by two spaces, no trailing spaces) and XenServer records
 //! (`name ( RO): value`, names right-aligned to a common width).
+//!
+//! Every cell and value goes through [`escape_control`]: names come from pool
+//! files and daemons, and a control character in one (an escape sequence, a
+//! newline) must not reach the terminal raw.
 
 use std::io::{self, Write};
+
+pub use sr_heartbeat::text::escape_control;
 
 /// How a record field may be used, as XenServer prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,7 @@ pub fn record(out: &mut dyn Write, fields: &[(&str, Access, String)]) -> io::Res
         .max()
         .unwrap_or(0);
     for (name, access, value) in fields {
+        let value = escape_control(value);
         writeln!(out, "{name:>width$} ({}): {value}", access.tag())?;
     }
     Ok(())
@@ -49,6 +56,11 @@ pub fn record(out: &mut dyn Write, fields: &[(&str, Access, String)]) -> io::Res
 
 /// Writes `header` and `rows` as aligned columns.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_control(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

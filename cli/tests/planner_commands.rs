@@ -293,3 +293,46 @@ fn no_protected_vms_tolerates_every_live_host() {
     let text = ok(&[MAX, &file, "--explain"]);
     assert!(text.contains("limiting failure set: none"), "{text}");
 }
+
+/// Names from a pool file holding `ESC [ 2 J` and a newline are printed
+/// escaped in tables, explanations and errors: raw, they cleared the
+/// terminal and forged lines of output. JSON keeps the exact names.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pool(
+        &dir,
+        "evil.toml",
+        r#"
+        [[host]]
+        name = "a"
+        memory-total = "8GiB"
+        [[host]]
+        name = "b\u001b[2J\nh"
+        memory-total = "8GiB"
+        live = false
+        [[vm]]
+        name = "v\u001b[2J\nforged"
+        memory = "6GiB"
+        ha-restart-priority = "restart"
+        resident-on = "b\u001b[2J\nh"
+        [[vm]]
+        name = "filler"
+        memory = "4GiB"
+        ha-restart-priority = "best-effort"
+        resident-on = "a"
+        "#,
+    );
+    let plan = ok(&[PLAN, &file, "host-uuids="]);
+    assert!(!plan.contains('\u{1b}'), "{plan:?}");
+    assert!(plan.contains("v\\x1b[2J\\nforged"), "{plan}");
+    assert!(!plan.lines().any(|l| l.starts_with("forged")), "{plan}");
+    let text = ok(&[MAX, &file, "--explain"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("no room for: v\\x1b[2J\\nforged"), "{text}");
+    let v = json(&ok(&[MAX, &file, "--json"]));
+    assert_eq!(
+        v["unplaced_vm_names"],
+        serde_json::json!(["v\u{1b}[2J\nforged"])
+    );
+}

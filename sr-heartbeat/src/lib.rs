@@ -4,8 +4,10 @@
 //!   gives every request a deadline.
 //! - [`statefile`]: the 4 MiB statefile (header, pool block, one slot per host).
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
+//! - [`text`]: control characters of outside text escaped for terminals.
 
 pub mod io;
 mod le;
 pub mod metadata;
 pub mod statefile;
+pub mod text;

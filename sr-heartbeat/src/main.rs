@@ -19,6 +19,7 @@ use sr_heartbeat::statefile::{
     HEADER_MAGIC, Header, HeaderError, HostSet, Inspection, MAX_HOSTS_LIMIT, Phase, STATEFILE_SIZE,
     Slot, SlotError, Statefile, StatefileIo, inspect,
 };
+use sr_heartbeat::text::escape_control;
 
 #[derive(Parser)]
 #[command(
@@ -405,10 +406,10 @@ fn print_table(ins: &Inspection) {
                 s.master_epoch,
                 s.fault_round,
                 "ok",
-                s.status
+                escape_control(&s.status)
             ),
             Err(SlotError::NeverWritten) => never.push(i),
-            Err(e) => println!("{i:>4}  INVALID: {e}"),
+            Err(e) => println!("{i:>4}  INVALID: {}", escape_control(&e.to_string())),
         }
     }
     if !never.is_empty() {
@@ -528,7 +529,7 @@ fn check(path: &Path) -> Res<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {
-        println!("{}: {p}", path.display());
+        println!("{}: {}", path.display(), escape_control(p));
     }
     println!("{}: {} problem(s)", path.display(), problems.len());
     Ok(ExitCode::from(1))

@@ -443,3 +443,36 @@ fn tool_on_loop_devices() {
     drop(lo);
     assert!(std::fs::read(&small).expect("read").iter().all(|&b| b == 0));
 }
+
+/// A slot status holding `ESC [ 2 J` and a newline is shown escaped by
+/// `dump`: raw, it cleared the terminal and forged a line of output.
+#[test]
+fn tool_dump_escapes_control_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sf");
+    let pool = Uuid::new_v4();
+    assert_eq!(format(&path, pool).code, 0);
+    write_slots(
+        &path,
+        &[Slot {
+            status: "evil\u{1b}[2J\n   9  forged row".into(),
+            ..host(0, 1)
+        }],
+    );
+    let out = tool(&["dump", p(&path)]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
+    assert!(
+        out.stdout.contains("evil\\x1b[2J\\n   9  forged row"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("   9  forged")),
+        "{}",
+        out.stdout
+    );
+    // JSON keeps the exact text (escaped by JSON itself).
+    let json = tool(&["dump", p(&path), "--json"]);
+    assert!(json.stdout.contains("evil\\u001b[2J\\n"), "{}", json.stdout);
+}

@@ -328,3 +328,30 @@ fn file_errors() {
     let e = xapi_ha::pool_file::load_pool_file(&binary).unwrap_err();
     assert!(matches!(e, PoolFileError::Read { .. }), "{e}");
 }
+
+/// Three running VMs of (2^64 - 1) / 2 bytes on a host of 2^64 - 1 bytes:
+/// the sum overflows u64. Before, it was clamped and the error said "need
+/// 18446744073709551615 B but only 18446744073709551615 B is available".
+#[test]
+fn overfull_host_reports_a_sum_beyond_u64_exactly() {
+    let half = u64::MAX / 2;
+    // Sizes as strings: TOML integers stop at 2^63 - 1.
+    let mut text = format!(
+        "[[host]]\nname = \"big\"\nmemory-total = \"{} B\"\n",
+        u64::MAX
+    );
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[[vm]]\nname = \"v{i}\"\nmemory = \"{half} B\"\nresident-on = \"big\"\n"
+        ));
+    }
+    let need = 3 * u128::from(half);
+    assert_eq!(
+        toml_error(&text),
+        format!(
+            "host \"big\": its running VMs need {need} B but only {} B is available (memory-total - memory-overhead)",
+            u64::MAX
+        )
+    );
+    assert_eq!(need.to_string(), "27670116110564327421");
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use super::Format;
-use super::memory::{MemoryError, format_bytes};
+use super::memory::{MemoryError, format_bytes, format_bytes_wide};
 
 /// The part of the file an error is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +186,11 @@ pub enum PoolFileError {
         total: u64,
     },
     /// The VMs resident on a host need more memory than it has: the described
-    /// pool cannot exist.
-    #[error("{entry}: its running VMs need {} but only {} is available (memory-total - memory-overhead)", format_bytes(*needed), format_bytes(*available))]
+    /// pool cannot exist. `needed` is a sum over VMs, exact beyond `u64`.
+    #[error("{entry}: its running VMs need {} but only {} is available (memory-total - memory-overhead)", format_bytes_wide(*needed), format_bytes(*available))]
     HostOverfull {
         entry: Entry,
-        needed: u64,
+        needed: u128,
         available: u64,
     },
     /// No `[[host]]` entry at all.

@@ -127,7 +127,14 @@ pub fn parse_memory(text: &str) -> Result<u64, MemoryError> {
 /// way the operator wrote them.
 #[must_use]
 pub fn format_bytes(bytes: u64) -> String {
-    const BINARY: &[(&str, u64)] = &[
+    format_bytes_wide(u128::from(bytes))
+}
+
+/// [`format_bytes`] for sums that may exceed `u64` (the memory of several
+/// VMs): exact, never clamped, so "need X but only Y" never shows X = Y.
+#[must_use]
+pub fn format_bytes_wide(bytes: u128) -> String {
+    const BINARY: &[(&str, u128)] = &[
         ("PiB", 1 << 50),
         ("TiB", 1 << 40),
         ("GiB", 1 << 30),

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::model::Pool;
 pub use error::{Entry, PoolFileError};
-pub use memory::{MemoryError, UNIT_LIST, format_bytes, parse_memory};
+pub use memory::{MemoryError, UNIT_LIST, format_bytes, format_bytes_wide, parse_memory};
 pub use suggest::{edit_distance, nearest};
 
 /// Larger files are refused before reading: a pool of thousands of VMs is a

@@ -349,7 +349,7 @@ fn check_capacity(hosts: &[ParsedHost], vms: &[Vm]) -> Result<()> {
         if needed > u128::from(available) {
             return Err(PoolFileError::HostOverfull {
                 entry: parsed.entry.clone(),
-                needed: u64::try_from(needed).unwrap_or(u64::MAX),
+                needed,
                 available,
             });
         }

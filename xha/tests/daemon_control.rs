@@ -214,3 +214,50 @@ async fn connections_beyond_the_cap_are_told_busy() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The socket is created under a restrictive umask: a watcher that stats
+/// the path as fast as it can never sees it with group or other bits, even
+/// with the process umask at 0 (before, bind created it 0777 & !umask and a
+/// chmod followed: a window where anyone could connect). A regression guard:
+/// the old window was short, so it was caught only by racing, not always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_is_never_accessible_to_others() {
+    use nix::sys::stat::{Mode, umask};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let old = umask(Mode::empty());
+    let mut seen = Vec::new();
+    for round in 0..50 {
+        let path = dir.path().join(format!("c{round}.sock"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (path, stop) = (path.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut modes = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(m) = std::fs::symlink_metadata(&path) {
+                        modes.push(m.permissions().mode() & 0o777);
+                    }
+                }
+                modes
+            })
+        };
+        let listener = control_server::bind(&path).await.unwrap();
+        // Let the watcher see the final mode too.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        stop.store(true, Ordering::Relaxed);
+        seen.extend(watcher.join().unwrap());
+        drop(listener);
+    }
+    umask(old);
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|&m| m & 0o077 == 0),
+        "modes seen: {:?}",
+        seen.iter()
+            .filter(|&&m| m & 0o077 != 0)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+}

@@ -2,10 +2,13 @@
 //! out its actions (`docs/daemon.md`, "Run time").
 //!
 //! Start-up, in order; each failure is one log line and a named exit code:
-//! configuration (6/7), fence record of this boot (17), real-time
-//! priority and `mlockall` (warnings), statefiles opened with O_DIRECT and
-//! checked (8/9/10), heartbeat incarnation (2), heartbeat socket (2),
-//! control socket (15 when another daemon answers on it), watchdog (4).
+//! configuration (6/7), the instance lock in the state directory (15 when
+//! another daemon holds it), fence record of this boot (17), statefiles
+//! opened with O_DIRECT and checked (7 when two entries are one file,
+//! 8/9/10; a minority may be missing, see `startup`), real-time priority
+//! and `mlockall` (warnings), heartbeat incarnation (2), heartbeat socket
+//! (2), control socket (15 when another daemon answers on it), watchdog
+//! (4). A host not in the liveset within `boot-join-timeout` exits 12.
 //!
 //! The main loop owns the core ([`Node`]) and is the only place that calls
 //! it. Inputs come from four places, each a channel: accepted heartbeats
@@ -31,10 +34,10 @@ use super::control::{ErrorBody, ErrorCode, Request, WarningKind};
 use super::control_server::{self, CommandReply, ControlCommand, ReportPublisher};
 use super::exit::ExitCode;
 use super::report::{self, Measurements};
-use super::statefile_io::{self, Completion, Kind, Op, OpenError, Outcome, StatefileWorkers};
+use super::statefile_io::{Completion, Kind, Op, Outcome, StatefileWorkers};
 use super::watchdog::{self, KickOutcome, Watchdog, WatchdogError};
 use super::wire::{self, DropCounters, Heartbeat};
-use super::{fence, fence_record, incarnation, net, realtime};
+use super::{fence, fence_record, incarnation, instance_lock, net, realtime, startup};
 use crate::core::{
     Action, ControlError, ControlRequest, FenceReason, Input, Instant, IoFailure, Node, Slot,
     StatefileRead,
@@ -70,7 +73,7 @@ pub struct Fatal {
 }
 
 impl Fatal {
-    fn new(code: ExitCode, message: impl Into<String>) -> Fatal {
+    pub(super) fn new(code: ExitCode, message: impl Into<String>) -> Fatal {
         Fatal {
             code,
             message: message.into(),
@@ -170,7 +173,10 @@ pub fn main_with_args(args: &[String]) -> i32 {
 struct Prepared {
     config: Config,
     secret: PoolSecret,
-    files: Vec<Statefile>,
+    /// `None`: could not be opened at start-up (a minority).
+    files: Vec<Option<Statefile>>,
+    /// Held until the process exits.
+    lock: instance_lock::InstanceLock,
     boot_id: String,
     incarnation: u64,
     standing: Vec<(WarningKind, String)>,
@@ -206,11 +212,21 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
     let loaded = super::config::Config::load(path)
         .map_err(|e| Fatal::new(e.exit_code(), format!("{}: {e}", path.display())))?;
     let config = loaded.config;
+    // Before anything changes: a second daemon on this state directory
+    // must leave the incarnation and the fence record alone. `--check`
+    // changes nothing and may run beside the daemon.
+    let lock = if check {
+        None
+    } else {
+        Some(instance_lock::acquire(&config.state_dir).map_err(|e| {
+            let code = match e {
+                instance_lock::LockError::Held { .. } => ExitCode::DaemonPresent,
+                instance_lock::LockError::Io { .. } => ExitCode::SystemError,
+            };
+            Fatal::new(code, e.to_string())
+        })?)
+    };
     let mut standing = Vec::new();
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-        standing.push((WarningKind::SecretPermissions, w.clone()));
-    }
     let boot_id = fence_record::boot_id().map_err(|e| {
         Fatal::new(
             ExitCode::SystemError,
@@ -236,19 +252,31 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
             ));
         }
     }
-    let files = open_statefiles(&config)?;
-    if check {
+    let files = startup::open_statefiles(&config)?;
+    for (i, f) in files.iter().enumerate() {
+        if f.is_none() {
+            standing.push((
+                WarningKind::Other,
+                format!(
+                    "statefiles[{i}] {} could not be opened at start-up; its I/O counts as failed until xhad restarts",
+                    config.statefiles[i].display()
+                ),
+            ));
+        }
+    }
+    let Some(lock) = lock else {
         println!(
-            "{}: valid; host {} (index {}) of {} hosts, {} statefile(s), T = {} s",
+            "{}: valid; host {} (index {}) of {} hosts, {} of {} statefile(s) open, T = {} s",
             path.display(),
             config.local_uuid,
             config.local_index,
             config.hosts.len(),
+            files.iter().filter(|f| f.is_some()).count(),
             files.len(),
             config.timeouts.base.as_secs()
         );
         return Ok(None);
-    }
+    };
     // On the main thread before any other thread starts: new threads
     // inherit the policy.
     let rt = realtime::request();
@@ -261,39 +289,12 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
         config,
         secret: loaded.secret,
         files,
+        lock,
         boot_id,
         incarnation,
         standing,
         heartbeat_fd: None,
     }))
-}
-
-fn open_statefiles(config: &Config) -> Result<Vec<Statefile>, Fatal> {
-    let deadline = config.timeouts.io_deadline;
-    let mut files = Vec::with_capacity(config.statefiles.len());
-    for (i, p) in config.statefiles.iter().enumerate() {
-        let f = statefile_io::open(i, p, config.pool_generation, config.hosts.len(), deadline)
-            .map_err(|e| {
-                let code = match &e {
-                    OpenError::Access { .. } | OpenError::Hung { .. } => {
-                        ExitCode::CannotAccessStatefile
-                    }
-                    OpenError::Invalid { .. } | OpenError::TooFewSlots { .. } => {
-                        ExitCode::InvalidStatefile
-                    }
-                    OpenError::Generation { .. } => ExitCode::GenerationMismatch,
-                };
-                Fatal::new(code, e.to_string())
-            })?;
-        tracing::info!(
-            statefile = i,
-            path = %p.display(),
-            sector_size = f.device().sector_size(),
-            "statefile opened (O_DIRECT)"
-        );
-        files.push(f);
-    }
-    Ok(files)
 }
 
 async fn connect_watchdog(config: &WatchdogConfig) -> Result<Box<dyn Watchdog>, Fatal> {
@@ -347,7 +348,8 @@ struct Daemon {
     clock: Clock,
     node: Node,
     watchdog: Box<dyn Watchdog>,
-    workers: Vec<StatefileWorkers>,
+    /// `None`: the statefile could not be opened at start-up.
+    workers: Vec<Option<StatefileWorkers>>,
     measurements: Measurements,
     replies: VecDeque<ReplySink>,
     reads: Vec<PendingRead>,
@@ -358,6 +360,8 @@ struct Daemon {
     publisher: ReportPublisher,
     last_key: Option<super::control::LivesetReport>,
     stopped: bool,
+    /// Until this host joins: when it gives up (exit 12).
+    join_deadline: Option<Instant>,
 }
 
 async fn run(p: Prepared) -> Result<(), Fatal> {
@@ -365,6 +369,9 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         origin: std::time::Instant::now(),
     };
     let config = p.config;
+    // Released when the process exits, however it exits.
+    let _lock = p.lock;
+    let boot_join_timeout = config.boot_join_timeout;
     let local = config.local().address;
     let socket = match p.heartbeat_fd {
         Some(fd) => net::inherit(fd, local)
@@ -433,7 +440,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         .files
         .into_iter()
         .enumerate()
-        .map(|(i, f)| StatefileWorkers::new(i, f, capacity, io_tx.clone()))
+        .map(|(i, f)| f.map(|f| StatefileWorkers::new(i, f, capacity, io_tx.clone())))
         .collect();
     drop(io_tx);
 
@@ -467,6 +474,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         publisher,
         last_key: None,
         stopped: false,
+        join_deadline: Some(clock.now() + boot_join_timeout),
     };
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
@@ -479,6 +487,9 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         }
         if d.stopped {
             break Ok(());
+        }
+        if let Err(f) = d.check_boot_join() {
+            break Err(f);
         }
         let wake = d.next_wake();
         tokio::select! {
@@ -562,6 +573,7 @@ impl Daemon {
             self.node.poll_timeout(),
             self.reads.iter().map(|r| r.deadline).min(),
             self.measurements.next_expiry(),
+            self.join_deadline,
         ]
         .into_iter()
         .flatten()
@@ -844,9 +856,58 @@ impl Daemon {
         Ok(())
     }
 
+    /// Exit 12 if this host has not decided to join by its boot-join
+    /// deadline. Only before joining: the watchdog is armed when the core
+    /// decides to join, and exiting then would reset the host. A host that
+    /// asked to join but was not admitted has no watchdog armed, and peers
+    /// that counted it in remove it when its slot stops changing.
+    fn check_boot_join(&mut self) -> Result<(), Fatal> {
+        let Some(deadline) = self.join_deadline else {
+            return Ok(());
+        };
+        if self.node.has_joined() {
+            self.join_deadline = None;
+            return Ok(());
+        }
+        if self.now() < deadline {
+            return Ok(());
+        }
+        let st = self.node.status();
+        let missing = |f: fn(&crate::core::HostStatus) -> bool| {
+            let v: Vec<String> = st
+                .hosts
+                .iter()
+                .filter(|h| h.index != st.local && !f(h))
+                .map(|h| format!("{}:{}", h.index, short(&h.uuid)))
+                .collect();
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(" ")
+            }
+        };
+        Err(Fatal::new(
+            ExitCode::BootJoinTimeout,
+            format!(
+                "did not join the liveset within the boot-join timeout of {} s ({}; statefile access {}; hosts not heard: {}; not seen in the statefile: {})",
+                self.config.boot_join_timeout.as_secs(),
+                st.text,
+                if st.statefile_access { "yes" } else { "no" },
+                missing(|h| h.heard),
+                missing(|h| h.seen),
+            ),
+        ))
+    }
+
     fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), String> {
         let Some(w) = self.workers.get_mut(statefile) else {
             return Err(format!("internal: no statefile {statefile}"));
+        };
+        // Not logged: this fails on every interval, and start-up said why.
+        let Some(w) = w else {
+            return Err(format!(
+                "statefile {statefile} could not be opened at start-up"
+            ));
         };
         w.submit(request, op).map_err(|e| {
             tracing::warn!("{e}");

@@ -1,0 +1,201 @@
+//! Opening the statefiles at start-up (`docs/daemon.md`, "Run time").
+//!
+//! Two rules beyond opening each file (`statefile_io::open`):
+//! - Two entries that are one file (`sf` and `./sf`, a symlink, a hard link,
+//!   a bind mount, two device nodes of one block device) would count twice
+//!   towards the statefile majority: refused, exit 7, naming both entries.
+//!   Files are compared by device and inode, block and character devices by
+//!   the device number they stand for. The `stat` runs on a helper thread
+//!   bounded by the I/O deadline, like the open, so a hung mount cannot hang
+//!   start-up. (Two paths to one LUN through different devices, such as
+//!   multipath members, cannot be recognised this way.)
+//! - A minority of statefiles that cannot be opened (missing, no access,
+//!   hung) does not stop the host: it starts without them, logs each one, and
+//!   the core sees every I/O on them fail, as if the storage had failed
+//!   while running. A majority missing is exit 8, as before. A statefile that
+//!   opens but is not one of this pool (not a statefile, too few slots,
+//!   another generation: 9, 10) is a configuration mistake and still stops
+//!   start-up whatever the others do. A statefile left out is not retried
+//!   until the daemon restarts.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sr_heartbeat::statefile::Statefile;
+
+use super::config::{Config, ConfigError};
+use super::exit::ExitCode;
+use super::run::Fatal;
+use super::statefile_io::{self, OpenError};
+
+/// What makes two paths one statefile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A block or character device: the device number it stands for.
+    Device { rdev: u64 },
+    /// Anything else: the file's device and inode.
+    File { dev: u64, ino: u64 },
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Device { rdev } => write!(
+                f,
+                "device {}:{}",
+                nix::sys::stat::major(*rdev),
+                nix::sys::stat::minor(*rdev)
+            ),
+            Identity::File { dev, ino } => write!(
+                f,
+                "inode {ino} on device {}:{}",
+                nix::sys::stat::major(*dev),
+                nix::sys::stat::minor(*dev)
+            ),
+        }
+    }
+}
+
+/// The identity of the file at `path` (symlinks followed), or `None` when
+/// it cannot be found out within `deadline` (opening then says why).
+#[must_use]
+pub fn identity(path: &Path, deadline: Duration) -> Option<Identity> {
+    let (tx, rx) = mpsc::channel();
+    let p = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("statefile-stat".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = tx.send(std::fs::metadata(&p));
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    let meta = rx.recv_timeout(deadline).ok()?.ok()?;
+    let t = meta.file_type();
+    Some(if t.is_block_device() || t.is_char_device() {
+        Identity::Device { rdev: meta.rdev() }
+    } else {
+        Identity::File {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    })
+}
+
+/// Refuse two entries with one identity. `ids[i]` belongs to `paths[i]`.
+pub fn check_distinct(paths: &[PathBuf], ids: &[Option<Identity>]) -> Result<(), ConfigError> {
+    for (i, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
+        if let Some(j) = ids[..i].iter().position(|other| other.as_ref() == Some(id)) {
+            return Err(ConfigError::SameStatefile {
+                key: format!("statefiles[{i}]"),
+                path: paths[i].clone(),
+                first: format!("statefiles[{j}]"),
+                first_path: paths[j].clone(),
+                identity: id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Open every configured statefile (see the module doc). Entry `i` is
+/// `None` when statefile `i` could not be opened; at most a minority is.
+pub fn open_statefiles(config: &Config) -> Result<Vec<Option<Statefile>>, Fatal> {
+    let deadline = config.timeouts.io_deadline;
+    let paths = &config.statefiles;
+    let ids: Vec<Option<Identity>> = paths.iter().map(|p| identity(p, deadline)).collect();
+    check_distinct(paths, &ids).map_err(|e| Fatal {
+        code: e.exit_code(),
+        message: e.to_string(),
+    })?;
+    let mut files = Vec::with_capacity(paths.len());
+    let mut unreachable = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        match statefile_io::open(i, p, config.pool_generation, config.hosts.len(), deadline) {
+            Ok(f) => {
+                tracing::info!(
+                    statefile = i,
+                    path = %p.display(),
+                    sector_size = f.device().sector_size(),
+                    "statefile opened (O_DIRECT)"
+                );
+                files.push(Some(f));
+            }
+            Err(e @ (OpenError::Access { .. } | OpenError::Hung { .. })) => {
+                unreachable.push(e.to_string());
+                files.push(None);
+            }
+            Err(e) => {
+                let code = match &e {
+                    OpenError::Generation { .. } => ExitCode::GenerationMismatch,
+                    _ => ExitCode::InvalidStatefile,
+                };
+                return Err(Fatal {
+                    code,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    let opened = files.iter().filter(|f| f.is_some()).count();
+    let majority = paths.len() / 2 + 1;
+    if opened < majority {
+        return Err(Fatal {
+            code: ExitCode::CannotAccessStatefile,
+            message: format!(
+                "{opened} of {} statefiles opened, a majority ({majority}) is required: {}",
+                paths.len(),
+                unreachable.join("; ")
+            ),
+        });
+    }
+    for e in &unreachable {
+        tracing::warn!(
+            "{e}; starting without it ({opened} of {} statefiles open, a majority): its I/O counts as failed until xhad restarts",
+            paths.len()
+        );
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_file_under_other_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("sf"), b"x").unwrap();
+        std::fs::write(d.join("other"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("sf"), d.join("link")).unwrap();
+        std::fs::hard_link(d.join("sf"), d.join("hard")).unwrap();
+        let t = Duration::from_secs(5);
+        let paths: Vec<PathBuf> = ["sf", "other", "missing", "./sf", "link", "hard"]
+            .iter()
+            .map(|n| d.join(n))
+            .collect();
+        let ids: Vec<Option<Identity>> = paths.iter().map(|p| identity(p, t)).collect();
+        assert!(ids[2].is_none());
+        check_distinct(&paths[..3], &ids[..3]).unwrap();
+        for k in 3..6 {
+            let e = check_distinct(&[paths[0].clone(), paths[k].clone()], &[ids[0], ids[k]])
+                .unwrap_err();
+            assert_eq!(e.exit_code(), ExitCode::InvalidConfig);
+            let s = e.to_string();
+            assert!(
+                s.starts_with("statefiles[1]: ") && s.contains("same file as statefiles[0]"),
+                "{s}"
+            );
+            assert!(s.contains("inode"), "{s}");
+        }
+        // Device nodes compare by the device they stand for.
+        let null = identity(Path::new("/dev/null"), t).unwrap();
+        assert!(matches!(null, Identity::Device { .. }), "{null:?}");
+        assert_eq!(null.to_string(), "device 1:3");
+    }
+}

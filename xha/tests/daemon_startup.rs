@@ -298,7 +298,9 @@ fn boot_join_timeout_exits_12() {
 }
 
 /// Three statefiles, one missing: the host starts, says which one it could
-/// not open, and joins on the other two (a majority). Two missing: exit 8.
+/// not open, and joins on the other two (a majority). When the missing one
+/// appears, a retry (every T) opens it and the warning goes. Two missing:
+/// exit 8.
 #[test]
 fn a_minority_of_missing_statefiles_does_not_stop_start_up() {
     let p = Pool::new();
@@ -310,9 +312,20 @@ fn a_minority_of_missing_statefiles_does_not_stop_start_up() {
     let log = p.log("log");
     assert!(log.contains("statefiles[1]"), "{log}");
     assert!(log.contains("missing"), "{log}");
+    let query = || request(&p.path("control.sock"), r#"{"request":"query-liveset"}"#);
+    assert!(query().contains("could not be opened at start-up"));
+
+    setup::format_statefile(&p.path("missing"), p.generation, 2).expect("format");
+    let start = Instant::now();
+    while !p.log("log").contains("statefile opened after start-up") {
+        assert!(start.elapsed() < 3 * T, "not reopened\n{}", p.log("log"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!query().contains("could not be opened at start-up"));
+    wait_status(&p, &mut g.0, "online");
     drop(g);
 
-    p.write_config(&["statefile", "missing", "gone"], "", "");
+    p.write_config(&["statefile", "gone", "gone2"], "", "");
     assert_eq!(p.run(false, CHECK_BOUND), Some(8), "{}", p.log("log"));
     assert_eq!(p.run(true, CHECK_BOUND), Some(8), "{}", p.log("log"));
 }

@@ -42,7 +42,6 @@ use crate::core::{
     Action, ControlError, ControlRequest, FenceReason, Input, Instant, IoFailure, Node, Slot,
     StatefileRead,
 };
-use sr_heartbeat::statefile::Statefile;
 
 /// How long `xhad` waits for the `xha-supervisor` socket at start-up (the
 /// lab may start the supervisor just after the daemon).
@@ -173,8 +172,8 @@ pub fn main_with_args(args: &[String]) -> i32 {
 struct Prepared {
     config: Config,
     secret: PoolSecret,
-    /// `None`: could not be opened at start-up (a minority).
-    files: Vec<Option<Statefile>>,
+    /// The statefiles; a minority may be missing.
+    statefiles: startup::Opened,
     /// Held until the process exits.
     lock: instance_lock::InstanceLock,
     boot_id: String,
@@ -252,16 +251,12 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
             ));
         }
     }
-    let files = startup::open_statefiles(&config)?;
+    let statefiles = startup::open_statefiles(&config)?;
+    let files = &statefiles.files;
     for (i, f) in files.iter().enumerate() {
         if f.is_none() {
-            standing.push((
-                WarningKind::Other,
-                format!(
-                    "statefiles[{i}] {} could not be opened at start-up; its I/O counts as failed until xhad restarts",
-                    config.statefiles[i].display()
-                ),
-            ));
+            let message = startup::left_out_warning(i, &config.statefiles[i]);
+            standing.push((WarningKind::Other, message));
         }
     }
     let Some(lock) = lock else {
@@ -288,7 +283,7 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
     Ok(Some(Prepared {
         config,
         secret: loaded.secret,
-        files,
+        statefiles,
         lock,
         boot_id,
         incarnation,
@@ -362,6 +357,11 @@ struct Daemon {
     stopped: bool,
     /// Until this host joins: when it gives up (exit 12).
     join_deadline: Option<Instant>,
+    /// Retries the statefiles left out at start-up.
+    reopen: startup::Reopener,
+    /// For the workers of a statefile opened late.
+    io_tx: mpsc::UnboundedSender<Completion>,
+    worker_capacity: usize,
 }
 
 async fn run(p: Prepared) -> Result<(), Fatal> {
@@ -436,13 +436,14 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
 
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<Completion>();
     let capacity = config.timeouts.max_outstanding_writes + EXTRA_WORKERS;
+    let (reopen, mut reopen_rx) = startup::Reopener::new(&config, &p.statefiles, clock.now());
     let workers = p
+        .statefiles
         .files
         .into_iter()
         .enumerate()
         .map(|(i, f)| f.map(|f| StatefileWorkers::new(i, f, capacity, io_tx.clone())))
         .collect();
-    drop(io_tx);
 
     let addresses = config.hosts.iter().map(|h| h.address).collect();
     let mut measurements = Measurements::new(addresses, config.timeouts.base);
@@ -475,6 +476,9 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         last_key: None,
         stopped: false,
         join_deadline: Some(clock.now() + boot_join_timeout),
+        reopen,
+        io_tx,
+        worker_capacity: capacity,
     };
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
@@ -510,6 +514,11 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
                 if changed.is_ok() {
                     let counters = *drops_rx.borrow_and_update();
                     d.measurements.set_dropped(counters);
+                }
+            }
+            r = reopen_rx.recv() => {
+                if let Some(r) = r {
+                    d.reopened(r);
                 }
             }
             () = sleep_until(clock, wake) => d.timers(),
@@ -574,6 +583,7 @@ impl Daemon {
             self.reads.iter().map(|r| r.deadline).min(),
             self.measurements.next_expiry(),
             self.join_deadline,
+            self.reopen.next_at(),
         ]
         .into_iter()
         .flatten()
@@ -614,7 +624,31 @@ impl Daemon {
             );
         }
         self.measurements.expire(now);
+        self.reopen.tick(now);
         self.node.handle(now, Input::Tick);
+    }
+
+    /// Start using the statefiles a retry round opened.
+    fn reopened(&mut self, results: Vec<startup::Reopened>) {
+        let now = self.now();
+        for (i, f) in self.reopen.done(results, now) {
+            let path = &self.config.statefiles[i];
+            tracing::info!(
+                statefile = i,
+                path = %path.display(),
+                "statefile opened after start-up; its I/O is used from now on"
+            );
+            self.measurements
+                .remove_standing(&startup::left_out_warning(i, path));
+            if let Some(slot) = self.workers.get_mut(i) {
+                *slot = Some(StatefileWorkers::new(
+                    i,
+                    f,
+                    self.worker_capacity,
+                    self.io_tx.clone(),
+                ));
+            }
+        }
     }
 
     fn completion(&mut self, c: Completion) {

@@ -8,6 +8,11 @@
 //! Relative paths are resolved against the directory of the configuration
 //! file, so a configuration and the files it names can move together (the
 //! lab writes them into one temporary directory).
+//!
+//! Longer than 600 lines because of its tests (the second half): one per
+//! rule, beside the rules. The pool secret's checks are in `secret`, the
+//! checks that need the files themselves (a statefile listed twice under
+//! two names) in `startup`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -906,30 +906,9 @@ impl Daemon {
         if self.now() < deadline {
             return Ok(());
         }
-        let st = self.node.status();
-        let missing = |f: fn(&crate::core::HostStatus) -> bool| {
-            let v: Vec<String> = st
-                .hosts
-                .iter()
-                .filter(|h| h.index != st.local && !f(h))
-                .map(|h| format!("{}:{}", h.index, short(&h.uuid)))
-                .collect();
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join(" ")
-            }
-        };
         Err(Fatal::new(
             ExitCode::BootJoinTimeout,
-            format!(
-                "did not join the liveset within the boot-join timeout of {} s ({}; statefile access {}; hosts not heard: {}; not seen in the statefile: {})",
-                self.config.boot_join_timeout.as_secs(),
-                st.text,
-                if st.statefile_access { "yes" } else { "no" },
-                missing(|h| h.heard),
-                missing(|h| h.seen),
-            ),
+            startup::boot_join_message(self.config.boot_join_timeout, &self.node.status()),
         ))
     }
 

@@ -1,4 +1,5 @@
-//! Opening the statefiles at start-up (`docs/daemon.md`, "Run time").
+//! Start-up beyond the configuration (`docs/daemon.md`, "Run time"):
+//! opening the statefiles, and the line of a boot-join timeout.
 //!
 //! Two rules beyond opening each file (`statefile_io::open`):
 //! - Two entries that are one file (`sf` and `./sf`, a symlink, a hard link,
@@ -174,6 +175,33 @@ pub fn open_statefiles(config: &Config) -> Result<Opened, Fatal> {
         );
     }
     Ok(Opened { files, ids, retry })
+}
+
+/// The exit-12 line of a host that did not join within `timeout`: what it
+/// was waiting for.
+#[must_use]
+pub fn boot_join_message(timeout: Duration, st: &crate::core::NodeStatus) -> String {
+    let lacking = |f: fn(&crate::core::HostStatus) -> bool| {
+        let v: Vec<String> = st
+            .hosts
+            .iter()
+            .filter(|h| h.index != st.local && !f(h))
+            .map(|h| format!("{}:{}", h.index, &h.uuid.to_string()[..8]))
+            .collect();
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(" ")
+        }
+    };
+    format!(
+        "did not join the liveset within the boot-join timeout of {} s ({}; statefile access {}; hosts not heard: {}; not seen in the statefile: {})",
+        timeout.as_secs(),
+        st.text,
+        if st.statefile_access { "yes" } else { "no" },
+        lacking(|h| h.heard),
+        lacking(|h| h.seen),
+    )
 }
 
 /// The standing warning of a statefile left out at start-up (withdrawn

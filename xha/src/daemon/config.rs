@@ -387,14 +387,36 @@ fn read_config_text(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = || ConfigError::ReadConfig {
+        path: path.to_path_buf(),
+        reason: "not a regular file".into(),
+    };
+    // As for the secret: a FIFO must not hang `--check`, so the type is
+    // checked before opening, and again on the descriptor opened O_NONBLOCK.
+    if !std::fs::metadata(path).map_err(read_err)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
     if meta.len() > CONFIG_MAX_BYTES {
         return Err(ConfigError::ConfigTooLarge {
             path: path.to_path_buf(),
             len: meta.len(),
         });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(CONFIG_MAX_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
     String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
         line: 0,
         column: 0,
@@ -1023,6 +1045,18 @@ address = "127.0.0.2:7002"
         let e = Config::load(&cfg).unwrap_err();
         assert!(matches!(e, ConfigError::ReadConfig { .. }));
         assert_eq!(e.exit_code(), ExitCode::CannotReadConfig);
+        // A FIFO or a directory is refused without blocking.
+        nix::unistd::mkfifo(&cfg, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = Config::load(&cfg).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert_eq!(e.exit_code(), ExitCode::CannotReadConfig);
+        std::fs::remove_file(&cfg).unwrap();
+        assert!(
+            Config::load(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
 
         std::fs::write(&cfg, base(A)).unwrap();
         let e = Config::load(&cfg).unwrap_err();

@@ -81,8 +81,9 @@ fn docs_cover_every_key_and_exit_code() {
             "docs/daemon.md lacks key {k}"
         );
     }
+    // The meaning is exit.rs's description, optionally followed by more.
     for c in ExitCode::ALL {
-        let row = format!("| {} | `{}` |", c.code(), c.name());
+        let row = format!("| {} | `{}` | {}", c.code(), c.name(), c.description());
         assert!(
             doc.contains(&row),
             "docs/daemon.md lacks exit code row {row:?}"

@@ -396,6 +396,11 @@ pub fn check_config(data: &[u8]) {
         (MIN_BASE..=MAX_BASE).contains(&base_t) && base_t.subsec_nanos() == 0,
         "timeout {base_t:?}"
     );
+    assert!(
+        c.boot_join_timeout >= base_t && c.boot_join_timeout.subsec_nanos() == 0,
+        "boot-join-timeout {:?} below T",
+        c.boot_join_timeout
+    );
     let core = c.core_config(0);
     assert_eq!(
         core.validate(),
@@ -411,8 +416,13 @@ pub fn check_config(data: &[u8]) {
 
 fn check_address(a: SocketAddr, local: SocketAddr) {
     assert_ne!(a.port(), 0, "port 0 accepted");
-    assert!(!a.ip().is_unspecified(), "unspecified address accepted");
-    assert!(!a.ip().is_multicast(), "multicast address accepted");
+    let ip = a.ip().to_canonical();
+    assert!(!ip.is_unspecified(), "unspecified address accepted");
+    assert!(!ip.is_multicast(), "multicast address accepted");
+    assert!(
+        !matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()),
+        "broadcast address accepted"
+    );
     assert_eq!(a.is_ipv6(), local.is_ipv6(), "mixed address families");
 }
 

@@ -415,6 +415,13 @@ impl Node {
     pub fn liveset(&self) -> HostSet {
         self.liveset
     }
+    /// Has this host decided to become a member? From then on the watchdog
+    /// is armed (if fencing is) and the host joins; the published liveset
+    /// may include it a statefile write later.
+    #[must_use]
+    pub fn has_joined(&self) -> bool {
+        self.joined
+    }
     /// Is this host in its published liveset?
     #[must_use]
     pub fn is_member(&self) -> bool {

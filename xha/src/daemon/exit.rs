@@ -24,7 +24,8 @@ pub enum ExitCode {
     CannotReadConfig,
     /// The configuration file was read but is wrong.
     InvalidConfig,
-    /// The statefile cannot be opened, read or written.
+    /// Fewer than a majority of the statefiles can be opened (a minority
+    /// may be missing at start-up).
     CannotAccessStatefile,
     /// The statefile does not hold a valid header.
     InvalidStatefile,
@@ -133,7 +134,9 @@ impl ExitCode {
             ExitCode::WatchdogError => "the watchdog could not be opened, armed or kicked",
             ExitCode::CannotReadConfig => "the configuration (or a file it names) cannot be read",
             ExitCode::InvalidConfig => "the configuration is invalid",
-            ExitCode::CannotAccessStatefile => "the statefile cannot be accessed",
+            ExitCode::CannotAccessStatefile => {
+                "fewer than a majority of the statefiles can be accessed"
+            }
             ExitCode::InvalidStatefile => "the statefile is not valid",
             ExitCode::GenerationMismatch => {
                 "the statefile belongs to another HA enablement (generation UUID mismatch)"

@@ -8,6 +8,7 @@
 //!   that stops a restarted daemon from re-arming after a fence decision;
 //! - [`control`], [`control_server`], [`socket_path`]: the control protocol
 //!   and its Unix-socket server;
+//! - [`secret`]: the pool secret and the checks on its file;
 //! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes;
 //!   [`ratelimit`]: the same error logged at most once per T;
 //! - [`run`]: `xhad`'s start-up and main loop, with [`statefile_io`] (worker
@@ -25,13 +26,16 @@ pub mod exit;
 pub mod fence;
 pub mod fence_record;
 pub mod incarnation;
+pub mod instance_lock;
 pub mod logging;
 pub mod net;
 pub mod ratelimit;
 pub mod realtime;
 pub mod report;
 pub mod run;
+pub mod secret;
 pub mod socket_path;
+pub mod startup;
 pub mod statefile_io;
 pub mod supervisor;
 pub mod watchdog;

@@ -62,7 +62,7 @@ impl Measurements {
         }
     }
 
-    /// A warning that lasts as long as the daemon.
+    /// A warning that lasts until withdrawn (or as long as the daemon).
     pub fn add_standing(&mut self, kind: WarningKind, message: String) {
         self.standing.push(WarningReport {
             kind,
@@ -70,6 +70,12 @@ impl Measurements {
             host: None,
             statefile: None,
         });
+    }
+
+    /// Withdraw the standing warning with exactly this message (its
+    /// condition ended).
+    pub fn remove_standing(&mut self, message: &str) {
+        self.standing.retain(|w| w.message != message);
     }
 
     /// An accepted heartbeat from `from` at `now`.

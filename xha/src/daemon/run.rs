@@ -2,10 +2,13 @@
 //! out its actions (`docs/daemon.md`, "Run time").
 //!
 //! Start-up, in order; each failure is one log line and a named exit code:
-//! configuration (6/7), fence record of this boot (17), real-time
-//! priority and `mlockall` (warnings), statefiles opened with O_DIRECT and
-//! checked (8/9/10), heartbeat incarnation (2), heartbeat socket (2),
-//! control socket (15 when another daemon answers on it), watchdog (4).
+//! configuration (6/7), the instance lock in the state directory (15 when
+//! another daemon holds it), fence record of this boot (17), statefiles
+//! opened with O_DIRECT and checked (7 when two entries are one file,
+//! 8/9/10; a minority may be missing, see `startup`), real-time priority
+//! and `mlockall` (warnings), heartbeat incarnation (2), heartbeat socket
+//! (2), control socket (15 when another daemon answers on it), watchdog
+//! (4). A host not in the liveset within `boot-join-timeout` exits 12.
 //!
 //! The main loop owns the core ([`Node`]) and is the only place that calls
 //! it. Inputs come from four places, each a channel: accepted heartbeats
@@ -32,15 +35,14 @@ use super::control_server::{self, CommandReply, ControlCommand, ReportPublisher}
 use super::exit::ExitCode;
 use super::ratelimit::{self, RateLimit};
 use super::report::{self, Measurements};
-use super::statefile_io::{self, Completion, Kind, Op, OpenError, Outcome, StatefileWorkers};
+use super::statefile_io::{Completion, Kind, Op, Outcome, StatefileWorkers};
 use super::watchdog::{self, KickOutcome, Watchdog, WatchdogError};
 use super::wire::{self, DropCounters, Heartbeat};
-use super::{fence, fence_record, incarnation, net, realtime};
+use super::{fence, fence_record, incarnation, instance_lock, net, realtime, startup};
 use crate::core::{
     Action, ControlError, ControlRequest, FenceReason, Input, Instant, IoFailure, Node, Slot,
     StatefileRead,
 };
-use sr_heartbeat::statefile::Statefile;
 
 /// How long `xhad` waits for the `xha-supervisor` socket at start-up (the
 /// lab may start the supervisor just after the daemon).
@@ -71,7 +73,7 @@ pub struct Fatal {
 }
 
 impl Fatal {
-    fn new(code: ExitCode, message: impl Into<String>) -> Fatal {
+    pub(super) fn new(code: ExitCode, message: impl Into<String>) -> Fatal {
         Fatal {
             code,
             message: message.into(),
@@ -171,7 +173,10 @@ pub fn main_with_args(args: &[String]) -> i32 {
 struct Prepared {
     config: Config,
     secret: PoolSecret,
-    files: Vec<Statefile>,
+    /// The statefiles; a minority may be missing.
+    statefiles: startup::Opened,
+    /// Held until the process exits.
+    lock: instance_lock::InstanceLock,
     boot_id: String,
     incarnation: u64,
     standing: Vec<(WarningKind, String)>,
@@ -207,11 +212,21 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
     let loaded = super::config::Config::load(path)
         .map_err(|e| Fatal::new(e.exit_code(), format!("{}: {e}", path.display())))?;
     let config = loaded.config;
+    // Before anything changes: a second daemon on this state directory
+    // must leave the incarnation and the fence record alone. `--check`
+    // changes nothing and may run beside the daemon.
+    let lock = if check {
+        None
+    } else {
+        Some(instance_lock::acquire(&config.state_dir).map_err(|e| {
+            let code = match e {
+                instance_lock::LockError::Held { .. } => ExitCode::DaemonPresent,
+                instance_lock::LockError::Io { .. } => ExitCode::SystemError,
+            };
+            Fatal::new(code, e.to_string())
+        })?)
+    };
     let mut standing = Vec::new();
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-        standing.push((WarningKind::SecretPermissions, w.clone()));
-    }
     let boot_id = fence_record::boot_id().map_err(|e| {
         Fatal::new(
             ExitCode::SystemError,
@@ -237,19 +252,27 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
             ));
         }
     }
-    let files = open_statefiles(&config)?;
-    if check {
+    let statefiles = startup::open_statefiles(&config)?;
+    let files = &statefiles.files;
+    for (i, f) in files.iter().enumerate() {
+        if f.is_none() {
+            let message = startup::left_out_warning(i, &config.statefiles[i]);
+            standing.push((WarningKind::Other, message));
+        }
+    }
+    let Some(lock) = lock else {
         println!(
-            "{}: valid; host {} (index {}) of {} hosts, {} statefile(s), T = {} s",
+            "{}: valid; host {} (index {}) of {} hosts, {} of {} statefile(s) open, T = {} s",
             path.display(),
             config.local_uuid,
             config.local_index,
             config.hosts.len(),
+            files.iter().filter(|f| f.is_some()).count(),
             files.len(),
             config.timeouts.base.as_secs()
         );
         return Ok(None);
-    }
+    };
     // On the main thread before any other thread starts: new threads
     // inherit the policy.
     let rt = realtime::request();
@@ -261,40 +284,13 @@ fn prepare(path: &Path, check: bool) -> Result<Option<Prepared>, Fatal> {
     Ok(Some(Prepared {
         config,
         secret: loaded.secret,
-        files,
+        statefiles,
+        lock,
         boot_id,
         incarnation,
         standing,
         heartbeat_fd: None,
     }))
-}
-
-fn open_statefiles(config: &Config) -> Result<Vec<Statefile>, Fatal> {
-    let deadline = config.timeouts.io_deadline;
-    let mut files = Vec::with_capacity(config.statefiles.len());
-    for (i, p) in config.statefiles.iter().enumerate() {
-        let f = statefile_io::open(i, p, config.pool_generation, config.hosts.len(), deadline)
-            .map_err(|e| {
-                let code = match &e {
-                    OpenError::Access { .. } | OpenError::Hung { .. } => {
-                        ExitCode::CannotAccessStatefile
-                    }
-                    OpenError::Invalid { .. } | OpenError::TooFewSlots { .. } => {
-                        ExitCode::InvalidStatefile
-                    }
-                    OpenError::Generation { .. } => ExitCode::GenerationMismatch,
-                };
-                Fatal::new(code, e.to_string())
-            })?;
-        tracing::info!(
-            statefile = i,
-            path = %p.display(),
-            sector_size = f.device().sector_size(),
-            "statefile opened (O_DIRECT)"
-        );
-        files.push(f);
-    }
-    Ok(files)
 }
 
 async fn connect_watchdog(config: &WatchdogConfig) -> Result<Box<dyn Watchdog>, Fatal> {
@@ -348,7 +344,8 @@ struct Daemon {
     clock: Clock,
     node: Node,
     watchdog: Box<dyn Watchdog>,
-    workers: Vec<StatefileWorkers>,
+    /// `None`: the statefile could not be opened at start-up.
+    workers: Vec<Option<StatefileWorkers>>,
     measurements: Measurements,
     replies: VecDeque<ReplySink>,
     reads: Vec<PendingRead>,
@@ -361,6 +358,13 @@ struct Daemon {
     /// Repeated warnings: each condition logged at most once per T.
     limits: RateLimit,
     stopped: bool,
+    /// Until this host joins: when it gives up (exit 12).
+    join_deadline: Option<Instant>,
+    /// Retries the statefiles left out at start-up.
+    reopen: startup::Reopener,
+    /// For the workers of a statefile opened late.
+    io_tx: mpsc::UnboundedSender<Completion>,
+    worker_capacity: usize,
 }
 
 async fn run(p: Prepared) -> Result<(), Fatal> {
@@ -368,6 +372,9 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         origin: std::time::Instant::now(),
     };
     let config = p.config;
+    // Released when the process exits, however it exits.
+    let _lock = p.lock;
+    let boot_join_timeout = config.boot_join_timeout;
     let local = config.local().address;
     let socket = match p.heartbeat_fd {
         Some(fd) => net::inherit(fd, local)
@@ -438,13 +445,14 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
 
     let (io_tx, mut io_rx) = mpsc::unbounded_channel::<Completion>();
     let capacity = config.timeouts.max_outstanding_writes + EXTRA_WORKERS;
+    let (reopen, mut reopen_rx) = startup::Reopener::new(&config, &p.statefiles, clock.now());
     let workers = p
+        .statefiles
         .files
         .into_iter()
         .enumerate()
-        .map(|(i, f)| StatefileWorkers::new(i, f, capacity, io_tx.clone()))
+        .map(|(i, f)| f.map(|f| StatefileWorkers::new(i, f, capacity, io_tx.clone())))
         .collect();
-    drop(io_tx);
 
     let addresses = config.hosts.iter().map(|h| h.address).collect();
     let mut measurements = Measurements::new(addresses, config.timeouts.base);
@@ -478,6 +486,10 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         last_key: None,
         limits: RateLimit::new(config_base),
         stopped: false,
+        join_deadline: Some(clock.now() + boot_join_timeout),
+        reopen,
+        io_tx,
+        worker_capacity: capacity,
     };
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
@@ -490,6 +502,9 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         }
         if d.stopped {
             break Ok(());
+        }
+        if let Err(f) = d.check_boot_join() {
+            break Err(f);
         }
         let wake = d.next_wake();
         tokio::select! {
@@ -510,6 +525,11 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
                 if changed.is_ok() {
                     let counters = *drops_rx.borrow_and_update();
                     d.measurements.set_dropped(counters);
+                }
+            }
+            r = reopen_rx.recv() => {
+                if let Some(r) = r {
+                    d.reopened(r);
                 }
             }
             () = sleep_until(clock, wake) => d.timers(),
@@ -573,6 +593,8 @@ impl Daemon {
             self.node.poll_timeout(),
             self.reads.iter().map(|r| r.deadline).min(),
             self.measurements.next_expiry(),
+            self.join_deadline,
+            self.reopen.next_at(),
         ]
         .into_iter()
         .flatten()
@@ -615,7 +637,31 @@ impl Daemon {
             );
         }
         self.measurements.expire(now);
+        self.reopen.tick(now);
         self.node.handle(now, Input::Tick);
+    }
+
+    /// Start using the statefiles a retry round opened.
+    fn reopened(&mut self, results: Vec<startup::Reopened>) {
+        let now = self.now();
+        for (i, f) in self.reopen.done(results, now) {
+            let path = &self.config.statefiles[i];
+            tracing::info!(
+                statefile = i,
+                path = %path.display(),
+                "statefile opened after start-up; its I/O is used from now on"
+            );
+            self.measurements
+                .remove_standing(&startup::left_out_warning(i, path));
+            if let Some(slot) = self.workers.get_mut(i) {
+                *slot = Some(StatefileWorkers::new(
+                    i,
+                    f,
+                    self.worker_capacity,
+                    self.io_tx.clone(),
+                ));
+            }
+        }
     }
 
     fn completion(&mut self, c: Completion) {
@@ -877,9 +923,37 @@ impl Daemon {
         Ok(())
     }
 
+    /// Exit 12 if this host has not decided to join by its boot-join
+    /// deadline. Only before joining: the watchdog is armed when the core
+    /// decides to join, and exiting then would reset the host. A host that
+    /// asked to join but was not admitted has no watchdog armed, and peers
+    /// that counted it in remove it when its slot stops changing.
+    fn check_boot_join(&mut self) -> Result<(), Fatal> {
+        let Some(deadline) = self.join_deadline else {
+            return Ok(());
+        };
+        if self.node.has_joined() {
+            self.join_deadline = None;
+            return Ok(());
+        }
+        if self.now() < deadline {
+            return Ok(());
+        }
+        Err(Fatal::new(
+            ExitCode::BootJoinTimeout,
+            startup::boot_join_message(self.config.boot_join_timeout, &self.node.status()),
+        ))
+    }
+
     fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), String> {
         let Some(w) = self.workers.get_mut(statefile) else {
             return Err(format!("internal: no statefile {statefile}"));
+        };
+        // Not logged: this fails on every interval, and start-up said why.
+        let Some(w) = w else {
+            return Err(format!(
+                "statefile {statefile} could not be opened at start-up"
+            ));
         };
         let refused = w.submit(request, op).map_err(|e| e.to_string());
         if let Err(e) = &refused {

@@ -298,6 +298,8 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), SECRET_BYTES as u64);
+        // It passes the daemon's own checks (mode, owner, entropy).
+        crate::daemon::secret::read(&path).unwrap();
     }
 
     #[test]

@@ -1247,23 +1247,21 @@ impl Node {
     /// and my own evidence corroborates it (`core::fence_request`: its slot
     /// on the statefile carries the request and I am not in my own survivor
     /// set); an uncorroborated request is counted and reported, not obeyed.
-    /// Ignored for `settle` after joining: a request seen then may concern an
-    /// earlier incarnation of this host (a courtesy only: a real loser still
-    /// stops renewing and its lease runs out).
+    /// Not obeyed for `settle` after joining: a request seen then may concern
+    /// an earlier incarnation of this host (a courtesy only: a real loser
+    /// still stops renewing and its lease runs out).
     fn fence_requested(&mut self) -> bool {
         let me = self.config.local;
-        if self
+        let just_joined = self
             .joined_at
-            .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle)
-        {
-            return false;
-        }
+            .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle);
         let verdict =
             fence_request::judge(me, self.effective_liveset(), self.survivors, |q| PeerRows {
                 row: self.row(q),
                 disk: self.peers[q].disk.as_ref(),
             });
         match verdict {
+            Verdict::None | Verdict::Fence { .. } if just_joined => false,
             Verdict::None => false,
             Verdict::Fence { by } => {
                 self.fence(FenceReason::FenceRequested { by });

@@ -27,6 +27,7 @@ pub mod incarnation;
 pub mod logging;
 pub mod net;
 pub mod realtime;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod socket_path;

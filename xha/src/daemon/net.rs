@@ -20,7 +20,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::wire::{self, DropCounters, Heartbeat, RECV_BUFFER_LEN};
+use super::incarnation;
+use super::replay::SlotEvidence;
+use super::wire::{self, DropCounters, DropReason, Heartbeat, RECV_BUFFER_LEN};
+use crate::core::Instant;
 
 /// Bind the heartbeat socket on this host's configured address.
 pub async fn bind(local: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
@@ -116,12 +119,25 @@ pub fn spawn_sender(
     })
 }
 
+/// What the receiving task needs for the replay rules (`daemon::replay`)
+/// besides the socket.
+pub struct ReceiveContext {
+    /// The daemon's monotonic clock, in the core's time base.
+    pub now: Box<dyn Fn() -> Instant + Send>,
+    /// What the main loop last read of each peer's slot.
+    pub evidence: watch::Receiver<Vec<Option<SlotEvidence>>>,
+    /// Per peer: since when all its packets have been dropped as replayed
+    /// (past the warning threshold), for the liveset query.
+    pub dropping: watch::Sender<Vec<Option<Instant>>>,
+}
+
 /// Start the receiving task. It ends when `out` closes.
 pub fn spawn_receiver(
     socket: Arc<UdpSocket>,
     mut receiver: wire::Receiver,
     out: mpsc::Sender<Heartbeat>,
     counters: watch::Sender<DropCounters>,
+    mut ctx: ReceiveContext,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
@@ -139,16 +155,54 @@ pub fn spawn_receiver(
                 },
                 () = out.closed() => return,
             };
-            match receiver.accept(&buf[..n]) {
-                Ok(hb) => {
-                    if out.send(hb).await.is_err() {
-                        return;
-                    }
+            receiver.set_time((ctx.now)(), incarnation::wall_clock_us());
+            if ctx.evidence.has_changed().unwrap_or(false) {
+                receiver.set_evidence(&ctx.evidence.borrow_and_update());
+            }
+            let result = receiver.accept(&buf[..n]);
+            for l in receiver.take_lowered() {
+                tracing::warn!(
+                    host = l.from,
+                    "replay floor of host {} lowered from {}/{} to {}/{}: its statefile slot (sequence {}) shows it alive and this packet current (slot sequence {}); a forged or replayed packet had raised the floor",
+                    l.from,
+                    l.old.0,
+                    l.old.1,
+                    l.new.0,
+                    l.new.1,
+                    l.evidence,
+                    l.slot_sequence
+                );
+                counters.send_replace(receiver.counters());
+            }
+            if let Err(reason) = &result {
+                tracing::debug!(%from, %reason, "heartbeat dropped");
+                if matches!(reason, DropReason::FutureIncarnation { .. }) {
+                    // Rare and not a flood: one per packet of a forger or of
+                    // a host whose clock runs far ahead.
+                    tracing::warn!(%from, "heartbeat refused: {reason}");
                 }
-                Err(reason) => {
-                    tracing::debug!(%from, %reason, "heartbeat dropped");
-                    counters.send_replace(receiver.counters());
+                counters.send_replace(receiver.counters());
+                let now = (ctx.now)();
+                for (p, since) in receiver.replay_warnings() {
+                    tracing::warn!(
+                        host = p,
+                        "dropping host {p}'s packets as replayed for {:.1} s (its statefile slot gives no evidence to lower the floor; it does not hear this host)",
+                        now.saturating_since(since).as_secs_f64()
+                    );
                 }
+            }
+            let dropping = receiver.dropping_since();
+            ctx.dropping.send_if_modified(|d| {
+                let changed = *d != dropping;
+                if changed {
+                    d.clone_from(&dropping);
+                }
+                changed
+            });
+            if let Ok(hb) = result
+                && out.send(hb).await.is_err()
+            {
+                return;
             }
         }
     })

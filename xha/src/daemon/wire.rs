@@ -27,7 +27,8 @@
 //! by `Slot::decode` after padding to a block and stamping its checksum: its
 //! magic, version, generation, index and field values must be valid, its
 //! UUID must be the sender's, its status length zero); then the per-peer
-//! [`ReplayFilter`]. Fields are only interpreted once the MAC is verified,
+//! replay floors of [`super::replay`] ([`ReplayFilter`] is their basic
+//! rule alone). Fields are only interpreted once the MAC is verified,
 //! so a forger learns nothing beyond "dropped".
 //!
 //! # Replay rejection across restarts
@@ -42,6 +43,11 @@
 //! packet of the current one, is rejected: incarnations never go back even if
 //! the wall clock does, because the persisted value is the floor.
 //!
+//! One forged packet with a higher pair would raise the floor for good; an
+//! incarnation too far ahead of this host's wall clock is therefore refused,
+//! and the statefile (never the network) may lower a raised floor: see
+//! [`super::replay`].
+//!
 //! Residual window, by design: a receiver that itself restarted has no floor
 //! yet, so it accepts the first authentic packet of each peer it sees, which
 //! could be a recording. It then accepts only newer ones, the real peer's
@@ -54,9 +60,12 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use sr_heartbeat::statefile::Slot;
 use sr_heartbeat::statefile::slot::{SLOT_SIZE, block_crc, off as slot_off};
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::PoolSecret;
+use super::replay::{Floors, Lowered, Refused, SlotEvidence};
+use crate::core::Instant;
 
 /// How much of the slot block a packet carries: every fixed field, up to
 /// (not including) the status text.
@@ -134,6 +143,13 @@ pub enum DropReason {
     /// An authentic packet with a field value this build does not accept.
     #[error("field {field}: {reason}")]
     Malformed { field: &'static str, reason: String },
+    /// An incarnation further ahead of this host's wall clock than any
+    /// honest one can be (`daemon::replay`): refused, the floor unchanged.
+    #[error(
+        "incarnation {incarnation} is more than {} s ahead of this host's clock ({wall_us} us)",
+        super::replay::INCARNATION_AHEAD_MAX / 1_000_000
+    )]
+    FutureIncarnation { incarnation: u64, wall_us: u64 },
     /// Not newer than the last packet accepted from that sender.
     #[error(
         "replayed: incarnation {incarnation} sequence {sequence} is not after {last_incarnation}/{last_sequence}"
@@ -162,6 +178,7 @@ impl DropReason {
             | DropReason::FromSelf { .. } => DropKind::WrongSender,
             DropReason::Malformed { .. } => DropKind::Malformed,
             DropReason::Replayed { .. } => DropKind::Replayed,
+            DropReason::FutureIncarnation { .. } => DropKind::FutureIncarnation,
         }
     }
 }
@@ -178,6 +195,7 @@ pub enum DropKind {
     WrongSender,
     Malformed,
     Replayed,
+    FutureIncarnation,
 }
 
 /// Dropped-packet counters, one per [`DropKind`] (reported by the liveset
@@ -194,6 +212,13 @@ pub struct DropCounters {
     pub wrong_sender: u64,
     pub malformed: u64,
     pub replayed: u64,
+    /// Incarnations too far ahead of this host's wall clock.
+    #[serde(default)]
+    pub future_incarnation: u64,
+    /// Not a drop: replay floors lowered on statefile evidence (a forged or
+    /// replayed packet had raised them; `daemon::replay`).
+    #[serde(default)]
+    pub floors_lowered: u64,
 }
 
 impl DropCounters {
@@ -209,11 +234,12 @@ impl DropCounters {
             DropKind::WrongSender => &mut self.wrong_sender,
             DropKind::Malformed => &mut self.malformed,
             DropKind::Replayed => &mut self.replayed,
+            DropKind::FutureIncarnation => &mut self.future_incarnation,
         };
         *c = c.saturating_add(1);
     }
 
-    /// Every drop, whatever the reason.
+    /// Every drop, whatever the reason (`floors_lowered` is not a drop).
     #[must_use]
     pub fn total(&self) -> u64 {
         [
@@ -226,6 +252,7 @@ impl DropCounters {
             self.wrong_sender,
             self.malformed,
             self.replayed,
+            self.future_incarnation,
         ]
         .iter()
         .fold(0u64, |a, &b| a.saturating_add(b))
@@ -468,37 +495,118 @@ impl ReplayFilter {
     }
 }
 
-/// The receive side of one host: decode, authenticate, reject replays,
-/// count drops. This is what the daemon's receive task runs on each
-/// datagram before feeding `Input::Heartbeat` to the core.
+/// The receive side of one host: decode, authenticate, reject replays
+/// ([`super::replay`]), count drops. This is what the daemon's receive task
+/// runs on each datagram before feeding `Input::Heartbeat` to the core.
+///
+/// The replay rules need the time and what this host read of each peer's
+/// statefile slot: the receive task sets them with [`Receiver::set_time`]
+/// and [`Receiver::set_evidence`] before each [`Receiver::accept`]. A new
+/// receiver's wall clock is 0 (incarnations up to
+/// [`super::replay::INCARNATION_AHEAD_MAX`] pass).
 #[derive(Clone, Debug)]
 pub struct Receiver {
     codec: Codec,
-    filters: Vec<ReplayFilter>,
+    floors: Floors,
     counters: DropCounters,
+    now: Instant,
+    wall_us: u64,
+    evidence: Vec<Option<SlotEvidence>>,
+    lowered: Vec<Lowered>,
 }
 
 impl Receiver {
+    /// A receiver timed for the smallest base timeout (T = 10 s).
     #[must_use]
     pub fn new(codec: Codec) -> Receiver {
+        Receiver::with_timing(codec, Duration::from_millis(200), Duration::from_secs(10))
+    }
+
+    /// A receiver whose replay floors are timed from the heartbeat interval
+    /// and T.
+    #[must_use]
+    pub fn with_timing(codec: Codec, heartbeat_interval: Duration, t: Duration) -> Receiver {
         let n = codec.hosts.len();
         Receiver {
             codec,
-            filters: vec![ReplayFilter::default(); n],
+            floors: Floors::new(n, heartbeat_interval, t),
             counters: DropCounters::default(),
+            now: Instant::from_nanos(0),
+            wall_us: 0,
+            evidence: vec![None; n],
+            lowered: Vec::new(),
+        }
+    }
+
+    /// The time of the next datagrams: monotonic (the daemon's clock) and
+    /// wall clock in microseconds.
+    pub fn set_time(&mut self, now: Instant, wall_us: u64) {
+        self.now = now;
+        self.wall_us = wall_us;
+    }
+
+    /// What this host last read of each peer's slot (by host index).
+    pub fn set_evidence(&mut self, evidence: &[Option<SlotEvidence>]) {
+        for (e, new) in self.evidence.iter_mut().zip(evidence) {
+            *e = *new;
         }
     }
 
     /// Accept one datagram or count and return why it was dropped.
     pub fn accept(&mut self, datagram: &[u8]) -> Result<Heartbeat, DropReason> {
         let r = self.codec.decode(datagram).and_then(|hb| {
-            self.filters[hb.from].check(hb.incarnation, hb.packet_sequence)?;
-            Ok(hb)
+            let pair = (hb.incarnation, hb.packet_sequence);
+            let evidence = self.evidence[hb.from];
+            match self.floors.check(
+                hb.from,
+                pair,
+                hb.slot.sequence,
+                self.now,
+                self.wall_us,
+                evidence,
+            ) {
+                Ok(None) => Ok(hb),
+                Ok(Some(lowered)) => {
+                    self.counters.floors_lowered = self.floors.lowered;
+                    self.lowered.push(lowered);
+                    Ok(hb)
+                }
+                Err(Refused::FutureIncarnation { wall_us }) => Err(DropReason::FutureIncarnation {
+                    incarnation: pair.0,
+                    wall_us,
+                }),
+                Err(Refused::Replayed { last }) => Err(DropReason::Replayed {
+                    incarnation: pair.0,
+                    sequence: pair.1,
+                    last_incarnation: last.0,
+                    last_sequence: last.1,
+                }),
+            }
         });
         if let Err(e) = &r {
             self.counters.record(e);
         }
         r
+    }
+
+    /// Floors lowered since the last call (for the log).
+    pub fn take_lowered(&mut self) -> Vec<Lowered> {
+        std::mem::take(&mut self.lowered)
+    }
+
+    /// Peers whose packets have all been dropped as replayed for a while,
+    /// to warn about now (at most once per T each): `(peer, since)`.
+    pub fn replay_warnings(&mut self) -> Vec<(usize, Instant)> {
+        self.floors.warnings(self.now)
+    }
+
+    /// Since when every packet of each peer has been dropped as replayed
+    /// (past the warning threshold), by host index.
+    #[must_use]
+    pub fn dropping_since(&self) -> Vec<Option<Instant>> {
+        (0..self.codec.hosts.len())
+            .map(|p| self.floors.dropping_since(p, self.now))
+            .collect()
     }
 
     #[must_use]

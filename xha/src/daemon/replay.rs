@@ -1,5 +1,7 @@
 //! Replay floors: which authentic heartbeats of a peer are new enough to
-//! accept (the last check of the receive path, after `wire::Codec::decode`).
+//! accept (the last check of the receive path, after `wire::Codec::decode`),
+//! and [`Receiver`], the whole receive path (decode, floors, drop counters;
+//! also reachable as `wire::Receiver`).
 //!
 //! A receiver keeps, per peer, the floor: the last `(incarnation, sequence)`
 //! it accepted, and accepts only a greater pair. A floor never moves back on
@@ -41,6 +43,7 @@
 
 use std::time::Duration;
 
+use super::wire::{Codec, DropCounters, DropReason, Heartbeat};
 use crate::core::Instant;
 
 /// How far (microseconds) a peer's incarnation may be ahead of this host's
@@ -204,6 +207,126 @@ impl Floors {
     #[must_use]
     pub fn last(&self, from: usize) -> Option<(u64, u64)> {
         self.floors.get(from).and_then(|f| f.last)
+    }
+}
+
+/// The receive side of one host: decode, authenticate, reject replays
+/// ([`super::replay`]), count drops. This is what the daemon's receive task
+/// runs on each datagram before feeding `Input::Heartbeat` to the core.
+///
+/// The replay rules need the time and what this host read of each peer's
+/// statefile slot: the receive task sets them with [`Receiver::set_time`]
+/// and [`Receiver::set_evidence`] before each [`Receiver::accept`]. A new
+/// receiver's wall clock is 0 (incarnations up to
+/// [`super::replay::INCARNATION_AHEAD_MAX`] pass).
+#[derive(Clone, Debug)]
+pub struct Receiver {
+    codec: Codec,
+    floors: Floors,
+    counters: DropCounters,
+    now: Instant,
+    wall_us: u64,
+    evidence: Vec<Option<SlotEvidence>>,
+    lowered: Vec<Lowered>,
+}
+
+impl Receiver {
+    /// A receiver timed for the smallest base timeout (T = 10 s).
+    #[must_use]
+    pub fn new(codec: Codec) -> Receiver {
+        Receiver::with_timing(codec, Duration::from_millis(200), Duration::from_secs(10))
+    }
+
+    /// A receiver whose replay floors are timed from the heartbeat interval
+    /// and T.
+    #[must_use]
+    pub fn with_timing(codec: Codec, heartbeat_interval: Duration, t: Duration) -> Receiver {
+        let n = codec.hosts();
+        Receiver {
+            codec,
+            floors: Floors::new(n, heartbeat_interval, t),
+            counters: DropCounters::default(),
+            now: Instant::from_nanos(0),
+            wall_us: 0,
+            evidence: vec![None; n],
+            lowered: Vec::new(),
+        }
+    }
+
+    /// The time of the next datagrams: monotonic (the daemon's clock) and
+    /// wall clock in microseconds.
+    pub fn set_time(&mut self, now: Instant, wall_us: u64) {
+        self.now = now;
+        self.wall_us = wall_us;
+    }
+
+    /// What this host last read of each peer's slot (by host index).
+    pub fn set_evidence(&mut self, evidence: &[Option<SlotEvidence>]) {
+        for (e, new) in self.evidence.iter_mut().zip(evidence) {
+            *e = *new;
+        }
+    }
+
+    /// Accept one datagram or count and return why it was dropped.
+    pub fn accept(&mut self, datagram: &[u8]) -> Result<Heartbeat, DropReason> {
+        let r = self.codec.decode(datagram).and_then(|hb| {
+            let pair = (hb.incarnation, hb.packet_sequence);
+            let evidence = self.evidence[hb.from];
+            match self.floors.check(
+                hb.from,
+                pair,
+                hb.slot.sequence,
+                self.now,
+                self.wall_us,
+                evidence,
+            ) {
+                Ok(None) => Ok(hb),
+                Ok(Some(lowered)) => {
+                    self.counters.floors_lowered = self.floors.lowered;
+                    self.lowered.push(lowered);
+                    Ok(hb)
+                }
+                Err(Refused::FutureIncarnation { wall_us }) => Err(DropReason::FutureIncarnation {
+                    incarnation: pair.0,
+                    wall_us,
+                }),
+                Err(Refused::Replayed { last }) => Err(DropReason::Replayed {
+                    incarnation: pair.0,
+                    sequence: pair.1,
+                    last_incarnation: last.0,
+                    last_sequence: last.1,
+                }),
+            }
+        });
+        if let Err(e) = &r {
+            self.counters.record(e);
+        }
+        r
+    }
+
+    /// Floors lowered since the last call (for the log).
+    pub fn take_lowered(&mut self) -> Vec<Lowered> {
+        std::mem::take(&mut self.lowered)
+    }
+
+    /// Peers whose packets have all been dropped as replayed for a while,
+    /// to warn about now (at most once per T each): `(peer, since)`.
+    pub fn replay_warnings(&mut self) -> Vec<(usize, Instant)> {
+        self.floors.warnings(self.now)
+    }
+
+    /// Since when every packet of each peer has been dropped as replayed
+    /// (past the warning threshold), by host index.
+    #[must_use]
+    pub fn dropping_since(&self) -> Vec<Option<Instant>> {
+        (0..self.codec.hosts())
+            .map(|p| self.floors.dropping_since(p, self.now))
+            .collect()
+    }
+
+    #[must_use]
+    pub fn counters(&self) -> DropCounters {
+        self.counters
     }
 }
 

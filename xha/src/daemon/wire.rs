@@ -60,12 +60,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use sr_heartbeat::statefile::Slot;
 use sr_heartbeat::statefile::slot::{SLOT_SIZE, block_crc, off as slot_off};
-use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::PoolSecret;
-use super::replay::{Floors, Lowered, Refused, SlotEvidence};
-use crate::core::Instant;
+pub use super::replay::Receiver;
 
 /// How much of the slot block a packet carries: every fixed field, up to
 /// (not including) the status text.
@@ -363,6 +361,12 @@ impl Codec {
         b
     }
 
+    /// The number of hosts of the pool.
+    #[must_use]
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
     fn tag(&self, body: &[u8]) -> [u8; MAC_LEN] {
         let mut m = self.mac.clone();
         m.update(body);
@@ -492,126 +496,6 @@ impl ReplayFilter {
     #[must_use]
     pub fn last(&self) -> Option<(u64, u64)> {
         self.last
-    }
-}
-
-/// The receive side of one host: decode, authenticate, reject replays
-/// ([`super::replay`]), count drops. This is what the daemon's receive task
-/// runs on each datagram before feeding `Input::Heartbeat` to the core.
-///
-/// The replay rules need the time and what this host read of each peer's
-/// statefile slot: the receive task sets them with [`Receiver::set_time`]
-/// and [`Receiver::set_evidence`] before each [`Receiver::accept`]. A new
-/// receiver's wall clock is 0 (incarnations up to
-/// [`super::replay::INCARNATION_AHEAD_MAX`] pass).
-#[derive(Clone, Debug)]
-pub struct Receiver {
-    codec: Codec,
-    floors: Floors,
-    counters: DropCounters,
-    now: Instant,
-    wall_us: u64,
-    evidence: Vec<Option<SlotEvidence>>,
-    lowered: Vec<Lowered>,
-}
-
-impl Receiver {
-    /// A receiver timed for the smallest base timeout (T = 10 s).
-    #[must_use]
-    pub fn new(codec: Codec) -> Receiver {
-        Receiver::with_timing(codec, Duration::from_millis(200), Duration::from_secs(10))
-    }
-
-    /// A receiver whose replay floors are timed from the heartbeat interval
-    /// and T.
-    #[must_use]
-    pub fn with_timing(codec: Codec, heartbeat_interval: Duration, t: Duration) -> Receiver {
-        let n = codec.hosts.len();
-        Receiver {
-            codec,
-            floors: Floors::new(n, heartbeat_interval, t),
-            counters: DropCounters::default(),
-            now: Instant::from_nanos(0),
-            wall_us: 0,
-            evidence: vec![None; n],
-            lowered: Vec::new(),
-        }
-    }
-
-    /// The time of the next datagrams: monotonic (the daemon's clock) and
-    /// wall clock in microseconds.
-    pub fn set_time(&mut self, now: Instant, wall_us: u64) {
-        self.now = now;
-        self.wall_us = wall_us;
-    }
-
-    /// What this host last read of each peer's slot (by host index).
-    pub fn set_evidence(&mut self, evidence: &[Option<SlotEvidence>]) {
-        for (e, new) in self.evidence.iter_mut().zip(evidence) {
-            *e = *new;
-        }
-    }
-
-    /// Accept one datagram or count and return why it was dropped.
-    pub fn accept(&mut self, datagram: &[u8]) -> Result<Heartbeat, DropReason> {
-        let r = self.codec.decode(datagram).and_then(|hb| {
-            let pair = (hb.incarnation, hb.packet_sequence);
-            let evidence = self.evidence[hb.from];
-            match self.floors.check(
-                hb.from,
-                pair,
-                hb.slot.sequence,
-                self.now,
-                self.wall_us,
-                evidence,
-            ) {
-                Ok(None) => Ok(hb),
-                Ok(Some(lowered)) => {
-                    self.counters.floors_lowered = self.floors.lowered;
-                    self.lowered.push(lowered);
-                    Ok(hb)
-                }
-                Err(Refused::FutureIncarnation { wall_us }) => Err(DropReason::FutureIncarnation {
-                    incarnation: pair.0,
-                    wall_us,
-                }),
-                Err(Refused::Replayed { last }) => Err(DropReason::Replayed {
-                    incarnation: pair.0,
-                    sequence: pair.1,
-                    last_incarnation: last.0,
-                    last_sequence: last.1,
-                }),
-            }
-        });
-        if let Err(e) = &r {
-            self.counters.record(e);
-        }
-        r
-    }
-
-    /// Floors lowered since the last call (for the log).
-    pub fn take_lowered(&mut self) -> Vec<Lowered> {
-        std::mem::take(&mut self.lowered)
-    }
-
-    /// Peers whose packets have all been dropped as replayed for a while,
-    /// to warn about now (at most once per T each): `(peer, since)`.
-    pub fn replay_warnings(&mut self) -> Vec<(usize, Instant)> {
-        self.floors.warnings(self.now)
-    }
-
-    /// Since when every packet of each peer has been dropped as replayed
-    /// (past the warning threshold), by host index.
-    #[must_use]
-    pub fn dropping_since(&self) -> Vec<Option<Instant>> {
-        (0..self.codec.hosts.len())
-            .map(|p| self.floors.dropping_since(p, self.now))
-            .collect()
-    }
-
-    #[must_use]
-    pub fn counters(&self) -> DropCounters {
-        self.counters
     }
 }
 

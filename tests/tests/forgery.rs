@@ -200,3 +200,31 @@ fn a_host_not_heard_by_a_peer_warns() {
         "h0 hears nothing from h1: no one-way warning there"
     );
 }
+
+/// A forged heartbeat claiming a slot sequence far beyond the sender's
+/// (what a forger holding the secret can put in the slot it signs): the
+/// real sender's next heartbeats, which carry a sequence at least the one on
+/// its statefile slot, replace it at once, so the receiver never stops
+/// hearing the real sender (before, they were ignored as "older" until the
+/// heartbeat timeout, and the sender dropped out of the network view).
+#[test]
+fn an_inflated_slot_sequence_does_not_silence_the_real_sender() {
+    let mut c = Cluster::with_hosts(3, 95);
+    c.form();
+    let fault = c.now();
+    let mut forged = c.statefiles[0].read().slots[0]
+        .clone()
+        .expect("h0's slot decodes");
+    forged.sequence = u64::MAX / 2;
+    forged.status.clear();
+    c.inject_heartbeat(2, 0, forged);
+    let heard = |c: &Cluster| c.node(2).is_some_and(|n| n.status().hosts[0].heard);
+    let lost = c.run_until_pred(c.t() / 2, |c| !heard(c));
+    assert!(
+        lost.is_none(),
+        "h2 stopped hearing h0 {:.3} s after the forged packet",
+        elapsed_s(fault, lost.unwrap_or(fault))
+    );
+    assert_eq!(c.fenced_after(fault), HostSet::EMPTY);
+    c.assert_safe();
+}

@@ -550,13 +550,22 @@ impl Node {
         let recent = peer
             .last_heard
             .is_some_and(|at| self.now.saturating_since(at) < timeout);
+        // A reordered or duplicated older packet: keep the newer state. But
+        // a packet at least as new as the peer's slot on the statefile is
+        // current whatever an earlier heartbeat claimed: a forged one (pool
+        // secret) may claim any sequence, and must not silence the real
+        // sender until the heartbeat timeout. (Both drivers deliver one
+        // sender's packets in order, so this only matters after forgery.)
         if recent
+            && peer
+                .disk
+                .as_ref()
+                .is_none_or(|d| slot.sequence < d.sequence)
             && peer
                 .net
                 .as_ref()
                 .is_some_and(|n| slot.sequence < n.sequence)
         {
-            // A reordered or duplicated older packet: keep the newer state.
             return false;
         }
         // In statefile-lost mode rounds advance on every heartbeat, so that

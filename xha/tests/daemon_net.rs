@@ -50,6 +50,7 @@ async fn heartbeats_flow_and_bad_datagrams_are_counted() {
         now: Box::new(move || xha::core::Instant::from_nanos(origin.elapsed().as_nanos() as u64)),
         evidence,
         dropping,
+        warn_every: Duration::from_secs(10),
     };
     let rx_task = net::spawn_receiver(
         sock0,

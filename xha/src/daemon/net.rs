@@ -129,6 +129,39 @@ pub struct ReceiveContext {
     /// Per peer: since when all its packets have been dropped as replayed
     /// (past the warning threshold), for the liveset query.
     pub dropping: watch::Sender<Vec<Option<Instant>>>,
+    /// Repeated warnings of one kind are logged at most this often (T).
+    pub warn_every: Duration,
+}
+
+/// At most one log line per period for one kind of event; counts the rest.
+#[derive(Clone, Copy, Debug)]
+struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(every: Duration) -> RateLimit {
+        RateLimit {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)`: log now, `n` events were suppressed since the last line.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|at| now.saturating_since(at) < self.every)
+        {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 /// Start the receiving task. It ends when `out` closes.
@@ -141,6 +174,8 @@ pub fn spawn_receiver(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut lowered_log = RateLimit::new(ctx.warn_every);
+        let mut future_log = RateLimit::new(ctx.warn_every);
         loop {
             let (n, from) = tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
@@ -161,25 +196,30 @@ pub fn spawn_receiver(
             }
             let result = receiver.accept(&buf[..n]);
             for l in receiver.take_lowered() {
-                tracing::warn!(
-                    host = l.from,
-                    "replay floor of host {} lowered from {}/{} to {}/{}: its statefile slot (sequence {}) shows it alive and this packet current (slot sequence {}); a forged or replayed packet had raised the floor",
-                    l.from,
-                    l.old.0,
-                    l.old.1,
-                    l.new.0,
-                    l.new.1,
-                    l.evidence,
-                    l.slot_sequence
-                );
+                if let Some(more) = lowered_log.allow((ctx.now)()) {
+                    tracing::warn!(
+                        host = l.from,
+                        "replay floor of host {} lowered from {}/{} to {}/{}: its statefile slot (sequence {}) shows it alive and this packet current (slot sequence {}); a forged or replayed packet had raised the floor ({more} more lowered since the last such line)",
+                        l.from,
+                        l.old.0,
+                        l.old.1,
+                        l.new.0,
+                        l.new.1,
+                        l.evidence,
+                        l.slot_sequence
+                    );
+                }
                 counters.send_replace(receiver.counters());
             }
             if let Err(reason) = &result {
                 tracing::debug!(%from, %reason, "heartbeat dropped");
-                if matches!(reason, DropReason::FutureIncarnation { .. }) {
-                    // Rare and not a flood: one per packet of a forger or of
-                    // a host whose clock runs far ahead.
-                    tracing::warn!(%from, "heartbeat refused: {reason}");
+                if matches!(reason, DropReason::FutureIncarnation { .. })
+                    && let Some(more) = future_log.allow((ctx.now)())
+                {
+                    tracing::warn!(
+                        %from,
+                        "heartbeat refused: {reason} ({more} more since the last such line; counted as future-incarnation)"
+                    );
                 }
                 counters.send_replace(receiver.counters());
                 let now = (ctx.now)();
@@ -206,4 +246,20 @@ pub fn spawn_receiver(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_logs_once_per_period_and_counts_the_rest() {
+        let at = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        let mut r = RateLimit::new(Duration::from_secs(10));
+        assert_eq!(r.allow(at(0)), Some(0));
+        assert_eq!(r.allow(at(200)), None);
+        assert_eq!(r.allow(at(9_999)), None);
+        assert_eq!(r.allow(at(10_000)), Some(2));
+        assert_eq!(r.allow(at(10_001)), None);
+    }
 }

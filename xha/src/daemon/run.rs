@@ -436,6 +436,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         now: Box::new(move || clock.now()),
         evidence: evidence_rx,
         dropping: dropping_tx,
+        warn_every: config.timeouts.base,
     };
     let receiver_task = net::spawn_receiver(socket, receiver, hb_tx, drops_tx, receive_ctx);
     let (publisher, reports_rx, cmd_tx, mut cmd_rx) = control_server::channels();

@@ -8,11 +8,10 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, spec, start_online,
-    wait_shrunk,
+    assert_fenced, assert_stable, forger, logs, non_master, others, poll_report, shrink_bound,
+    spec, start_online, wait_shrunk,
 };
-use sr_heartbeat::io::{BlockDevice, OpenMode};
-use sr_heartbeat::statefile::{HostSet, Phase, Slot, Statefile};
+use sr_heartbeat::statefile::{HostSet, Phase, Slot};
 use xha::daemon::config::PoolSecret;
 use xha::daemon::control::{Request, WarningKind};
 use xha::daemon::wire::{Codec, PACKET_LEN, SLOT_PREFIX_LEN};
@@ -146,51 +145,6 @@ fn forged_and_replayed_packets_are_counted() {
     lab.stop().expect("clean stop");
 }
 
-/// What a forger holding the pool secret needs to speak for host `q`: a
-/// codec signing as `q`, `q`'s running incarnation, and `q`'s slot as on
-/// the statefile now (a plausible state to alter).
-fn forger(lab: &Lab, q: usize) -> (Codec, u64, Slot) {
-    let secret = std::fs::read(lab.dir().join("pool-secret")).expect("read the lab secret");
-    let secret = PoolSecret::new(secret).expect("secret");
-    let hosts: Vec<_> = lab.all().into_iter().map(|i| lab.uuid(i)).collect();
-    let codec = Codec::new(lab.pool_generation(), hosts, q, &secret);
-    let incarnation: u64 = std::fs::read_to_string(lab.info(q).dir.join("state/incarnation"))
-        .expect("the incarnation file")
-        .trim()
-        .parse()
-        .expect("a number");
-    let dev = BlockDevice::open(lab.statefile(), OpenMode::ReadOnly).expect("open the statefile");
-    let sf = Statefile::open(dev).expect("a valid statefile");
-    let index = u16::try_from(q).expect("small index");
-    let mut slot = sf
-        .read_slot(index)
-        .expect("read")
-        .expect("the slot decodes");
-    slot.status.clear();
-    (codec, incarnation, slot)
-}
-
-/// Poll host `i`'s report until `pred` holds or `bound` passes.
-fn poll_report(
-    lab: &Lab,
-    i: usize,
-    bound: Duration,
-    mut pred: impl FnMut(&xha::daemon::control::LivesetReport) -> bool,
-) -> Option<xha::daemon::control::LivesetReport> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Ok(r) = lab.query(i)
-            && pred(&r)
-        {
-            return Some(r);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Issue 9, section 4: one heartbeat forged with the pool secret, claiming
 /// that the master is deciding and asks a healthy host to fence, with a
 /// packet number far above the master's. The victim refuses the request
@@ -202,7 +156,7 @@ fn poll_report(
 fn a_forged_fence_request_fences_nobody() {
     let (lab, master) = start(3);
     let victim = non_master(&lab, master);
-    let (codec, incarnation, mut slot) = forger(&lab, master);
+    let (codec, incarnation, mut slot) = forger(&lab, master, lab.statefile());
     slot.sequence += 1;
     slot.phase = Phase::Deciding;
     slot.fence_request = true;
@@ -248,7 +202,7 @@ fn a_forged_fence_request_fences_nobody() {
 fn a_far_future_incarnation_is_refused_and_the_peer_stays_heard() {
     let (lab, master) = start(3);
     let target = non_master(&lab, master);
-    let (codec, _incarnation, mut slot) = forger(&lab, master);
+    let (codec, _incarnation, mut slot) = forger(&lab, master, lab.statefile());
     slot.sequence += 1;
     let day_us = 86_400 * 1_000_000;
     let packet = codec.encode(xha::daemon::incarnation::wall_clock_us() + day_us, 1, &slot);

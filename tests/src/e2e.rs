@@ -7,12 +7,16 @@
 //! these tests (when only this package is tested, build them first with
 //! `cargo build -p xha --bins`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use sr_heartbeat::io::{BlockDevice, OpenMode};
+use sr_heartbeat::statefile::{Slot, Statefile};
 use uuid::Uuid;
+use xha::daemon::config::PoolSecret;
 use xha::daemon::control::{LivesetReport, Status};
+use xha::daemon::wire::Codec;
 use xha::lab::{Lab, LabSpec};
 
 /// The directory holding `xhad` and `xha-supervisor` for this test run:
@@ -195,5 +199,51 @@ pub fn assert_stable(lab: &Lab, hosts: &[usize], during: Duration) {
             );
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What a forger holding the pool secret needs to speak for host `q`: a
+/// codec signing as `q`, `q`'s running incarnation, and `q`'s slot as on
+/// the statefile `statefile` now (a plausible state to alter). For the
+/// forgery tests (`e2e_loopback.rs`, `e2e_replay.rs`).
+pub fn forger(lab: &Lab, q: usize, statefile: &Path) -> (Codec, u64, Slot) {
+    let secret = std::fs::read(lab.dir().join("pool-secret")).expect("read the lab secret");
+    let secret = PoolSecret::new(secret).expect("secret");
+    let hosts: Vec<_> = lab.all().into_iter().map(|i| lab.uuid(i)).collect();
+    let codec = Codec::new(lab.pool_generation(), hosts, q, &secret);
+    let incarnation: u64 = std::fs::read_to_string(lab.info(q).dir.join("state/incarnation"))
+        .expect("the incarnation file")
+        .trim()
+        .parse()
+        .expect("a number");
+    let dev = BlockDevice::open(statefile, OpenMode::ReadOnly).expect("open the statefile");
+    let sf = Statefile::open(dev).expect("a valid statefile");
+    let index = u16::try_from(q).expect("small index");
+    let mut slot = sf
+        .read_slot(index)
+        .expect("read")
+        .expect("the slot decodes");
+    slot.status.clear();
+    (codec, incarnation, slot)
+}
+
+/// Poll host `i`'s report until `pred` holds or `bound` passes.
+pub fn poll_report(
+    lab: &Lab,
+    i: usize,
+    bound: Duration,
+    mut pred: impl FnMut(&LivesetReport) -> bool,
+) -> Option<LivesetReport> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Ok(r) = lab.query(i)
+            && pred(&r)
+        {
+            return Some(r);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -8,11 +8,12 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, spec, start_online,
-    wait_shrunk,
+    assert_fenced, assert_stable, forger, logs, non_master, others, poll_report, shrink_bound,
+    spec, start_online, wait_shrunk,
 };
 use sr_heartbeat::statefile::{HostSet, Phase, Slot};
 use xha::daemon::config::PoolSecret;
+use xha::daemon::control::{Request, WarningKind};
 use xha::daemon::wire::{Codec, PACKET_LEN, SLOT_PREFIX_LEN};
 use xha::lab::{Lab, Signal};
 
@@ -141,6 +142,141 @@ fn forged_and_replayed_packets_are_counted() {
     assert_eq!(after.truncated, before.truncated + 1, "{after:?}");
     assert_eq!(after.bad_magic, before.bad_magic + 1, "{after:?}");
     assert_stable(&lab, &lab.all(), Duration::from_secs(2));
+    lab.stop().expect("clean stop");
+}
+
+/// Issue 9, section 4: one heartbeat forged with the pool secret, claiming
+/// that the master is deciding and asks a healthy host to fence, with a
+/// packet number far above the master's. The victim refuses the request
+/// (its statefile slot does not carry it; the victim survives by its own
+/// views), counts it and logs the sender; its replay floor for the master,
+/// raised by the packet, falls back on statefile evidence, so it keeps
+/// hearing the master; nobody fences and the liveset stays whole for 2 T.
+#[test]
+fn a_forged_fence_request_fences_nobody() {
+    let (lab, master) = start(3);
+    let victim = non_master(&lab, master);
+    let (codec, incarnation, mut slot) = forger(&lab, master, lab.statefile());
+    slot.sequence += 1;
+    slot.phase = Phase::Deciding;
+    slot.fence_request = true;
+    slot.proposed = slot.liveset;
+    slot.proposed.remove(victim);
+    let packet = codec.encode(incarnation, 1 << 32, &slot);
+    let before = lab.query(victim).expect("query");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(&packet, lab.info(victim).address)
+        .expect("send");
+    let counted = poll_report(&lab, victim, Duration::from_secs(5), |r| {
+        r.fence_requests_refused > before.fence_requests_refused
+    });
+    assert!(
+        counted.is_some(),
+        "the refused request is not counted\n{}",
+        logs(&lab)
+    );
+    assert_stable(&lab, &lab.all(), Duration::from_secs(2 * T));
+    let r = lab.query(victim).expect("query");
+    assert!(r.hosts[master].heard, "the victim hears the master");
+    assert!(
+        r.dropped_packets.floors_lowered > before.dropped_packets.floors_lowered,
+        "the raised floor was lowered: {:?}",
+        r.dropped_packets
+    );
+    let log = lab.log(victim);
+    assert!(
+        log.contains(&format!("fence request from host {master} refused")),
+        "the victim logs the refusal with its sender\n{log}"
+    );
+    eprintln!(
+        "forged fence request: {} refused, {} floor(s) lowered, nobody fenced",
+        r.fence_requests_refused, r.dropped_packets.floors_lowered
+    );
+    lab.stop().expect("clean stop");
+}
+
+/// Issue 9, section 4: a heartbeat forged with an incarnation one day ahead
+/// of the wall clock is refused (counted as `future-incarnation`), not
+/// adopted as the floor: the real peer stays heard.
+#[test]
+fn a_far_future_incarnation_is_refused_and_the_peer_stays_heard() {
+    let (lab, master) = start(3);
+    let target = non_master(&lab, master);
+    let (codec, _incarnation, mut slot) = forger(&lab, master, lab.statefile());
+    slot.sequence += 1;
+    let day_us = 86_400 * 1_000_000;
+    let packet = codec.encode(xha::daemon::incarnation::wall_clock_us() + day_us, 1, &slot);
+    let before = lab.query(target).expect("query").dropped_packets;
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(&packet, lab.info(target).address)
+        .expect("send");
+    // Longer than the heartbeat timeout (4T/25 = 1.6 s): an adopted floor
+    // would have made the master unheard by now.
+    let t0 = Instant::now();
+    let timeout = Duration::from_millis(4 * T * 1000 / 25);
+    while t0.elapsed() < timeout * 3 {
+        let r = lab.query(target).expect("query");
+        let age = r.hosts[master].last_heartbeat_age_ms.unwrap_or(u64::MAX);
+        assert!(
+            r.hosts[master].heard && age < 1000,
+            "the master is not heard (last heartbeat {age} ms ago)\n{}",
+            logs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = lab.query(target).expect("query").dropped_packets;
+    assert_eq!(
+        after.future_incarnation,
+        before.future_incarnation + 1,
+        "the refusal is counted: {after:?}"
+    );
+    assert_eq!(after.replayed, before.replayed, "no real packet dropped");
+    assert_stable(&lab, &lab.all(), Duration::from_secs(2));
+    lab.stop().expect("clean stop");
+}
+
+/// Issue 9, section 7: a host whose fencing is disarmed dies (SIGKILL). It
+/// is never removed (its lease proves nothing), and its peers say so in
+/// their liveset query ("silent while fencing disarmed") within T plus a
+/// margin, logging it once.
+#[test]
+fn a_dead_disarmed_host_is_reported_by_its_peers() {
+    let (lab, master) = start(3);
+    let victim = non_master(&lab, master);
+    let r = lab
+        .request(victim, Request::DisarmFencing)
+        .expect("disarm-fencing");
+    assert!(r.ok, "{r:?}");
+    let peers = others(&lab, &[victim]);
+    for &p in &peers {
+        let seen = poll_report(&lab, p, Duration::from_secs(5), |r| {
+            r.hosts[victim].fencing_disarmed
+        });
+        assert!(seen.is_some(), "host {p} does not see the disarm");
+    }
+    let t0 = Instant::now();
+    lab.kill_host(victim, Signal::SIGKILL).expect("SIGKILL");
+    for &p in &peers {
+        let bound = Duration::from_secs(T + 10).saturating_sub(t0.elapsed());
+        let r = poll_report(&lab, p, bound, |r| {
+            r.hosts[victim].silent_disarmed
+                && r.warnings
+                    .iter()
+                    .any(|w| w.kind == WarningKind::SilentWhileDisarmed)
+        });
+        let r = r.unwrap_or_else(|| panic!("host {p} does not report it\n{}", logs(&lab)));
+        assert!(r.liveset.contains(&lab.uuid(victim)), "never removed");
+    }
+    eprintln!("silent disarmed host reported after {:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_secs(T));
+    for &p in &peers {
+        let r = lab.query(p).expect("query");
+        assert!(r.hosts[victim].silent_disarmed, "still reported");
+        assert!(r.liveset.contains(&lab.uuid(victim)), "still not removed");
+        let n = lab.log(p).matches("silent while fencing disarmed").count();
+        assert_eq!(n, 1, "host {p} logged it {n} times\n{}", lab.log(p));
+        assert!(lab.supervisor_exit(p, Duration::ZERO).is_none());
+    }
     lab.stop().expect("clean stop");
 }
 

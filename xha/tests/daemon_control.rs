@@ -35,6 +35,7 @@ fn report(status: Status, epoch: u64) -> LivesetReport {
         statefile_latency: Latency::default(),
         heartbeat_latency: Latency::default(),
         dropped_packets: DropCounters::default(),
+        fence_requests_refused: 0,
         timeouts: TimeoutsReport::from(&Timeouts::derive(Duration::from_secs(10)).unwrap()),
         warnings: vec![],
     }

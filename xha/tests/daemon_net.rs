@@ -43,11 +43,21 @@ async fn heartbeats_flow_and_bad_datagrams_are_counted() {
     // Host 0 receives.
     let (hb_tx, mut hb_rx) = mpsc::channel(64);
     let (drops_tx, mut drops) = watch::channel(DropCounters::default());
+    let (_evidence_tx, evidence) = watch::channel(Vec::new());
+    let (dropping, _) = watch::channel(Vec::new());
+    let origin = std::time::Instant::now();
+    let ctx = net::ReceiveContext {
+        now: Box::new(move || xha::core::Instant::from_nanos(origin.elapsed().as_nanos() as u64)),
+        evidence,
+        dropping,
+        warn_every: Duration::from_secs(10),
+    };
     let rx_task = net::spawn_receiver(
         sock0,
         Receiver::new(Codec::new(generation(), hosts(), 0, &secret(1))),
         hb_tx,
         drops_tx,
+        ctx,
     );
 
     // Host 1 sends its state to host 0.

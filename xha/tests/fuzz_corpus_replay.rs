@@ -159,6 +159,8 @@ fn report() -> LivesetReport {
         statefile_corrupted: i == 2,
         excluded: false,
         starting: i == 1,
+        fencing_disarmed: i == 2,
+        silent_disarmed: false,
         last_heartbeat_age_ms: (i != 0).then_some(40),
         last_statefile_update_age_ms: Some(120),
     };
@@ -184,6 +186,7 @@ fn report() -> LivesetReport {
             replayed: 1,
             ..DropCounters::default()
         },
+        fence_requests_refused: 1,
         timeouts: TimeoutsReport::from(&t),
         warnings: vec![
             WarningReport {

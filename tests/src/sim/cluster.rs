@@ -432,6 +432,18 @@ impl Cluster {
         self.apply_fault(fault);
     }
 
+    /// Feeds host `to`, now, a heartbeat claiming to come from `from`, as a
+    /// forger holding the pool secret could make it (it passes every check
+    /// of the daemon's receive path). For forgery scenarios.
+    pub fn inject_heartbeat(&mut self, to: usize, from: usize, slot: Slot) {
+        self.trace.record(
+            self.now,
+            Some(to),
+            format!("forged heartbeat 'from' h{from}"),
+        );
+        self.deliver(to, Input::Heartbeat { from, slot });
+    }
+
     /// Runs every event up to and including real instant `until`.
     pub fn run_until(&mut self, until: Nanos) {
         while let Some((at, event)) = self.queue.pop_until(until) {

@@ -47,6 +47,9 @@ pub const FUZZ_SECRET: [u8; 32] = *b"xha-fuzz: the pool secret 32 B.!";
 
 /// The receiving host: index 0 of [`fuzz_hosts`].
 pub const FUZZ_LOCAL: usize = 0;
+/// The receiver's wall clock (microseconds) in the packet check: half the
+/// range, so both accepted and too-far-ahead incarnations occur.
+pub const FUZZ_WALL_US: u64 = 1 << 63;
 
 /// The three hosts of the fuzzed pool, sorted (index = position).
 #[must_use]
@@ -124,6 +127,10 @@ pub fn check_packet(data: &[u8]) {
     let data = bounded(data);
     let codec = fuzz_codec(FUZZ_LOCAL);
     let mut rx = Receiver::new(codec.clone());
+    // A fixed time: floors never lower (that needs time to pass), and
+    // incarnations beyond the wall clock's allowance are refused.
+    rx.set_time(xha::core::Instant::from_nanos(0), FUZZ_WALL_US);
+    let future = FUZZ_WALL_US + xha::daemon::replay::INCARNATION_AHEAD_MAX;
     let mut last: Vec<Option<(u64, u64)>> = vec![None; fuzz_hosts().len()];
     let mut refused = 0u64;
     let mut datagrams = vec![data.to_vec()];
@@ -150,6 +157,18 @@ pub fn check_packet(data: &[u8]) {
             Ok(hb) => hb,
         };
         let pair = (hb.incarnation, hb.packet_sequence);
+        if pair.0 > future {
+            assert_eq!(
+                got,
+                Err(DropReason::FutureIncarnation {
+                    incarnation: pair.0,
+                    wall_us: FUZZ_WALL_US,
+                }),
+                "an incarnation too far ahead must be refused"
+            );
+            refused += 1;
+            continue;
+        }
         if let Some(prev) = last[hb.from]
             && pair <= prev
         {

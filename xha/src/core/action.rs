@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sr_heartbeat::statefile::{HostSet, PoolBlock, Slot};
 
+use super::fence_request::Refusal;
 use super::time::Instant;
 
 /// One action. The caller performs them in order, at once.
@@ -86,6 +87,19 @@ pub enum Warning {
         statefile: usize,
         host: Option<usize>,
     },
+    /// A fence request from `by` was not obeyed: this host's own evidence
+    /// does not corroborate it (see `core::fence_request`). At most once per
+    /// T per requester; every refusal is counted in the status.
+    FenceRequestRefused { by: usize, why: Refusal },
+    /// This host hears `host`, but `host`'s heartbeats have said for `lasted`
+    /// that it does not hear this host (a one-way link, or `host` drops this
+    /// host's packets as replayed). At most once per T per peer.
+    NotHeardBy { host: usize, lasted: Duration },
+    /// Liveset member `host` has fencing disarmed and is neither heard nor
+    /// writing its slot: it is never removed (a disarmed host's lease proves
+    /// nothing). Raised once when the condition starts; the status reports
+    /// it while it lasts.
+    SilentWhileDisarmed { host: usize },
 }
 
 /// Answer to a control request.

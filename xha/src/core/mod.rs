@@ -12,9 +12,11 @@
 //! the timing argument that a host removed from a liveset has fenced.
 
 pub mod action;
+pub mod fence_request;
 pub mod input;
 pub mod master_lock;
 pub mod node;
+pub mod peer_alerts;
 pub mod survival;
 pub mod time;
 pub mod timeouts;

@@ -25,8 +25,10 @@ use sr_heartbeat::statefile::{
 use uuid::Uuid;
 
 use super::action::{Action, ControlError, FenceReason, Warning};
+use super::fence_request::{self, PeerRows, Refusal, Refusals, Verdict};
 use super::input::{ControlRequest, Input, IoFailure, StatefileRead};
 use super::master_lock;
+use super::peer_alerts::{PeerAlerts, PeerSight};
 use super::survival::{self, ViewMatrix};
 use super::time::Instant;
 use super::timeouts::Timeouts;
@@ -114,6 +116,11 @@ pub struct HostStatus {
     pub statefile_access: bool,
     pub excluded: bool,
     pub starting: bool,
+    /// Its freshest state says its fencing is disarmed.
+    pub fencing_disarmed: bool,
+    /// A member with fencing disarmed, neither heard nor seen writing: it
+    /// is never removed (see `core::peer_alerts`).
+    pub silent_disarmed: bool,
 }
 
 /// A snapshot of the node for operators.
@@ -134,6 +141,10 @@ pub struct NodeStatus {
     pub lease_end: Option<Instant>,
     pub hosts: Vec<HostStatus>,
     pub text: String,
+    /// Fence requests refused as not corroborated (`core::fence_request`).
+    pub fence_requests_refused: u64,
+    /// The last refused request: requester and why.
+    pub last_fence_request_refused: Option<(usize, Refusal)>,
 }
 
 /// Cap on queued actions: one `handle` emits a bounded number per peer and
@@ -266,6 +277,10 @@ pub struct Node {
 
     // Peers.
     peers: Vec<PeerState>,
+    /// Fence requests refused as not corroborated.
+    fence_refusals: Refusals,
+    /// One-way and silent-while-disarmed peer warnings.
+    alerts: PeerAlerts,
 
     // Master lock.
     /// When the current request began (None: not requesting).
@@ -333,6 +348,8 @@ impl Node {
             last_sequence: 0,
             pool: None,
             peers: vec![PeerState::default(); n],
+            fence_refusals: Refusals::default(),
+            alerts: PeerAlerts::default(),
             request_started: None,
             want_master: false,
             refuse_master: false,
@@ -498,6 +515,8 @@ impl Node {
                     statefile_access: row.as_ref().is_some_and(|r| r.statefile_access),
                     excluded: row.as_ref().is_some_and(|r| r.excluded),
                     starting: row.as_ref().is_none_or(|r| r.starting),
+                    fencing_disarmed: row.as_ref().is_some_and(|r| r.fencing_disarmed),
+                    silent_disarmed: self.alerts.silent_disarmed().contains(p),
                 }
             })
             .collect();
@@ -515,6 +534,8 @@ impl Node {
             lease_end: self.lease_end(),
             hosts,
             text: self.status_text(),
+            fence_requests_refused: self.fence_refusals.count,
+            last_fence_request_refused: self.fence_refusals.last.map(|(by, why, _)| (by, why)),
         }
     }
 
@@ -536,13 +557,22 @@ impl Node {
         let recent = peer
             .last_heard
             .is_some_and(|at| self.now.saturating_since(at) < timeout);
+        // A reordered or duplicated older packet: keep the newer state. But
+        // a packet at least as new as the peer's slot on the statefile is
+        // current whatever an earlier heartbeat claimed: a forged one (pool
+        // secret) may claim any sequence, and must not silence the real
+        // sender until the heartbeat timeout. (Both drivers deliver one
+        // sender's packets in order, so this only matters after forgery.)
         if recent
+            && peer
+                .disk
+                .as_ref()
+                .is_none_or(|d| slot.sequence < d.sequence)
             && peer
                 .net
                 .as_ref()
                 .is_some_and(|n| slot.sequence < n.sequence)
         {
-            // A reordered or duplicated older packet: keep the newer state.
             return false;
         }
         // In statefile-lost mode rounds advance on every heartbeat, so that
@@ -868,6 +898,9 @@ impl Node {
         if self.fenced {
             return;
         }
+        if self.joined {
+            self.peer_alerts();
+        }
         self.master_lock();
         if self.timers.due(Timer::Heartbeat, now) {
             self.send_heartbeat();
@@ -1133,6 +1166,38 @@ impl Node {
         m
     }
 
+    /// One-way and silent-while-disarmed warnings (`core::peer_alerts`).
+    fn peer_alerts(&mut self) {
+        let me = self.config.local;
+        let liveset = self.effective_liveset();
+        let heard = self.heard_view();
+        let seen = self.seen_view();
+        let sights: Vec<(usize, PeerSight)> = (0..self.config.hosts.len())
+            .filter(|&p| p != me)
+            .map(|p| {
+                let hb = self.peers[p]
+                    .net
+                    .as_ref()
+                    .filter(|r| heard.contains(p) && !r.starting);
+                let sight = PeerSight {
+                    member: liveset.contains(p),
+                    heard: heard.contains(p),
+                    seen: seen.contains(p),
+                    disarmed: self.row(p).is_some_and(|r| r.fencing_disarmed),
+                    hears_me: hb.map(|r| r.heard.contains(me)),
+                };
+                (p, sight)
+            })
+            .collect();
+        let t = self.config.timeouts;
+        let warnings =
+            self.alerts
+                .update(self.now, t.heartbeat_timeout, t.base, sights.into_iter());
+        for w in warnings {
+            self.push(Action::Warning(w));
+        }
+    }
+
     // ----- member decisions ----------------------------------------------
 
     fn evaluate_member(&mut self) {
@@ -1194,34 +1259,42 @@ impl Node {
         })
     }
 
-    /// A member survivor whose agreed liveset excludes me asked me to fence.
-    /// Ignored for `settle` after joining: a request seen then may concern an
-    /// earlier incarnation of this host (a courtesy only: a real loser still
-    /// stops renewing and its lease runs out).
+    /// A member survivor whose agreed liveset excludes me asked me to fence,
+    /// and my own evidence corroborates it (`core::fence_request`: its slot
+    /// on the statefile carries the request and I am not in my own survivor
+    /// set); an uncorroborated request is counted and reported, not obeyed.
+    /// Not obeyed for `settle` after joining: a request seen then may concern
+    /// an earlier incarnation of this host (a courtesy only: a real loser
+    /// still stops renewing and its lease runs out).
     fn fence_requested(&mut self) -> bool {
         let me = self.config.local;
-        if self
+        let just_joined = self
             .joined_at
-            .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle)
-        {
-            return false;
+            .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle);
+        let verdict =
+            fence_request::judge(me, self.effective_liveset(), self.survivors, |q| PeerRows {
+                row: self.row(q),
+                disk: self.peers[q].disk.as_ref(),
+            });
+        match verdict {
+            Verdict::None | Verdict::Fence { .. } if just_joined => false,
+            Verdict::None => false,
+            Verdict::Fence { by } => {
+                self.fence(FenceReason::FenceRequested { by });
+                true
+            }
+            Verdict::Refused { by, why } => {
+                let sequence = self.row(by).map_or(0, |r| r.sequence);
+                let every = self.config.timeouts.base;
+                if self
+                    .fence_refusals
+                    .record(self.now, by, sequence, why, every)
+                {
+                    self.push(Action::Warning(Warning::FenceRequestRefused { by, why }));
+                }
+                false
+            }
         }
-        let liveset = self.effective_liveset();
-        let by = liveset.iter().filter(|&q| q != me).find(|&q| {
-            self.row(q).is_some_and(|r| {
-                !r.starting
-                    && r.fence_request
-                    && r.phase == Phase::Deciding
-                    && r.liveset.contains(me)
-                    && !r.proposed.contains(me)
-                    && r.proposed.contains(q)
-            })
-        });
-        if let Some(by) = by {
-            self.fence(FenceReason::FenceRequested { by });
-            return true;
-        }
-        false
     }
 
     /// Has host `x` certainly fenced? On a majority of statefiles, a read

@@ -558,7 +558,12 @@ fn a_host_that_loses_only_the_statefile_fences() {
     let fault = c.now;
     c.hosts[2].disk_ok = false;
     c.run_for(Duration::from_secs(30));
-    assert_eq!(c.hosts[2].life, Life::Fenced);
+    // Reset at its lease end (it cannot read the survivors' request on the
+    // statefile, so it does not fence on their word: core::fence_request).
+    assert!(matches!(
+        c.hosts[2].life,
+        Life::Fenced | Life::WatchdogFired
+    ));
     for h in [0, 1] {
         assert_eq!(c.liveset(h), set(&[0, 1]));
         let took = c.shrink_time(h, 2, fault).unwrap();
@@ -615,7 +620,12 @@ fn a_fenced_host_reboots_and_rejoins() {
     let mut c = formed(3);
     c.hosts[2].disk_ok = false;
     c.run_for(Duration::from_secs(30));
-    assert_eq!(c.hosts[2].life, Life::Fenced);
+    // Reset at its lease end (it cannot read the survivors' request on the
+    // statefile, so it does not fence on their word: core::fence_request).
+    assert!(matches!(
+        c.hosts[2].life,
+        Life::Fenced | Life::WatchdogFired
+    ));
     c.hosts[2].disk_ok = true;
     c.boot(2);
     c.run_for(Duration::from_secs(10));

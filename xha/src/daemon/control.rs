@@ -383,6 +383,13 @@ pub struct HostReport {
     pub statefile_corrupted: bool,
     pub excluded: bool,
     pub starting: bool,
+    /// Its last state says its fencing is disarmed.
+    #[serde(default)]
+    pub fencing_disarmed: bool,
+    /// Fencing disarmed and neither heard nor writing its slot: it is never
+    /// removed from the liveset.
+    #[serde(default)]
+    pub silent_disarmed: bool,
     /// Since its last accepted heartbeat, on this host's clock.
     pub last_heartbeat_age_ms: Option<u64>,
     /// Since its slot last changed, on this host's clock.
@@ -447,6 +454,14 @@ pub enum WarningKind {
     Watchdog,
     /// The pool secret file is readable by other users.
     SecretPermissions,
+    /// A fence request was refused as not corroborated (forged or disputed).
+    FenceRequestRefused,
+    /// A peer does not hear this host while this host hears it.
+    NotHeardBy,
+    /// A member with fencing disarmed is neither heard nor writing its slot.
+    SilentWhileDisarmed,
+    /// A peer's packets are all dropped as replayed.
+    ReplayDropping,
     /// Another condition (see the message).
     Other,
 }
@@ -500,6 +515,32 @@ impl WarningReport {
                 host: host.and_then(uuid),
                 statefile: Some(*statefile),
             },
+            Warning::FenceRequestRefused { by, why } => WarningReport {
+                kind: WarningKind::FenceRequestRefused,
+                message: format!(
+                    "fence request from host {by} refused (not corroborated: {}); it is counted in fence_requests_refused",
+                    why.text()
+                ),
+                host: uuid(*by),
+                statefile: None,
+            },
+            Warning::NotHeardBy { host, lasted } => WarningReport {
+                kind: WarningKind::NotHeardBy,
+                message: format!(
+                    "host {host} has not heard this host for {} ms while this host hears it (a one-way link, or host {host} drops this host's packets as replayed: see its query)",
+                    lasted.as_millis()
+                ),
+                host: uuid(*host),
+                statefile: None,
+            },
+            Warning::SilentWhileDisarmed { host } => WarningReport {
+                kind: WarningKind::SilentWhileDisarmed,
+                message: format!(
+                    "host {host} silent while fencing disarmed: not heard, slot unchanged; it is never removed from the liveset"
+                ),
+                host: uuid(*host),
+                statefile: None,
+            },
             other => WarningReport {
                 kind: WarningKind::Other,
                 message: format!("{other:?}"),
@@ -534,6 +575,8 @@ impl HostReport {
             statefile_corrupted,
             excluded: status.excluded,
             starting: status.starting,
+            fencing_disarmed: status.fencing_disarmed,
+            silent_disarmed: status.silent_disarmed,
             last_heartbeat_age_ms,
             last_statefile_update_age_ms,
         }
@@ -560,6 +603,10 @@ pub struct LivesetReport {
     pub statefile_latency: Latency,
     pub heartbeat_latency: Latency,
     pub dropped_packets: DropCounters,
+    /// Fence requests this host refused as not corroborated by its own
+    /// views (forged, or disputed); each is also logged with its sender.
+    #[serde(default)]
+    pub fence_requests_refused: u64,
     pub timeouts: TimeoutsReport,
     pub warnings: Vec<WarningReport>,
 }
@@ -885,6 +932,8 @@ mod tests {
                 statefile_corrupted: false,
                 excluded: false,
                 starting: false,
+                fencing_disarmed: false,
+                silent_disarmed: false,
                 last_heartbeat_age_ms: None,
                 last_statefile_update_age_ms: Some(120),
             }],
@@ -894,6 +943,7 @@ mod tests {
                 forged: 2,
                 ..DropCounters::default()
             },
+            fence_requests_refused: 0,
             timeouts: TimeoutsReport::from(&t),
             warnings: vec![WarningReport {
                 kind: WarningKind::StatefileApproachingTimeout,

@@ -31,6 +31,7 @@ pub mod logging;
 pub mod net;
 pub mod ratelimit;
 pub mod realtime;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -20,7 +20,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::wire::{self, DropCounters, Heartbeat, RECV_BUFFER_LEN};
+use super::incarnation;
+use super::replay::SlotEvidence;
+use super::wire::{self, DropCounters, DropReason, Heartbeat, RECV_BUFFER_LEN};
+use crate::core::Instant;
 
 /// Bind the heartbeat socket on this host's configured address.
 pub async fn bind(local: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
@@ -116,15 +119,63 @@ pub fn spawn_sender(
     })
 }
 
+/// What the receiving task needs for the replay rules (`daemon::replay`)
+/// besides the socket.
+pub struct ReceiveContext {
+    /// The daemon's monotonic clock, in the core's time base.
+    pub now: Box<dyn Fn() -> Instant + Send>,
+    /// What the main loop last read of each peer's slot.
+    pub evidence: watch::Receiver<Vec<Option<SlotEvidence>>>,
+    /// Per peer: since when all its packets have been dropped as replayed
+    /// (past the warning threshold), for the liveset query.
+    pub dropping: watch::Sender<Vec<Option<Instant>>>,
+    /// Repeated warnings of one kind are logged at most this often (T).
+    pub warn_every: Duration,
+}
+
+/// At most one log line per period for one kind of event; counts the rest.
+#[derive(Clone, Copy, Debug)]
+struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(every: Duration) -> RateLimit {
+        RateLimit {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)`: log now, `n` events were suppressed since the last line.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|at| now.saturating_since(at) < self.every)
+        {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
 /// Start the receiving task. It ends when `out` closes.
 pub fn spawn_receiver(
     socket: Arc<UdpSocket>,
     mut receiver: wire::Receiver,
     out: mpsc::Sender<Heartbeat>,
     counters: watch::Sender<DropCounters>,
+    mut ctx: ReceiveContext,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut lowered_log = RateLimit::new(ctx.warn_every);
+        let mut future_log = RateLimit::new(ctx.warn_every);
         loop {
             let (n, from) = tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
@@ -139,17 +190,76 @@ pub fn spawn_receiver(
                 },
                 () = out.closed() => return,
             };
-            match receiver.accept(&buf[..n]) {
-                Ok(hb) => {
-                    if out.send(hb).await.is_err() {
-                        return;
-                    }
+            receiver.set_time((ctx.now)(), incarnation::wall_clock_us());
+            if ctx.evidence.has_changed().unwrap_or(false) {
+                receiver.set_evidence(&ctx.evidence.borrow_and_update());
+            }
+            let result = receiver.accept(&buf[..n]);
+            for l in receiver.take_lowered() {
+                if let Some(more) = lowered_log.allow((ctx.now)()) {
+                    tracing::warn!(
+                        host = l.from,
+                        "replay floor of host {} lowered from {}/{} to {}/{}: its statefile slot (sequence {}) shows it alive and this packet current (slot sequence {}); a forged or replayed packet had raised the floor ({more} more lowered since the last such line)",
+                        l.from,
+                        l.old.0,
+                        l.old.1,
+                        l.new.0,
+                        l.new.1,
+                        l.evidence,
+                        l.slot_sequence
+                    );
                 }
-                Err(reason) => {
-                    tracing::debug!(%from, %reason, "heartbeat dropped");
-                    counters.send_replace(receiver.counters());
+                counters.send_replace(receiver.counters());
+            }
+            if let Err(reason) = &result {
+                tracing::debug!(%from, %reason, "heartbeat dropped");
+                if matches!(reason, DropReason::FutureIncarnation { .. })
+                    && let Some(more) = future_log.allow((ctx.now)())
+                {
+                    tracing::warn!(
+                        %from,
+                        "heartbeat refused: {reason} ({more} more since the last such line; counted as future-incarnation)"
+                    );
                 }
+                counters.send_replace(receiver.counters());
+                let now = (ctx.now)();
+                for (p, since) in receiver.replay_warnings() {
+                    tracing::warn!(
+                        host = p,
+                        "dropping host {p}'s packets as replayed for {:.1} s (its statefile slot gives no evidence to lower the floor; it does not hear this host)",
+                        now.saturating_since(since).as_secs_f64()
+                    );
+                }
+            }
+            let dropping = receiver.dropping_since();
+            ctx.dropping.send_if_modified(|d| {
+                let changed = *d != dropping;
+                if changed {
+                    d.clone_from(&dropping);
+                }
+                changed
+            });
+            if let Ok(hb) = result
+                && out.send(hb).await.is_err()
+            {
+                return;
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_logs_once_per_period_and_counts_the_rest() {
+        let at = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        let mut r = RateLimit::new(Duration::from_secs(10));
+        assert_eq!(r.allow(at(0)), Some(0));
+        assert_eq!(r.allow(at(200)), None);
+        assert_eq!(r.allow(at(9_999)), None);
+        assert_eq!(r.allow(at(10_000)), Some(2));
+        assert_eq!(r.allow(at(10_001)), None);
+    }
 }

@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::control::{
     HostReport, Latency, LivesetReport, Status, TimeoutsReport, WarningKind, WarningReport,
 };
+use super::replay::SlotEvidence;
 use super::wire::DropCounters;
-use crate::core::{Instant, Node, Slot, SlotError, Warning};
+use crate::core::{Instant, Node, NodeStatus, Slot, SlotError, Warning};
 
 /// Per-peer measurements.
 #[derive(Clone, Debug, Default)]
@@ -27,6 +28,9 @@ struct PeerSeen {
     last_slot_change: Option<Instant>,
     /// The slot failed to decode on the last read of some statefile.
     corrupted: bool,
+    /// The newest sequence read from any statefile and when it grew: the
+    /// evidence that may lower a replay floor (`daemon::replay`).
+    newest: Option<SlotEvidence>,
 }
 
 /// The daemon-side measurements and warnings.
@@ -37,6 +41,9 @@ pub struct Measurements {
     statefile_latency: Latency,
     heartbeat_latency: Latency,
     dropped: DropCounters,
+    /// Per peer: since when the receive path drops all its packets as
+    /// replayed (past the warning threshold).
+    replay_dropping: Vec<Option<Instant>>,
     /// The core's warnings with when they were last raised.
     recent: Vec<(WarningReport, Instant)>,
     /// Conditions that last as long as the daemon (not real-time, no
@@ -56,6 +63,7 @@ impl Measurements {
             statefile_latency: Latency::default(),
             heartbeat_latency: Latency::default(),
             dropped: DropCounters::default(),
+            replay_dropping: Vec::new(),
             recent: Vec::new(),
             standing: Vec::new(),
             warning_lifetime,
@@ -101,6 +109,12 @@ impl Measurements {
             match slot {
                 Ok(s) => {
                     p.corrupted = false;
+                    if p.newest.is_none_or(|e| s.sequence > e.sequence) {
+                        p.newest = Some(SlotEvidence {
+                            sequence: s.sequence,
+                            changed_at: now,
+                        });
+                    }
                     if p.last_sequence != Some(s.sequence) {
                         p.last_sequence = Some(s.sequence);
                         p.last_slot_change = Some(now);
@@ -111,6 +125,18 @@ impl Measurements {
                 Err(_) => p.corrupted = true,
             }
         }
+    }
+
+    /// What this host read of each peer's slot, for the replay floors.
+    #[must_use]
+    pub fn evidence(&self) -> Vec<Option<SlotEvidence>> {
+        self.peers.iter().map(|p| p.newest).collect()
+    }
+
+    /// Peers whose packets the receive path drops as replayed, and since
+    /// when (by host index).
+    pub fn set_replay_dropping(&mut self, dropping: Vec<Option<Instant>>) {
+        self.replay_dropping = dropping;
     }
 
     /// The latest drop counters of the receive path.
@@ -189,6 +215,7 @@ impl Measurements {
         let master = st.hosts.iter().find(|h| h.master).map(|h| h.uuid);
         let mut warnings = self.standing.clone();
         warnings.extend(self.recent.iter().map(|(r, _)| r.clone()));
+        warnings.extend(self.conditions(&st, now));
         LivesetReport {
             status,
             pool_generation: cfg.pool_generation,
@@ -203,9 +230,45 @@ impl Measurements {
             statefile_latency: self.statefile_latency,
             heartbeat_latency: self.heartbeat_latency,
             dropped_packets: self.dropped,
+            fence_requests_refused: st.fence_requests_refused,
             timeouts: TimeoutsReport::from(&cfg.timeouts),
             warnings,
         }
+    }
+}
+
+impl Measurements {
+    /// Warnings that hold as long as their condition does: peers whose
+    /// packets are dropped as replayed, and members silent while their
+    /// fencing is disarmed.
+    fn conditions(&self, st: &NodeStatus, now: Instant) -> Vec<WarningReport> {
+        let uuid = |i: usize| st.hosts.get(i).map(|h| h.uuid);
+        let mut out = Vec::new();
+        for (p, since) in self.replay_dropping.iter().enumerate() {
+            if let Some(since) = since {
+                out.push(WarningReport {
+                    kind: WarningKind::ReplayDropping,
+                    message: format!(
+                        "dropping host {p}'s packets as replayed for {:.1} s",
+                        now.saturating_since(*since).as_secs_f64()
+                    ),
+                    host: uuid(p),
+                    statefile: None,
+                });
+            }
+        }
+        for h in st.hosts.iter().filter(|h| h.silent_disarmed) {
+            out.push(WarningReport {
+                kind: WarningKind::SilentWhileDisarmed,
+                message: format!(
+                    "host {} silent while fencing disarmed: not heard, slot unchanged; it is never removed from the liveset (check it; re-arm or restart HA)",
+                    h.index
+                ),
+                host: Some(h.uuid),
+                statefile: None,
+            });
+        }
+        out
     }
 }
 

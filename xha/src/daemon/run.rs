@@ -353,6 +353,8 @@ struct Daemon {
     /// the current drain.
     deferred: VecDeque<Input>,
     state_tx: watch::Sender<Option<Slot>>,
+    /// What this host read of each peer's slot, for the replay floors.
+    evidence_tx: watch::Sender<Vec<Option<super::replay::SlotEvidence>>>,
     publisher: ReportPublisher,
     last_key: Option<super::control::LivesetReport>,
     /// Repeated warnings: each condition logged at most once per T.
@@ -433,7 +435,20 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
     );
     let (hb_tx, mut hb_rx) = mpsc::channel::<Heartbeat>(HEARTBEAT_QUEUE);
     let (drops_tx, mut drops_rx) = watch::channel(DropCounters::default());
-    let receiver_task = net::spawn_receiver(socket, wire::Receiver::new(codec), hb_tx, drops_tx);
+    let (evidence_tx, evidence_rx) = watch::channel(Vec::new());
+    let (dropping_tx, mut dropping_rx) = watch::channel(Vec::new());
+    let receiver = wire::Receiver::with_timing(
+        codec,
+        config.timeouts.heartbeat_interval,
+        config.timeouts.base,
+    );
+    let receive_ctx = net::ReceiveContext {
+        now: Box::new(move || clock.now()),
+        evidence: evidence_rx,
+        dropping: dropping_tx,
+        warn_every: config.timeouts.base,
+    };
+    let receiver_task = net::spawn_receiver(socket, receiver, hb_tx, drops_tx, receive_ctx);
     let (publisher, reports_rx, cmd_tx, mut cmd_rx) = control_server::channels();
     let access = control_server::Access {
         uids: config.control_uids.clone(),
@@ -482,6 +497,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         reads: Vec::new(),
         deferred: VecDeque::new(),
         state_tx,
+        evidence_tx,
         publisher,
         last_key: None,
         limits: RateLimit::new(config_base),
@@ -530,6 +546,12 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
             r = reopen_rx.recv() => {
                 if let Some(r) = r {
                     d.reopened(r);
+                }
+            }
+            changed = dropping_rx.changed() => {
+                if changed.is_ok() {
+                    let dropping = dropping_rx.borrow_and_update().clone();
+                    d.measurements.set_replay_dropping(dropping);
                 }
             }
             () = sleep_until(clock, wake) => d.timers(),
@@ -696,6 +718,7 @@ impl Daemon {
                         Ok(Outcome::Read(mut r)) => {
                             r.slots.truncate(n);
                             self.measurements.slots(now, &r.slots);
+                            self.evidence_tx.send_replace(self.measurements.evidence());
                             Ok(StatefileRead {
                                 pool: r.pool,
                                 slots: r.slots,

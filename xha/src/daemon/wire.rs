@@ -27,7 +27,8 @@
 //! by `Slot::decode` after padding to a block and stamping its checksum: its
 //! magic, version, generation, index and field values must be valid, its
 //! UUID must be the sender's, its status length zero); then the per-peer
-//! [`ReplayFilter`]. Fields are only interpreted once the MAC is verified,
+//! replay floors of [`super::replay`] ([`ReplayFilter`] is their basic
+//! rule alone). Fields are only interpreted once the MAC is verified,
 //! so a forger learns nothing beyond "dropped".
 //!
 //! # Replay rejection across restarts
@@ -41,6 +42,11 @@
 //! is greater), while a recorded packet of an older incarnation, or an older
 //! packet of the current one, is rejected: incarnations never go back even if
 //! the wall clock does, because the persisted value is the floor.
+//!
+//! One forged packet with a higher pair would raise the floor for good; an
+//! incarnation too far ahead of this host's wall clock is therefore refused,
+//! and the statefile (never the network) may lower a raised floor: see
+//! [`super::replay`].
 //!
 //! Residual window, by design: a receiver that itself restarted has no floor
 //! yet, so it accepts the first authentic packet of each peer it sees, which
@@ -57,6 +63,7 @@ use sr_heartbeat::statefile::slot::{SLOT_SIZE, block_crc, off as slot_off};
 use uuid::Uuid;
 
 use super::config::PoolSecret;
+pub use super::replay::Receiver;
 
 /// How much of the slot block a packet carries: every fixed field, up to
 /// (not including) the status text.
@@ -134,6 +141,13 @@ pub enum DropReason {
     /// An authentic packet with a field value this build does not accept.
     #[error("field {field}: {reason}")]
     Malformed { field: &'static str, reason: String },
+    /// An incarnation further ahead of this host's wall clock than any
+    /// honest one can be (`daemon::replay`): refused, the floor unchanged.
+    #[error(
+        "incarnation {incarnation} is more than {} s ahead of this host's clock ({wall_us} us)",
+        super::replay::INCARNATION_AHEAD_MAX / 1_000_000
+    )]
+    FutureIncarnation { incarnation: u64, wall_us: u64 },
     /// Not newer than the last packet accepted from that sender.
     #[error(
         "replayed: incarnation {incarnation} sequence {sequence} is not after {last_incarnation}/{last_sequence}"
@@ -162,6 +176,7 @@ impl DropReason {
             | DropReason::FromSelf { .. } => DropKind::WrongSender,
             DropReason::Malformed { .. } => DropKind::Malformed,
             DropReason::Replayed { .. } => DropKind::Replayed,
+            DropReason::FutureIncarnation { .. } => DropKind::FutureIncarnation,
         }
     }
 }
@@ -178,6 +193,7 @@ pub enum DropKind {
     WrongSender,
     Malformed,
     Replayed,
+    FutureIncarnation,
 }
 
 /// Dropped-packet counters, one per [`DropKind`] (reported by the liveset
@@ -194,6 +210,13 @@ pub struct DropCounters {
     pub wrong_sender: u64,
     pub malformed: u64,
     pub replayed: u64,
+    /// Incarnations too far ahead of this host's wall clock.
+    #[serde(default)]
+    pub future_incarnation: u64,
+    /// Not a drop: replay floors lowered on statefile evidence (a forged or
+    /// replayed packet had raised them; `daemon::replay`).
+    #[serde(default)]
+    pub floors_lowered: u64,
 }
 
 impl DropCounters {
@@ -209,11 +232,12 @@ impl DropCounters {
             DropKind::WrongSender => &mut self.wrong_sender,
             DropKind::Malformed => &mut self.malformed,
             DropKind::Replayed => &mut self.replayed,
+            DropKind::FutureIncarnation => &mut self.future_incarnation,
         };
         *c = c.saturating_add(1);
     }
 
-    /// Every drop, whatever the reason.
+    /// Every drop, whatever the reason (`floors_lowered` is not a drop).
     #[must_use]
     pub fn total(&self) -> u64 {
         [
@@ -226,6 +250,7 @@ impl DropCounters {
             self.wrong_sender,
             self.malformed,
             self.replayed,
+            self.future_incarnation,
         ]
         .iter()
         .fold(0u64, |a, &b| a.saturating_add(b))
@@ -334,6 +359,12 @@ impl Codec {
         let tag = self.tag(&b[..off::MAC]);
         put(&mut b, off::MAC, &tag);
         b
+    }
+
+    /// The number of hosts of the pool.
+    #[must_use]
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
     }
 
     fn tag(&self, body: &[u8]) -> [u8; MAC_LEN] {
@@ -465,45 +496,6 @@ impl ReplayFilter {
     #[must_use]
     pub fn last(&self) -> Option<(u64, u64)> {
         self.last
-    }
-}
-
-/// The receive side of one host: decode, authenticate, reject replays,
-/// count drops. This is what the daemon's receive task runs on each
-/// datagram before feeding `Input::Heartbeat` to the core.
-#[derive(Clone, Debug)]
-pub struct Receiver {
-    codec: Codec,
-    filters: Vec<ReplayFilter>,
-    counters: DropCounters,
-}
-
-impl Receiver {
-    #[must_use]
-    pub fn new(codec: Codec) -> Receiver {
-        let n = codec.hosts.len();
-        Receiver {
-            codec,
-            filters: vec![ReplayFilter::default(); n],
-            counters: DropCounters::default(),
-        }
-    }
-
-    /// Accept one datagram or count and return why it was dropped.
-    pub fn accept(&mut self, datagram: &[u8]) -> Result<Heartbeat, DropReason> {
-        let r = self.codec.decode(datagram).and_then(|hb| {
-            self.filters[hb.from].check(hb.incarnation, hb.packet_sequence)?;
-            Ok(hb)
-        });
-        if let Err(e) = &r {
-            self.counters.record(e);
-        }
-        r
-    }
-
-    #[must_use]
-    pub fn counters(&self) -> DropCounters {
-        self.counters
     }
 }
 

@@ -452,8 +452,6 @@ pub enum WarningKind {
     NotRealtime,
     /// The watchdog backend is `none`, or the device ignored the timeout.
     Watchdog,
-    /// The pool secret file is readable by other users.
-    SecretPermissions,
     /// A fence request was refused as not corroborated (forged or disputed).
     FenceRequestRefused,
     /// A peer does not hear this host while this host hears it.

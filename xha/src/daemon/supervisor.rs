@@ -40,7 +40,9 @@
 //!   kick fails, fences its own host too.
 //!
 //! The decisions are a pure state machine ([`Supervision`]) fed with the
-//! caller's monotonic time; [`serve`] is the I/O loop around it.
+//! caller's monotonic time; [`serve`] (`supervisor_io`) is the I/O loop
+//! around it. This file is over 600 lines because about half of it is the
+//! state machine's tests, kept beside it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

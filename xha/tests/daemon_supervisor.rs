@@ -408,15 +408,24 @@ fn a_daemon_outside_the_supervised_group_is_refused() {
         .spawn(Command::new("sleep").arg("600").process_group(0));
     let other_group = h.guard.pid(outside);
     h.guard.groups.push(other_group);
-    let out = Command::new(SUPERVISOR)
-        .args(["kick", "--socket"])
-        .arg(&h.socket)
-        .args(["--timeout-ms", "3000", "--interval-ms", "100"])
-        .process_group(other_group)
-        .output()
-        .expect("kicker");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr_path = h.dir.path().join("outsider.err");
+    let outsider = h.guard.spawn(
+        Command::new(SUPERVISOR)
+            .args(["kick", "--socket"])
+            .arg(&h.socket)
+            .args(["--timeout-ms", "3000", "--interval-ms", "100"])
+            .stderr(File::create(&stderr_path).expect("stderr file"))
+            .process_group(other_group),
+    );
+    // Refused, it exits at once; accepted, it would kick forever.
+    let status = h.guard.wait_exit(outsider, MARGIN);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "the supervisor accepted a daemon outside its group: {stderr}\nlog:\n{}",
+        h.log()
+    );
     assert!(stderr.contains("not in the host's group"), "{stderr}");
     h.wait_log("connection refused", 1);
     assert!(!h.log().contains("countdown armed"), "log:\n{}", h.log());

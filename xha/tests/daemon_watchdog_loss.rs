@@ -320,3 +320,47 @@ fn kill_order_daemon_frozen_then_supervisor_killed() {
         lab.signal_supervisor(0, Signal::SIGKILL).expect("SIGKILL");
     });
 }
+
+// ----- issue 9, section 3, with the real daemon -----
+
+/// A supervisor started for an unrelated group (`--pgid` of a `sleep`
+/// group, not the daemon's): the daemon is refused, so the supervisor never
+/// arms for it, and the daemon exits 4 when it tries to arm (before, the
+/// supervisor armed for it and would have killed the wrong group).
+#[test]
+fn a_supervisor_for_another_group_refuses_the_daemon() {
+    let mut p = Pool::new("backend = \"supervisor\"\nsocket = \"sup.sock\"");
+    let mut unrelated = Command::new("sleep")
+        .arg("600")
+        .process_group(0)
+        .spawn()
+        .expect("unrelated group");
+    let group = i32::try_from(unrelated.id()).expect("pid");
+    let mut supervisor = Command::new(Path::new(XHAD).with_file_name("xha-supervisor"))
+        .args(["run", "--socket", "sup.sock", "--pgid", &group.to_string()])
+        .current_dir(p.dir.path())
+        .stderr(std::fs::File::create(p.path("supervisor.log")).expect("log"))
+        .process_group(0)
+        .spawn()
+        .expect("supervisor");
+    let sup_log = p.path("supervisor.log");
+    let cleanup = |sup: &mut Child, other: &mut Child| {
+        let _ = sup.kill();
+        let _ = sup.wait();
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        let _ = other.wait();
+    };
+    p.start();
+    let status = wait_exit(p.daemon.as_mut().expect("daemon"), ONLINE);
+    let sup_text = std::fs::read_to_string(&sup_log).unwrap_or_default();
+    let code = status.and_then(|s| s.code());
+    let running = supervisor.try_wait().expect("try_wait").is_none();
+    let unrelated_alive = unrelated.try_wait().expect("try_wait").is_none();
+    cleanup(&mut supervisor, &mut unrelated);
+    assert_eq!(code, Some(4), "xhad: {}\nsupervisor: {sup_text}", p.log());
+    assert!(p.log().contains("not in the host's group"), "{}", p.log());
+    assert!(sup_text.contains("connection refused"), "{sup_text}");
+    assert!(!sup_text.contains("countdown armed"), "{sup_text}");
+    assert!(running, "the supervisor ended: {sup_text}");
+    assert!(unrelated_alive, "the unrelated group was killed");
+}

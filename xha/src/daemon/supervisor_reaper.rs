@@ -66,6 +66,9 @@ impl Reaper {
         let child = Command::new("/proc/self/exe")
             .args(["reap", "--pgid", &pgid.to_string()])
             .stdin(Stdio::from(read))
+            // Its log lines go to the supervisor's stderr; nothing else is
+            // inherited that could keep a caller's pipe open.
+            .stdout(Stdio::null())
             .process_group(0)
             .spawn()?;
         let mut r = Reaper {

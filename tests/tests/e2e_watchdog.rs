@@ -59,12 +59,13 @@ fn watchdog_dies(fault: impl FnOnce(&Lab, usize)) {
     let (lab, master) = start_online(spec(3, T));
     let victim = non_master(&lab, master);
     let survivors = others(&lab, &[victim]);
-    let mut workload = lab
-        .spawn_in_host(victim, Command::new("sleep").arg("600"))
-        .expect("workload");
+    let mut workload = Workload(
+        lab.spawn_in_host(victim, Command::new("sleep").arg("600"))
+            .expect("workload"),
+    );
     let t0 = Instant::now();
     fault(&lab, victim);
-    let (gone, shrunk) = race(&lab, &mut workload, &survivors, t0);
+    let (gone, shrunk) = race(&lab, &mut workload.0, &survivors, t0);
     eprintln!(
         "host {victim}: workload gone after {gone:?}, first survivor shrank after {shrunk:?}"
     );
@@ -95,10 +96,23 @@ fn killed_supervisor_takes_its_host_down_before_the_shrink() {
 /// workload before any survivor removes the host.
 #[test]
 fn killed_supervisor_and_daemon_take_the_workload_down_before_the_shrink() {
+    // Daemon first: the other order races with the reaper, which may have
+    // killed (and the lab reaped) the daemon before the second signal.
     watchdog_dies(|lab, victim| {
-        lab.signal_supervisor(victim, Signal::SIGKILL)
-            .expect("SIGKILL supervisor");
         lab.signal_daemon(victim, Signal::SIGKILL)
             .expect("SIGKILL daemon");
+        lab.signal_supervisor(victim, Signal::SIGKILL)
+            .expect("SIGKILL supervisor");
     });
+}
+
+/// Kills the stand-in workload if a test fails before the host took it down
+/// (before the fix, nothing else would).
+struct Workload(Child);
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

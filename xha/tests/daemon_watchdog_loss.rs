@@ -281,12 +281,13 @@ fn logs(lab: &Lab) -> String {
 /// killed within the bound.
 fn kill_order(fault: impl FnOnce(&Lab)) {
     let lab = lab();
-    let mut workload = lab
-        .spawn_in_host(0, Command::new("sleep").arg("600"))
-        .expect("workload");
+    let mut workload = Workload(
+        lab.spawn_in_host(0, Command::new("sleep").arg("600"))
+            .expect("workload"),
+    );
     let k = Instant::now();
     fault(&lab);
-    assert_killed("workload", &mut workload, k, gone_bound(), &|| logs(&lab));
+    assert_killed("workload", &mut workload.0, k, gone_bound(), &|| logs(&lab));
     assert!(
         lab.daemon_exit(0, Duration::from_secs(30)).is_some(),
         "xhad survived\n{}",
@@ -307,9 +308,11 @@ fn kill_order_daemon_first() {
 
 #[test]
 fn kill_order_both_together() {
+    // Daemon first: the other order races with the reaper, which may have
+    // killed (and the lab reaped) the daemon before the second signal.
     kill_order(|lab| {
-        lab.signal_supervisor(0, Signal::SIGKILL).expect("SIGKILL");
         lab.signal_daemon(0, Signal::SIGKILL).expect("SIGKILL");
+        lab.signal_supervisor(0, Signal::SIGKILL).expect("SIGKILL");
     });
 }
 
@@ -363,4 +366,15 @@ fn a_supervisor_for_another_group_refuses_the_daemon() {
     assert!(!sup_text.contains("countdown armed"), "{sup_text}");
     assert!(running, "the supervisor ended: {sup_text}");
     assert!(unrelated_alive, "the unrelated group was killed");
+}
+
+/// Kills the stand-in workload if a test fails before the host took it down
+/// (before the fix, nothing else would).
+struct Workload(Child);
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

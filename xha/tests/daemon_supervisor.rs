@@ -214,11 +214,13 @@ fn a_killed_daemon_cannot_be_replaced_and_the_host_is_killed() {
     h.members.retain(|&i| i != kicker);
     let _ = h.guard.wait_exit(kicker, MARGIN);
     h.wait_log("disconnected while armed", 1);
-    // A second client is refused: it cannot extend the countdown.
+    // A second client, even from the host's group, is refused: it cannot
+    // extend the countdown.
     let out = Command::new(SUPERVISOR)
         .args(["kick", "--socket"])
         .arg(&h.socket)
         .args(["--timeout-ms", "3000", "--interval-ms", "100"])
+        .process_group(h.pgid)
         .output()
         .expect("second kicker");
     assert_eq!(out.status.code(), Some(2));
@@ -258,10 +260,12 @@ fn a_second_connection_cannot_fence() {
     let mut h = Host::start();
     let _kicker = h.start_kicker(&[]);
     h.wait_log("countdown armed", 1);
-    // A second connection may not fence: the supervisor refuses it.
+    // A second connection, even from the host's group, may not fence: the
+    // supervisor refuses it.
     let out = Command::new(SUPERVISOR)
         .args(["fence", "--socket"])
         .arg(&h.socket)
+        .process_group(h.pgid)
         .output()
         .expect("fence");
     // Refused: the supervisor answers `error busy` and closes; depending on
@@ -358,4 +362,233 @@ fn sigterm_is_refused_while_armed_and_honoured_when_disarmed() {
         .expect("idle supervisor exits");
     assert_eq!(s.code(), Some(0), "log:\n{}", idle.log());
     assert!(!idle.socket.exists());
+}
+
+// ----- issue 9, section 3: only the host's own daemon may connect -----
+
+/// A stray client from outside the host's group is refused with an error
+/// line, whatever it sends, and changes nothing: the supervisor keeps
+/// waiting, and the real daemon then connects and arms. (Before, a stray
+/// `hello` ended the supervisor with status 0, leaving the host unwatched.)
+#[test]
+fn a_stray_client_outside_the_group_is_refused_and_changes_nothing() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut h = Host::start();
+    for line in ["hello", "disarm", "arm 1000", "fence"] {
+        let mut s = std::os::unix::net::UnixStream::connect(&h.socket).expect("connect");
+        s.set_read_timeout(Some(MARGIN)).expect("timeout");
+        // The supervisor may close before reading: a failed write is fine.
+        let _ = s.write_all(format!("{line}\n").as_bytes());
+        let mut answer = String::new();
+        let _ = BufReader::new(&s).read_line(&mut answer);
+        assert!(
+            answer.starts_with("error ") && answer.contains("not in the host's group"),
+            "{line:?} got {answer:?}\nlog:\n{}",
+            h.log()
+        );
+    }
+    h.wait_log("connection refused", 4);
+    assert!(h.guard.running(h.supervisor), "log:\n{}", h.log());
+    assert!(h.all_members_running());
+    assert!(!h.log().contains("countdown armed"), "log:\n{}", h.log());
+    // The host's own daemon is still accepted.
+    let _kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    assert!(h.guard.running(h.supervisor));
+}
+
+/// A daemon that is not in the supervisor's `--pgid` group (a supervisor
+/// started with an unrelated group) is refused: the supervisor does not arm
+/// for it, and the kicker exits with the refusal.
+#[test]
+fn a_daemon_outside_the_supervised_group_is_refused() {
+    let mut h = Host::start();
+    let outside = h
+        .guard
+        .spawn(Command::new("sleep").arg("600").process_group(0));
+    let other_group = h.guard.pid(outside);
+    h.guard.groups.push(other_group);
+    let stderr_path = h.dir.path().join("outsider.err");
+    let outsider = h.guard.spawn(
+        Command::new(SUPERVISOR)
+            .args(["kick", "--socket"])
+            .arg(&h.socket)
+            .args(["--timeout-ms", "3000", "--interval-ms", "100"])
+            .stderr(File::create(&stderr_path).expect("stderr file"))
+            .process_group(other_group),
+    );
+    // Refused, it exits at once; accepted, it would kick forever.
+    let status = h.guard.wait_exit(outsider, MARGIN);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "the supervisor accepted a daemon outside its group: {stderr}\nlog:\n{}",
+        h.log()
+    );
+    assert!(stderr.contains("not in the host's group"), "{stderr}");
+    h.wait_log("connection refused", 1);
+    assert!(!h.log().contains("countdown armed"), "log:\n{}", h.log());
+    assert!(h.guard.running(h.supervisor));
+    assert!(h.all_members_running());
+}
+
+// ----- issue 9, section 2: a dead supervisor must not leave the host running -----
+
+impl Host {
+    /// The pid of the supervisor's reaper, from its log line.
+    fn reaper_pid(&self, nth: usize) -> i32 {
+        self.wait_log("reaper started", nth + 1);
+        let log = self.log();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("reaper started"))
+            .nth(nth)
+            .expect("reaper line");
+        let at = line.find("pid=").expect("pid field") + 4;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("reaper pid")
+    }
+
+    /// Every member of the host group ends by SIGKILL within `bound` of
+    /// `since` (the countdown stands for the lease: the host must be gone by
+    /// the lease end of its last kick, which is at most `bound` after a
+    /// fault that happened while it was kicking).
+    fn assert_members_killed(&mut self, since: Instant, bound: Duration) {
+        for i in self.members.clone() {
+            let s = self
+                .guard
+                .wait_exit(i, bound + MARGIN)
+                .unwrap_or_else(|| panic!("member {i} still alive; log:\n{}", self.log()));
+            assert_eq!(s.signal(), Some(9), "member {i} ended by {s:?}");
+        }
+        let elapsed = since.elapsed();
+        eprintln!("host group gone {elapsed:?} after the fault");
+        assert!(
+            elapsed <= bound,
+            "host group gone after {elapsed:?}, later than {bound:?}; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+/// The countdown as the bound: the group must be gone before the lease end
+/// of the last kick. With the reaper it is gone at once.
+const LEASE: Duration = Duration::from_millis(TIMEOUT_MS);
+
+/// SIGKILL the supervisor while armed: its reaper kills the host's group
+/// at once (before, the group ran on unwatched).
+#[test]
+fn a_killed_supervisor_is_avenged_by_its_reaper() {
+    let mut h = Host::start();
+    let _kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    let _ = h.reaper_pid(0);
+    kill(Pid::from_raw(h.guard.pid(h.supervisor)), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    h.assert_members_killed(killed, LEASE);
+    h.wait_log("the supervisor died while armed (reaper)", 1);
+}
+
+/// SIGKILL the supervisor and the daemon at the same moment: the reaper
+/// kills the rest of the host (the workload).
+#[test]
+fn supervisor_and_daemon_killed_together() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    let _ = h.reaper_pid(0);
+    kill(Pid::from_raw(h.guard.pid(h.supervisor)), Signal::SIGKILL).expect("SIGKILL");
+    kill(Pid::from_raw(h.guard.pid(kicker)), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    h.assert_members_killed(killed, LEASE);
+}
+
+/// The daemon frozen (SIGSTOP), then the supervisor killed before its
+/// countdown ran out: the reaper kills the frozen host.
+#[test]
+fn frozen_daemon_then_supervisor_killed() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    let _ = h.reaper_pid(0);
+    kill(Pid::from_raw(h.guard.pid(kicker)), Signal::SIGSTOP).expect("SIGSTOP");
+    let frozen = Instant::now();
+    kill(Pid::from_raw(h.guard.pid(h.supervisor)), Signal::SIGKILL).expect("SIGKILL");
+    h.assert_members_killed(frozen, LEASE);
+}
+
+/// The daemon killed alone: the supervisor's countdown kills the host by
+/// the lease end (no earlier than the countdown less one kick interval).
+#[test]
+fn daemon_killed_alone_is_fenced_by_the_countdown() {
+    let mut h = Host::start();
+    let kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    kill(Pid::from_raw(h.guard.pid(kicker)), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    h.members.retain(|&i| i != kicker);
+    let _ = h.guard.wait_exit(kicker, MARGIN);
+    // The last kick was at most one interval (100 ms) before the kill.
+    h.assert_members_killed(killed, LEASE);
+    h.assert_fenced(killed, LEASE - Duration::from_millis(200));
+}
+
+/// A killed reaper is replaced (in the armed state), so the supervisor's
+/// death is still covered afterwards.
+#[test]
+fn a_killed_reaper_is_replaced() {
+    let mut h = Host::start();
+    let _kicker = h.start_kicker(&[]);
+    h.wait_log("countdown armed", 1);
+    let first = h.reaper_pid(0);
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("SIGKILL reaper");
+    let second = h.reaper_pid(1);
+    assert_ne!(first, second);
+    h.wait_log("the reaper died", 1);
+    assert!(h.all_members_running());
+    kill(Pid::from_raw(h.guard.pid(h.supervisor)), Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    h.assert_members_killed(killed, LEASE);
+}
+
+/// A cleanly stopped supervisor's reaper exits without killing anything.
+#[test]
+fn the_reaper_of_a_clean_stop_kills_nothing() {
+    let mut h = Host::start();
+    let reaper = h.reaper_pid(0);
+    let kicker = h.start_kicker(&["--disarm-after", "5"]);
+    assert_eq!(
+        h.guard.wait_exit(kicker, MARGIN).and_then(|s| s.code()),
+        Some(0)
+    );
+    h.members.retain(|&i| i != kicker);
+    assert_eq!(
+        h.guard
+            .wait_exit(h.supervisor, MARGIN)
+            .and_then(|s| s.code()),
+        Some(0),
+        "log:\n{}",
+        h.log()
+    );
+    // The reaper (a child of the supervisor, now reparented) exits.
+    let end = Instant::now() + MARGIN;
+    while kill(Pid::from_raw(reaper), None).is_ok() && !is_zombie(reaper) {
+        assert!(Instant::now() < end, "reaper {reaper} lingers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(h.all_members_running());
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s.get(i + 2..i + 3).map(str::to_owned))
+        })
+        .is_some_and(|st| st == "Z")
 }

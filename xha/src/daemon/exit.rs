@@ -17,7 +17,8 @@ pub enum ExitCode {
     SystemError,
     /// A transient error: retrying later may succeed.
     TransientError,
-    /// The watchdog could not be opened, armed or kicked.
+    /// The watchdog could not be opened or armed (a failed kick once armed
+    /// is a fence, not an exit).
     WatchdogError,
     /// The configuration file (or a file it names, such as the pool
     /// secret) could not be read.
@@ -131,7 +132,7 @@ impl ExitCode {
             ExitCode::InvalidParameter => "a command-line parameter is invalid",
             ExitCode::SystemError => "an operating-system call failed",
             ExitCode::TransientError => "a transient error occurred; retry later",
-            ExitCode::WatchdogError => "the watchdog could not be opened, armed or kicked",
+            ExitCode::WatchdogError => "the watchdog could not be opened or armed",
             ExitCode::CannotReadConfig => "the configuration (or a file it names) cannot be read",
             ExitCode::InvalidConfig => "the configuration is invalid",
             ExitCode::CannotAccessStatefile => {

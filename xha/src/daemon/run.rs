@@ -883,9 +883,13 @@ impl Daemon {
             }
             Action::KickWatchdog { until } => {
                 let now = self.now();
-                match watchdog::kick_until(self.watchdog.as_mut(), now, until)
-                    .map_err(|e| Fatal::new(ExitCode::WatchdogError, format!("kicking: {e}")))?
-                {
+                let outcome = match watchdog::kick_until(self.watchdog.as_mut(), now, until) {
+                    Ok(o) => o,
+                    // Losing the watchdog while armed is a fence: nothing
+                    // would stop this host once the daemon is gone.
+                    Err(e) => return Err(self.watchdog_lost(&e)),
+                };
+                match outcome {
                     KickOutcome::Kicked => {}
                     KickOutcome::TooLate { late_by } => {
                         self.warn_limited("kick late", || {
@@ -1022,12 +1026,30 @@ impl Daemon {
     /// then kicks have stopped and the watchdog resets the host.
     fn fence(&mut self, reason: FenceReason) -> Fatal {
         let text = fence_text(reason, &self.config.hosts);
+        self.fence_with(&text, true)
+    }
+
+    /// A kick failed while armed (the supervisor died, the device refused a
+    /// write): the host can no longer count on being reset if this daemon
+    /// dies or hangs, and the peers will soon count it as fenced. Fence now
+    /// with the configured action, never through the lost watchdog.
+    fn watchdog_lost(&mut self, e: &WatchdogError) -> Fatal {
+        let text = format!(
+            "the watchdog ({}) failed while armed: {e}",
+            self.watchdog.backend()
+        );
+        self.fence_with(&text, false)
+    }
+
+    /// Log, record and carry out a fence; `via_watchdog`: with `kill-host`,
+    /// ask a watchdog that can kill the host (the supervisor) first.
+    fn fence_with(&mut self, text: &str, via_watchdog: bool) -> Fatal {
         tracing::error!("FENCING this host: {text}");
         self.publish();
-        if let Err(e) = fence_record::write(&self.config.state_dir, &self.boot_id, &text) {
+        if let Err(e) = fence_record::write(&self.config.state_dir, &self.boot_id, text) {
             tracing::error!("cannot write the fence record: {e}");
         }
-        if self.config.fence_action == FenceAction::KillHost {
+        if via_watchdog && self.config.fence_action == FenceAction::KillHost {
             match self.watchdog.fence_now() {
                 Some(Ok(())) => {
                     // The supervisor kills this process group, this process

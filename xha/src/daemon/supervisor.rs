@@ -12,6 +12,11 @@
 //! | `disarm` | `ok` | stop the countdown (fencing disarmed or clean stop) |
 //! | `fence` | `ok` | kill the host now (the `kill-host` fence action) |
 //!
+//! Only the host's own daemon may connect: a client whose pid is not in the
+//! `--pgid` group, or whose uid is not root, the supervisor's own or the
+//! `--uid` one, is refused at once (`error <reason>`, connection closed,
+//! logged) and changes nothing (`daemon::supervisor_peer`).
+//!
 //! A bad line gets `error <reason>` and the connection is closed. When the
 //! countdown runs out the supervisor sends SIGKILL to the whole process group
 //! (which ends stopped processes too, so a SIGSTOPped daemon is no shelter),
@@ -24,24 +29,23 @@
 //!   host that should be fencing.
 //! - A connection that closes while disarmed ends the supervisor cleanly
 //!   ([`SupervisorExit::CleanStop`]): the host stopped.
+//! - A connection closed after a bad line changes nothing else: armed, the
+//!   countdown runs on as above; disarmed, the supervisor waits for its
+//!   daemon again. A stray line never ends it.
 //! - If no daemon connects within `--connect-timeout-ms`, the supervisor
 //!   exits ([`SupervisorExit::NoClient`]) instead of lingering.
+//! - If the supervisor itself dies while armed, its reaper kills the host's
+//!   group at once (`daemon::supervisor_reaper`, which says why a reaper
+//!   process rather than a death signal or a pidfd); the daemon, whose next
+//!   kick fails, fences its own host too.
 //!
 //! The decisions are a pure state machine ([`Supervision`]) fed with the
-//! caller's monotonic time; [`serve`] is the I/O loop around it.
+//! caller's monotonic time; [`serve`] (`supervisor_io`) is the I/O loop
+//! around it. This file is over 600 lines because about half of it is the
+//! state machine's tests, kept beside it.
 
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-
-use super::fence;
 
 /// Shortest countdown accepted.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
@@ -214,6 +218,7 @@ enum State {
 #[derive(Clone, Debug)]
 pub struct Supervision {
     state: State,
+    connect_timeout: Duration,
 }
 
 impl Supervision {
@@ -223,6 +228,7 @@ impl Supervision {
             state: State::AwaitingClient {
                 until: now + connect_timeout,
             },
+            connect_timeout,
         }
     }
 
@@ -269,10 +275,10 @@ impl Supervision {
         };
         let cmd = match Command::parse(line) {
             Ok(c) => c,
-            Err(e) => return Outcome::ReplyAndClose(format!("error {e}")),
+            Err(e) => return self.refuse(now, armed, format!("error {e}")),
         };
         match (cmd, armed) {
-            (Command::Arm(_), Some(_)) => Outcome::ReplyAndClose("error already armed".into()),
+            (Command::Arm(_), Some(_)) => self.refuse(now, armed, "error already armed".into()),
             (Command::Arm(timeout), None) => {
                 self.state = State::Connected {
                     armed: Some(Armed {
@@ -309,6 +315,20 @@ impl Supervision {
                 Outcome::Fence(FenceCause::Requested)
             }
         }
+    }
+
+    /// A bad line: the connection is closed and nothing else changes. An
+    /// armed countdown runs on (orphaned, as if the daemon disconnected);
+    /// disarmed, the supervisor waits for its daemon again. A stray line
+    /// never ends the supervisor.
+    fn refuse(&mut self, now: Instant, armed: Option<Armed>, reply: String) -> Outcome {
+        self.state = match armed {
+            Some(armed) => State::Orphaned { armed },
+            None => State::AwaitingClient {
+                until: now + self.connect_timeout,
+            },
+        };
+        Outcome::ReplyAndClose(reply)
     }
 
     /// A request to terminate (SIGTERM, SIGINT, SIGHUP). Refused while a
@@ -368,324 +388,14 @@ pub struct ServeOptions {
     pub socket: PathBuf,
     pub pgid: i32,
     pub connect_timeout: Duration,
+    /// A uid allowed to connect besides root and the supervisor's own.
+    pub uid: Option<u32>,
 }
 
-/// Bind the socket (mode 0600). A stale socket file (nobody listening) is
-/// replaced; a live one, or a path that is not a socket, is an error.
-fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    super::socket_path::clear_stale(path)?;
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-struct Client {
-    stream: UnixStream,
-    buf: Vec<u8>,
-}
-
-/// Run the supervisor until the host is killed or stops cleanly.
-pub fn serve(opts: &ServeOptions) -> SupervisorExit {
-    if opts.pgid < 2 {
-        tracing::error!(pgid = opts.pgid, "refusing: not a host process group");
-        return SupervisorExit::BadArguments;
-    }
-    if nix::unistd::getpgrp().as_raw() == opts.pgid {
-        tracing::error!(
-            pgid = opts.pgid,
-            "refusing: the supervisor must not be in the group it kills"
-        );
-        return SupervisorExit::BadArguments;
-    }
-    let listener = match bind(&opts.socket) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(socket = %opts.socket.display(), "cannot listen: {e}");
-            return SupervisorExit::SystemError;
-        }
-    };
-    // A starved supervisor would fence late: ask for real-time priority and
-    // locked memory like the daemon (refusals are logged as warnings).
-    let _ = super::realtime::request();
-    tracing::info!(socket = %opts.socket.display(), pgid = opts.pgid, "supervisor listening");
-    let signals = match termination_signals() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot set up signal handling: {e}");
-            let _ = std::fs::remove_file(&opts.socket);
-            return SupervisorExit::SystemError;
-        }
-    };
-    let exit = serve_on(&listener, &signals, opts.pgid, opts.connect_timeout);
-    let _ = std::fs::remove_file(&opts.socket);
-    exit
-}
-
-/// Block SIGTERM, SIGINT and SIGHUP and receive them through a descriptor
-/// polled with the sockets (the supervisor is single-threaded).
-fn termination_signals() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        mask.add(sig);
-    }
-    mask.thread_block()?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-}
-
-fn on_signal(sup: &mut Supervision, signals: &SignalFd) -> Outcome {
-    let Ok(Some(info)) = signals.read_signal() else {
-        return Outcome::Continue;
-    };
-    let name = Signal::try_from(info.ssi_signo as i32).map_or("a signal", |s| s.as_str());
-    let outcome = sup.terminate();
-    if outcome == Outcome::Continue {
-        tracing::warn!("{name} ignored: the countdown is armed (disarm first)");
-    } else {
-        tracing::info!("{name} received while disarmed");
-    }
-    outcome
-}
-
-fn serve_on(
-    listener: &UnixListener,
-    signals: &SignalFd,
-    pgid: i32,
-    connect_timeout: Duration,
-) -> SupervisorExit {
-    let mut sup = Supervision::new(Instant::now(), connect_timeout);
-    let mut client: Option<Client> = None;
-    loop {
-        let now = Instant::now();
-        if let Some(exit) = act(sup.tick(now), &mut client, pgid) {
-            return exit;
-        }
-        // Wake at the next deadline, and at least once a second.
-        let wait = sup
-            .next_deadline()
-            .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now))
-            .min(Duration::from_secs(1));
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
-        let (listen_ready, signal_ready, client_ready) = {
-            let mut fds = vec![
-                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            ];
-            if let Some(c) = &client {
-                fds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    tracing::error!("poll failed: {e}");
-                    return SupervisorExit::SystemError;
-                }
-            }
-            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            (
-                ready(&fds[0]),
-                ready(&fds[1]),
-                fds.get(2).is_some_and(ready),
-            )
-        };
-        // Check the deadline before reading: kicks that arrive after it
-        // must not revive a host that already missed it.
-        if let Some(exit) = act(sup.tick(Instant::now()), &mut client, pgid) {
-            return exit;
-        }
-        if client_ready && let Some(exit) = read_client(&mut sup, &mut client, pgid) {
-            return exit;
-        }
-        if listen_ready {
-            accept(&mut sup, listener, &mut client);
-        }
-        if signal_ready && let Some(exit) = act(on_signal(&mut sup, signals), &mut client, pgid) {
-            return exit;
-        }
-    }
-}
-
-fn accept(sup: &mut Supervision, listener: &UnixListener, client: &mut Option<Client>) {
-    let stream = match listener.accept() {
-        Ok((s, _)) => s,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-        Err(e) => {
-            tracing::warn!("accept failed: {e}");
-            return;
-        }
-    };
-    match sup.connect() {
-        Ok(()) => {
-            if let Err(e) = stream.set_nonblocking(true) {
-                tracing::warn!("cannot make the connection non-blocking: {e}");
-            }
-            tracing::info!("daemon connected");
-            *client = Some(Client {
-                stream,
-                buf: Vec::new(),
-            });
-        }
-        Err(reason) => {
-            tracing::warn!("connection refused: {reason}");
-            let mut s = stream;
-            let _ = s.write_all(format!("error {reason}\n").as_bytes());
-        }
-    }
-}
-
-fn read_client(
-    sup: &mut Supervision,
-    client: &mut Option<Client>,
-    pgid: i32,
-) -> Option<SupervisorExit> {
-    let mut chunk = [0u8; 512];
-    let n = {
-        let c = client.as_mut()?;
-        match c.stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!("read from daemon failed: {e}");
-                0
-            }
-        }
-    };
-    if n == 0 {
-        return close_client(sup, client, pgid);
-    }
-    let mut lines = Vec::new();
-    if let Some(c) = client.as_mut() {
-        c.buf.extend_from_slice(&chunk[..n]);
-        while let Some(pos) = c.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = c.buf.drain(..=pos).collect();
-            lines.push(line[..line.len() - 1].to_vec());
-        }
-        if c.buf.len() > MAX_LINE {
-            // Feed the overlong fragment so it is refused like any bad line.
-            lines.push(std::mem::take(&mut c.buf));
-        }
-    }
-    for line in lines {
-        let was_armed = sup.is_armed();
-        let outcome = sup.line(Instant::now(), &line);
-        match (was_armed, sup.is_armed()) {
-            (false, true) => tracing::info!("countdown armed"),
-            (true, false) if matches!(outcome, Outcome::Reply(_)) => {
-                tracing::info!("countdown disarmed");
-            }
-            _ => {}
-        }
-        if let Some(exit) = act(outcome, client, pgid) {
-            return Some(exit);
-        }
-        if client.is_none() {
-            return close_client(sup, client, pgid);
-        }
-    }
-    None
-}
-
-fn close_client(
-    sup: &mut Supervision,
-    client: &mut Option<Client>,
-    pgid: i32,
-) -> Option<SupervisorExit> {
-    *client = None;
-    let armed = sup.is_armed();
-    let outcome = sup.disconnect();
-    if armed {
-        tracing::warn!("daemon disconnected while armed: the countdown keeps running");
-    } else {
-        tracing::info!("daemon disconnected while disarmed");
-    }
-    act(outcome, client, pgid)
-}
-
-/// Carry out an outcome; `Some` when the supervisor must exit.
-fn act(outcome: Outcome, client: &mut Option<Client>, pgid: i32) -> Option<SupervisorExit> {
-    match outcome {
-        Outcome::Continue => None,
-        Outcome::Reply(line) => {
-            send(client, &line);
-            None
-        }
-        Outcome::ReplyAndClose(line) => {
-            tracing::warn!("protocol error from daemon: {line}");
-            send(client, &line);
-            *client = None;
-            None
-        }
-        Outcome::Fence(cause) => {
-            if cause == FenceCause::Requested {
-                // Confirm before the kill (the requester may be outside
-                // the host group and wait for it).
-                send(client, "ok");
-            }
-            Some(kill_host(pgid, cause))
-        }
-        Outcome::Exit(exit) => {
-            match exit {
-                SupervisorExit::CleanStop => tracing::info!("host stopped cleanly; exiting"),
-                SupervisorExit::NoClient => {
-                    tracing::error!("no daemon connected in time; exiting");
-                }
-                _ => {}
-            }
-            Some(exit)
-        }
-    }
-}
-
-fn send(client: &mut Option<Client>, line: &str) {
-    if let Some(c) = client.as_mut() {
-        // Replies are a few bytes on an idle socket: they fit its buffer.
-        if let Err(e) = c.stream.write_all(format!("{line}\n").as_bytes()) {
-            tracing::warn!("cannot reply to daemon: {e}");
-        }
-    }
-}
-
-fn kill_host(pgid: i32, cause: FenceCause) -> SupervisorExit {
-    let why = match cause {
-        FenceCause::Expired {
-            timeout,
-            since_last_kick,
-        } => format!("no kick for {since_last_kick:?} (timeout {timeout:?})"),
-        FenceCause::Requested => "the daemon requested it".to_owned(),
-    };
-    match fence::kill_process_group(pgid) {
-        Ok(()) => {
-            // Members vanish once reaped by their parent; say which we saw.
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while fence::group_exists(pgid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let gone = if fence::group_exists(pgid) {
-                "signalled; members remain until their parent reaps them"
-            } else {
-                "group gone"
-            };
-            tracing::error!(
-                pgid,
-                "FENCED host process group {pgid} with SIGKILL: {why}; {gone}"
-            );
-            SupervisorExit::Fenced
-        }
-        Err(e) => {
-            tracing::error!(
-                pgid,
-                "FAILED to fence host process group {pgid} ({why}): {e}"
-            );
-            SupervisorExit::SystemError
-        }
-    }
-}
+pub use super::supervisor_io::serve;
 
 const USAGE: &str = "usage:
-  xha-supervisor run  --socket PATH --pgid PGID [--connect-timeout-ms MS]
+  xha-supervisor run  --socket PATH --pgid PGID [--connect-timeout-ms MS] [--uid UID]
   xha-supervisor kick --socket PATH --timeout-ms MS --interval-ms MS
                       [--disarm-after N | --fence-after N]
   xha-supervisor fence --socket PATH";
@@ -706,6 +416,9 @@ pub enum Cli {
     },
     /// Ask the supervisor to kill the host now.
     Fence { socket: PathBuf },
+    /// The reaper the supervisor starts (`supervisor_reaper`); not for
+    /// operators.
+    Reap { pgid: i32 },
 }
 
 /// Parse the binary's arguments (without the program name).
@@ -713,6 +426,17 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
     let Some((sub, rest)) = args.split_first() else {
         return Err("missing subcommand".into());
     };
+    if sub == "reap" {
+        return match rest {
+            [flag, value] if flag == "--pgid" => value
+                .parse::<i32>()
+                .ok()
+                .filter(|&g| g >= 2)
+                .map(|pgid| Cli::Reap { pgid })
+                .ok_or_else(|| format!("--pgid: {value:?} is not a process group (2 or more)")),
+            _ => Err("reap: expected --pgid PGID".into()),
+        };
+    }
     let mut socket = None;
     let mut nums: Vec<(String, u64)> = Vec::new();
     let mut it = rest.iter();
@@ -721,6 +445,7 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
         match flag.as_str() {
             "--socket" => socket = Some(PathBuf::from(value)),
             "--pgid"
+            | "--uid"
             | "--connect-timeout-ms"
             | "--timeout-ms"
             | "--interval-ms"
@@ -736,7 +461,7 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
     }
     let num = |name: &str| nums.iter().rev().find(|(f, _)| f == name).map(|&(_, n)| n);
     let allowed: &[&str] = match sub.as_str() {
-        "run" => &["--pgid", "--connect-timeout-ms"],
+        "run" => &["--pgid", "--connect-timeout-ms", "--uid"],
         "kick" => &[
             "--timeout-ms",
             "--interval-ms",
@@ -757,6 +482,9 @@ pub fn parse_args(args: &[String]) -> Result<Cli, String> {
             pgid: i32::try_from(need("--pgid")?).map_err(|_| "--pgid: out of range")?,
             connect_timeout: num("--connect-timeout-ms")
                 .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+            uid: num("--uid")
+                .map(|u| u32::try_from(u).map_err(|_| "--uid: out of range"))
+                .transpose()?,
         }),
         "kick" => Cli::Kick {
             socket,
@@ -782,6 +510,7 @@ pub fn main_with_args(args: &[String]) -> i32 {
     };
     match cli {
         Cli::Run(opts) => serve(&opts).code(),
+        Cli::Reap { pgid } => super::supervisor_reaper::reap_main(pgid),
         Cli::Kick {
             socket,
             timeout,
@@ -985,12 +714,37 @@ mod tests {
         s.connect().unwrap();
         assert!(s.connect().unwrap_err().starts_with("busy"));
         assert!(matches!(s.line(t0, b"arm 5"), Outcome::ReplyAndClose(_)));
+        // The bad client is gone; the supervisor waits for its daemon again.
+        assert_eq!(s.disconnect(), Outcome::Continue);
+        s.connect().unwrap();
         s.line(t0, b"arm 1000");
+        assert_eq!(s.line(t0, b"fence"), Outcome::Fence(FenceCause::Requested));
+    }
+
+    /// A bad line closes the connection and changes nothing else: armed,
+    /// the countdown runs on; disarmed, the supervisor waits for its daemon
+    /// again instead of taking the close for a clean stop.
+    #[test]
+    fn a_stray_line_never_ends_the_supervisor() {
+        let t0 = Instant::now();
+        let mut s = Supervision::new(t0, ms(5000));
+        s.connect().unwrap();
+        assert!(matches!(s.line(t0, b"hello"), Outcome::ReplyAndClose(_)));
+        assert_eq!(s.disconnect(), Outcome::Continue, "not a clean stop");
+        assert_eq!(s.next_deadline(), Some(t0 + ms(5000)));
+        s.connect().unwrap();
+        assert_eq!(s.line(t0, b"arm 1000"), Outcome::Reply("ok".into()));
         assert_eq!(
             s.line(t0, b"arm 1000"),
             Outcome::ReplyAndClose("error already armed".into())
         );
-        assert_eq!(s.line(t0, b"fence"), Outcome::Fence(FenceCause::Requested));
+        assert_eq!(s.disconnect(), Outcome::Continue);
+        assert!(s.is_armed());
+        assert!(
+            s.connect().is_err(),
+            "an orphaned countdown is not extended"
+        );
+        assert!(matches!(s.tick(t0 + ms(1000)), Outcome::Fence(_)));
     }
 
     #[test]
@@ -1026,9 +780,18 @@ mod tests {
             Ok(Cli::Run(ServeOptions {
                 socket: "/s".into(),
                 pgid: 42,
-                connect_timeout: DEFAULT_CONNECT_TIMEOUT
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                uid: None,
             }))
         );
+        assert_eq!(
+            parse_args(&a("run --socket /s --pgid 42 --uid 107"))
+                .map(|c| matches!(c, Cli::Run(ServeOptions { uid: Some(107), .. }))),
+            Ok(true)
+        );
+        assert_eq!(parse_args(&a("reap --pgid 42")), Ok(Cli::Reap { pgid: 42 }));
+        assert!(parse_args(&a("reap --pgid 1")).is_err());
+        assert!(parse_args(&a("reap")).is_err());
         assert!(
             parse_args(&a("run --socket /s"))
                 .unwrap_err()

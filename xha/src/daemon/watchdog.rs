@@ -14,7 +14,9 @@
 //! - [`SupervisorWatchdog`]: a client of the external `xha-supervisor`
 //!   process (see `daemon::supervisor`), for hosts without a watchdog device
 //!   and for the lab. If this process dies or freezes, the supervisor kills
-//!   the host's whole process group.
+//!   the host's whole process group; if the supervisor dies, the next kick
+//!   fails and the daemon fences (and the supervisor's reaper kills the
+//!   group anyway).
 //! - [`NoWatchdog`]: nothing at all, for development; every arm is logged
 //!   at error level.
 
@@ -30,7 +32,8 @@ use nix::libc;
 
 use super::config::WatchdogConfig;
 
-/// Why a watchdog operation failed (the daemon exits with code 4).
+/// Why a watchdog operation failed (arming: the daemon exits with code 4;
+/// once armed: the daemon fences).
 #[derive(Debug, thiserror::Error)]
 pub enum WatchdogError {
     /// The device could not be opened.
@@ -148,7 +151,8 @@ pub fn arm_until(
 /// Kick for the core's `KickWatchdog { until }` at `now`: the watchdog is
 /// set to fire after `until - now` (rounded down by the backend). A kick
 /// after `until`, or with less left than the backend can count, is dropped;
-/// any other failure is an error (exit code 4).
+/// any other failure is an error, which the daemon answers with a fence
+/// (docs/daemon.md, "Losing the watchdog while armed").
 pub fn kick_until(
     watchdog: &mut dyn Watchdog,
     now: crate::core::Instant,

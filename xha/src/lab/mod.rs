@@ -28,6 +28,7 @@ mod client;
 mod error;
 mod process;
 pub mod setup;
+mod workload;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

@@ -185,6 +185,20 @@ impl Proc {
         }
     }
 
+    /// Send `signal` to this process alone. `Ok(false)` when it has
+    /// already exited (nothing is sent).
+    pub fn signal(&self, signal: Signal) -> Result<bool, Errno> {
+        let status = lock(&self.slot);
+        if status.is_some() {
+            return Ok(false);
+        }
+        // Under the lock with no status recorded: the pid is still ours.
+        match kill(Pid::from_raw(self.pid), signal) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// SIGKILL the group and wait for the reaper. Never panics.
     pub fn kill_and_reap(&mut self) -> Option<ExitStatus> {
         let _ = self.signal_group(Signal::SIGKILL);

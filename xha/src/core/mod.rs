@@ -12,6 +12,7 @@
 //! the timing argument that a host removed from a liveset has fenced.
 
 pub mod action;
+pub mod freshness;
 pub mod input;
 pub mod master_lock;
 pub mod node;

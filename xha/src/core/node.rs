@@ -25,6 +25,7 @@ use sr_heartbeat::statefile::{
 use uuid::Uuid;
 
 use super::action::{Action, ControlError, FenceReason, Warning};
+use super::freshness::{self, OwnView};
 use super::input::{ControlRequest, Input, IoFailure, StatefileRead};
 use super::master_lock;
 use super::survival::{self, ViewMatrix};
@@ -262,6 +263,8 @@ pub struct Node {
     rounds: VecDeque<WriteRound>,
     next_sequence: Option<u64>,
     last_sequence: u64,
+    /// The view (heard, access) the last issued slot write carried.
+    written_view: Option<OwnView>,
     pool: Option<PoolBlock>,
 
     // Peers.
@@ -331,6 +334,7 @@ impl Node {
             rounds: VecDeque::new(),
             next_sequence: None,
             last_sequence: 0,
+            written_view: None,
             pool: None,
             peers: vec![PeerState::default(); n],
             request_started: None,
@@ -1097,6 +1101,7 @@ impl Node {
         let liveset = self.effective_liveset();
         let mut m = ViewMatrix::new(liveset);
         let heard = self.heard_view();
+        let window = freshness::claim_window_writes(&self.config.timeouts);
         for p in liveset.iter() {
             if p == me {
                 m.heard[p] = heard;
@@ -1111,7 +1116,13 @@ impl Node {
             let Some(row) = self.row(p) else {
                 continue;
             };
-            m.heard[p] = row.heard;
+            // A row of a peer I no longer hear that still claims me may be
+            // from before the fault: it gives its author no edge (see
+            // `freshness`).
+            let last_heartbeat = self.peers[p].net.as_ref().map(|n| n.sequence);
+            if heard.contains(p) || freshness::row_is_current(me, row, last_heartbeat, window) {
+                m.heard[p] = row.heard;
+            }
             // A starting host in the liveset is a candidate only while it
             // asks to join; one that rebooted without asking is a loser.
             let joining = !row.starting || row.proposed.contains(p);
@@ -1152,9 +1163,13 @@ impl Node {
         }
         if !w.contains(me) {
             // I lost (by my own views): stop renewing, wait to be told or
-            // for the lease to run out.
+            // for the lease to run out. If my slot still claims a peer I no
+            // longer hear, publish my view now, before going quiet.
             self.phase = Phase::Stabilising;
             self.fence_request = false;
+            if self.must_publish() {
+                self.timers.set(Timer::SlotWrite, self.now);
+            }
             return;
         }
         let settled =
@@ -1594,7 +1609,9 @@ impl Node {
             let standing = self.survivors.contains(self.config.local);
             // Starting writes still in flight may land after member writes:
             // harmless, every landing is a change for the readers' anchors.
-            return lease_valid && standing;
+            // A loser still publishes a view that lost something (it does not
+            // renew its lease with it: see `issue_writes`).
+            return lease_valid && (standing || self.must_publish());
         }
         if self.join_requested && !lease_valid {
             return false;
@@ -1602,6 +1619,19 @@ impl Node {
         // A rebooted host still in some member's liveset stays silent until
         // the members removed it, so its old lease can be proven over.
         !self.silent()
+    }
+
+    /// A member that lost must still write: its slot claims more than it
+    /// knows (see `freshness::must_publish`).
+    fn must_publish(&self) -> bool {
+        self.joined && freshness::must_publish(self.written_view, self.own_view())
+    }
+
+    fn own_view(&self) -> OwnView {
+        OwnView {
+            heard: self.heard_view(),
+            access: self.access,
+        }
     }
 
     fn silent(&self) -> bool {
@@ -1637,6 +1667,13 @@ impl Node {
         self.last_sequence = sequence;
         let mut slot = self.current_slot();
         slot.sequence = sequence;
+        // A member outside its own survivor set only publishes its view: the
+        // write must not renew its lease (a loser stops renewing at once).
+        let renews = !self.joined || self.survivors.contains(self.config.local);
+        self.written_view = Some(OwnView {
+            heard: slot.heard,
+            access: slot.statefile_access,
+        });
         let deadline = self.now + self.config.timeouts.io_deadline;
         for &f in &targets {
             let request = self.request_id();
@@ -1655,7 +1692,7 @@ impl Node {
             ok_in_time: 0,
             landed: 0,
             done: 0,
-            renewed: false,
+            renewed: !renews,
             member: self.joined,
             liveset: slot.liveset,
         });

@@ -265,6 +265,9 @@ pub struct Node {
     last_sequence: u64,
     /// The view (heard, access) the last issued slot write carried.
     written_view: Option<OwnView>,
+    /// The last slot write was issued while earlier ones were in flight, so
+    /// one of those may land after it (overlapping writes land in any order).
+    write_overlapped: bool,
     pool: Option<PoolBlock>,
 
     // Peers.
@@ -335,6 +338,7 @@ impl Node {
             next_sequence: None,
             last_sequence: 0,
             written_view: None,
+            write_overlapped: false,
             pool: None,
             peers: vec![PeerState::default(); n],
             request_started: None,
@@ -1623,8 +1627,14 @@ impl Node {
 
     /// A member that lost must still write: its slot claims more than it
     /// knows (see `freshness::must_publish`).
+    /// Also once more when every earlier write has completed, if the last
+    /// one overlapped others: with slow storage an older write (claiming
+    /// more) may have landed after it, and the slot must end on the
+    /// current view.
     fn must_publish(&self) -> bool {
-        self.joined && freshness::must_publish(self.written_view, self.own_view())
+        self.joined
+            && (freshness::must_publish(self.written_view, self.own_view())
+                || (self.write_overlapped && self.rounds.is_empty()))
     }
 
     fn own_view(&self) -> OwnView {
@@ -1674,6 +1684,7 @@ impl Node {
             heard: slot.heard,
             access: slot.statefile_access,
         });
+        self.write_overlapped = !self.rounds.is_empty();
         let deadline = self.now + self.config.timeouts.io_deadline;
         for &f in &targets {
             let request = self.request_id();

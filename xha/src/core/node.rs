@@ -1120,21 +1120,12 @@ impl Node {
             let Some(row) = self.row(p) else {
                 continue;
             };
-            // Whom a peer I do not hear hears: from its slot, the view it
-            // published for every reader (its last heartbeat may list links
-            // it never published and lost since, e.g. when it died). A row
-            // that still claims me may be from before the fault: it gives
-            // its author no edge (see `freshness`).
-            let edges = if heard.contains(p) {
-                Some(row.heard)
-            } else {
-                let published = self.peers[p].disk.as_ref().unwrap_or(row);
-                let last_heartbeat = self.peers[p].net.as_ref().map(|n| n.sequence);
-                freshness::row_is_current(me, published, last_heartbeat, window)
-                    .then_some(published.heard)
-            };
-            if let Some(edges) = edges {
-                m.heard[p] = edges;
+            // A row of a peer I no longer hear that still claims me may be
+            // from before the fault: it gives its author no edge (see
+            // `freshness`).
+            let last_heartbeat = self.peers[p].net.as_ref().map(|n| n.sequence);
+            if heard.contains(p) || freshness::row_is_current(me, row, last_heartbeat, window) {
+                m.heard[p] = row.heard;
             }
             // A starting host in the liveset is a candidate only while it
             // asks to join; one that rebooted without asking is a loser.

@@ -10,6 +10,8 @@
 //!
 //! Faults: [`Net::cut`] takes a host's switch port down (its link is cut, it
 //! keeps its statefile, which lives on the shared file system);
+//! [`Net::cut_all`] takes the bridge down (a switch failure: every link at
+//! once);
 //! [`Net::split`] moves ports between bridges so each group only reaches
 //! itself. Processes are started inside a host's namespace with
 //! `ip netns exec <name> ...` ([`Net::exec_prefix`]). Dropping the [`Net`]
@@ -166,6 +168,18 @@ impl Net {
             &format!("p{i}"),
             "down",
         ])
+    }
+
+    /// The switch fails: every host's link is cut at the same instant (the
+    /// bridge goes down, so no port forwards any more). Undone by
+    /// [`Net::switch_up`].
+    pub fn cut_all(&self) -> Result<(), NetError> {
+        ip(&["-n", &self.switch(), "link", "set", "br0", "down"])
+    }
+
+    /// The switch works again.
+    pub fn switch_up(&self) -> Result<(), NetError> {
+        ip(&["-n", &self.switch(), "link", "set", "br0", "up"])
     }
 
     /// Restore host `i`'s link.

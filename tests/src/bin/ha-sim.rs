@@ -75,6 +75,7 @@ struct Totals {
     violations: u64,
     fences: u64,
     shrink: Vec<u64>,
+    outage: Vec<u64>,
     steps: u64,
 }
 
@@ -150,6 +151,7 @@ fn main() -> ExitCode {
 
     let mut t = totals.into_inner().unwrap_or_else(|p| p.into_inner());
     t.shrink.sort_unstable();
+    t.outage.sort_unstable();
     t.violating_seeds.sort_unstable();
     eprintln!(
         "done: {} seeds, {} simulator steps in {:.1} s",
@@ -171,6 +173,9 @@ fn main() -> ExitCode {
             "p50_fault_to_shrink_s": p50,
             "p90_fault_to_shrink_s": p90,
             "fault_to_shrink_measured": t.shrink.len(),
+            "outage_to_shrink_measured": t.outage.len(),
+            "p50_outage_to_shrink_s": percentile(&t.outage, 0.5),
+            "max_outage_to_shrink_s": t.outage.last().map(|&v| v as f64 / 1e9),
             "timeout_s": args.timeout.as_secs_f64(),
             "failing_seeds": t.violating_seeds,
         });
@@ -221,5 +226,8 @@ fn record(
     }
     if let Some(s) = out.fault_to_shrink {
         t.shrink.push(s);
+    }
+    if let Some(s) = out.outage_to_shrink {
+        t.outage.push(s);
     }
 }

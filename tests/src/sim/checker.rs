@@ -58,6 +58,10 @@ pub enum Invariant {
     StatefileLostNoFence = 5,
     /// 6: a fully connected partition with the statefile survives.
     SomeoneSurvives = 6,
+    /// 7: while every host keeps its statefiles, whatever the network does,
+    /// not every member fences (and a whole-network outage leaves exactly
+    /// the master's singleton).
+    NotAllFenced = 7,
 }
 
 #[derive(Clone, Debug)]

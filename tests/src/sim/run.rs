@@ -55,6 +55,13 @@ pub enum Class {
     SingleHost,
     /// Several random faults of every kind.
     Chaos,
+    /// The switch fails: every link cut at once, or the network splitting
+    /// into singletons one link at a time within T/10; storage stays
+    /// reachable (latency up to T/4 in some); in some the network heals a
+    /// little later. Exactly the master's singleton must survive when the
+    /// network stays cut (invariant 7); the outage-to-shrink time is
+    /// measured.
+    NetworkOutage,
 }
 
 /// The result of one run.
@@ -70,6 +77,9 @@ pub struct RunOutcome {
     /// For a single-host failure: from the fault to every survivor having
     /// published the smaller liveset.
     pub fault_to_shrink: Option<Nanos>,
+    /// For a network outage that does not heal, with healthy storage: from
+    /// the last cut to the master publishing itself alone.
+    pub outage_to_shrink: Option<Nanos>,
     /// Hash of the whole trace (determinism check).
     pub trace_hash: u64,
     pub steps: u64,
@@ -111,7 +121,10 @@ fn draw_class(rng: &mut ChaCha8Rng) -> Class {
     match rng.gen_range(0..100) {
         0..=19 => Class::Benign,
         20..=29 => Class::AllLoseStatefile,
-        30..=64 => Class::SingleHost,
+        // Carved out of the single-host range so that every other seed keeps
+        // its class and schedule (the regression seeds replay unchanged).
+        30..=54 => Class::SingleHost,
+        55..=64 => Class::NetworkOutage,
         _ => Class::Chaos,
     }
 }
@@ -157,6 +170,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
         violations: Vec::new(),
         fences: 0,
         fault_to_shrink: None,
+        outage_to_shrink: None,
         trace_hash: 0,
         steps: 0,
         report: None,
@@ -206,6 +220,14 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
         .max();
     let check6_at = t0 + safety;
     let mut members_at_fault = None;
+    let first_fault = schedule
+        .iter()
+        .find(|(_, f)| f.is_disruptive())
+        .map(|(at, _)| *at);
+    if let Some(ff) = first_fault {
+        cluster.run_until(ff.saturating_sub(1));
+    }
+    let master_at_fault = cluster.master();
     if let Some(lf) = last_fault {
         cluster.run_until(lf.saturating_sub(1));
         members_at_fault = Some(
@@ -220,6 +242,15 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> RunOutcome {
     let mut liveness_failure = None;
     if let (true, Some(members)) = (quiet, members_at_fault) {
         liveness_failure = check_someone_survives(&cluster, members, last_fault.unwrap_or(0));
+    }
+    if liveness_failure.is_none() && statefile_kept_by_all(&schedule, big_t) {
+        liveness_failure = check_not_all_fenced(&cluster, first_fault.unwrap_or(t0));
+    }
+    if liveness_failure.is_none() && class == Class::NetworkOutage {
+        liveness_failure = check_outage(&cluster, &schedule, master_at_fault);
+        if liveness_failure.is_none() {
+            outcome.outage_to_shrink = measure_outage(&cluster, &schedule, master_at_fault);
+        }
     }
 
     if class == Class::SingleHost {
@@ -352,6 +383,112 @@ fn check_someone_survives(
             cluster.net.is_whole()
         ),
     ))
+}
+
+/// Whether the schedule leaves every host's statefiles reachable in time:
+/// no crash, freeze, storage error or hang, torn write, latency above T/4,
+/// restart or control request. Only the network (and packet loss) changes.
+fn statefile_kept_by_all(schedule: &[(Nanos, Fault)], big_t: Nanos) -> bool {
+    schedule.iter().all(|(_, f)| match f {
+        Fault::Isolate(_)
+        | Fault::Partition(_)
+        | Fault::OneWay { .. }
+        | Fault::HealNetwork
+        | Fault::NetQuality { .. } => true,
+        Fault::StorageLatency { max, .. } => *max <= big_t / 4,
+        Fault::Control {
+            request: Control::ProposeMaster(_),
+            ..
+        } => true,
+        _ => false,
+    })
+}
+
+/// Invariant 7: in a schedule where every host keeps its statefiles (see
+/// `statefile_kept_by_all`), whatever the network does, at least one host
+/// that was a member when the first fault struck is still running as a
+/// member at the end of the safety phase. (Every partition then has a
+/// candidate, so the survival rules always pick one: a pool that fenced
+/// every host lost although one could have survived.)
+fn check_not_all_fenced(cluster: &Cluster, first_fault: Nanos) -> Option<(Invariant, String)> {
+    let n = cluster.hosts.len();
+    let running = (0..n).any(|h| {
+        cluster.life(h) == Life::Running
+            && cluster.hosts[h].member
+            && cluster.node(h).is_some_and(|c| c.is_member())
+    });
+    if running {
+        return None;
+    }
+    let dead: Vec<String> = cluster
+        .deaths
+        .iter()
+        .filter(|d| d.at >= first_fault)
+        .map(|d| format!("h{}:{:?}@{:.3}s", d.host, d.life, d.at as f64 / 1e9))
+        .collect();
+    Some((
+        Invariant::NotAllFenced,
+        format!(
+            "every host fenced although all kept the statefile: {}",
+            dead.join(" ")
+        ),
+    ))
+}
+
+/// For a network outage that does not heal: exactly one host runs, the
+/// master at the fault (every partition is one host; the tie-break keeps
+/// the master's side, or the lowest index without a master), and a master
+/// keeps the lock.
+fn check_outage(
+    cluster: &Cluster,
+    schedule: &[(Nanos, Fault)],
+    master: Option<usize>,
+) -> Option<(Invariant, String)> {
+    if schedule
+        .iter()
+        .any(|(_, f)| matches!(f, Fault::HealNetwork))
+    {
+        return None;
+    }
+    let up = cluster.up_hosts();
+    let expected = master.unwrap_or(0);
+    let ok = up == HostSet::single(expected) && (master.is_none() || cluster.master() == master);
+    if ok {
+        return None;
+    }
+    Some((
+        Invariant::NotAllFenced,
+        format!(
+            "after a whole-network outage hosts {up} run (master before it: {master:?}); expected exactly the master"
+        ),
+    ))
+}
+
+/// From the last cut of an outage that does not heal, with storage latency
+/// within the LAN range, to the master publishing its singleton liveset.
+fn measure_outage(
+    cluster: &Cluster,
+    schedule: &[(Nanos, Fault)],
+    master: Option<usize>,
+) -> Option<Nanos> {
+    let m = master.unwrap_or(0);
+    let slow = schedule
+        .iter()
+        .any(|(_, f)| matches!(f, Fault::StorageLatency { .. } | Fault::HealNetwork));
+    if slow {
+        return None;
+    }
+    let last_cut = schedule
+        .iter()
+        .filter(|(_, f)| f.is_disruptive())
+        .map(|(at, _)| *at)
+        .max()?;
+    let alone = HostSet::single(m);
+    cluster
+        .publications
+        .iter()
+        .find(|p| p.host == m && p.at >= last_cut && p.liveset == alone)
+        .map(|p| p.at - last_cut)
 }
 
 /// Time from the single fault to every surviving member having published a
@@ -513,6 +650,52 @@ fn build_schedule(
             };
             for f in fault {
                 s.push((when, f));
+            }
+        }
+        Class::NetworkOutage => {
+            s.push((t0, noise(rng, 20_000)));
+            let when = at(rng, 0.05, 0.15);
+            if rng.gen_bool(0.5) {
+                // The switch fails: every link at one instant.
+                s.push((when, Fault::Partition(Vec::new())));
+            } else {
+                // Singletons, one link (both directions) at a time within T/10.
+                for a in 0..hosts {
+                    for b in a + 1..hosts {
+                        let cut = when + rng.gen_range(0..big_t / 10);
+                        s.push((
+                            cut,
+                            Fault::OneWay {
+                                from: a,
+                                to: b,
+                                up: false,
+                            },
+                        ));
+                        s.push((
+                            cut,
+                            Fault::OneWay {
+                                from: b,
+                                to: a,
+                                up: false,
+                            },
+                        ));
+                    }
+                }
+            }
+            if rng.gen_bool(0.4) {
+                // Slow storage during the cut, up to T/4 on every host.
+                let max = rng.gen_range(big_t / 50..=big_t / 4);
+                for host in 0..hosts {
+                    for sf in 0..statefiles {
+                        let min = rng.gen_range(0..=max);
+                        s.push((when, Fault::StorageLatency { host, sf, min, max }));
+                    }
+                }
+            }
+            if rng.gen_bool(0.25) {
+                // The switch comes back, before or after the losers fence.
+                let heal = when + big_t / 10 + rng.gen_range(big_t / 10..2 * big_t);
+                s.push((heal, Fault::HealNetwork));
             }
         }
         Class::Chaos => {

@@ -13,6 +13,7 @@
 
 pub mod action;
 pub mod fence_request;
+pub mod freshness;
 pub mod input;
 pub mod master_lock;
 pub mod node;

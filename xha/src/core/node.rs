@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use super::action::{Action, ControlError, FenceReason, Warning};
 use super::fence_request::{self, PeerRows, Refusal, Refusals, Verdict};
+use super::freshness::{self, OwnView};
 use super::input::{ControlRequest, Input, IoFailure, StatefileRead};
 use super::master_lock;
 use super::peer_alerts::{PeerAlerts, PeerSight};
@@ -273,6 +274,11 @@ pub struct Node {
     rounds: VecDeque<WriteRound>,
     next_sequence: Option<u64>,
     last_sequence: u64,
+    /// The view (heard, access) the last issued slot write carried.
+    written_view: Option<OwnView>,
+    /// The last slot write was issued while earlier ones were in flight, so
+    /// one of those may land after it (overlapping writes land in any order).
+    write_overlapped: bool,
     pool: Option<PoolBlock>,
 
     // Peers.
@@ -346,6 +352,8 @@ impl Node {
             rounds: VecDeque::new(),
             next_sequence: None,
             last_sequence: 0,
+            written_view: None,
+            write_overlapped: false,
             pool: None,
             peers: vec![PeerState::default(); n],
             fence_refusals: Refusals::default(),
@@ -1137,6 +1145,7 @@ impl Node {
         let liveset = self.effective_liveset();
         let mut m = ViewMatrix::new(liveset);
         let heard = self.heard_view();
+        let window = freshness::claim_window_writes(&self.config.timeouts);
         for p in liveset.iter() {
             if p == me {
                 m.heard[p] = heard;
@@ -1151,7 +1160,13 @@ impl Node {
             let Some(row) = self.row(p) else {
                 continue;
             };
-            m.heard[p] = row.heard;
+            // A row of a peer I no longer hear that still claims me may be
+            // from before the fault: it gives its author no edge (see
+            // `freshness`).
+            let last_heartbeat = self.peers[p].net.as_ref().map(|n| n.sequence);
+            if heard.contains(p) || freshness::row_is_current(me, row, last_heartbeat, window) {
+                m.heard[p] = row.heard;
+            }
             // A starting host in the liveset is a candidate only while it
             // asks to join; one that rebooted without asking is a loser.
             let joining = !row.starting || row.proposed.contains(p);
@@ -1224,9 +1239,13 @@ impl Node {
         }
         if !w.contains(me) {
             // I lost (by my own views): stop renewing, wait to be told or
-            // for the lease to run out.
+            // for the lease to run out. If my slot still claims a peer I no
+            // longer hear, publish my view now, before going quiet.
             self.phase = Phase::Stabilising;
             self.fence_request = false;
+            if self.must_publish() {
+                self.timers.set(Timer::SlotWrite, self.now);
+            }
             return;
         }
         let settled =
@@ -1674,7 +1693,9 @@ impl Node {
             let standing = self.survivors.contains(self.config.local);
             // Starting writes still in flight may land after member writes:
             // harmless, every landing is a change for the readers' anchors.
-            return lease_valid && standing;
+            // A loser still publishes a view that lost something (it does not
+            // renew its lease with it: see `issue_writes`).
+            return lease_valid && (standing || self.must_publish());
         }
         if self.join_requested && !lease_valid {
             return false;
@@ -1682,6 +1703,25 @@ impl Node {
         // A rebooted host still in some member's liveset stays silent until
         // the members removed it, so its old lease can be proven over.
         !self.silent()
+    }
+
+    /// A member that lost must still write: its slot claims more than it
+    /// knows (see `freshness::must_publish`).
+    /// Also once more when every earlier write has completed, if the last
+    /// one overlapped others: with slow storage an older write (claiming
+    /// more) may have landed after it, and the slot must end on the
+    /// current view.
+    fn must_publish(&self) -> bool {
+        self.joined
+            && (freshness::must_publish(self.written_view, self.own_view())
+                || (self.write_overlapped && self.rounds.is_empty()))
+    }
+
+    fn own_view(&self) -> OwnView {
+        OwnView {
+            heard: self.heard_view(),
+            access: self.access,
+        }
     }
 
     fn silent(&self) -> bool {
@@ -1717,6 +1757,14 @@ impl Node {
         self.last_sequence = sequence;
         let mut slot = self.current_slot();
         slot.sequence = sequence;
+        // A member outside its own survivor set only publishes its view: the
+        // write must not renew its lease (a loser stops renewing at once).
+        let renews = !self.joined || self.survivors.contains(self.config.local);
+        self.written_view = Some(OwnView {
+            heard: slot.heard,
+            access: slot.statefile_access,
+        });
+        self.write_overlapped = !self.rounds.is_empty();
         let deadline = self.now + self.config.timeouts.io_deadline;
         for &f in &targets {
             let request = self.request_id();
@@ -1735,7 +1783,7 @@ impl Node {
             ok_in_time: 0,
             landed: 0,
             done: 0,
-            renewed: false,
+            renewed: !renews,
             member: self.joined,
             liveset: slot.liveset,
         });

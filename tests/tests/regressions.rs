@@ -79,3 +79,15 @@ fn a_whole_network_outage_leaves_the_master() {
     ]);
     check_with(&[972, 979, 1_143], 16, 12);
 }
+
+/// 16 hosts, every link cut with storage latency 0.21 T, the switch back
+/// after 8 s while the master waited for its proof: the healed losers
+/// obeyed the master's pending fence request, and their last rows (hearing
+/// each other, not yet the master) formed a phantom clique of dead hosts
+/// that outvoted the master until its lease ran out (invariant 7). Fixed by
+/// the corroboration rule: a host that survives by its own views does not
+/// obey a fence request (`xha::core::fence_request`).
+#[test]
+fn healed_losers_do_not_outvote_the_master() {
+    check_with(&[6_440], 16, 12);
+}

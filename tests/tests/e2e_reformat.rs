@@ -23,8 +23,12 @@ use xha::lab::{Lab, Signal};
 
 const T: u64 = 10;
 
-/// The one warning each daemon logs when the header is no longer ours.
-const NOT_OURS: &str = "this statefile is not ours";
+/// The one warning each daemon logs when the header is no longer ours. Its
+/// first half says what the read found: usually "this statefile is not
+/// ours" (another generation), but a read that lands while the format is
+/// still writing finds "not formatted (header block is all zero)"; both are
+/// the same verdict.
+const NOT_OURS: &str = "treating this statefile as lost";
 
 fn reformat(path: &Path, generation: Uuid, hosts: usize) {
     let dev = BlockDevice::open(path, OpenMode::ReadWrite).expect("open the statefile");

@@ -30,7 +30,7 @@ pub const MIN_HOSTS: usize = 2;
 pub const DEFAULT_TIMEOUT_S: u64 = 10;
 /// Environment variable naming the directory that holds `xhad` and
 /// `xha-supervisor` (default: the directory of the `xe` executable).
-pub const BIN_DIR_ENV: &str = "XE_LAB_BIN_DIR";
+pub use xha::lab::BIN_DIR_ENV;
 /// Environment variable: keep the lab directory afterwards (for debugging).
 pub const KEEP_ENV: &str = "XE_LAB_KEEP";
 
@@ -118,13 +118,11 @@ fn parse_hosts(v: &str) -> Result<usize, UsageError> {
 }
 
 fn parse_timeout(v: &str) -> Result<u64, UsageError> {
-    let (min, max) = (
-        xha::core::timeouts::MIN_BASE.as_secs(),
-        xha::core::timeouts::MAX_BASE.as_secs(),
-    );
+    // `Timeouts::derive` is the one place the range of T is checked; the
+    // text below is pinned to it by `timeout_text_names_the_range`.
     v.parse::<u64>()
         .ok()
-        .filter(|t| (min..=max).contains(t))
+        .filter(|t| xha::core::Timeouts::derive(Duration::from_secs(*t)).is_ok())
         .ok_or_else(|| UsageError::InvalidValue {
             key: "--timeout".into(),
             expected: "whole seconds from 10 to 3600 (the base timeout T of xhad)",
@@ -172,30 +170,24 @@ fn install_signal_handlers() -> Result<Arc<AtomicBool>, CliError> {
 /// The directory holding `xhad` and `xha-supervisor`: `$XE_LAB_BIN_DIR`, or
 /// the directory of the running `xe`.
 fn bin_dir() -> Result<PathBuf, CliError> {
-    if let Some(dir) = std::env::var_os(BIN_DIR_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
     let exe = std::env::current_exe().map_err(|e| CliError::Lab {
         step: "find xhad".into(),
         message: format!("cannot locate the xe executable: {e}"),
     })?;
-    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+    Ok(xha::lab::bin_dir(exe.parent().unwrap_or(Path::new(""))))
 }
 
 fn check_bins(dir: &Path) -> Result<(), CliError> {
-    for name in [xha::lab::XHAD, xha::lab::SUPERVISOR] {
-        let path = dir.join(name);
-        if !path.is_file() {
-            return Err(CliError::Lab {
-                step: "find xhad".into(),
-                message: format!(
-                    "{} not found (looked beside xe, or in ${BIN_DIR_ENV}); build it with `cargo build --release` (or `cargo build`), which puts xhad and xha-supervisor beside xe",
-                    path.display()
-                ),
-            });
-        }
+    match xha::lab::missing_bin(dir) {
+        None => Ok(()),
+        Some(path) => Err(CliError::Lab {
+            step: "find xhad".into(),
+            message: format!(
+                "{} not found (looked beside xe, or in ${BIN_DIR_ENV}); build it with `cargo build --release` (or `cargo build`), which puts xhad and xha-supervisor beside xe",
+                path.display()
+            ),
+        }),
     }
-    Ok(())
 }
 
 // ----- progress -----
@@ -635,5 +627,34 @@ mod tests {
         assert!(err(&["--host", "3"]).contains("did you mean \"--hosts\""));
         assert!(err(&["--json", "--json"]).contains("more than once"));
         assert!(err(&["extra"]).contains("unexpected argument"));
+    }
+
+    /// The range of T is checked in one place (`Timeouts::derive`); the
+    /// usage text and the help line quote it and must say the same.
+    #[test]
+    fn timeout_text_names_the_range() {
+        let (min, max) = (
+            xha::core::timeouts::MIN_BASE.as_secs(),
+            xha::core::timeouts::MAX_BASE.as_secs(),
+        );
+        for t in [min - 1, max + 1] {
+            let err = parse(&args(&["--timeout", &t.to_string()]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("from {min} to {max}")), "{err}");
+        }
+        for t in [min, max] {
+            assert!(parse(&args(&["--timeout", &t.to_string()])).is_ok());
+        }
+        let help = crate::table::COMMANDS
+            .iter()
+            .flat_map(|c| c.flags)
+            .find(|f| f.name == "--timeout")
+            .map(|f| f.help)
+            .unwrap_or_default();
+        assert!(
+            help.contains(&format!("{min} to {max} (default {DEFAULT_TIMEOUT_S})")),
+            "{help}"
+        );
     }
 }

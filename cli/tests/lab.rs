@@ -19,13 +19,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 fn bin_dir() -> Option<PathBuf> {
-    let has_bins = |d: &Path| d.join("xhad").is_file() && d.join("xha-supervisor").is_file();
-    if let Some(d) = std::env::var_os("XE_LAB_BIN_DIR") {
-        let d = PathBuf::from(d);
-        return has_bins(&d).then_some(d);
-    }
-    let d = Path::new(env!("CARGO_BIN_EXE_xe")).parent()?.to_path_buf();
-    has_bins(&d).then_some(d)
+    let d = xha::lab::bin_dir(Path::new(env!("CARGO_BIN_EXE_xe")).parent()?);
+    xha::lab::missing_bin(&d).is_none().then_some(d)
 }
 
 fn bins_or_skip(test: &str) -> Option<PathBuf> {

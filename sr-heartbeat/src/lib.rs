@@ -5,9 +5,10 @@
 //! - [`statefile`]: the 4 MiB statefile (header, pool block, one slot per host).
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
 //! - [`text`]: control characters of outside text escaped for terminals.
+//! - [`le`]: little-endian field access, shared with `xha`'s heartbeat packets.
 
 pub mod io;
-mod le;
+pub mod le;
 pub mod metadata;
 pub mod statefile;
 pub mod text;

@@ -34,11 +34,10 @@ pub fn bin_dir() -> PathBuf {
             .and_then(|deps| deps.parent())
             .expect("the test binary is in target/<profile>/deps")
             .to_path_buf();
-        for b in ["xhad", "xha-supervisor"] {
-            assert!(
-                dir.join(b).is_file(),
-                "{b} is missing in {}: run `cargo test --workspace` (which builds the xha binaries) or `cargo build -p xha --bins` first",
-                dir.display()
+        if let Some(missing) = xha::lab::missing_bin(&dir) {
+            panic!(
+                "{} is missing: run `cargo test --workspace` (which builds the xha binaries) or `cargo build -p xha --bins` first",
+                missing.display()
             );
         }
         dir

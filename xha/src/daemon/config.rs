@@ -30,14 +30,12 @@ use crate::core::{Config as CoreConfig, Timeouts};
 
 /// The heartbeat port when an address has none (XenServer's).
 pub const DEFAULT_PORT: u16 = 694;
-/// The base timeout T when the file has none.
-pub const DEFAULT_TIMEOUT_S: u64 = 30;
 /// The boot-join timeout, in multiples of T, when the file has none.
 pub const DEFAULT_BOOT_JOIN_TIMEOUT_T: u32 = 10;
 /// Longest boot-join timeout accepted (a day).
 pub const MAX_BOOT_JOIN_TIMEOUT_S: u64 = 86_400;
-/// Most statefiles (a majority of them must be reachable).
-pub const MAX_STATEFILES: usize = 8;
+/// Most statefiles (a majority of them must be reachable); the core's limit.
+pub use crate::core::node::MAX_STATEFILES;
 /// Largest configuration file read.
 pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
 /// Default control socket.
@@ -481,13 +479,13 @@ fn parse_uuid(key: &str, value: &str) -> Result<Uuid, ConfigError> {
 }
 
 fn parse_timeout(value: Option<i64>) -> Result<Timeouts, ConfigError> {
-    let value = value.unwrap_or(DEFAULT_TIMEOUT_S as i64);
+    let Some(value) = value else {
+        return Ok(Timeouts::default());
+    };
     let (min, max) = (MIN_BASE.as_secs(), MAX_BASE.as_secs());
     let out_of_range = ConfigError::TimeoutOutOfRange { value, min, max };
+    // `Timeouts::derive` is the one place the range is checked.
     let secs = u64::try_from(value).map_err(|_| out_of_range.clone())?;
-    if secs < min || secs > max {
-        return Err(out_of_range);
-    }
     Timeouts::derive(Duration::from_secs(secs)).map_err(|_| out_of_range)
 }
 
@@ -776,7 +774,7 @@ address = "127.0.0.2:7002"
             "pool-generation = \"{GEN}\"\nhost = \"{A}\"\nsecret-file = \"/s\"\nstatefiles = [\"/f\"]\n[[hosts]]\nuuid = \"{A}\"\naddress = \"10.0.0.1\"\n"
         );
         let c = parse(&text).unwrap();
-        assert_eq!(c.timeouts.base, Duration::from_secs(DEFAULT_TIMEOUT_S));
+        assert_eq!(c.timeouts.base, crate::core::timeouts::DEFAULT_BASE);
         assert_eq!(
             c.watchdog,
             WatchdogConfig::Linux {

@@ -56,17 +56,45 @@ pub enum Request {
     Watch,
 }
 
-/// Every request name, as in the `request` key.
-pub const REQUEST_NAMES: [&str; 8] = [
-    "query-liveset",
-    "propose-master",
-    "disarm-fencing",
-    "set-excluded",
-    "clear-excluded",
-    "set-pool-state",
-    "stop",
-    "watch",
-];
+/// Every request name, as in the `request` key, in the order of
+/// [`Request::EXAMPLES`]. Derived from [`Request::name`], where each name is
+/// written once; the parser looks names up the same way.
+pub const REQUEST_NAMES: [&str; 8] = distinct_names(&Request::EXAMPLES);
+
+/// The names of `examples`, each once. Examples of one kind stand next to each
+/// other, so a name is new when it differs from the one before; the asserts
+/// (evaluated at compile time) catch a count that does not match `N`.
+const fn distinct_names<const N: usize>(examples: &[Request]) -> [&'static str; N] {
+    let mut names = [""; N];
+    let (mut i, mut n) = (0, 0);
+    while i < examples.len() {
+        let name = examples[i].name();
+        if n == 0 || !same_str(names[n - 1], name) {
+            assert!(n < N, "more request kinds than REQUEST_NAMES holds");
+            names[n] = name;
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == N, "fewer request kinds than REQUEST_NAMES holds");
+    names
+}
+
+/// `a == b`, usable in a `const fn`.
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 impl Request {
     /// Every request, with every value of its argument.
@@ -86,7 +114,7 @@ impl Request {
 
     /// The name in the `request` key.
     #[must_use]
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             Request::QueryLiveset => "query-liveset",
             Request::ProposeMaster(_) => "propose-master",
@@ -283,9 +311,13 @@ pub fn parse_request(line: &[u8]) -> Result<RequestLine, RequestError> {
             found: shown(&v),
         })?),
     };
-    let request = match name.as_str() {
-        "query-liveset" => Request::QueryLiveset,
-        "propose-master" => match obj.remove("value") {
+    let Some(kind) = Request::EXAMPLES.iter().find(|r| r.name() == name) else {
+        return Err(RequestError::UnknownRequest {
+            name: name.chars().take(40).collect(),
+        });
+    };
+    let request = match *kind {
+        Request::ProposeMaster(_) => match obj.remove("value") {
             None => return Err(RequestError::MissingKey { key: "value" }),
             Some(Value::Bool(b)) => Request::ProposeMaster(b),
             Some(other) => {
@@ -296,10 +328,7 @@ pub fn parse_request(line: &[u8]) -> Result<RequestLine, RequestError> {
                 });
             }
         },
-        "disarm-fencing" => Request::DisarmFencing,
-        "set-excluded" => Request::SetExcluded,
-        "clear-excluded" => Request::ClearExcluded,
-        "set-pool-state" => match obj.remove("state") {
+        Request::SetPoolState(_) => match obj.remove("state") {
             None => return Err(RequestError::MissingKey { key: "state" }),
             Some(Value::String(s)) => Request::SetPoolState(match s.as_str() {
                 "init" => PoolState::Init,
@@ -315,13 +344,13 @@ pub fn parse_request(line: &[u8]) -> Result<RequestLine, RequestError> {
                 });
             }
         },
-        "stop" => Request::Stop,
-        "watch" => Request::Watch,
-        _ => {
-            return Err(RequestError::UnknownRequest {
-                name: name.chars().take(40).collect(),
-            });
-        }
+        // Requests without an argument are their own example.
+        r @ (Request::QueryLiveset
+        | Request::DisarmFencing
+        | Request::SetExcluded
+        | Request::ClearExcluded
+        | Request::Stop
+        | Request::Watch) => r,
     };
     if let Some(key) = obj.keys().next() {
         return Err(RequestError::UnknownKey {
@@ -834,6 +863,13 @@ mod tests {
             req(r#"{"request":"reboot"}"#),
             Err(RequestError::UnknownRequest { .. })
         ));
+        // The names are derived from `Request::name`; the refusal still lists
+        // every name once, in the documented order.
+        assert_eq!(
+            req(r#"{"request":"reboot"}"#).unwrap_err().to_string(),
+            "unknown request \"reboot\"; expected one of: query-liveset, propose-master, \
+             disarm-fencing, set-excluded, clear-excluded, set-pool-state, stop, watch"
+        );
         assert_eq!(
             req(r#"{"request":"propose-master"}"#),
             Err(RequestError::MissingKey { key: "value" })

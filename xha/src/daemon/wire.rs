@@ -58,6 +58,7 @@
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use sr_heartbeat::le::{get_u16, get_u64, get_uuid, put};
 use sr_heartbeat::statefile::Slot;
 use sr_heartbeat::statefile::slot::{SLOT_SIZE, block_crc, off as slot_off};
 use uuid::Uuid;
@@ -287,23 +288,6 @@ impl std::fmt::Debug for Codec {
             .field("local", &self.local)
             .finish_non_exhaustive()
     }
-}
-
-fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get_u64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-fn get_uuid(b: &[u8], at: usize) -> Uuid {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    Uuid::from_bytes(a)
-}
-fn put(b: &mut [u8], at: usize, v: &[u8]) {
-    b[at..at + v.len()].copy_from_slice(v);
 }
 
 impl Codec {

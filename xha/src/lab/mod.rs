@@ -24,6 +24,7 @@
 //! [`STOP_GRACE`], then sends SIGKILL to every remaining process group,
 //! reaps every child and removes the directory.
 
+mod bins;
 mod client;
 mod error;
 mod process;
@@ -47,6 +48,7 @@ pub use error::LabError;
 pub use process::describe as describe_status;
 
 use crate::daemon::control::{LivesetReport, Request, Response, Status};
+pub use bins::{BIN_DIR_ENV, bin_dir, missing_bin};
 use client::ClientError;
 use process::{Launch, Proc, log_tail};
 
@@ -147,14 +149,13 @@ impl LabSpec {
                 self.hosts
             )));
         }
-        let (min, max) = (
-            crate::core::timeouts::MIN_BASE.as_secs(),
-            crate::core::timeouts::MAX_BASE.as_secs(),
-        );
-        if self.timeout_s < min || self.timeout_s > max {
+        // `Timeouts::derive` is the one place the range of T is checked.
+        if crate::core::Timeouts::derive(std::time::Duration::from_secs(self.timeout_s)).is_err() {
             return Err(LabError::Spec(format!(
-                "timeout {} s: xhad accepts {min} to {max} s",
-                self.timeout_s
+                "timeout {} s: xhad accepts {} to {} s",
+                self.timeout_s,
+                crate::core::timeouts::MIN_BASE.as_secs(),
+                crate::core::timeouts::MAX_BASE.as_secs(),
             )));
         }
         if self.host_options.len() > self.hosts {

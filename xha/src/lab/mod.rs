@@ -25,7 +25,7 @@
 //! reaps every child and removes the directory.
 
 mod bins;
-mod client;
+
 mod error;
 mod process;
 pub mod setup;
@@ -49,8 +49,8 @@ pub use process::describe as describe_status;
 
 use crate::daemon::control::{LivesetReport, Request, Response, Status};
 pub use bins::{BIN_DIR_ENV, bin_dir, missing_bin};
-use client::ClientError;
 use process::{Launch, Proc, log_tail};
+use xha_control::client::{self, ClientError};
 
 /// Most hosts in a lab (the statefile's limit).
 pub const MAX_HOSTS: usize = sr_heartbeat::statefile::MAX_HOSTS_LIMIT;

@@ -5,4 +5,3 @@
 
 pub use xha_core as core;
 pub mod daemon;
-pub mod lab;

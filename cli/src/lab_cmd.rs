@@ -1,6 +1,6 @@
 //! `xe lab`: start a local pool of real `xhad` daemons, kill a non-master
 //! host and measure detection, fencing and the smaller liveset, then stop
-//! everything. The reference is `docs/lab.md`; the library is `xha::lab`.
+//! everything. The reference is `docs/lab.md`; the library is `xha_lab`.
 //!
 //! Unlike the planner commands, `xe lab` takes `--name VALUE` options and
 //! reports progress as it goes: on stdout, or on stderr with `--json` (then
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use xha::daemon::control::LivesetReport;
-use xha::lab::{Lab, LabError, LabSpec, Signal, describe_status};
+use xha_lab::{Lab, LabError, LabSpec, Signal, describe_status};
 
 use crate::error::{CliError, UsageError};
 
@@ -30,7 +30,7 @@ pub const MIN_HOSTS: usize = 2;
 pub const DEFAULT_TIMEOUT_S: u64 = 10;
 /// Environment variable naming the directory that holds `xhad` and
 /// `xha-supervisor` (default: the directory of the `xe` executable).
-pub use xha::lab::BIN_DIR_ENV;
+pub use xha_lab::BIN_DIR_ENV;
 /// Environment variable: keep the lab directory afterwards (for debugging).
 pub const KEEP_ENV: &str = "XE_LAB_KEEP";
 
@@ -109,7 +109,7 @@ pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
 fn parse_hosts(v: &str) -> Result<usize, UsageError> {
     v.parse::<usize>()
         .ok()
-        .filter(|n| (MIN_HOSTS..=xha::lab::MAX_HOSTS).contains(n))
+        .filter(|n| (MIN_HOSTS..=xha_lab::MAX_HOSTS).contains(n))
         .ok_or_else(|| UsageError::InvalidValue {
             key: "--hosts".into(),
             expected: "a whole number of hosts from 2 to 64 (one non-master host is killed)",
@@ -174,11 +174,11 @@ fn bin_dir() -> Result<PathBuf, CliError> {
         step: "find xhad".into(),
         message: format!("cannot locate the xe executable: {e}"),
     })?;
-    Ok(xha::lab::bin_dir(exe.parent().unwrap_or(Path::new(""))))
+    Ok(xha_lab::bin_dir(exe.parent().unwrap_or(Path::new(""))))
 }
 
 fn check_bins(dir: &Path) -> Result<(), CliError> {
-    match xha::lab::missing_bin(dir) {
+    match xha_lab::missing_bin(dir) {
         None => Ok(()),
         Some(path) => Err(CliError::Lab {
             step: "find xhad".into(),

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 fn bin_dir() -> Option<PathBuf> {
-    let d = xha::lab::bin_dir(Path::new(env!("CARGO_BIN_EXE_xe")).parent()?);
-    xha::lab::missing_bin(&d).is_none().then_some(d)
+    let d = xha_lab::bin_dir(Path::new(env!("CARGO_BIN_EXE_xe")).parent()?);
+    xha_lab::missing_bin(&d).is_none().then_some(d)
 }
 
 fn bins_or_skip(test: &str) -> Option<PathBuf> {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use xha::daemon::config::PoolSecret;
 use xha::daemon::control::{LivesetReport, Status};
 use xha::daemon::wire::Codec;
-use xha::lab::{Lab, LabSpec};
+use xha_lab::{Lab, LabSpec};
 
 /// The directory holding `xhad` and `xha-supervisor` for this test run:
 /// the profile directory of this test binary (`target/<profile>/`).
@@ -34,7 +34,7 @@ pub fn bin_dir() -> PathBuf {
             .and_then(|deps| deps.parent())
             .expect("the test binary is in target/<profile>/deps")
             .to_path_buf();
-        if let Some(missing) = xha::lab::missing_bin(&dir) {
+        if let Some(missing) = xha_lab::missing_bin(&dir) {
             panic!(
                 "{} is missing: run `cargo test --workspace` (which builds the xha binaries) or `cargo build -p xha --bins` first",
                 missing.display()

@@ -15,7 +15,7 @@ use sr_heartbeat::statefile::{HostSet, Phase, Slot};
 use xha::daemon::config::PoolSecret;
 use xha::daemon::control::{Request, WarningKind};
 use xha::daemon::wire::{Codec, PACKET_LEN, SLOT_PREFIX_LEN};
-use xha::lab::{Lab, Signal};
+use xha_lab::{Lab, Signal};
 
 const T: u64 = 10;
 

@@ -16,7 +16,7 @@ use ha_tests::e2e::{
     assert_fenced, logs, non_master, others, shrink_bound, spec, start_online, wait_shrunk,
 };
 use ha_tests::netns::{self, Net};
-use xha::lab::Lab;
+use xha_lab::Lab;
 
 const T: u64 = 10;
 const PORT: u16 = 7694;

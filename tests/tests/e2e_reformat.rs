@@ -19,7 +19,7 @@ use sr_heartbeat::io::{BlockDevice, OpenMode};
 use sr_heartbeat::statefile::{PoolState, Statefile};
 use uuid::Uuid;
 use xha::daemon::control::WarningKind;
-use xha::lab::{Lab, Signal};
+use xha_lab::{Lab, Signal};
 
 const T: u64 = 10;
 

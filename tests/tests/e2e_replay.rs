@@ -22,7 +22,7 @@ use ha_tests::e2e::{
 use ha_tests::faultfs::{FaultFs, Mode, fuse_available};
 use uuid::Uuid;
 use xha::daemon::control::WarningKind;
-use xha::lab::setup;
+use xha_lab::setup;
 
 const T: u64 = 10;
 

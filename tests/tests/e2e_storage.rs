@@ -19,7 +19,7 @@ use ha_tests::e2e::{
 use ha_tests::faultfs::{FaultFs, Mode, fuse_available};
 use uuid::Uuid;
 use xha::daemon::control::WarningKind;
-use xha::lab::{Lab, setup};
+use xha_lab::{Lab, setup};
 
 const T: u64 = 10;
 

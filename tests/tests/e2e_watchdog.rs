@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ha_tests::e2e::{liveset, logs, non_master, others, shrink_bound, spec, start_online};
 use uuid::Uuid;
 use xha::daemon::control::Status;
-use xha::lab::{Lab, Signal};
+use xha_lab::{Lab, Signal};
 
 const T: u64 = 10;
 

@@ -3,6 +3,5 @@
 //! - [`core`]: the pure fault-handling state machine (liveset, survival rules,
 //!   lease-based fencing, master lock, join). No I/O, no clock reads.
 
-pub mod core;
+pub use xha_core as core;
 pub mod daemon;
-pub mod lab;

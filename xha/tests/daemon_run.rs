@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use xha::daemon::fence_record;
-use xha::lab::setup;
+use xha_lab::setup;
 
 const XHAD: &str = env!("CARGO_BIN_EXE_xhad");
 const HOST: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";

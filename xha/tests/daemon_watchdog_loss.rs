@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 use uuid::Uuid;
 use xha::core::Timeouts;
 use xha::daemon::fence_record;
-use xha::lab::{Lab, LabSpec, setup};
+use xha_lab::{Lab, LabSpec, setup};
 
 const XHAD: &str = env!("CARGO_BIN_EXE_xhad");
 const HOST: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";

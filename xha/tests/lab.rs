@@ -1,4 +1,4 @@
-//! `xha::lab` against the real `xhad` and `xha-supervisor` of this package
+//! `xha_lab` against the real `xhad` and `xha-supervisor` of this package
 //! (cargo builds them for this test): a frozen host is fenced by its
 //! supervisor and can be restarted, an early daemon exit is reported with
 //! its log, a bad spec starts nothing, and neither `stop` nor `Drop` leaves
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use xha::daemon::control::Status;
-use xha::lab::{Lab, LabError, LabSpec, Signal};
+use xha_lab::{Lab, LabError, LabSpec, Signal};
 
 const T: u64 = 10;
 
@@ -80,7 +80,7 @@ fn frozen_host_is_fenced_then_restarted_and_drop_cleans_up() {
         assert_eq!(status.code(), Some(3), "{}", lab.supervisor_log(victim));
         let daemon = lab.daemon_exit(victim, Duration::from_secs(5)).unwrap();
         assert_eq!(
-            xha::lab::describe_status(daemon),
+            xha_lab::describe_status(daemon),
             "killed by signal 9 (SIGKILL)"
         );
         assert!(matches!(

@@ -1,6 +1,6 @@
 //! `xhad-footprint`: steady-state CPU and memory of real `xhad` daemons.
 //!
-//! Starts a lab pool of N hosts on loopback (`xha::lab`, the same as
+//! Starts a lab pool of N hosts on loopback (`xha_lab`, the same as
 //! `xe lab`), waits until every host is online and a settle period has
 //! passed, then samples every daemon's CPU time (`/proc/PID/stat`
 //! utime + stime) and resident memory (`/proc/PID/status` VmRSS) over a
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use xha::lab::{Lab, LabSpec};
+use xha_lab::{Lab, LabSpec};
 
 struct Args {
     hosts: Vec<usize>,

@@ -8,8 +8,8 @@
 //!   second watcher), [`fence`], [`fence_record`]: watchdog
 //!   backends, the external `xha-supervisor`, fence actions, and the record
 //!   that stops a restarted daemon from re-arming after a fence decision;
-//! - [`control`], [`control_server`], [`socket_path`]: the control protocol
-//!   and its Unix-socket server;
+//! - [`control`] (the `xha_control` crate, re-exported), [`control_server`],
+//!   [`socket_path`]: the control protocol and its Unix-socket server;
 //! - [`secret`]: the pool secret and the checks on its file;
 //! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes;
 //!   [`ratelimit`]: the same error logged at most once per T;
@@ -22,7 +22,7 @@
 //! never a panic.
 
 pub mod config;
-pub mod control;
+pub use xha_control as control;
 pub mod control_server;
 pub mod exit;
 pub mod fence;

@@ -299,7 +299,7 @@ impl Receiver {
             }
         });
         if let Err(e) = &r {
-            self.counters.record(e);
+            self.counters.record(e.kind());
         }
         r
     }

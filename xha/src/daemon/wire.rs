@@ -56,7 +56,6 @@
 //! attacker can replay into, stays the authority for a peer's liveness.
 
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use sr_heartbeat::le::{get_u16, get_u64, get_uuid, put};
 use sr_heartbeat::statefile::Slot;
@@ -65,6 +64,8 @@ use uuid::Uuid;
 
 use super::config::PoolSecret;
 pub use super::replay::Receiver;
+/// The counters are part of the control protocol (the liveset report).
+pub use xha_control::{DropCounters, DropKind};
 
 /// How much of the slot block a packet carries: every fixed field, up to
 /// (not including) the status text.
@@ -179,82 +180,6 @@ impl DropReason {
             DropReason::Replayed { .. } => DropKind::Replayed,
             DropReason::FutureIncarnation { .. } => DropKind::FutureIncarnation,
         }
-    }
-}
-
-/// Counter names (the keys of [`DropCounters`] in JSON).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropKind {
-    Truncated,
-    Oversized,
-    BadMagic,
-    WrongVersion,
-    ForeignPool,
-    Forged,
-    WrongSender,
-    Malformed,
-    Replayed,
-    FutureIncarnation,
-}
-
-/// Dropped-packet counters, one per [`DropKind`] (reported by the liveset
-/// query).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct DropCounters {
-    pub truncated: u64,
-    pub oversized: u64,
-    pub bad_magic: u64,
-    pub wrong_version: u64,
-    pub foreign_pool: u64,
-    pub forged: u64,
-    pub wrong_sender: u64,
-    pub malformed: u64,
-    pub replayed: u64,
-    /// Incarnations too far ahead of this host's wall clock.
-    #[serde(default)]
-    pub future_incarnation: u64,
-    /// Not a drop: replay floors lowered on statefile evidence (a forged or
-    /// replayed packet had raised them; `daemon::replay`).
-    #[serde(default)]
-    pub floors_lowered: u64,
-}
-
-impl DropCounters {
-    /// Count one drop.
-    pub fn record(&mut self, reason: &DropReason) {
-        let c = match reason.kind() {
-            DropKind::Truncated => &mut self.truncated,
-            DropKind::Oversized => &mut self.oversized,
-            DropKind::BadMagic => &mut self.bad_magic,
-            DropKind::WrongVersion => &mut self.wrong_version,
-            DropKind::ForeignPool => &mut self.foreign_pool,
-            DropKind::Forged => &mut self.forged,
-            DropKind::WrongSender => &mut self.wrong_sender,
-            DropKind::Malformed => &mut self.malformed,
-            DropKind::Replayed => &mut self.replayed,
-            DropKind::FutureIncarnation => &mut self.future_incarnation,
-        };
-        *c = c.saturating_add(1);
-    }
-
-    /// Every drop, whatever the reason (`floors_lowered` is not a drop).
-    #[must_use]
-    pub fn total(&self) -> u64 {
-        [
-            self.truncated,
-            self.oversized,
-            self.bad_magic,
-            self.wrong_version,
-            self.foreign_pool,
-            self.forged,
-            self.wrong_sender,
-            self.malformed,
-            self.replayed,
-            self.future_incarnation,
-        ]
-        .iter()
-        .fold(0u64, |a, &b| a.saturating_add(b))
     }
 }
 

@@ -1,6 +1,6 @@
 //! A small blocking client of the daemon's control socket (JSON lines, see
 //! `docs/daemon.md`): one request per connection, and a `watch` stream read
-//! by a background thread.
+//! by a background thread. The lab, `xe` and the pool agent share it.
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
@@ -11,9 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::daemon::control::{LivesetReport, Request, Response, ServerLine, parse_server_line};
+use crate::{LivesetReport, Request, Response, ServerLine, parse_server_line};
 
-/// How long one request may take (a frozen daemon must not hang the lab).
+/// How long one request may take (a frozen daemon must not hang the caller).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a watch thread looks at its stop flag while no line arrives.
 const WATCH_POLL: Duration = Duration::from_millis(200);
@@ -21,11 +21,13 @@ const WATCH_POLL: Duration = Duration::from_millis(200);
 const MAX_LINE: usize = 1 << 20;
 
 /// Why a request got no usable answer (the caller adds host and request).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Connecting, writing or reading failed, or the daemon sent nonsense.
+    #[error("{0}")]
     Transport(String),
     /// The daemon answered `ok: false`.
+    #[error("refused ({code}): {message}")]
     Refused { code: String, message: String },
 }
 

@@ -165,7 +165,7 @@ fn toml_path(key: &str, p: &Path) -> Result<String, LabError> {
 /// agent, and a new one after the master dies.
 pub fn config_text(c: &HostConfig<'_>) -> Result<String, LabError> {
     let mut t = String::new();
-    t.push_str("# Written by the xe lab (xha::lab). One host of a local lab pool.\n");
+    t.push_str("# Written by the xe lab (xha_lab). One host of a local lab pool.\n");
     t.push_str(&format!("pool-generation = \"{}\"\n", c.generation));
     t.push_str(&format!("host = \"{}\"\n", c.local));
     t.push_str(&format!("timeout = {}\n", c.timeout_s));
@@ -216,7 +216,7 @@ pub fn check_socket_path(key: &str, path: &Path) -> Result<(), LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::config::{Config, FenceAction, WatchdogConfig};
+    use xha::daemon::config::{Config, FenceAction, WatchdogConfig};
 
     #[test]
     fn host_uuids_are_stable_sorted_and_distinct() {
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(meta.len(), SECRET_BYTES as u64);
         // It passes the daemon's own checks (mode, owner, entropy).
-        crate::daemon::secret::read(&path).unwrap();
+        xha::daemon::secret::read(&path).unwrap();
     }
 
     #[test]

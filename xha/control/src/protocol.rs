@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::wire::DropCounters;
-use crate::core::{ControlError, ControlRequest, HostStatus, PoolState, Timeouts};
+use crate::DropCounters;
+use xha_core::{ControlError, ControlRequest, HostStatus, PoolState, Timeouts};
 
 /// Longest request line accepted, newline excluded.
 pub const MAX_REQUEST_LINE: usize = 4096;
@@ -508,8 +508,8 @@ impl WarningReport {
     /// The report of one of the core's warnings; `hosts` maps indexes to
     /// UUIDs (sorted host list).
     #[must_use]
-    pub fn from_core(w: &crate::core::Warning, hosts: &[Uuid]) -> WarningReport {
-        use crate::core::Warning;
+    pub fn from_core(w: &xha_core::Warning, hosts: &[Uuid]) -> WarningReport {
+        use xha_core::Warning;
         let uuid = |i: usize| hosts.get(i).copied();
         // The core's warnings grow with its features: one without a kind of
         // its own is reported as `other` with its debug text.
@@ -1038,7 +1038,7 @@ mod tests {
 
     #[test]
     fn core_warnings_and_host_status_map_to_reports() {
-        use crate::core::Warning;
+        use xha_core::Warning;
         let hosts = [Uuid::from_u128(10), Uuid::from_u128(11)];
         let w = WarningReport::from_core(
             &Warning::HeartbeatLatency {
@@ -1067,7 +1067,7 @@ mod tests {
         );
         // A real node's view of a host (built through the core's API, so
         // this test follows the core's fields).
-        let cfg = crate::core::Config {
+        let cfg = xha_core::Config {
             pool_generation: Uuid::from_u128(1),
             hosts: hosts.to_vec(),
             local: 0,
@@ -1077,7 +1077,7 @@ mod tests {
             fencing_armed: true,
             master_candidate: false,
         };
-        let node = crate::core::Node::new(cfg, crate::core::Instant::from_nanos(0)).unwrap();
+        let node = xha_core::Node::new(cfg, xha_core::Instant::from_nanos(0)).unwrap();
         let status = node.status().hosts[1].clone();
         let r = HostReport::from_core(
             &status,

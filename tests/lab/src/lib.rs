@@ -25,7 +25,7 @@
 //! reaps every child and removes the directory.
 
 mod bins;
-mod client;
+
 mod error;
 mod process;
 pub mod setup;
@@ -47,10 +47,10 @@ use uuid::Uuid;
 pub use error::LabError;
 pub use process::describe as describe_status;
 
-use crate::daemon::control::{LivesetReport, Request, Response, Status};
 pub use bins::{BIN_DIR_ENV, bin_dir, missing_bin};
-use client::ClientError;
 use process::{Launch, Proc, log_tail};
+use xha_control::client::{self, ClientError};
+use xha_control::{LivesetReport, Request, Response, Status};
 
 /// Most hosts in a lab (the statefile's limit).
 pub const MAX_HOSTS: usize = sr_heartbeat::statefile::MAX_HOSTS_LIMIT;
@@ -150,12 +150,12 @@ impl LabSpec {
             )));
         }
         // `Timeouts::derive` is the one place the range of T is checked.
-        if crate::core::Timeouts::derive(std::time::Duration::from_secs(self.timeout_s)).is_err() {
+        if xha_core::Timeouts::derive(std::time::Duration::from_secs(self.timeout_s)).is_err() {
             return Err(LabError::Spec(format!(
                 "timeout {} s: xhad accepts {} to {} s",
                 self.timeout_s,
-                crate::core::timeouts::MIN_BASE.as_secs(),
-                crate::core::timeouts::MAX_BASE.as_secs(),
+                xha_core::timeouts::MIN_BASE.as_secs(),
+                xha_core::timeouts::MAX_BASE.as_secs(),
             )));
         }
         if self.host_options.len() > self.hosts {

@@ -61,8 +61,7 @@ impl Default for Access {
 
 impl Access {
     fn allows(&self, uid: u32) -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let own = unsafe { nix::libc::geteuid() };
+        let own = nix::unistd::geteuid().as_raw();
         uid == 0 || uid == own || self.uids.contains(&uid)
     }
 }

@@ -14,6 +14,9 @@ use uuid::Uuid;
 use xha::daemon::fence_record;
 use xha_lab::setup;
 
+mod support;
+use support::{Guard, wait_exit};
+
 const XHAD: &str = env!("CARGO_BIN_EXE_xhad");
 const HOST: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
 
@@ -74,26 +77,6 @@ impl Pool {
     fn log(&self) -> String {
         std::fs::read_to_string(self.path("log")).unwrap_or_default()
     }
-}
-
-/// Kills the daemon if a test fails half-way.
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < bound {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// Send one request line and read one answer line.

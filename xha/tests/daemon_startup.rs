@@ -8,11 +8,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use xha_lab::setup;
+
+mod support;
+use support::{Guard, wait_exit};
 
 const XHAD: &str = env!("CARGO_BIN_EXE_xhad");
 const HOST: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
@@ -93,26 +96,6 @@ impl Pool {
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
     }
-}
-
-/// Kills the daemon if a test fails half-way.
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < bound {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// Send one request line and read one answer line.

@@ -391,25 +391,14 @@ fn read_config_text(path: &Path) -> Result<String, ConfigError> {
         reason: e.to_string(),
     };
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let not_regular = || ConfigError::ReadConfig {
-        path: path.to_path_buf(),
-        reason: "not a regular file".into(),
-    };
-    // As for the secret: a FIFO must not hang `--check`, so the type is
-    // checked before opening, and again on the descriptor opened O_NONBLOCK.
-    if !std::fs::metadata(path).map_err(read_err)?.is_file() {
-        return Err(not_regular());
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(read_err)?;
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(not_regular());
-    }
+    // As for the secret: a FIFO must not hang `--check`.
+    let (file, meta) = super::secret::open_regular(path).map_err(|e| match e {
+        super::secret::OpenRegularError::Io(e) => read_err(e),
+        super::secret::OpenRegularError::NotRegular(kind) => ConfigError::ReadConfig {
+            path: path.to_path_buf(),
+            reason: format!("{kind}, not a regular file"),
+        },
+    })?;
     if meta.len() > CONFIG_MAX_BYTES {
         return Err(ConfigError::ConfigTooLarge {
             path: path.to_path_buf(),

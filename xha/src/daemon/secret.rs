@@ -60,19 +60,13 @@ pub fn read(path: &Path) -> Result<PoolSecret, ConfigError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    // Before opening: opening a FIFO for reading blocks until a writer
-    // comes, and opening a socket fails with a confusing reason.
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    check_type(path, &meta)?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(read_err)?;
-    // The descriptor's own type, owner and mode: the path may have been
-    // replaced since `metadata`.
-    let meta = file.metadata().map_err(read_err)?;
-    check_type(path, &meta)?;
+    let (file, meta) = open_regular(path).map_err(|e| match e {
+        OpenRegularError::Io(e) => read_err(e),
+        OpenRegularError::NotRegular(kind) => ConfigError::SecretNotRegular {
+            path: path.to_path_buf(),
+            kind,
+        },
+    })?;
     check_access(path, &meta, nix::unistd::geteuid().as_raw())?;
     let mut bytes = Vec::new();
     // Read one byte past the cap so an oversized file is recognised
@@ -85,13 +79,42 @@ pub fn read(path: &Path) -> Result<PoolSecret, ConfigError> {
     Ok(PoolSecret(bytes))
 }
 
-fn check_type(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+/// Why [`open_regular`] failed.
+#[derive(Debug)]
+pub enum OpenRegularError {
+    Io(std::io::Error),
+    /// What the path is instead ("a FIFO", "a directory", ...).
+    NotRegular(&'static str),
+}
+
+/// Open a file that must be a regular file for reading, without ever
+/// blocking: opening a FIFO for reading blocks until a writer comes (and
+/// would hang `xhad --check`), and a socket fails with a confusing reason.
+/// The type is checked before opening and again on the descriptor (opened
+/// `O_NONBLOCK`), since the path may have been replaced in between. Returns
+/// the file and the descriptor's metadata. Used for the secret and the
+/// configuration file.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), OpenRegularError> {
+    let meta = std::fs::metadata(path).map_err(OpenRegularError::Io)?;
+    not_regular(&meta).map_or(Ok(()), |kind| Err(OpenRegularError::NotRegular(kind)))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(OpenRegularError::Io)?;
+    let meta = file.metadata().map_err(OpenRegularError::Io)?;
+    not_regular(&meta).map_or(Ok(()), |kind| Err(OpenRegularError::NotRegular(kind)))?;
+    Ok((file, meta))
+}
+
+/// What a non-regular file is, or `None` for a regular file.
+fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_file() {
-        return Ok(());
+        return None;
     }
-    let kind = if t.is_dir() {
+    Some(if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
         "a FIFO"
@@ -103,10 +126,6 @@ fn check_type(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> 
         "a block device"
     } else {
         "not a file"
-    };
-    Err(ConfigError::SecretNotRegular {
-        path: path.to_path_buf(),
-        kind,
     })
 }
 

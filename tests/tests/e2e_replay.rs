@@ -12,17 +12,15 @@
 //! within a few intervals: `e2e_loopback.rs`.)
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, forger, logs, non_master, others, poll_report, shrink_bound, spec, start_online,
-    wait_shrunk,
+    assert_fenced, forger, logs, non_master, others, poll_report, shrink_bound, wait_shrunk,
 };
-use ha_tests::faultfs::{FaultFs, Mode, fuse_available};
-use uuid::Uuid;
+use ha_tests::faultfs::{Mode, fuse_available};
+use ha_tests::storage_lab::StorageLab;
 use xha::daemon::control::WarningKind;
-use xha_lab::setup;
 
 const T: u64 = 10;
 
@@ -32,24 +30,10 @@ fn lasting_replay_drops_warn_on_both_sides() {
         eprintln!("skipping: {why}");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let generation = Uuid::new_v4();
-    let backing = dir.path().join("statefile");
-    setup::format_statefile(&backing, generation, 3).expect("format the statefile");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faultfs"));
-    let mut mounts = Vec::new();
-    let mut s = spec(3, T);
-    s.generation = Some(generation);
-    for i in 0..3 {
-        let mnt = dir.path().join(format!("mnt-{i}"));
-        std::fs::create_dir(&mnt).expect("mount dir");
-        let fs = FaultFs::mount(&bin, &backing, &mnt).expect("mount faultfs");
-        s.host(i).statefile = Some(fs.path().to_path_buf());
-        mounts.push(fs);
-    }
-    let (lab, master) = start_online(s);
-    let victim = non_master(&lab, master);
-    let (codec, incarnation, mut slot) = forger(&lab, master, &backing);
+    let (s, master) = StorageLab::start(3, T, Path::new(env!("CARGO_BIN_EXE_faultfs")));
+    let (lab, mounts) = (&s.lab, &s.mounts);
+    let victim = non_master(lab, master);
+    let (codec, incarnation, mut slot) = forger(lab, master, &s.backing);
     slot.sequence += 1;
     let packet = codec.encode(incarnation, 1 << 32, &slot);
     mounts[victim].set_mode(Mode::Hang).expect("hang mode");
@@ -61,7 +45,7 @@ fn lasting_replay_drops_warn_on_both_sides() {
     let victim_uuid = lab.uuid(victim);
     // 4 intervals (0.8 s) of drops, then the warning; well before the
     // victim's lease runs out (0.7 T).
-    let receiver_side = poll_report(&lab, victim, Duration::from_secs(5), |r| {
+    let receiver_side = poll_report(lab, victim, Duration::from_secs(5), |r| {
         r.warnings
             .iter()
             .any(|w| w.kind == WarningKind::ReplayDropping && w.host == Some(master_uuid))
@@ -70,11 +54,11 @@ fn lasting_replay_drops_warn_on_both_sides() {
     assert!(
         receiver_side.is_some(),
         "the victim does not report the drops\n{}",
-        logs(&lab)
+        logs(lab)
     );
     // The victim's heard set loses the master after the heartbeat timeout
     // (1.6 s); the master warns half a timeout later.
-    let sender_side = poll_report(&lab, master, Duration::from_secs(6), |r| {
+    let sender_side = poll_report(lab, master, Duration::from_secs(6), |r| {
         r.warnings
             .iter()
             .any(|w| w.kind == WarningKind::NotHeardBy && w.host == Some(victim_uuid))
@@ -83,7 +67,7 @@ fn lasting_replay_drops_warn_on_both_sides() {
     assert!(
         sender_side.is_some(),
         "the master does not warn that the victim does not hear it\n{}",
-        logs(&lab)
+        logs(lab)
     );
     assert!(
         lab.log(victim)
@@ -96,13 +80,12 @@ fn lasting_replay_drops_warn_on_both_sides() {
     );
     // Its storage hangs: it fences at its lease end and the others shrink,
     // as for any such host.
-    wait_shrunk(&lab, &others(&lab, &[victim]), t0, shrink_bound(T));
-    assert_fenced(&lab, victim, shrink_bound(T));
+    wait_shrunk(lab, &others(lab, &[victim]), t0, shrink_bound(T));
+    assert_fenced(lab, victim, shrink_bound(T));
     // A process blocked in a hung FUSE request cannot die until the request
     // is answered (as in e2e_storage.rs): release it, let it exit, then stop.
     mounts[victim].set_mode(Mode::Ok).expect("ok mode");
     let status = lab.daemon_exit(victim, Duration::from_secs(10));
     assert!(status.is_some(), "the fenced daemon did not exit");
-    lab.stop().expect("clean stop");
-    drop(mounts);
+    s.stop();
 }

@@ -9,17 +9,16 @@
 //! with the network whole (nobody fences, each warns); one host's storage is
 //! slow but under T/2 (a latency warning, no fence).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ha_tests::e2e::{
-    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, spec, start_online,
-    wait_shrunk,
+    assert_fenced, assert_stable, logs, non_master, others, shrink_bound, wait_shrunk,
 };
-use ha_tests::faultfs::{FaultFs, Mode, fuse_available};
-use uuid::Uuid;
+use ha_tests::faultfs::{Mode, fuse_available};
+use ha_tests::storage_lab::StorageLab;
 use xha::daemon::control::WarningKind;
-use xha_lab::{Lab, setup};
+use xha_lab::Lab;
 
 const T: u64 = 10;
 
@@ -33,49 +32,8 @@ fn skip() -> bool {
     }
 }
 
-/// A lab whose hosts each reach one backing statefile through their own
-/// FUSE mount. Field order matters: the lab drops (stops its daemons)
-/// before the mounts go.
-struct StorageLab {
-    lab: Lab,
-    mounts: Vec<FaultFs>,
-    _dir: tempfile::TempDir,
-}
-
-impl StorageLab {
-    /// Stop the lab cleanly (asserted), then unmount.
-    fn stop(self) {
-        let StorageLab { lab, mounts, _dir } = self;
-        lab.stop().expect("clean stop");
-        drop(mounts);
-    }
-}
-
 fn start(hosts: usize) -> (StorageLab, usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let generation = Uuid::new_v4();
-    let backing = dir.path().join("statefile");
-    setup::format_statefile(&backing, generation, hosts).expect("format the statefile");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_faultfs"));
-    let mut mounts = Vec::new();
-    let mut s = spec(hosts, T);
-    s.generation = Some(generation);
-    for i in 0..hosts {
-        let mnt = dir.path().join(format!("mnt-{i}"));
-        std::fs::create_dir(&mnt).expect("mount dir");
-        let fs = FaultFs::mount(&bin, &backing, &mnt).expect("mount faultfs");
-        s.host(i).statefile = Some(fs.path().to_path_buf());
-        mounts.push(fs);
-    }
-    let (lab, master) = start_online(s);
-    (
-        StorageLab {
-            lab,
-            mounts,
-            _dir: dir,
-        },
-        master,
-    )
+    StorageLab::start(hosts, T, Path::new(env!("CARGO_BIN_EXE_faultfs")))
 }
 
 fn has_warning(lab: &Lab, i: usize, kind: WarningKind) -> bool {

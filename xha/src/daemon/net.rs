@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::incarnation;
+use super::ratelimit::RateLimit;
 use super::replay::SlotEvidence;
 use super::wire::{self, DropCounters, DropReason, Heartbeat, RECV_BUFFER_LEN};
 use crate::core::Instant;
@@ -133,37 +134,6 @@ pub struct ReceiveContext {
     pub warn_every: Duration,
 }
 
-/// At most one log line per period for one kind of event; counts the rest.
-#[derive(Clone, Copy, Debug)]
-struct RateLimit {
-    every: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    fn new(every: Duration) -> RateLimit {
-        RateLimit {
-            every,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// `Some(n)`: log now, `n` events were suppressed since the last line.
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|at| now.saturating_since(at) < self.every)
-        {
-            self.suppressed = self.suppressed.saturating_add(1);
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
 /// Start the receiving task. It ends when `out` closes.
 pub fn spawn_receiver(
     socket: Arc<UdpSocket>,
@@ -174,8 +144,8 @@ pub fn spawn_receiver(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
-        let mut lowered_log = RateLimit::new(ctx.warn_every);
-        let mut future_log = RateLimit::new(ctx.warn_every);
+        // Repeated lines of one kind at most once per T, with a count.
+        let mut limits = RateLimit::new(ctx.warn_every);
         loop {
             let (n, from) = tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
@@ -196,7 +166,7 @@ pub fn spawn_receiver(
             }
             let result = receiver.accept(&buf[..n]);
             for l in receiver.take_lowered() {
-                if let Some(more) = lowered_log.allow((ctx.now)()) {
+                if let Some(more) = limits.check("floor-lowered", (ctx.now)()) {
                     tracing::warn!(
                         host = l.from,
                         "replay floor of host {} lowered from {}/{} to {}/{}: its statefile slot (sequence {}) shows it alive and this packet current (slot sequence {}); a forged or replayed packet had raised the floor ({more} more lowered since the last such line)",
@@ -214,7 +184,7 @@ pub fn spawn_receiver(
             if let Err(reason) = &result {
                 tracing::debug!(%from, %reason, "heartbeat dropped");
                 if matches!(reason, DropReason::FutureIncarnation { .. })
-                    && let Some(more) = future_log.allow((ctx.now)())
+                    && let Some(more) = limits.check("future-incarnation", (ctx.now)())
                 {
                     tracing::warn!(
                         %from,
@@ -246,20 +216,4 @@ pub fn spawn_receiver(
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_logs_once_per_period_and_counts_the_rest() {
-        let at = |ms: u64| Instant::from_nanos(ms * 1_000_000);
-        let mut r = RateLimit::new(Duration::from_secs(10));
-        assert_eq!(r.allow(at(0)), Some(0));
-        assert_eq!(r.allow(at(200)), None);
-        assert_eq!(r.allow(at(9_999)), None);
-        assert_eq!(r.allow(at(10_000)), Some(2));
-        assert_eq!(r.allow(at(10_001)), None);
-    }
 }

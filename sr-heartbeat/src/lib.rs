@@ -6,7 +6,12 @@
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
 //! - [`text`]: control characters of outside text escaped for terminals.
 //! - [`le`]: little-endian field access, shared with `xha`'s heartbeat packets.
+//!
+//! The I/O (`io`, `statefile::file`, `statefile::inspect`, `metadata::device`)
+//! is behind the cargo feature `io`: without it the crate is the formats
+//! alone, with no nix, memmap2 or libc (what the pure core `xha_core` uses).
 
+#[cfg(feature = "io")]
 pub mod io;
 pub mod le;
 pub mod metadata;

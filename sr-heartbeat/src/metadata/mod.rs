@@ -15,6 +15,7 @@
 //! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write),
 //! [`inspect`](mod@inspect) (a read-only report for `dump` and `check`).
 
+#[cfg(feature = "io")]
 pub mod device;
 pub mod error;
 pub mod inspect;
@@ -26,6 +27,7 @@ pub mod snapshot;
 pub mod superblock;
 pub mod volume;
 
+#[cfg(feature = "io")]
 pub use device::ThreadedIo;
 pub use error::DecodeError;
 pub use inspect::{MetadataInspection, inspect};

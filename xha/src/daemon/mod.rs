@@ -3,9 +3,10 @@
 //! - [`config`]: the TOML configuration, validated, with exit codes 6/7;
 //! - [`wire`], [`incarnation`], [`net`]: the authenticated heartbeat packet,
 //!   replay rejection across restarts, the UDP send and receive tasks;
-//! - [`watchdog`], [`supervisor`] (with [`supervisor_io`], its loop,
-//!   [`supervisor_peer`], who may connect, and [`supervisor_reaper`], its
-//!   second watcher), [`fence`], [`fence_record`]: watchdog
+//! - [`watchdog`], [`supervisor`] (with [`supervisor_line`], its request
+//!   lines, [`supervisor_io`], its loop, [`supervisor_peer`], who may
+//!   connect, [`supervisor_reaper`], its second watcher, and
+//!   [`supervisor_cli`], the binary's command line), [`fence`], [`fence_record`]: watchdog
 //!   backends, the external `xha-supervisor`, fence actions, and the record
 //!   that stops a restarted daemon from re-arming after a fence decision;
 //! - [`control`] (the `xha_control` crate, re-exported), [`control_server`],
@@ -41,7 +42,9 @@ pub mod socket_path;
 pub mod startup;
 pub mod statefile_io;
 pub mod supervisor;
+pub mod supervisor_cli;
 pub mod supervisor_io;
+pub mod supervisor_line;
 pub mod supervisor_peer;
 pub mod supervisor_reaper;
 pub mod watchdog;

@@ -12,7 +12,8 @@
 //! Modules: [`layout`] (where things are), [`superblock`], [`snapshot`],
 //! [`record`] (encoders and decoders), [`replay`](mod@replay) (the pure replay rule),
 //! [`io`] (what a device must offer), [`device`] (that, for `BlockDevice`
-//! and the deadline-enforcing `IoThread`), [`volume`] (format, recover, write),
+//! and the deadline-enforcing `IoThread`), [`volume`] (format, recover; its
+//! writer, which appends deltas and writes snapshots, is in `writer`),
 //! [`inspect`](mod@inspect) (a read-only report for `dump` and `check`).
 
 #[cfg(feature = "io")]
@@ -26,6 +27,7 @@ pub mod replay;
 pub mod snapshot;
 pub mod superblock;
 pub mod volume;
+mod writer;
 
 #[cfg(feature = "io")]
 pub use device::ThreadedIo;

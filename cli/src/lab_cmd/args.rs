@@ -1,0 +1,172 @@
+//! The command line of `xe lab`: `--hosts N`, `--timeout T`, `--json`.
+
+use std::time::Duration;
+
+use super::{DEFAULT_HOSTS, DEFAULT_TIMEOUT_S, MIN_HOSTS, NAME};
+use crate::error::UsageError;
+
+/// The parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabArgs {
+    pub hosts: usize,
+    pub timeout_s: u64,
+    pub json: bool,
+}
+
+fn take_value<'a>(
+    flag: &'static str,
+    inline: Option<&'a str>,
+    rest: &mut std::slice::Iter<'a, String>,
+) -> Result<&'a str, UsageError> {
+    match inline {
+        Some(v) => Ok(v),
+        None => rest
+            .next()
+            .map(String::as_str)
+            .ok_or(UsageError::MissingFlagValue { flag }),
+    }
+}
+
+/// Parse `[--hosts N] [--timeout T] [--json]` (also `--hosts=N`).
+pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
+    let mut hosts = None;
+    let mut timeout = None;
+    let mut json = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (arg.as_str(), None),
+        };
+        match name {
+            "--hosts" => {
+                if hosts.is_some() {
+                    return Err(UsageError::DuplicateFlag { flag: "--hosts" });
+                }
+                let v = take_value("--hosts", inline, &mut iter)?;
+                hosts = Some(parse_hosts(v)?);
+            }
+            "--timeout" => {
+                if timeout.is_some() {
+                    return Err(UsageError::DuplicateFlag { flag: "--timeout" });
+                }
+                let v = take_value("--timeout", inline, &mut iter)?;
+                timeout = Some(parse_timeout(v)?);
+            }
+            "--json" if inline.is_none() => {
+                if json {
+                    return Err(UsageError::DuplicateFlag { flag: "--json" });
+                }
+                json = true;
+            }
+            _ if name.starts_with("--") => {
+                let names = ["--hosts", "--timeout", "--json"];
+                return Err(UsageError::UnknownFlag {
+                    command: NAME,
+                    flag: arg.clone(),
+                    suggestion: xapi_ha::pool_file::nearest(name, &names).map(str::to_owned),
+                });
+            }
+            _ => return Err(UsageError::ExtraArgument { arg: arg.clone() }),
+        }
+    }
+    Ok(LabArgs {
+        hosts: hosts.unwrap_or(DEFAULT_HOSTS),
+        timeout_s: timeout.unwrap_or(DEFAULT_TIMEOUT_S),
+        json,
+    })
+}
+
+fn parse_hosts(v: &str) -> Result<usize, UsageError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (MIN_HOSTS..=xha_lab::MAX_HOSTS).contains(n))
+        .ok_or_else(|| UsageError::InvalidValue {
+            key: "--hosts".into(),
+            expected: "a whole number of hosts from 2 to 64 (one non-master host is killed)",
+            got: v.to_owned(),
+        })
+}
+
+fn parse_timeout(v: &str) -> Result<u64, UsageError> {
+    // `Timeouts::derive` is the one place the range of T is checked; the
+    // text below is pinned to it by `timeout_text_names_the_range`.
+    v.parse::<u64>()
+        .ok()
+        .filter(|t| xha::core::Timeouts::derive(Duration::from_secs(*t)).is_ok())
+        .ok_or_else(|| UsageError::InvalidValue {
+            key: "--timeout".into(),
+            expected: "whole seconds from 10 to 3600 (the base timeout T of xhad)",
+            got: v.to_owned(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn defaults_and_both_spellings() {
+        assert_eq!(
+            parse(&[]).unwrap(),
+            LabArgs {
+                hosts: 3,
+                timeout_s: 10,
+                json: false
+            }
+        );
+        assert_eq!(
+            parse(&args(&["--hosts", "5", "--timeout=12", "--json"])).unwrap(),
+            LabArgs {
+                hosts: 5,
+                timeout_s: 12,
+                json: true
+            }
+        );
+    }
+
+    #[test]
+    fn bad_arguments_name_the_flag() {
+        let err = |a: &[&str]| parse(&args(a)).unwrap_err().to_string();
+        assert!(err(&["--hosts", "1"]).contains("--hosts must be"));
+        assert!(err(&["--hosts", "65"]).contains("from 2 to 64"));
+        assert!(err(&["--timeout", "9"]).contains("from 10 to 3600"));
+        assert!(err(&["--hosts"]).contains("--hosts needs a value"));
+        assert!(err(&["--host", "3"]).contains("did you mean \"--hosts\""));
+        assert!(err(&["--json", "--json"]).contains("more than once"));
+        assert!(err(&["extra"]).contains("unexpected argument"));
+    }
+
+    /// The range of T is checked in one place (`Timeouts::derive`); the
+    /// usage text and the help line quote it and must say the same.
+    #[test]
+    fn timeout_text_names_the_range() {
+        let (min, max) = (
+            xha::core::timeouts::MIN_BASE.as_secs(),
+            xha::core::timeouts::MAX_BASE.as_secs(),
+        );
+        for t in [min - 1, max + 1] {
+            let err = parse(&args(&["--timeout", &t.to_string()]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("from {min} to {max}")), "{err}");
+        }
+        for t in [min, max] {
+            assert!(parse(&args(&["--timeout", &t.to_string()])).is_ok());
+        }
+        let help = crate::table::COMMANDS
+            .iter()
+            .flat_map(|c| c.flags)
+            .find(|f| f.name == "--timeout")
+            .map(|f| f.help)
+            .unwrap_or_default();
+        assert!(
+            help.contains(&format!("{min} to {max} (default {DEFAULT_TIMEOUT_S})")),
+            "{help}"
+        );
+    }
+}

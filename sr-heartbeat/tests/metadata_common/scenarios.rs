@@ -1,5 +1,18 @@
 //! Scenarios of the metadata volume, generic over the device, so the same
 //! checks run in memory, on a regular file and on loop devices.
+//!
+//! Parts: this file (the helpers and the crash and recovery scenarios),
+//! `refusals` (what is refused writes nothing; layouts and devices refused),
+//! `model` (random operations checked against a model, with a crash).
+
+mod model;
+mod refusals;
+
+// Each test binary that includes this module uses some of these.
+#[allow(unused_imports)]
+pub use model::{Op, run_model};
+#[allow(unused_imports)]
+pub use refusals::{device_refusals, refusals_write_nothing, standard_layout};
 
 use sr_heartbeat::metadata::io::MetaIo;
 use sr_heartbeat::metadata::layout::{BLOCK, Layout, SUPERBLOCK_OFFSETS};
@@ -475,147 +488,4 @@ pub fn delta_full_then_snapshot<D: Disk>(d: &D) {
         h.push(p);
     }
     assert_eq!(history(&recover(d)), h);
-}
-
-pub fn refusals_write_nothing<D: Disk>(d: &D) {
-    fresh(d);
-    let mut w = writer(d, 1);
-    w.append_delta(b"x").unwrap();
-    let before = recover(d);
-    let max = w.max_payload_bytes();
-    assert!(matches!(
-        w.append_delta(&vec![0; max as usize + 1]),
-        Err(MetaError::PayloadTooLarge { .. })
-    ));
-    let cap = small_layout().snapshot_capacity();
-    assert!(matches!(
-        w.write_snapshot(&vec![0; cap as usize + 1]),
-        Err(MetaError::SnapshotTooLarge { .. })
-    ));
-    assert_eq!(recover(d), before);
-    // The largest snapshot fits.
-    w.write_snapshot(&vec![7; cap as usize]).unwrap();
-    assert_eq!(recover(d).snapshot.len() as u64, cap);
-}
-
-pub fn standard_layout<D: Disk>(d: &D) {
-    MetadataVolume::format(d.io()).unwrap();
-    let mut w = writer(d, 3);
-    w.append_delta(b"hello").unwrap();
-    w.write_snapshot(b"db").unwrap();
-    w.append_delta(b"world").unwrap();
-    let r = recover(d);
-    assert_eq!(r.superblock.layout, Layout::standard());
-    assert_eq!(r.snapshot, b"db");
-    assert_eq!(r.deltas.len(), 1);
-    assert_eq!(r.epoch, 3);
-}
-
-/// Refusals that depend on the device itself, with a constructor of blank
-/// devices of a given size and sector size.
-pub fn device_refusals<I: MetaIo>(make: impl Fn(usize, usize) -> I) {
-    let small = make(1 << 20, 4096);
-    assert!(matches!(
-        MetadataVolume::format(small),
-        Err(MetaError::DeviceTooSmall {
-            size_bytes: 1048576,
-            needed: 268435456
-        })
-    ));
-    assert!(matches!(
-        MetadataVolume::format_with_layout(make(DISK_BYTES as usize, 8192), small_layout()),
-        Err(MetaError::UnsupportedSectorSize { sector_size: 8192 })
-    ));
-    assert!(matches!(
-        MetadataVolume::open(make(DISK_BYTES as usize, 4096)),
-        Err(MetaError::NotFormatted { .. })
-    ));
-}
-
-/// One step of the model test.
-#[derive(Clone, Debug)]
-pub enum Op {
-    Append {
-        len: usize,
-        byte: u8,
-    },
-    Snapshot,
-    Reopen,
-    /// Reopen with the epoch raised by this much.
-    NewEpoch(u64),
-}
-
-/// Runs `ops` against the volume and a model, with an optional crash at
-/// the `n`-th write from the start (tear kind 0..4), then checks recovery:
-/// before the crash, the recovered history after every operation is the
-/// model's; at the crash, it is the history before or after the operation
-/// in flight.
-pub fn run_model<D: Disk>(d: &D, ops: &[Op], crash: Option<(usize, u8)>) {
-    fresh(d);
-    let sector = d.io().sector_size();
-    let tear = match crash.map(|c| c.1) {
-        None | Some(0) => Tear::Nothing,
-        Some(1) => Tear::Prefix(sector),
-        Some(2) => Tear::PrefixThenGarbage(sector),
-        Some(_) => Tear::PrefixThenGarbage(0),
-    };
-    // Writes left before the crash, carried across reopened writers.
-    let mut budget = crash.map_or(usize::MAX, |c| c.0);
-    let open = |epoch: u64, budget: usize| {
-        MetadataVolume::open(Faulty::new(d.io(), budget, tear))
-            .expect("open")
-            .into_writer(epoch)
-            .map(|(w, _)| w)
-    };
-    let mut epoch = 1;
-    let mut w = match open(epoch, budget) {
-        Ok(w) => w,
-        Err(e) => {
-            // The crash hit the first writer's epoch record: still empty.
-            assert!(crash.is_some(), "first writer: {e}");
-            assert!(history(&recover(d)).is_empty());
-            return;
-        }
-    };
-    let mut h: Vec<Vec<u8>> = Vec::new();
-    for op in ops {
-        // The history if the operation in flight completes.
-        let mut next = h.clone();
-        let result = match op {
-            Op::Append { len, byte } => {
-                let p = vec![*byte; *len];
-                next.push(p.clone());
-                match w.append_delta(&p) {
-                    Err(MetaError::DeltaFull { .. }) => w
-                        .write_snapshot(&encode_history(&h))
-                        .and_then(|_| w.append_delta(&p).map(|_| ())),
-                    r => r.map(|_| ()),
-                }
-            }
-            Op::Snapshot => w.write_snapshot(&encode_history(&h)),
-            Op::Reopen | Op::NewEpoch(_) => {
-                if let Op::NewEpoch(k) = op {
-                    epoch += k;
-                }
-                budget = budget.saturating_sub(w.io_mut().writes_seen);
-                open(epoch, budget).map(|nw| w = nw)
-            }
-        };
-        match result {
-            Ok(()) => h = next,
-            Err(e) => {
-                assert!(crash.is_some(), "{op:?} failed without a crash: {e}");
-                let got = history(&recover(d));
-                assert!(
-                    got == h || got == next,
-                    "after {op:?} failed ({e}): recovered {} changes, expected {} or {}",
-                    got.len(),
-                    h.len(),
-                    next.len()
-                );
-                return;
-            }
-        }
-        assert_eq!(history(&recover(d)), h, "after {op:?}");
-    }
 }

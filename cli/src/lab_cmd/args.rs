@@ -169,4 +169,30 @@ mod tests {
             "{help}"
         );
     }
+
+    /// The host range is `MIN_HOSTS` to the lab's `MAX_HOSTS`; the usage
+    /// text and the help line quote it and must say the same.
+    #[test]
+    fn hosts_text_names_the_range() {
+        let (min, max) = (MIN_HOSTS, xha_lab::MAX_HOSTS);
+        for n in [min - 1, max + 1] {
+            let err = parse(&args(&["--hosts", &n.to_string()]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("from {min} to {max}")), "{err}");
+        }
+        for n in [min, max] {
+            assert!(parse(&args(&["--hosts", &n.to_string()])).is_ok());
+        }
+        let help = crate::table::COMMANDS
+            .iter()
+            .flat_map(|c| c.flags)
+            .find(|f| f.name == "--hosts")
+            .map(|f| f.help)
+            .unwrap_or_default();
+        assert!(
+            help.contains(&format!("{min} to {max} (default {DEFAULT_HOSTS})")),
+            "{help}"
+        );
+    }
 }

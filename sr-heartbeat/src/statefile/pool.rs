@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::slot::{SlotError, block_crc};
-use crate::le::{get_u64, get_uuid};
+use crate::le::{get_u16, get_u32, get_u64, get_uuid};
 
 pub const POOL_BLOCK_SIZE: usize = 4096;
 /// `"XHAPOOL\0"` as a little-endian u64.
@@ -110,17 +110,12 @@ impl PoolBlock {
         if magic != POOL_MAGIC {
             return Err(SlotError::BadMagic { found: magic });
         }
-        let stored = u32::from_le_bytes([
-            buf[off::CRC],
-            buf[off::CRC + 1],
-            buf[off::CRC + 2],
-            buf[off::CRC + 3],
-        ]);
+        let stored = get_u32(buf, off::CRC);
         let computed = block_crc(buf);
         if stored != computed {
             return Err(SlotError::ChecksumMismatch { stored, computed });
         }
-        let version = u16::from_le_bytes([buf[off::VERSION], buf[off::VERSION + 1]]);
+        let version = get_u16(buf, off::VERSION);
         if version != POOL_VERSION {
             return Err(SlotError::WrongVersion { found: version });
         }

@@ -37,7 +37,7 @@ fn parse_args() -> Result<Args> {
         timeout_s: 10,
         window: Duration::from_secs(60),
         settle: Duration::from_secs(20),
-        bin_dir: exe.parent().context("exe dir")?.to_path_buf(),
+        bin_dir: xha_lab::bin_dir(exe.parent().context("exe dir")?),
         json: false,
     };
     let mut it = std::env::args().skip(1);

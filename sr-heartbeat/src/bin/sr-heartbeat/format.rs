@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use uuid::Uuid;
 
 use sr_heartbeat::io::{BlockDevice, BlockIo, IoError, OpenMode};
+use sr_heartbeat::le::get_u64;
 use sr_heartbeat::metadata::superblock::SUPERBLOCK_MAGIC;
 use sr_heartbeat::statefile::header::HEADER_SIZE;
 use sr_heartbeat::statefile::{Header, HeaderError, MAX_HOSTS_LIMIT, STATEFILE_SIZE, Statefile};
@@ -60,6 +61,13 @@ pub(crate) fn prepare_file(path: &Path, size: u64) -> Res<bool> {
     }
 }
 
+/// Whether the first two blocks hold a metadata superblock, in either slot:
+/// a metadata volume may have written only its second slot, or its first
+/// may be damaged, and it is still recognised.
+pub(crate) fn holds_metadata_superblock(blocks: &[u8]) -> bool {
+    get_u64(blocks, 0) == SUPERBLOCK_MAGIC || get_u64(blocks, HEADER_SIZE) == SUPERBLOCK_MAGIC
+}
+
 /// What the first two blocks say about the device, for refusing to
 /// overwrite it: `None` when both are all zero. Two blocks, because a
 /// metadata volume may have written only its second superblock slot.
@@ -67,12 +75,7 @@ fn describe_existing(blocks: &[u8]) -> Option<String> {
     if blocks.iter().all(|&b| b == 0) {
         return None;
     }
-    let magic_at = |at: usize| {
-        let mut m = [0u8; 8];
-        m.copy_from_slice(&blocks[at..at + 8]);
-        u64::from_le_bytes(m)
-    };
-    if magic_at(0) == SUPERBLOCK_MAGIC || magic_at(HEADER_SIZE) == SUPERBLOCK_MAGIC {
+    if holds_metadata_superblock(blocks) {
         return Some("holds an HA metadata volume".into());
     }
     Some(match Header::decode(&blocks[..HEADER_SIZE]) {

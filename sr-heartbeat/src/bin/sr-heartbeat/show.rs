@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use sr_heartbeat::io::{BlockIo, OpenMode};
+use sr_heartbeat::le::get_u64;
 use sr_heartbeat::metadata::MetadataInspection;
-use sr_heartbeat::metadata::superblock::SUPERBLOCK_MAGIC;
 use sr_heartbeat::statefile::header::HEADER_SIZE;
 use sr_heartbeat::statefile::{
     HEADER_MAGIC, Header, HeaderError, HostSet, Inspection, Phase, STATEFILE_SIZE, Slot, SlotError,
@@ -17,7 +17,7 @@ use sr_heartbeat::statefile::{
 use sr_heartbeat::text::escape_control;
 
 use crate::Res;
-use crate::format::open_device;
+use crate::format::{holds_metadata_superblock, open_device};
 
 /// What `dump` and `check` found on a device.
 enum Found {
@@ -31,17 +31,12 @@ enum Found {
 fn inspect_path(path: &Path) -> Res<Found> {
     let mut dev = open_device(path, OpenMode::ReadOnly, STATEFILE_SIZE)?;
     let blocks = dev.read(0, 2 * HEADER_SIZE).map_err(|e| e.to_string())?;
-    let magic_at = |at: usize| {
-        let mut m = [0u8; 8];
-        m.copy_from_slice(&blocks[at..at + 8]);
-        u64::from_le_bytes(m)
-    };
-    if magic_at(0) == HEADER_MAGIC {
+    if get_u64(&blocks, 0) == HEADER_MAGIC {
         return inspect(&dev)
             .map(Found::Statefile)
             .map_err(|e| e.to_string());
     }
-    if magic_at(0) == SUPERBLOCK_MAGIC || magic_at(HEADER_SIZE) == SUPERBLOCK_MAGIC {
+    if holds_metadata_superblock(&blocks) {
         return sr_heartbeat::metadata::inspect(&mut dev)
             .map(|m| Found::Metadata(Box::new(m)))
             .map_err(|e| e.to_string());

@@ -38,6 +38,20 @@ pub enum PoolState {
 }
 
 impl PoolState {
+    /// Every pool state, in the order of their numbers.
+    pub const ALL: [PoolState; 3] = [PoolState::Init, PoolState::Active, PoolState::Invalid];
+
+    /// The state's name (`init`, `active`, `invalid`): its `Display`, its
+    /// serde form, and its name in the control protocol.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            PoolState::Init => "init",
+            PoolState::Active => "active",
+            PoolState::Invalid => "invalid",
+        }
+    }
+
     pub fn from_u8(v: u8) -> Option<PoolState> {
         match v {
             1 => Some(PoolState::Init),
@@ -50,11 +64,7 @@ impl PoolState {
 
 impl std::fmt::Display for PoolState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PoolState::Init => "init",
-            PoolState::Active => "active",
-            PoolState::Invalid => "invalid",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -144,6 +154,19 @@ impl PoolBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name is written once: Display, serde and the numbering agree.
+    #[test]
+    fn every_state_has_one_name() {
+        for s in PoolState::ALL {
+            assert_eq!(s.to_string(), s.name());
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.name())
+            );
+            assert_eq!(PoolState::from_u8(s as u8), Some(s));
+        }
+    }
 
     #[test]
     fn round_trip_and_errors() {

@@ -125,7 +125,7 @@ impl Request {
                 m.insert("value".into(), Value::from(v));
             }
             Request::SetPoolState(s) => {
-                m.insert("state".into(), Value::from(pool_state_name(s)));
+                m.insert("state".into(), Value::from(s.name()));
             }
             _ => {}
         }
@@ -133,26 +133,12 @@ impl Request {
     }
 }
 
-/// Every pool state, in the order the protocol lists them.
-const POOL_STATES: [PoolState; 3] = [PoolState::Init, PoolState::Active, PoolState::Invalid];
-
-/// The name of a pool state in the `state` key.
-const fn pool_state_name(s: PoolState) -> &'static str {
-    match s {
-        PoolState::Init => "init",
-        PoolState::Active => "active",
-        PoolState::Invalid => "invalid",
-    }
-}
-
 /// The pool state names, as a refusal lists them (`init, active, invalid`).
 pub(super) fn pool_state_names() -> String {
-    POOL_STATES.map(pool_state_name).join(", ")
+    PoolState::ALL.map(PoolState::name).join(", ")
 }
 
 /// The pool state named `name` in the `state` key, if any.
 pub(super) fn pool_state_named(name: &str) -> Option<PoolState> {
-    POOL_STATES
-        .into_iter()
-        .find(|s| pool_state_name(*s) == name)
+    PoolState::ALL.into_iter().find(|s| s.name() == name)
 }

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::core::Timeouts;
 use crate::core::timeouts::{MAX_BASE, MIN_BASE};
+use crate::daemon::watchdog::backend_name;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,12 +37,24 @@ pub(super) struct RawConfig {
     pub(super) hosts: Vec<RawHost>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum Backend {
+pub(super) enum Backend {
     Linux,
     Supervisor,
     None,
+}
+
+impl Backend {
+    /// The backend's name (the serde names above are pinned to these by a
+    /// test).
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Linux => backend_name::LINUX,
+            Backend::Supervisor => backend_name::SUPERVISOR,
+            Backend::None => backend_name::NONE,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,11 +276,7 @@ pub(super) fn parse_watchdog(
             device: PathBuf::from(DEFAULT_WATCHDOG_DEVICE),
         });
     };
-    let name = match w.backend {
-        Backend::Linux => "linux",
-        Backend::Supervisor => "supervisor",
-        Backend::None => "none",
-    };
+    let name = w.backend.name();
     let not_allowed = |key: &'static str| ConfigError::WatchdogKeyNotAllowed {
         key,
         backend: name.to_owned(),
@@ -301,4 +310,22 @@ pub(super) fn parse_watchdog(
             WatchdogConfig::None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `watchdog.backend` accepts exactly the backends' names.
+    #[test]
+    fn backend_names_are_the_watchdogs() {
+        #[derive(Deserialize)]
+        struct W {
+            backend: Backend,
+        }
+        for b in [Backend::Linux, Backend::Supervisor, Backend::None] {
+            let w: W = toml::from_str(&format!("backend = \"{}\"", b.name())).unwrap();
+            assert_eq!(w.backend, b);
+        }
+    }
 }

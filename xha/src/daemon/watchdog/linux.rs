@@ -153,7 +153,7 @@ impl LinuxWatchdog {
 
 impl Watchdog for LinuxWatchdog {
     fn backend(&self) -> &'static str {
-        "linux"
+        super::backend_name::LINUX
     }
 
     fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError> {

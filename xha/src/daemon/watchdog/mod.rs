@@ -27,6 +27,15 @@ mod linux;
 mod none;
 mod supervisor_client;
 
+/// The backends' names, written once: `watchdog.backend` in the
+/// configuration (checked against them in `config`), [`Watchdog::backend`],
+/// and so the `watchdog` field of the liveset report.
+pub mod backend_name {
+    pub const LINUX: &str = "linux";
+    pub const SUPERVISOR: &str = "supervisor";
+    pub const NONE: &str = "none";
+}
+
 pub use linux::LinuxWatchdog;
 pub use none::NoWatchdog;
 pub use supervisor_client::{SUPERVISOR_LATENCY_MARGIN, SupervisorWatchdog};

@@ -29,7 +29,7 @@ impl NoWatchdog {
 
 impl Watchdog for NoWatchdog {
     fn backend(&self) -> &'static str {
-        "none"
+        super::backend_name::NONE
     }
     fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError> {
         tracing::error!(
@@ -74,6 +74,6 @@ mod tests {
         assert_eq!(w.kicks(), 1);
         w.disarm().unwrap();
         assert!(!w.is_armed());
-        assert_eq!(w.backend(), "none");
+        assert_eq!(w.backend(), super::super::backend_name::NONE);
     }
 }

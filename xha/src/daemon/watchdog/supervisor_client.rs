@@ -134,7 +134,7 @@ fn supervisor_ms(timeout: Duration) -> Result<u64, WatchdogError> {
 
 impl Watchdog for SupervisorWatchdog {
     fn backend(&self) -> &'static str {
-        "supervisor"
+        super::backend_name::SUPERVISOR
     }
 
     fn arm(&mut self, timeout: Duration) -> Result<ArmReport, WatchdogError> {

@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use uuid::Uuid;
-use xha::daemon::control::LivesetReport;
+use xha_control::LivesetReport;
 use xha_lab::{Lab, LabError, LabSpec, Signal};
 
 use crate::error::CliError;

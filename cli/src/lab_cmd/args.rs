@@ -93,7 +93,7 @@ fn parse_timeout(v: &str) -> Result<u64, UsageError> {
     // text below is pinned to it by `timeout_text_names_the_range`.
     v.parse::<u64>()
         .ok()
-        .filter(|t| xha::core::Timeouts::derive(Duration::from_secs(*t)).is_ok())
+        .filter(|t| xha_core::Timeouts::derive(Duration::from_secs(*t)).is_ok())
         .ok_or_else(|| UsageError::InvalidValue {
             key: "--timeout".into(),
             expected: "whole seconds from 10 to 3600 (the base timeout T of xhad)",
@@ -146,8 +146,8 @@ mod tests {
     #[test]
     fn timeout_text_names_the_range() {
         let (min, max) = (
-            xha::core::timeouts::MIN_BASE.as_secs(),
-            xha::core::timeouts::MAX_BASE.as_secs(),
+            xha_core::timeouts::MIN_BASE.as_secs(),
+            xha_core::timeouts::MAX_BASE.as_secs(),
         );
         for t in [min - 1, max + 1] {
             let err = parse(&args(&["--timeout", &t.to_string()]))

@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
-use xha::daemon::control::LivesetReport;
+use xha_control::LivesetReport;
 use xha_lab::{Lab, LabError, Signal, describe_status};
 
 use super::{Failed, LabArgs, Progress, Summary, at, print_table, secs};

@@ -75,7 +75,7 @@ impl Run {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xe"))
             .args(args)
             .env("TMPDIR", tmp.path())
-            .env("XE_LAB_BIN_DIR", bins)
+            .env(xha_lab::BIN_DIR_ENV, bins)
             .env_remove("XE_LAB_KEEP")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -313,7 +313,7 @@ fn missing_binaries_are_named_with_the_fix() {
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xe"))
         .args(["lab"])
-        .env("XE_LAB_BIN_DIR", empty.path())
+        .env(xha_lab::BIN_DIR_ENV, empty.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(5));

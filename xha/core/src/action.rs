@@ -70,6 +70,9 @@ pub enum FenceReason {
     LeaseExpired,
     /// A survivor whose agreed liveset excludes this host asked it to fence.
     FenceRequested { by: usize },
+    /// The watchdog failed while armed (`Input::WatchdogLost`): the caller
+    /// fences with its configured action, not through the lost watchdog.
+    WatchdogLost,
 }
 
 /// Operator-visible conditions.

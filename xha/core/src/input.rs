@@ -1,6 +1,7 @@
 //! Events fed to the core.
 
-use sr_heartbeat::statefile::{PoolBlock, PoolState, Slot, SlotError};
+pub use sr_heartbeat::statefile::StatefileRead;
+use sr_heartbeat::statefile::{PoolState, Slot};
 
 /// One event. Every I/O action carries a `request` id; its completion comes
 /// back as an input with the same id. The core measures latency itself, from
@@ -38,14 +39,12 @@ pub enum Input {
     },
     /// A request from the control socket (toolstack or operator).
     Control(ControlRequest),
-}
-
-/// Contents of one statefile read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatefileRead {
-    pub pool: Result<PoolBlock, SlotError>,
-    /// One entry per configured host, in host-index order.
-    pub slots: Vec<Result<Slot, SlotError>>,
+    /// The watchdog failed while armed (a kick was refused: the supervisor
+    /// died, the device refused the write). Nothing would reset this host if
+    /// its daemon hung now, and peers count it as fenced by its lease end: an
+    /// armed node fences at once (`FenceReason::WatchdogLost`); a node whose
+    /// watchdog is not armed ignores it.
+    WatchdogLost,
 }
 
 /// Why an I/O failed.

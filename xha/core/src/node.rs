@@ -412,6 +412,14 @@ impl Node {
                 result,
             } => self.on_pool_written(statefile, request, result),
             Input::Control(request) => self.on_control(request),
+            Input::WatchdogLost => {
+                // Not armed: nothing counts on the watchdog (the daemon only
+                // learns of a loss through a kick, which needs it armed).
+                evaluate = false;
+                if self.watchdog_armed {
+                    self.fence(FenceReason::WatchdogLost);
+                }
+            }
         }
         let due = self.timers.next().is_some_and(|at| at <= now);
         if !self.fenced && !self.stopped && (evaluate || due) {

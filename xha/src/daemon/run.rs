@@ -597,6 +597,7 @@ fn fence_text(reason: FenceReason, hosts: &[super::config::Host]) -> String {
             "host {} (index {by}) is in the surviving partition and this host is not",
             hosts.get(by).map_or_else(|| "?".into(), |h| h.uuid.to_string())
         ),
+        FenceReason::WatchdogLost => "the watchdog failed while armed".into(),
     }
 }
 

@@ -567,5 +567,4 @@ impl Cluster {
     pub(super) fn host_now(&self, h: usize) -> u64 {
         self.hosts[h].clock.host_time(self.now)
     }
-
 }

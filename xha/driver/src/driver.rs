@@ -223,7 +223,7 @@ impl Driver {
             | Action::MasterChanged { .. }
             | Action::Reply(_)
             | Action::Warning(_)
-            | Action::Stopped) => host.decided(decided)?,
+            | Action::Stopped) => host.decided(&self.node, decided)?,
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! statefile storage, a watchdog, and somewhere to report the core's
 //! decisions. `xhad` and the simulator each implement these once.
 
-use xha_core::{Action, Instant, Slot};
+use xha_core::{Action, Instant, Node, Slot};
 
 use crate::io::{Op, Refused};
 
@@ -58,7 +58,8 @@ pub trait Host: Clock + Network + Storage + Watchdog {
     fn arm_failed(&mut self, e: WatchdogFailed) -> Self::Stop;
 
     /// One of the core's decisions that is not I/O: `Fence`,
-    /// `LivesetChanged`, `MasterChanged`, `Reply`, `Warning`, `Stopped`.
-    /// `Err` stops the driver (a fence the host carried out).
-    fn decided(&mut self, action: Action) -> Result<(), Self::Stop>;
+    /// `LivesetChanged`, `MasterChanged`, `Reply`, `Warning`, `Stopped`;
+    /// `node` is the core that made it (for its status). `Err` stops the
+    /// driver (a fence the host carried out).
+    fn decided(&mut self, node: &Node, action: Action) -> Result<(), Self::Stop>;
 }

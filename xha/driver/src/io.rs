@@ -40,9 +40,7 @@ impl Done {
     #[must_use]
     pub fn error(&self) -> Option<&str> {
         match self {
-            Done::SlotWritten(Err(e)) | Done::PoolWritten(Err(e)) | Done::Read(Err(e)) => {
-                Some(e)
-            }
+            Done::SlotWritten(Err(e)) | Done::PoolWritten(Err(e)) | Done::Read(Err(e)) => Some(e),
             _ => None,
         }
     }

@@ -21,16 +21,19 @@
 //! control lines, supervisor lines) is total: bad input gives a typed error,
 //! never a panic.
 
+pub mod args;
 pub mod config;
 pub use xha_control as control;
 pub mod control_server;
 pub mod exit;
 pub mod fence;
 pub mod fence_record;
+mod host_io;
 pub mod incarnation;
 pub mod instance_lock;
 pub mod logging;
 pub mod net;
+mod prepare;
 pub mod ratelimit;
 pub mod realtime;
 pub mod replay;

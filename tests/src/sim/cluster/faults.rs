@@ -9,7 +9,6 @@ use super::super::time::{MILLISECOND, secs};
 use super::{Cluster, Event, Pending};
 
 impl Cluster {
-
     pub(super) fn apply_fault(&mut self, fault: Fault) {
         self.trace
             .record(self.now, None, format!("FAULT {fault:?}"));

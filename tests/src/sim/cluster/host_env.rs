@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use xha::core::{Action, Instant, Slot};
+use xha::core::{Action, Instant, Node, Slot};
 use xha_driver::{
     Clock, Completion, Done, Host, Network, Op, Refused, Storage, Watchdog, WatchdogFailed,
 };
@@ -99,8 +99,7 @@ impl Storage for SimEnv<'_> {
                 }
             }
             Op::ReadAll => {
-                c.trace
-                    .record(c.now, Some(h), Entry::Read { sf, request });
+                c.trace.record(c.now, Some(h), Entry::Read { sf, request });
                 IoKind::Read
             }
         };
@@ -200,7 +199,7 @@ impl Host for SimEnv<'_> {
         c.kill(self.h, Life::Crashed);
     }
 
-    fn decided(&mut self, action: Action) -> Result<(), ()> {
+    fn decided(&mut self, _node: &Node, action: Action) -> Result<(), ()> {
         let (c, h) = (&mut *self.c, self.h);
         match action {
             Action::Fence { reason } => {
@@ -209,8 +208,7 @@ impl Host for SimEnv<'_> {
                 return Err(());
             }
             Action::LivesetChanged { liveset } => {
-                c.trace
-                    .record(c.now, Some(h), format!("LIVESET {liveset}"));
+                c.trace.record(c.now, Some(h), format!("LIVESET {liveset}"));
                 let truth = c.truth();
                 c.checker.liveset_published(c.now, h, liveset, &truth);
                 let host = &mut c.hosts[h];
@@ -243,8 +241,7 @@ impl Host for SimEnv<'_> {
             }
             Action::Stopped => {
                 // A clean shutdown: the host powers off after its daemon stopped.
-                c.trace
-                    .record(c.now, Some(h), "stopped: host shuts down");
+                c.trace.record(c.now, Some(h), "stopped: host shuts down");
                 c.kill(h, Life::ShutDown);
                 return Err(());
             }

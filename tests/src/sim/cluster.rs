@@ -123,6 +123,18 @@ enum Pending {
     Timers,
 }
 
+/// How often the driver's I/O paths ran on one host (over all its
+/// incarnations): the daemon paths the simulator must exercise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Reads reported as timed out at their deadline.
+    pub abandoned: u64,
+    /// Requests refused at once (the path at capacity).
+    pub refused: u64,
+    /// Read completions that came after their deadline (ignored).
+    pub late: u64,
+}
+
 /// The simulator's view of one host.
 pub struct SimHost {
     pub index: usize,
@@ -161,6 +173,7 @@ pub struct SimHost {
     /// incarnation: the daemon's replay filter drops older and duplicate
     /// packets (reset at boot).
     last_delivered: Vec<u64>,
+    pub io: IoStats,
     /// This incarnation was told `ProposeMaster(false)` (an operator
     /// choice the liveness phase undoes).
     pub declined_master: bool,
@@ -255,6 +268,7 @@ impl Cluster {
                 replies: Vec::new(),
                 last_epoch: 0,
                 declined_master: false,
+                io: IoStats::default(),
                 packets_sent: 0,
                 last_delivered: vec![0; config.hosts],
             })

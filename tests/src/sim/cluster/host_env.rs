@@ -127,6 +127,7 @@ impl Storage for SimEnv<'_> {
                 Ok(())
             }
             Err(op) => {
+                c.hosts[h].io.refused += 1;
                 c.trace.record(
                     c.now,
                     Some(h),
@@ -141,6 +142,7 @@ impl Storage for SimEnv<'_> {
 
     fn abandon(&mut self, sf: usize, request: u64) {
         let c = &mut *self.c;
+        c.hosts[self.h].io.abandoned += 1;
         c.trace.record(
             c.now,
             Some(self.h),
@@ -313,6 +315,13 @@ impl Cluster {
                 request,
                 done,
             };
+            if self.hosts[h]
+                .driver
+                .as_ref()
+                .is_some_and(|d| d.is_late(&completion))
+            {
+                self.hosts[h].io.late += 1;
+            }
             self.deliver(h, Pending::Completion(completion));
         }
     }

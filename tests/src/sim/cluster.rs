@@ -16,8 +16,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 use xha::core::{
-    Action, Config, ControlRequest, HostSet, Input, Instant, IoFailure, Node, PoolBlock, PoolState,
-    Slot, StatefileRead, Timeouts, Warning,
+    Action, Config, ControlRequest, HostIndex, HostSet, Input, Instant, IoFailure, Node, PoolBlock,
+    PoolState, RequestId, Slot, StatefileIndex, StatefileRead, Timeouts, Warning,
 };
 
 use super::checker::{Checker, HostTruth, Invariant, Life, Violation};
@@ -441,7 +441,13 @@ impl Cluster {
             Some(to),
             format!("forged heartbeat 'from' h{from}"),
         );
-        self.deliver(to, Input::Heartbeat { from, slot });
+        self.deliver(
+            to,
+            Input::Heartbeat {
+                from: HostIndex(from),
+                slot,
+            },
+        );
     }
 
     /// Runs every event up to and including real instant `until`.
@@ -505,7 +511,7 @@ impl Cluster {
                 }
                 receiver.last_delivered[from] = sent;
                 let input = Input::Heartbeat {
-                    from,
+                    from: HostIndex(from),
                     slot: (*slot).clone(),
                 };
                 self.deliver(to, input);
@@ -525,8 +531,8 @@ impl Cluster {
                     );
                     if op.incarnation == self.hosts[host].incarnation {
                         let input = Input::StatefileRead {
-                            statefile: sf,
-                            request: op.request,
+                            statefile: StatefileIndex(sf),
+                            request: RequestId(op.request),
                             result: Err(IoFailure::Timeout),
                         };
                         self.deliver(host, input);
@@ -744,8 +750,8 @@ impl Cluster {
                 }
             }
             Action::WriteSlot {
-                statefile,
-                request,
+                statefile: StatefileIndex(statefile),
+                request: RequestId(request),
                 slot,
                 deadline: _,
             } => {
@@ -773,8 +779,8 @@ impl Cluster {
                 );
             }
             Action::WritePool {
-                statefile,
-                request,
+                statefile: StatefileIndex(statefile),
+                request: RequestId(request),
                 block,
                 deadline: _,
             } => {
@@ -799,8 +805,8 @@ impl Cluster {
                 );
             }
             Action::ReadStatefile {
-                statefile,
-                request,
+                statefile: StatefileIndex(statefile),
+                request: RequestId(request),
                 deadline,
             } => {
                 self.trace.record(
@@ -941,20 +947,20 @@ impl Cluster {
                 let full = || IoFailure::Error("I/O queue full".into());
                 let input = match op.kind {
                     IoKind::Read => Input::StatefileRead {
-                        statefile: sf,
-                        request,
+                        statefile: StatefileIndex(sf),
+                        request: RequestId(request),
                         result: Err(full()),
                     },
                     IoKind::Write {
                         block: Block::Pool, ..
                     } => Input::PoolWritten {
-                        statefile: sf,
-                        request,
+                        statefile: StatefileIndex(sf),
+                        request: RequestId(request),
                         result: Err(full()),
                     },
                     IoKind::Write { .. } => Input::SlotWritten {
-                        statefile: sf,
-                        request,
+                        statefile: StatefileIndex(sf),
+                        request: RequestId(request),
                         result: Err(full()),
                     },
                 };
@@ -982,8 +988,8 @@ impl Cluster {
         };
         let input = match &op.kind {
             IoKind::Read => Input::StatefileRead {
-                statefile: sf,
-                request: op.request,
+                statefile: StatefileIndex(sf),
+                request: RequestId(op.request),
                 result: match result {
                     Ok(()) => {
                         let snap = self.statefiles[sf].read();
@@ -1016,13 +1022,13 @@ impl Cluster {
                 }
                 match block {
                     Block::Pool => Input::PoolWritten {
-                        statefile: sf,
-                        request: op.request,
+                        statefile: StatefileIndex(sf),
+                        request: RequestId(op.request),
                         result,
                     },
                     Block::Slot(_) => Input::SlotWritten {
-                        statefile: sf,
-                        request: op.request,
+                        statefile: StatefileIndex(sf),
+                        request: RequestId(op.request),
                         result,
                     },
                 }

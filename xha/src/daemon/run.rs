@@ -40,8 +40,8 @@ use super::watchdog::{self, KickOutcome, Watchdog, WatchdogError};
 use super::wire::{self, DropCounters, Heartbeat};
 use super::{fence, fence_record, incarnation, instance_lock, net, realtime, startup};
 use crate::core::{
-    Action, ControlError, ControlRequest, FenceReason, Input, Instant, IoFailure, Node, Slot,
-    StatefileRead,
+    Action, ControlError, ControlRequest, FenceReason, HostIndex, Input, Instant, IoFailure, Node,
+    RequestId, Slot, StatefileIndex, StatefileRead,
 };
 
 /// How long `xhad` waits for the `xha-supervisor` socket at start-up (the
@@ -332,8 +332,8 @@ enum ReplySink {
 /// A read in flight and when it is reported as timed out.
 #[derive(Clone, Copy, Debug)]
 struct PendingRead {
-    statefile: usize,
-    request: u64,
+    statefile: StatefileIndex,
+    request: RequestId,
     deadline: Instant,
 }
 
@@ -595,7 +595,7 @@ fn fence_text(reason: FenceReason, hosts: &[super::config::Host]) -> String {
         }
         FenceReason::FenceRequested { by } => format!(
             "host {} (index {by}) is in the surviving partition and this host is not",
-            hosts.get(by).map_or_else(|| "?".into(), |h| h.uuid.to_string())
+            hosts.get(by.0).map_or_else(|| "?".into(), |h| h.uuid.to_string())
         ),
     }
 }
@@ -630,7 +630,7 @@ impl Daemon {
         self.node.handle(
             now,
             Input::Heartbeat {
-                from: hb.from,
+                from: HostIndex(hb.from),
                 slot: hb.slot,
             },
         );
@@ -698,12 +698,13 @@ impl Daemon {
             "statefile I/O done"
         );
         let failure = |e: String| IoFailure::Error(e);
+        let (statefile, request) = (StatefileIndex(c.statefile), RequestId(c.request));
         let input = match c.kind {
             Kind::ReadAll => {
                 let Some(pos) = self
                     .reads
                     .iter()
-                    .position(|r| r.statefile == c.statefile && r.request == c.request)
+                    .position(|r| r.statefile == statefile && r.request == request)
                 else {
                     // Already reported as timed out.
                     tracing::debug!(statefile = c.statefile, "late read completion ignored");
@@ -712,8 +713,8 @@ impl Daemon {
                 self.reads.swap_remove(pos);
                 let n = self.config.hosts.len();
                 Input::StatefileRead {
-                    statefile: c.statefile,
-                    request: c.request,
+                    statefile,
+                    request,
                     result: match c.result {
                         Ok(Outcome::Read(mut r)) => {
                             r.slots.truncate(n);
@@ -732,13 +733,13 @@ impl Daemon {
                 }
             }
             Kind::WriteSlot => Input::SlotWritten {
-                statefile: c.statefile,
-                request: c.request,
+                statefile,
+                request,
                 result: c.result.map(|_| ()).map_err(failure),
             },
             Kind::WritePool => Input::PoolWritten {
-                statefile: c.statefile,
-                request: c.request,
+                statefile,
+                request,
                 result: c.result.map(|_| ()).map_err(failure),
             },
         };
@@ -852,7 +853,7 @@ impl Daemon {
                 ..
             } => {
                 tracing::info!(
-                    statefile,
+                    statefile = statefile.0,
                     master = ?block.master,
                     epoch = block.master_epoch,
                     state = ?block.state,
@@ -972,8 +973,13 @@ impl Daemon {
         ))
     }
 
-    fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), String> {
-        let Some(w) = self.workers.get_mut(statefile) else {
+    fn submit(
+        &mut self,
+        statefile: StatefileIndex,
+        request: RequestId,
+        op: Op,
+    ) -> Result<(), String> {
+        let Some(w) = self.workers.get_mut(statefile.0) else {
             return Err(format!("internal: no statefile {statefile}"));
         };
         // Not logged: this fails on every interval, and start-up said why.
@@ -982,7 +988,7 @@ impl Daemon {
                 "statefile {statefile} could not be opened at start-up"
             ));
         };
-        let refused = w.submit(request, op).map_err(|e| e.to_string());
+        let refused = w.submit(request.0, op).map_err(|e| e.to_string());
         if let Err(e) = &refused {
             self.warn_limited(&format!("refused/{statefile}"), || e.clone());
         }

@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 use xha::core::{
-    Config, HostSet, Input, Instant, Node, PoolBlock, PoolState, Slot, Timeouts, Warning,
+    Config, HostIndex, HostSet, Input, Instant, Node, PoolBlock, PoolState, Slot, Timeouts, Warning,
 };
 use xha_driver::{Completion, Driver};
 
@@ -329,6 +329,7 @@ impl Cluster {
             Some(to),
             format!("forged heartbeat 'from' h{from}"),
         );
+        let from = HostIndex(from);
         self.deliver(to, Pending::Input(Input::Heartbeat { from, slot }));
     }
 
@@ -393,7 +394,7 @@ impl Cluster {
                 }
                 receiver.last_delivered[from] = sent;
                 let input = Input::Heartbeat {
-                    from,
+                    from: HostIndex(from),
                     slot: (*slot).clone(),
                 };
                 self.deliver(to, Pending::Input(input));

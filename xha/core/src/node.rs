@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::action::{Action, ControlError, FenceReason, Warning};
 use super::fence_request::{self, PeerRows, Refusal, Refusals, Verdict};
 use super::freshness::{self, OwnView};
+use super::ids::{HostIndex, RequestId, StatefileIndex};
 use super::input::{ControlRequest, Input, IoFailure, StatefileRead};
 use super::master_lock;
 use super::peer_alerts::{PeerAlerts, PeerSight};
@@ -108,7 +109,7 @@ impl Config {
 /// What a node reports about one host (for the control socket's query).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostStatus {
-    pub index: usize,
+    pub index: HostIndex,
     pub uuid: Uuid,
     pub live: bool,
     pub master: bool,
@@ -127,7 +128,7 @@ pub struct HostStatus {
 /// A snapshot of the node for operators.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
-    pub local: usize,
+    pub local: HostIndex,
     pub member: bool,
     pub liveset: HostSet,
     pub phase: Phase,
@@ -145,7 +146,7 @@ pub struct NodeStatus {
     /// Fence requests refused as not corroborated (`core::fence_request`).
     pub fence_requests_refused: u64,
     /// The last refused request: requester and why.
-    pub last_fence_request_refused: Option<(usize, Refusal)>,
+    pub last_fence_request_refused: Option<(HostIndex, Refusal)>,
 }
 
 /// Cap on queued actions: one `handle` emits a bounded number per peer and
@@ -160,7 +161,7 @@ type Observed = Result<u64, SlotError>;
 #[derive(Clone, Debug, Default)]
 struct FileState {
     /// The one read in flight: (request, issue time).
-    read: Option<(u64, Instant)>,
+    read: Option<(RequestId, Instant)>,
     /// Completion time of the last read that succeeded within the deadline.
     last_good_read: Option<Instant>,
     /// Whether the last completed read succeeded within the deadline.
@@ -169,9 +170,9 @@ struct FileState {
     /// the evidence used to prove a peer fenced.
     proof_issue: Option<Instant>,
     /// Slot writes in flight: (request, write round).
-    writes: Vec<(u64, u64)>,
+    writes: Vec<(RequestId, u64)>,
     /// Pool-block writes in flight: (request, issue time).
-    pool_writes: Vec<(u64, Instant)>,
+    pool_writes: Vec<(RequestId, Instant)>,
     /// Last observed identity of every host's slot on this file.
     observed: Vec<Option<Observed>>,
     /// Per host: when a read of this file last showed its slot changing (or
@@ -220,7 +221,7 @@ struct PeerState {
 #[derive(Clone, Debug)]
 struct Acquire {
     block: PoolBlock,
-    requests: Vec<u64>,
+    requests: Vec<RequestId>,
     ok: usize,
     done: usize,
 }
@@ -394,23 +395,23 @@ impl Node {
         match input {
             Input::Tick => {}
             Input::Heartbeat { from, slot } => {
-                evaluate = self.on_heartbeat(from, slot);
+                evaluate = self.on_heartbeat(from.0, slot);
             }
             Input::StatefileRead {
                 statefile,
                 request,
                 result,
-            } => self.on_read(statefile, request, result),
+            } => self.on_read(statefile.0, request, result),
             Input::SlotWritten {
                 statefile,
                 request,
                 result,
-            } => self.on_slot_written(statefile, request, result),
+            } => self.on_slot_written(statefile.0, request, result),
             Input::PoolWritten {
                 statefile,
                 request,
                 result,
-            } => self.on_pool_written(statefile, request, result),
+            } => self.on_pool_written(statefile.0, request, result),
             Input::Control(request) => self.on_control(request),
             Input::WatchdogLost => {
                 // Not armed: nothing counts on the watchdog (the daemon only
@@ -522,7 +523,7 @@ impl Node {
                     self.row(p)
                 };
                 HostStatus {
-                    index: p,
+                    index: HostIndex(p),
                     uuid: self.config.hosts[p],
                     live: self.liveset.contains(p),
                     master: master_index == Some(p),
@@ -537,7 +538,7 @@ impl Node {
             })
             .collect();
         NodeStatus {
-            local: self.config.local,
+            local: HostIndex(self.config.local),
             member: self.is_member(),
             liveset: self.liveset,
             phase: self.phase,
@@ -551,7 +552,10 @@ impl Node {
             hosts,
             text: self.status_text(),
             fence_requests_refused: self.fence_refusals.count,
-            last_fence_request_refused: self.fence_refusals.last.map(|(by, why, _)| (by, why)),
+            last_fence_request_refused: self
+                .fence_refusals
+                .last
+                .map(|(by, why, _)| (HostIndex(by), why)),
         }
     }
 
@@ -604,7 +608,7 @@ impl Node {
         urgent
     }
 
-    fn on_read(&mut self, f: usize, request: u64, result: Result<StatefileRead, IoFailure>) {
+    fn on_read(&mut self, f: usize, request: RequestId, result: Result<StatefileRead, IoFailure>) {
         let Some(file) = self.files.get_mut(f) else {
             return;
         };
@@ -642,7 +646,7 @@ impl Node {
             }
             Err(SlotError::NeverWritten) => {}
             Err(_) => self.push(Action::Warning(Warning::StatefileCorrupt {
-                statefile: f,
+                statefile: StatefileIndex(f),
                 host: None,
             })),
         }
@@ -688,8 +692,8 @@ impl Node {
                 && previous.is_some()
             {
                 self.push(Action::Warning(Warning::StatefileCorrupt {
-                    statefile: f,
-                    host: Some(p),
+                    statefile: StatefileIndex(f),
+                    host: Some(HostIndex(p)),
                 }));
             }
         }
@@ -725,7 +729,7 @@ impl Node {
         }
     }
 
-    fn on_slot_written(&mut self, f: usize, request: u64, result: Result<(), IoFailure>) {
+    fn on_slot_written(&mut self, f: usize, request: RequestId, result: Result<(), IoFailure>) {
         let Some(file) = self.files.get_mut(f) else {
             return;
         };
@@ -774,7 +778,7 @@ impl Node {
         }
     }
 
-    fn on_pool_written(&mut self, f: usize, request: u64, result: Result<(), IoFailure>) {
+    fn on_pool_written(&mut self, f: usize, request: RequestId, result: Result<(), IoFailure>) {
         let Some(file) = self.files.get_mut(f) else {
             return;
         };
@@ -1307,7 +1311,7 @@ impl Node {
             Verdict::None | Verdict::Fence { .. } if just_joined => false,
             Verdict::None => false,
             Verdict::Fence { by } => {
-                self.fence(FenceReason::FenceRequested { by });
+                self.fence(FenceReason::FenceRequested { by: HostIndex(by) });
                 true
             }
             Verdict::Refused { by, why } => {
@@ -1317,7 +1321,10 @@ impl Node {
                     .fence_refusals
                     .record(self.now, by, sequence, why, every)
                 {
-                    self.push(Action::Warning(Warning::FenceRequestRefused { by, why }));
+                    self.push(Action::Warning(Warning::FenceRequestRefused {
+                        by: HostIndex(by),
+                        why,
+                    }));
                 }
                 false
             }
@@ -1656,7 +1663,7 @@ impl Node {
             self.files[f].pool_writes.push((request, self.now));
             requests.push(request);
             self.push(Action::WritePool {
-                statefile: f,
+                statefile: StatefileIndex(f),
                 request,
                 block: block.clone(),
                 deadline,
@@ -1778,7 +1785,7 @@ impl Node {
             let request = self.request_id();
             self.files[f].writes.push((request, sequence));
             self.push(Action::WriteSlot {
-                statefile: f,
+                statefile: StatefileIndex(f),
                 request,
                 slot: slot.clone(),
                 deadline,
@@ -1809,7 +1816,7 @@ impl Node {
             let request = self.request_id();
             self.files[f].read = Some((request, self.now));
             self.push(Action::ReadStatefile {
-                statefile: f,
+                statefile: StatefileIndex(f),
                 request,
                 deadline: self.now + t.io_deadline,
             });
@@ -1884,8 +1891,8 @@ impl Node {
 
     // ----- helpers --------------------------------------------------------
 
-    fn request_id(&mut self) -> u64 {
-        let id = self.next_request;
+    fn request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
         self.next_request += 1;
         id
     }
@@ -1904,7 +1911,7 @@ impl Node {
         }
         file.warned_at = Some(self.now);
         self.push(Action::Warning(Warning::StatefileLatency {
-            statefile: f,
+            statefile: StatefileIndex(f),
             latency,
         }));
     }
@@ -1924,7 +1931,7 @@ impl Node {
             if silence > threshold && silence < t.heartbeat_timeout && !recently {
                 self.peers[p].warned_at = Some(self.now);
                 self.push(Action::Warning(Warning::HeartbeatLatency {
-                    host: p,
+                    host: HostIndex(p),
                     silence,
                 }));
             }

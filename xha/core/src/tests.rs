@@ -10,6 +10,7 @@ use std::time::Duration;
 use sr_heartbeat::statefile::{HostSet, PoolBlock, PoolState, Slot, SlotError};
 use uuid::Uuid;
 
+use super::ids::{HostIndex, RequestId, StatefileIndex};
 use super::time::Instant;
 use super::{Action, Config, ControlRequest, Input, IoFailure, Node, StatefileRead, Timeouts};
 
@@ -27,18 +28,18 @@ enum Ev {
     },
     Read {
         host: usize,
-        request: u64,
+        request: RequestId,
         ok: bool,
     },
     Write {
         host: usize,
-        request: u64,
+        request: RequestId,
         slot: Box<SlotOrd>,
         ok: bool,
     },
     Pool {
         host: usize,
-        request: u64,
+        request: RequestId,
         block: Box<PoolOrd>,
         ok: bool,
     },
@@ -349,7 +350,13 @@ impl Cluster {
             }
             Ev::Deliver { to, from, slot } => {
                 if self.hosts[to].net_ok && self.hosts[from].net_ok {
-                    self.handle(to, Input::Heartbeat { from, slot: slot.0 });
+                    self.handle(
+                        to,
+                        Input::Heartbeat {
+                            from: HostIndex(from),
+                            slot: slot.0,
+                        },
+                    );
                 }
             }
             Ev::Read { host, request, ok } => {
@@ -364,7 +371,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::StatefileRead {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },
@@ -388,7 +395,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::SlotWritten {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },
@@ -412,7 +419,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::PoolWritten {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },

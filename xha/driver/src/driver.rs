@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use xha_core::{Action, Input, Instant, IoFailure, Node};
+use xha_core::{Action, Input, Instant, IoFailure, Node, RequestId, StatefileIndex};
 
 use crate::host::Host;
 use crate::io::{Completion, Done, Op};
@@ -10,8 +10,8 @@ use crate::io::{Completion, Done, Op};
 /// A read in flight and when it is reported as timed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PendingRead {
-    statefile: usize,
-    request: u64,
+    statefile: StatefileIndex,
+    request: RequestId,
     deadline: Instant,
 }
 

@@ -2,7 +2,7 @@
 //! statefile storage, a watchdog, and somewhere to report the core's
 //! decisions. `xhad` and the simulator each implement these once.
 
-use xha_core::{Action, Instant, Node, Slot};
+use xha_core::{Action, Instant, Node, RequestId, Slot, StatefileIndex};
 
 use crate::io::{Op, Refused};
 
@@ -22,12 +22,17 @@ pub trait Storage {
     /// Start `op` on statefile `statefile`; its [`crate::Completion`] comes
     /// back later through [`crate::Driver::completion`]. `Err`: refused at
     /// once, never started.
-    fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), Refused>;
+    fn submit(
+        &mut self,
+        statefile: StatefileIndex,
+        request: RequestId,
+        op: Op,
+    ) -> Result<(), Refused>;
 
     /// The driver gave up on read `request` at its deadline and told the
     /// core it timed out; a completion for it is late and will be ignored.
     /// Nothing to undo (a read changes nothing on disk): for logs.
-    fn abandon(&mut self, statefile: usize, request: u64);
+    fn abandon(&mut self, statefile: StatefileIndex, request: RequestId);
 }
 
 /// A watchdog failed: text for the fence record and the logs.

@@ -2,7 +2,7 @@
 //! storage and gets them back: the operation kind is carried once, in
 //! [`Op`] going out and in [`Done`] coming back.
 
-use xha_core::{PoolBlock, Slot, StatefileRead, Timeouts};
+use xha_core::{PoolBlock, RequestId, Slot, StatefileIndex, StatefileRead, Timeouts};
 
 /// One statefile operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +58,8 @@ impl Done {
 /// A finished operation: the core's request id on statefile `statefile`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Completion {
-    pub statefile: usize,
-    pub request: u64,
+    pub statefile: StatefileIndex,
+    pub request: RequestId,
     pub done: Done,
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use xha_core::{
-    Action, Config, FenceReason, Input, Instant, Node, PoolBlock, PoolState, Slot, SlotError,
-    StatefileRead, Timeouts,
+    Action, Config, FenceReason, Input, Instant, Node, PoolBlock, PoolState, RequestId, Slot,
+    SlotError, StatefileIndex, StatefileRead, Timeouts,
 };
 use xha_driver::{
     Clock, Completion, Done, Driver, Host, Network, Op, Refused, Storage, Watchdog, WatchdogFailed,
@@ -28,7 +28,7 @@ struct World {
     hang_reads: bool,
     held: Vec<Completion>,
     refuse: bool,
-    abandoned: Vec<u64>,
+    abandoned: Vec<RequestId>,
     armed: bool,
     watchdog_lost: bool,
     fenced: Option<FenceReason>,
@@ -75,7 +75,12 @@ impl Network for World {
 }
 
 impl Storage for World {
-    fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), Refused> {
+    fn submit(
+        &mut self,
+        statefile: StatefileIndex,
+        request: RequestId,
+        op: Op,
+    ) -> Result<(), Refused> {
         if self.refuse {
             return Err(Refused("every worker is stuck".into()));
         }
@@ -103,7 +108,7 @@ impl Storage for World {
         Ok(())
     }
 
-    fn abandon(&mut self, _statefile: usize, request: u64) {
+    fn abandon(&mut self, _statefile: StatefileIndex, request: RequestId) {
         self.abandoned.push(request);
     }
 }

@@ -19,7 +19,9 @@ use super::run::Fatal;
 use super::statefile_io::StatefileWorkers;
 use super::watchdog::{self, KickOutcome};
 use super::{fence, fence_record};
-use crate::core::{Action, ControlError, FenceReason, Instant, Node, Slot};
+use crate::core::{
+    Action, ControlError, FenceReason, Instant, Node, RequestId, Slot, StatefileIndex,
+};
 
 /// The daemon's monotonic clock in the core's time base.
 #[derive(Clone, Copy, Debug)]
@@ -76,7 +78,8 @@ impl Network for DaemonHost {
 }
 
 impl Storage for DaemonHost {
-    fn submit(&mut self, statefile: usize, request: u64, op: Op) -> Result<(), Refused> {
+    fn submit(&mut self, index: StatefileIndex, request: RequestId, op: Op) -> Result<(), Refused> {
+        let statefile = index.0;
         if let Op::WritePool(block) = &op {
             tracing::info!(
                 statefile,
@@ -102,7 +105,7 @@ impl Storage for DaemonHost {
         refused
     }
 
-    fn abandon(&mut self, statefile: usize, _request: u64) {
+    fn abandon(&mut self, statefile: StatefileIndex, _request: RequestId) {
         let deadline_ms = self.config.timeouts.io_deadline.as_millis();
         self.warn_limited(&format!("read deadline/{statefile}"), || {
             format!("statefile {statefile}: read missed its deadline of {deadline_ms} ms")
@@ -280,7 +283,7 @@ impl DaemonHost {
                 "host {} (index {by}) is in the surviving partition and this host is not",
                 self.config
                     .hosts
-                    .get(by)
+                    .get(by.0)
                     .map_or_else(|| "?".into(), |h| h.uuid.to_string())
             ),
             FenceReason::WatchdogLost => self

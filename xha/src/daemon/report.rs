@@ -197,11 +197,11 @@ impl Measurements {
             .hosts
             .iter()
             .map(|h| {
-                let seen = self.peers.get(h.index);
+                let seen = self.peers.get(h.index.0);
                 let local = h.index == st.local;
                 HostReport::from_core(
                     h,
-                    self.addresses[h.index],
+                    self.addresses[h.index.0],
                     seen.is_some_and(|p| p.corrupted),
                     if local {
                         None

@@ -45,7 +45,7 @@ use super::report::Measurements;
 use super::statefile_io::{Finished, StatefileWorkers};
 use super::wire::{self, DropCounters, Heartbeat};
 use super::{net, replay, startup};
-use crate::core::{ControlError, ControlRequest, Input, Instant, Node};
+use crate::core::{ControlError, ControlRequest, HostIndex, Input, Instant, Node};
 
 /// How long `xhad` waits for the `xha-supervisor` socket at start-up (the
 /// lab may start the supervisor just after the daemon).
@@ -405,7 +405,7 @@ impl Daemon {
         self.host.measurements.heartbeat(now, hb.from);
         tracing::trace!(from = hb.from, sequence = hb.slot.sequence, "heartbeat");
         let input = Input::Heartbeat {
-            from: hb.from,
+            from: HostIndex(hb.from),
             slot: hb.slot,
         };
         self.driver.handle(&mut self.host, input)
@@ -447,15 +447,15 @@ impl Daemon {
         let c = f.completion;
         self.host.measurements.io_latency(f.latency);
         tracing::debug!(
-            statefile = c.statefile,
-            request = c.request,
+            statefile = c.statefile.0,
+            request = c.request.0,
             what = c.done.what(),
             latency_ms = f.latency.as_secs_f64() * 1e3,
             ok = c.done.error().is_none(),
             "statefile I/O done"
         );
         if self.driver.is_late(&c) {
-            tracing::debug!(statefile = c.statefile, "late read completion ignored");
+            tracing::debug!(statefile = c.statefile.0, "late read completion ignored");
             return Ok(());
         }
         if let xha_driver::Done::Read(Ok(r)) = &c.done {
@@ -467,7 +467,7 @@ impl Daemon {
             let what = c.done.what();
             if f.not_ours {
                 // Warned once by the I/O layer when it found the header foreign.
-                tracing::debug!(statefile = c.statefile, "statefile {what} failed: {e}");
+                tracing::debug!(statefile = c.statefile.0, "statefile {what} failed: {e}");
             } else {
                 let e = e.to_owned();
                 self.host

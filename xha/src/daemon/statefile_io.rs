@@ -42,6 +42,8 @@ use sr_heartbeat::statefile::{Statefile, StatefileError};
 use tokio::sync::mpsc;
 use xha_driver::{Completion, Done, Op};
 
+use crate::core::{RequestId, StatefileIndex};
+
 /// Stack size of a worker: it only calls into `sr_heartbeat`, whose buffers
 /// are on the heap.
 const WORKER_STACK: usize = 128 * 1024;
@@ -49,7 +51,7 @@ const WORKER_STACK: usize = 128 * 1024;
 /// A request for a worker.
 #[derive(Debug)]
 struct Job {
-    request: u64,
+    request: RequestId,
     op: Op,
 }
 
@@ -292,7 +294,7 @@ impl StatefileWorkers {
     }
 
     /// Start `op`; its completion arrives on the channel given to `new`.
-    pub fn submit(&mut self, request: u64, op: Op) -> Result<(), Refused> {
+    pub fn submit(&mut self, request: RequestId, op: Op) -> Result<(), Refused> {
         let busy = self.outstanding.fetch_add(1, Ordering::SeqCst);
         if busy >= self.capacity {
             self.outstanding.fetch_sub(1, Ordering::SeqCst);
@@ -408,7 +410,7 @@ fn worker(
         outstanding.fetch_sub(1, Ordering::SeqCst);
         let done = Finished {
             completion: Completion {
-                statefile: shared.index,
+                statefile: StatefileIndex(shared.index),
                 request: job.request,
                 done,
             },

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use xha::core::{Action, Instant, Node, Slot};
+use xha::core::{Action, Instant, Node, RequestId, Slot, StatefileIndex};
 use xha_driver::{
     Clock, Completion, Done, Host, Network, Op, Refused, Storage, Watchdog, WatchdogFailed,
 };
@@ -64,8 +64,9 @@ impl Network for SimEnv<'_> {
 }
 
 impl Storage for SimEnv<'_> {
-    fn submit(&mut self, sf: usize, request: u64, op: Op) -> Result<(), Refused> {
+    fn submit(&mut self, sf: StatefileIndex, request: RequestId, op: Op) -> Result<(), Refused> {
         let (c, h) = (&mut *self.c, self.h);
+        let (sf, request) = (sf.0, request.0);
         let kind = match op {
             Op::WriteSlot(slot) => {
                 c.trace.record(
@@ -140,7 +141,7 @@ impl Storage for SimEnv<'_> {
         }
     }
 
-    fn abandon(&mut self, sf: usize, request: u64) {
+    fn abandon(&mut self, sf: StatefileIndex, request: RequestId) {
         let c = &mut *self.c;
         c.hosts[self.h].io.abandoned += 1;
         c.trace.record(
@@ -311,8 +312,8 @@ impl Cluster {
             self.trace
                 .record(self.now, Some(h), Entry::Completed { sf, request, ok });
             let completion = Completion {
-                statefile: sf,
-                request,
+                statefile: StatefileIndex(sf),
+                request: RequestId(request),
                 done,
             };
             if self.hosts[h]

@@ -888,6 +888,8 @@ impl Cluster {
                     .record(self.now, Some(h), "stopped: host shuts down");
                 self.kill(h, Life::ShutDown);
             }
+            // The simulator reads the status when it needs it.
+            Action::StatusChanged => {}
         }
     }
 

@@ -947,6 +947,8 @@ impl Daemon {
                 self.measurements.warning(now, &w, &hosts);
             }
             Action::Stopped => self.stopped = true,
+            // The report is published after every input (see `publish`).
+            Action::StatusChanged => {}
         }
         Ok(())
     }

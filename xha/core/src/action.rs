@@ -61,6 +61,12 @@ pub enum Action {
     Warning(Warning),
     /// The node stopped cleanly (after `ControlRequest::Stop`).
     Stopped,
+    /// Something a `watch` client sees in [`crate::Node::status`] changed
+    /// (membership, liveset, phase, master, arming, access, a host's flags,
+    /// the refused-request count; not the lease end, the peer instants or
+    /// the text). Emitted at most once per `handle`, after the other
+    /// actions, and never by a fenced node (`Fence` is its last word).
+    StatusChanged,
 }
 
 /// Why this host fences.

@@ -123,6 +123,12 @@ pub struct HostStatus {
     /// A member with fencing disarmed, neither heard nor seen writing: it
     /// is never removed (see `core::peer_alerts`).
     pub silent_disarmed: bool,
+    /// When this node last accepted a heartbeat from the host (`None` for
+    /// this host, or never): its age is the heartbeat age.
+    pub heard_at: Option<Instant>,
+    /// When a statefile read last showed the host's slot changing (`None`
+    /// for this host, or never): its age is the statefile-update age.
+    pub slot_changed_at: Option<Instant>,
 }
 
 /// A snapshot of the node for operators.
@@ -298,6 +304,36 @@ pub struct Node {
     acquire: Option<Acquire>,
     master: bool,
     master_epoch: u64,
+
+    // Publishing.
+    /// What a `watch` client saw at the last `StatusChanged`.
+    watched: Option<StatusKey>,
+}
+
+/// The part of [`NodeStatus`] a `watch` client is told about, compactly:
+/// a change emits `Action::StatusChanged`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatusKey {
+    joined: bool,
+    member: bool,
+    fenced: bool,
+    stopped: bool,
+    armed: bool,
+    access: bool,
+    phase: Phase,
+    liveset: HostSet,
+    master: bool,
+    master_epoch: u64,
+    pool_master: Option<usize>,
+    fence_requests_refused: u64,
+    /// Per host flag of [`HostStatus`], as sets of hosts.
+    heard: HostSet,
+    seen: HostSet,
+    statefile_access: HostSet,
+    excluded: HostSet,
+    starting: HostSet,
+    fencing_disarmed: HostSet,
+    silent_disarmed: HostSet,
 }
 
 impl Node {
@@ -366,6 +402,7 @@ impl Node {
             acquire: None,
             master: false,
             master_epoch: 0,
+            watched: None,
             config,
         })
     }
@@ -426,6 +463,7 @@ impl Node {
         if !self.fenced && !self.stopped && (evaluate || due) {
             self.step();
         }
+        self.status_changed();
         self.check_invariants();
     }
 
@@ -514,28 +552,8 @@ impl Node {
         let heard = self.heard_view();
         let seen = self.seen_view();
         let master_index = self.pool_master_index();
-        let mine = self.current_slot();
         let hosts = (0..self.config.hosts.len())
-            .map(|p| {
-                let row = if p == self.config.local {
-                    Some(&mine)
-                } else {
-                    self.row(p)
-                };
-                HostStatus {
-                    index: HostIndex(p),
-                    uuid: self.config.hosts[p],
-                    live: self.liveset.contains(p),
-                    master: master_index == Some(p),
-                    heard: heard.contains(p),
-                    seen: seen.contains(p),
-                    statefile_access: row.as_ref().is_some_and(|r| r.statefile_access),
-                    excluded: row.as_ref().is_some_and(|r| r.excluded),
-                    starting: row.as_ref().is_none_or(|r| r.starting),
-                    fencing_disarmed: row.as_ref().is_some_and(|r| r.fencing_disarmed),
-                    silent_disarmed: self.alerts.silent_disarmed().contains(p),
-                }
-            })
+            .map(|p| self.host_status(p, heard, seen, master_index))
             .collect();
         NodeStatus {
             local: HostIndex(self.config.local),
@@ -556,6 +574,101 @@ impl Node {
                 .fence_refusals
                 .last
                 .map(|(by, why, _)| (HostIndex(by), why)),
+        }
+    }
+
+    /// What the status says about host `p`, given the views.
+    fn host_status(
+        &self,
+        p: usize,
+        heard: HostSet,
+        seen: HostSet,
+        master_index: Option<usize>,
+    ) -> HostStatus {
+        let local = p == self.config.local;
+        // This host's own flags are those of the slot it would write now
+        // (`current_slot`).
+        let (statefile_access, excluded, starting, fencing_disarmed) = if local {
+            (self.access, self.excluded, !self.joined, !self.armed)
+        } else {
+            let row = self.row(p);
+            (
+                row.is_some_and(|r| r.statefile_access),
+                row.is_some_and(|r| r.excluded),
+                row.is_none_or(|r| r.starting),
+                row.is_some_and(|r| r.fencing_disarmed),
+            )
+        };
+        let peer = &self.peers[p];
+        HostStatus {
+            index: HostIndex(p),
+            uuid: self.config.hosts[p],
+            live: self.liveset.contains(p),
+            master: master_index == Some(p),
+            heard: heard.contains(p),
+            seen: seen.contains(p),
+            statefile_access,
+            excluded,
+            starting,
+            fencing_disarmed,
+            silent_disarmed: self.alerts.silent_disarmed().contains(p),
+            heard_at: if local { None } else { peer.last_heard },
+            slot_changed_at: if local { None } else { peer.disk_changed },
+        }
+    }
+
+    /// The watched part of the status now.
+    fn status_key(&self) -> StatusKey {
+        let heard = self.heard_view();
+        let seen = self.seen_view();
+        let master_index = self.pool_master_index();
+        let mut key = StatusKey {
+            joined: self.joined,
+            member: self.is_member(),
+            fenced: self.fenced,
+            stopped: self.stopped,
+            armed: self.armed,
+            access: self.access,
+            phase: self.phase,
+            liveset: self.liveset,
+            master: self.master,
+            master_epoch: self.known_epoch(),
+            pool_master: master_index,
+            fence_requests_refused: self.fence_refusals.count,
+            heard,
+            seen,
+            statefile_access: HostSet::EMPTY,
+            excluded: HostSet::EMPTY,
+            starting: HostSet::EMPTY,
+            fencing_disarmed: HostSet::EMPTY,
+            silent_disarmed: self.alerts.silent_disarmed(),
+        };
+        for p in 0..self.config.hosts.len() {
+            let h = self.host_status(p, heard, seen, master_index);
+            for (flag, set) in [
+                (h.statefile_access, &mut key.statefile_access),
+                (h.excluded, &mut key.excluded),
+                (h.starting, &mut key.starting),
+                (h.fencing_disarmed, &mut key.fencing_disarmed),
+            ] {
+                if flag {
+                    set.insert(p);
+                }
+            }
+        }
+        key
+    }
+
+    /// Emit `StatusChanged` if the watched status differs from the last
+    /// one emitted (never once fenced: `Fence` must stay the last action).
+    fn status_changed(&mut self) {
+        if self.fenced {
+            return;
+        }
+        let key = self.status_key();
+        if self.watched != Some(key) {
+            self.watched = Some(key);
+            self.push(Action::StatusChanged);
         }
     }
 

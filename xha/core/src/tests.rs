@@ -91,6 +91,8 @@ struct Host {
     incarnation: u64,
     io_latency: Duration,
     warnings: usize,
+    /// `StatusChanged` actions performed.
+    status_changes: usize,
     /// Frozen: events for it wait here; its watchdog keeps running.
     frozen: Option<Vec<Ev>>,
 }
@@ -147,6 +149,7 @@ impl Cluster {
                 incarnation: 0,
                 io_latency: IO_LATENCY,
                 warnings: 0,
+                status_changes: 0,
                 frozen: None,
             });
             c.boot(i);
@@ -293,6 +296,7 @@ impl Cluster {
                 }
             }
             Action::Warning(_) => self.hosts[h].warnings += 1,
+            Action::StatusChanged => self.hosts[h].status_changes += 1,
             Action::Reply(_) | Action::Stopped => {}
         }
     }
@@ -533,6 +537,37 @@ fn a_crashed_host_is_removed_within_t_plus_five() {
         assert!(took >= earliest, "took {took:?}");
     }
     assert_eq!(c.fences(), 0);
+}
+
+#[test]
+fn status_changed_only_when_the_watched_status_changes() {
+    let mut c = formed(3);
+    let before: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
+    assert!(
+        before.iter().all(|&n| n > 0),
+        "joining changed nothing: {before:?}"
+    );
+    c.run_for(Duration::from_secs(60));
+    let steady: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
+    assert_eq!(before, steady, "status changes without a fault");
+    // Peer instants are in the status, not in the watched part.
+    let st = c.node(0).status();
+    assert_eq!(st.hosts[0].heard_at, None);
+    let heard = st.hosts[1].heard_at.expect("host 1 heard");
+    assert!(c.now.saturating_since(heard) <= c.timeouts.heartbeat_interval);
+    assert!(st.hosts[2].slot_changed_at.is_some());
+    let crash_at = c.now;
+    c.kill(2, Life::Crashed);
+    c.run_for(T + T / 2);
+    for (h, &was) in steady.iter().enumerate().take(2) {
+        assert!(
+            c.hosts[h].status_changes > was,
+            "host {h}: no StatusChanged"
+        );
+        let st = c.node(h).status();
+        assert!(!st.hosts[2].heard);
+        assert!(st.hosts[2].heard_at.is_some_and(|at| at <= crash_at));
+    }
 }
 
 #[test]

@@ -223,7 +223,8 @@ impl Driver {
             | Action::MasterChanged { .. }
             | Action::Reply(_)
             | Action::Warning(_)
-            | Action::Stopped) => host.decided(&self.node, decided)?,
+            | Action::Stopped
+            | Action::StatusChanged) => host.decided(&self.node, decided)?,
         }
         Ok(())
     }

@@ -63,7 +63,8 @@ pub trait Host: Clock + Network + Storage + Watchdog {
     fn arm_failed(&mut self, e: WatchdogFailed) -> Self::Stop;
 
     /// One of the core's decisions that is not I/O: `Fence`,
-    /// `LivesetChanged`, `MasterChanged`, `Reply`, `Warning`, `Stopped`;
+    /// `LivesetChanged`, `MasterChanged`, `Reply`, `Warning`, `Stopped`,
+    /// `StatusChanged` (what `watch` clients see changed);
     /// `node` is the core that made it (for its status). `Err` stops the
     /// driver (a fence the host carried out).
     fn decided(&mut self, node: &Node, action: Action) -> Result<(), Self::Stop>;

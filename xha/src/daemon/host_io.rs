@@ -60,6 +60,10 @@ pub(super) struct DaemonHost {
     pub(super) state_tx: watch::Sender<Option<Slot>>,
     pub(super) publisher: ReportPublisher,
     pub(super) last_key: Option<LivesetReport>,
+    /// The report may have changed since it was last published: set by the
+    /// core's events (`StatusChanged`, liveset and master changes,
+    /// warnings, stop) and by the daemon's own measurements.
+    pub(super) changed: bool,
     /// Repeated warnings: each condition logged at most once per T.
     pub(super) limits: RateLimit,
     pub(super) stopped: bool,
@@ -121,6 +125,7 @@ impl Watchdog for DaemonHost {
             tracing::warn!("watchdog: {w}");
             self.measurements
                 .add_standing(WarningKind::Watchdog, w.clone());
+            self.changed = true;
         }
         tracing::info!(
             backend = self.watchdog.backend(),
@@ -212,8 +217,10 @@ impl Host for DaemonHost {
                 self.measurements.warning(now, &w, &hosts);
             }
             Action::Stopped => self.stopped = true,
+            Action::StatusChanged => {}
             other => tracing::error!("internal: the driver passed {other:?} on"),
         }
+        self.changed = true;
         Ok(())
     }
 }
@@ -259,9 +266,17 @@ impl DaemonHost {
             .report(node, self.clock.now(), status, self.watchdog.backend())
     }
 
-    /// Publish the report to watchers if it changed (ages and latencies
-    /// aside: `report::watch_key`).
+    /// Publish the report to watchers if an event said it may have changed
+    /// and it did (ages and latencies aside: `report::watch_key`).
     pub(super) fn publish(&mut self, node: &Node) {
+        if std::mem::take(&mut self.changed) {
+            self.publish_now(node);
+        }
+    }
+
+    /// Publish the report if it changed, whatever the events said (at a
+    /// fence and at exit).
+    pub(super) fn publish_now(&mut self, node: &Node) {
         let r = self.report(node);
         let key = report::watch_key(&r);
         if self.last_key.as_ref() != Some(&key) {
@@ -292,7 +307,7 @@ impl DaemonHost {
                 .unwrap_or_else(|| "the watchdog failed while armed".into()),
         };
         tracing::error!("FENCING this host: {text}");
-        self.publish(node);
+        self.publish_now(node);
         if let Err(e) = fence_record::write(&self.config.state_dir, &self.boot_id, &text) {
             tracing::error!("cannot write the fence record: {e}");
         }

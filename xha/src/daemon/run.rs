@@ -264,6 +264,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
             state_tx,
             publisher,
             last_key: None,
+            changed: true,
             limits: RateLimit::new(config.timeouts.base),
             stopped: false,
             config,
@@ -308,6 +309,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
             changed = drops_rx.changed() => {
                 if changed.is_ok() {
                     let counters: DropCounters = *drops_rx.borrow_and_update();
+                    d.host.changed |= d.host.measurements.dropped() != counters;
                     d.host.measurements.set_dropped(counters);
                 }
                 Ok(())
@@ -322,6 +324,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
                 if changed.is_ok() {
                     let dropping = dropping_rx.borrow_and_update().clone();
                     d.host.measurements.set_replay_dropping(dropping);
+                    d.host.changed = true;
                 }
                 Ok(())
             }
@@ -335,7 +338,7 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
     // server stops accepting when the command channel closes; connection
     // tasks get a moment to write replies already decided (the answer to
     // `stop` itself).
-    d.publish();
+    d.host.publish_now(d.driver.node());
     drop(cmd_rx);
     let _ = tokio::time::timeout(REPLY_FLUSH, server_task).await;
     tokio::time::sleep(REPLY_FLUSH).await;
@@ -413,7 +416,7 @@ impl Daemon {
 
     fn timers(&mut self) -> Result<(), Fatal> {
         let now = self.now();
-        self.host.measurements.expire(now);
+        self.host.changed |= self.host.measurements.expire(now);
         self.reopen.tick(now);
         self.driver.timers(&mut self.host)
     }
@@ -431,6 +434,7 @@ impl Daemon {
             self.host
                 .measurements
                 .remove_standing(&startup::left_out_warning(i, path));
+            self.host.changed = true;
             if let Some(slot) = self.host.workers.get_mut(i) {
                 *slot = Some(StatefileWorkers::new(
                     i,
@@ -459,7 +463,7 @@ impl Daemon {
             return Ok(());
         }
         if let xha_driver::Done::Read(Ok(r)) = &c.done {
-            self.host.measurements.slots(now, &r.slots);
+            self.host.changed |= self.host.measurements.slots(now, &r.slots);
             self.evidence_tx
                 .send_replace(self.host.measurements.evidence());
         }

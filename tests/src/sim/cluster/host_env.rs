@@ -248,6 +248,8 @@ impl Host for SimEnv<'_> {
                 c.kill(h, Life::ShutDown);
                 return Err(());
             }
+            // The simulator reads the status when it needs it.
+            Action::StatusChanged => {}
             other => unreachable!("the driver performs {other:?} itself"),
         }
         Ok(())

@@ -1262,7 +1262,7 @@ impl Node {
         let liveset = self.effective_liveset();
         let mut m = ViewMatrix::new(liveset);
         let heard = self.heard_view();
-        let window = freshness::claim_window_writes(&self.config.timeouts);
+        let window = self.config.timeouts.claim_window_writes();
         for p in liveset.iter() {
             if p == me {
                 m.heard[p] = heard;

@@ -543,7 +543,10 @@ fn a_crashed_host_is_removed_within_t_plus_five() {
 fn status_changed_only_when_the_watched_status_changes() {
     let mut c = formed(3);
     let before: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
-    assert!(before.iter().all(|&n| n > 0), "joining changed nothing: {before:?}");
+    assert!(
+        before.iter().all(|&n| n > 0),
+        "joining changed nothing: {before:?}"
+    );
     c.run_for(Duration::from_secs(60));
     let steady: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
     assert_eq!(before, steady, "status changes without a fault");
@@ -557,7 +560,10 @@ fn status_changed_only_when_the_watched_status_changes() {
     c.kill(2, Life::Crashed);
     c.run_for(T + T / 2);
     for (h, &was) in steady.iter().enumerate().take(2) {
-        assert!(c.hosts[h].status_changes > was, "host {h}: no StatusChanged");
+        assert!(
+            c.hosts[h].status_changes > was,
+            "host {h}: no StatusChanged"
+        );
         let st = c.node(h).status();
         assert!(!st.hosts[2].heard);
         assert!(st.hosts[2].heard_at.is_some_and(|at| at <= crash_at));

@@ -25,7 +25,7 @@ impl Node {
         let me = self.config.local;
         // In statefile-lost mode rounds advance on every heartbeat, so that
         // a large pool completes its first rounds well within one lease.
-        let lost_mode = self.membership.joined() && !self.io.access;
+        let lost_mode = self.membership.joined() && !self.io.access();
         let urgent = lost_mode || (slot.fence_request && !slot.proposed.contains(me));
         // A reordered or duplicated older packet keeps the newer state (see
         // `peers`): nothing to evaluate.
@@ -108,7 +108,7 @@ impl Node {
         let joined = self.membership.joined();
         if p == me && !joined && matches!(&result, Err(e) if *e != SlotError::NeverWritten) {
             // Unreadable (torn?) own slot: assume an earlier member incarnation.
-            self.membership.was_member = true;
+            self.membership.was_member_before();
         }
         let Ok(slot) = result else {
             return;
@@ -116,7 +116,7 @@ impl Node {
         if p == me {
             if !joined && !slot.starting {
                 // An earlier incarnation of this host was a member.
-                self.membership.was_member = true;
+                self.membership.was_member_before();
             }
             // Never reuse a sequence number, even one written by an earlier
             // incarnation of this host: readers rely on every write changing
@@ -184,14 +184,8 @@ impl Node {
 
     pub(super) fn on_control(&mut self, request: ControlRequest) {
         let reply = match request {
-            ControlRequest::ProposeMaster(true) => {
-                self.lock.refuse_master = false;
-                self.lock.want_master = true;
-                Ok(())
-            }
-            ControlRequest::ProposeMaster(false) => {
-                self.lock.refuse_master = true;
-                self.lock.want_master = false;
+            ControlRequest::ProposeMaster(on) => {
+                self.lock.propose(on);
                 Ok(())
             }
             ControlRequest::DisarmFencing => {

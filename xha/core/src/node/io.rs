@@ -119,12 +119,12 @@ pub(super) struct StatefileIo {
     /// The sequence of the last slot write issued (0: none yet).
     last_sequence: u64,
     /// The view (heard, access) the last issued slot write carried.
-    pub(super) written_view: Option<OwnView>,
+    written_view: Option<OwnView>,
     /// The last slot write was issued while earlier ones were in flight, so
     /// one of those may land after it (overlapping writes land in any order).
     write_overlapped: bool,
-    /// Statefile access as last computed (`access`).
-    pub(super) access: bool,
+    /// Statefile access as last computed (`compute_access`).
+    access: bool,
     /// Majority of the statefiles.
     majority: usize,
 }
@@ -158,6 +158,20 @@ impl StatefileIo {
 
     pub(super) fn majority(&self) -> usize {
         self.majority
+    }
+
+    /// Statefile access as last set.
+    pub(super) fn access(&self) -> bool {
+        self.access
+    }
+
+    pub(super) fn set_access(&mut self, access: bool) {
+        self.access = access;
+    }
+
+    /// The view the last issued slot write carried.
+    pub(super) fn written_view(&self) -> Option<OwnView> {
+        self.written_view
     }
 
     // ----- reads ---------------------------------------------------------

@@ -24,7 +24,7 @@ impl Node {
         if self.lock.pool().is_none() {
             return;
         }
-        if !self.io.access || !self.io.sequence_is_known() {
+        if !self.io.access() || !self.io.sequence_is_known() {
             return;
         }
         // Joining needs a lease with room for the watchdog.
@@ -45,7 +45,7 @@ impl Node {
         }
         let clean = members
             .iter()
-            .all(|m| !self.membership.was_member || self.peers.get(m).saw_without_me);
+            .all(|m| !self.membership.was_member() || self.peers.get(m).saw_without_me);
         if clean && lease_ok && !self.excluded {
             self.membership.request_join();
         }

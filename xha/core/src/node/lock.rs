@@ -31,9 +31,9 @@ pub(super) struct LockState {
     /// When the current request began (None: not requesting).
     pub(super) request_started: Option<Instant>,
     /// Told to ask for the lock (control request).
-    pub(super) want_master: bool,
+    want_master: bool,
     /// Told never to ask for it (control request).
-    pub(super) refuse_master: bool,
+    refuse_master: bool,
     /// Whom this host grants the lock to.
     pub(super) grant: Option<usize>,
     acquire: Option<Acquire>,
@@ -55,6 +55,23 @@ impl LockState {
 
     pub(super) fn pool(&self) -> Option<&PoolBlock> {
         self.pool.as_ref()
+    }
+
+    /// The operator asks this host to take the lock (`true`) or never to
+    /// ask for it (`false`).
+    pub(super) fn propose(&mut self, on: bool) {
+        self.want_master = on;
+        self.refuse_master = !on;
+    }
+
+    /// Told to ask for the lock.
+    pub(super) fn wants(&self) -> bool {
+        self.want_master
+    }
+
+    /// Told never to ask for the lock.
+    pub(super) fn refuses(&self) -> bool {
+        self.refuse_master
     }
 
     /// Is a pool-block write in progress?

@@ -49,7 +49,7 @@ impl Node {
         }
         let requesters = self.requesters(requesting);
         self.lock.grant = master_lock::grant(liveset, requesters, master_index, self.lock.grant);
-        if !requesting || self.lock.is_master() || self.lock.writing() || !self.io.access {
+        if !requesting || self.lock.is_master() || self.lock.writing() || !self.io.access() {
             return;
         }
         // A grant counts only from a heartbeat heard at least a heartbeat
@@ -121,7 +121,7 @@ impl Node {
     /// Does this host ask for the master lock? When told to, or, as a
     /// candidate, while no live host holds it (or it holds it itself).
     pub(super) fn requesting(&self) -> bool {
-        if !self.membership.joined() || self.lock.refuse_master {
+        if !self.membership.joined() || self.lock.refuses() {
             return false;
         }
         let me = self.config.local;
@@ -132,7 +132,7 @@ impl Node {
             liveset.contains(p)
                 && (p == me || self.row(p).is_some_and(|r| r.lock_request.contains(p)))
         });
-        let asks = self.lock.want_master
+        let asks = self.lock.wants()
             || (self.config.master_candidate && master_index.is_none_or(|m| m == me));
         if !asks {
             return false;

@@ -27,7 +27,7 @@ impl Node {
     /// timeout (and me, when I have access).
     pub(super) fn seen_view(&self) -> HostSet {
         let timeout = self.config.timeouts.statefile_timeout;
-        self.peers.seen(self.now, timeout, self.io.access)
+        self.peers.seen(self.now, timeout, self.io.access())
     }
 
     /// The freshest state of peer `p` (see `peers::Peers::row`). Never
@@ -56,7 +56,7 @@ impl Node {
         for p in liveset.iter() {
             if p == me {
                 m.heard[p] = heard;
-                if self.io.access {
+                if self.io.access() {
                     m.access.insert(p);
                 }
                 if self.excluded {
@@ -151,7 +151,7 @@ impl Node {
             }
             return;
         }
-        let since = self.membership.survivors_since;
+        let since = self.membership.survivors_since();
         let settled = self.now.saturating_since(since) >= self.config.timeouts.settle;
         if settled && self.agreed(w) {
             self.membership.phase = Phase::Deciding;
@@ -194,7 +194,7 @@ impl Node {
             .membership
             .joined_at()
             .is_some_and(|at| self.now.saturating_since(at) < self.config.timeouts.settle);
-        let survivors = self.membership.survivors;
+        let survivors = self.membership.survivors();
         let verdict = fence_request::judge(me, self.effective_liveset(), survivors, |q| PeerRows {
             row: self.row(q),
             disk: self.peers.get(q).disk.as_ref(),
@@ -262,11 +262,11 @@ impl Node {
     /// Add hosts that ask to join, or that other members admitted, and that
     /// I see fully (growing is always safe: only removal needs proof).
     fn admit_joiners(&mut self) {
-        if self.membership.pending().is_some() || !self.io.access {
+        if self.membership.pending().is_some() || !self.io.access() {
             return;
         }
         let me = self.config.local;
-        let liveset = self.membership.liveset;
+        let liveset = self.membership.liveset();
         let heard = self.heard_view();
         let seen = self.seen_view();
         let joiners: HostSet = (0..self.config.hosts.len())
@@ -295,7 +295,7 @@ impl Node {
     /// advance when every other member reports, over the network, no
     /// statefile access and a round at least ours.
     pub(super) fn net_rounds(&mut self) {
-        if !self.membership.joined() || self.io.access {
+        if !self.membership.joined() || self.io.access() {
             return;
         }
         let me = self.config.local;
@@ -313,7 +313,7 @@ impl Node {
         let round = self.lease.round();
         let mut highest = round;
         // Only a survivor renews (all members connected, SR2).
-        let mut all_confirm = self.membership.survivors.contains(me);
+        let mut all_confirm = self.membership.survivors().contains(me);
         for p in peers.iter() {
             let lost_round = self
                 .peers

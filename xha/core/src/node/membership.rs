@@ -18,27 +18,27 @@ use crate::time::Instant;
 pub(super) struct Membership {
     local: usize,
     /// The published (persisted) liveset.
-    pub(super) liveset: HostSet,
+    liveset: HostSet,
     /// A liveset written but not yet on a majority of statefiles.
     pending: Option<HostSet>,
     /// The survivor set this host computes from its views.
-    pub(super) survivors: HostSet,
+    survivors: HostSet,
     /// Since when `survivors` has been what it is.
-    pub(super) survivors_since: Instant,
+    survivors_since: Instant,
     /// The liveset this host proposes (its slot's `proposed`).
     pub(super) proposed: HostSet,
     /// This host asks the losers to fence (its slot's `fence_request`).
     pub(super) fence_request: bool,
     pub(super) phase: Phase,
     /// Faults seen (its slot's `fault_round`).
-    pub(super) fault_round: u64,
+    fault_round: u64,
     /// Decided to be a member (the liveset including me may still be
     /// unpersisted).
     joined: bool,
     /// Sent a join request: from here on, a lease end means fencing.
     join_requested: bool,
     /// This host's slot showed a member write of an earlier incarnation.
-    pub(super) was_member: bool,
+    was_member: bool,
     /// When this host decided to become a member.
     joined_at: Option<Instant>,
 }
@@ -60,6 +60,36 @@ impl Membership {
             was_member: false,
             joined_at: None,
         }
+    }
+
+    /// The published (persisted) liveset.
+    pub(super) fn liveset(&self) -> HostSet {
+        self.liveset
+    }
+
+    /// The survivor set this host computes from its views.
+    pub(super) fn survivors(&self) -> HostSet {
+        self.survivors
+    }
+
+    pub(super) fn survivors_since(&self) -> Instant {
+        self.survivors_since
+    }
+
+    pub(super) fn fault_round(&self) -> u64 {
+        self.fault_round
+    }
+
+    /// Was this host's slot written by an earlier member incarnation?
+    pub(super) fn was_member(&self) -> bool {
+        self.was_member
+    }
+
+    /// A read showed this host's slot as written by an earlier member
+    /// incarnation (or unreadable, which is taken as the same).
+    pub(super) fn was_member_before(&mut self) {
+        debug_assert!(!self.joined, "judged from a slot of this incarnation");
+        self.was_member = true;
     }
 
     pub(super) fn joined(&self) -> bool {

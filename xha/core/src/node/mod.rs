@@ -203,7 +203,7 @@ impl Node {
     /// The published (persisted) liveset.
     #[must_use]
     pub fn liveset(&self) -> HostSet {
-        self.membership.liveset
+        self.membership.liveset()
     }
     /// Has this host decided to become a member? From then on the watchdog
     /// is armed (if fencing is) and the host joins; the published liveset
@@ -248,12 +248,12 @@ impl Node {
     }
     #[must_use]
     pub fn has_statefile_access(&self) -> bool {
-        self.io.access
+        self.io.access()
     }
     /// The survivor set this host computes from its current views.
     #[must_use]
     pub fn survivors(&self) -> HostSet {
-        self.membership.survivors
+        self.membership.survivors()
     }
     #[must_use]
     pub fn config(&self) -> &Config {
@@ -272,10 +272,10 @@ impl Node {
             return;
         }
         let access = self.io.compute_access(now, &self.config.timeouts);
-        if self.io.access && !access {
+        if self.io.access() && !access {
             self.push(Action::Warning(crate::action::Warning::StatefileLost));
         }
-        self.io.access = access;
+        self.io.set_access(access);
         self.net_rounds();
         if self.membership.joined() {
             self.evaluate_member();

@@ -40,7 +40,7 @@ impl Node {
         if self.membership.joined() {
             // A member writes only while its lease holds and it is in the
             // survivor set it computes itself: a loser stops renewing.
-            let standing = self.membership.survivors.contains(self.config.local);
+            let standing = self.membership.survivors().contains(self.config.local);
             // Starting writes still in flight may land after member writes:
             // harmless, every landing is a change for the readers' anchors.
             // A loser still publishes a view that lost something (it does not
@@ -63,14 +63,14 @@ impl Node {
     /// current view.
     pub(super) fn must_publish(&self) -> bool {
         self.membership.joined()
-            && (freshness::must_publish(self.io.written_view, self.own_view())
+            && (freshness::must_publish(self.io.written_view(), self.own_view())
                 || self.io.overlap_settled())
     }
 
     fn own_view(&self) -> OwnView {
         OwnView {
             heard: self.heard_view(),
-            access: self.io.access,
+            access: self.io.access(),
         }
     }
 
@@ -83,7 +83,7 @@ impl Node {
         // A host that was never a member (its own slot never showed a member
         // write) has no old lease to prove over: members counting it in did
         // so at formation or admission.
-        self.membership.was_member
+        self.membership.was_member()
             && self.live_members().iter().any(|m| {
                 !self.peers.get(m).saw_without_me
                     && self.row(m).is_some_and(|r| r.liveset.contains(me))
@@ -107,7 +107,7 @@ impl Node {
         // A member outside its own survivor set only publishes its view: the
         // write must not renew its lease (a loser stops renewing at once).
         let joined = self.membership.joined();
-        let renews = !joined || self.membership.survivors.contains(self.config.local);
+        let renews = !joined || self.membership.survivors().contains(self.config.local);
         self.io.round_starts(OwnView {
             heard: slot.heard,
             access: slot.statefile_access,
@@ -152,7 +152,7 @@ impl Node {
         // A read exactly when a removal becomes provable saves an interval.
         if self.membership.joined() {
             let liveset = self.effective_liveset();
-            for x in liveset.difference(self.membership.survivors).iter() {
+            for x in liveset.difference(self.membership.survivors()).iter() {
                 for f in 0..self.io.count() {
                     if let Some(at) = self.proof_time(x, f)
                         && at > self.now
@@ -200,8 +200,8 @@ impl Node {
         for issued in self.io.in_flight_issues() {
             wake = min_future(wake, issued + t.io_deadline + Duration::from_nanos(1), now);
         }
-        if self.membership.joined() && self.membership.survivors != self.effective_liveset() {
-            wake = min_future(wake, self.membership.survivors_since + t.settle, now);
+        if self.membership.joined() && self.membership.survivors() != self.effective_liveset() {
+            wake = min_future(wake, self.membership.survivors_since() + t.settle, now);
         }
         match wake {
             Some(at) => self.timers.set(Timer::Evaluate, at),

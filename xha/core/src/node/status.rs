@@ -98,14 +98,14 @@ impl Node {
         NodeStatus {
             local: HostIndex(self.config.local),
             member: self.is_member(),
-            liveset: self.membership.liveset,
+            liveset: self.membership.liveset(),
             phase: self.membership.phase,
             master: self.lock.is_master(),
             master_epoch: self.lock.known_epoch(),
             fenced: self.fenced,
             stopped: self.stopped,
             armed: self.armed,
-            statefile_access: self.io.access,
+            statefile_access: self.io.access(),
             lease_end: self.lease.end(),
             hosts,
             text: self.status_text(),
@@ -130,7 +130,7 @@ impl Node {
         // (`current_slot`).
         let (statefile_access, excluded, starting, fencing_disarmed) = if local {
             (
-                self.io.access,
+                self.io.access(),
                 self.excluded,
                 !self.membership.joined(),
                 !self.armed,
@@ -148,7 +148,7 @@ impl Node {
         HostStatus {
             index: HostIndex(p),
             uuid: self.config.hosts[p],
-            live: self.membership.liveset.contains(p),
+            live: self.membership.liveset().contains(p),
             master: master_index == Some(p),
             heard: heard.contains(p),
             seen: seen.contains(p),
@@ -173,9 +173,9 @@ impl Node {
             fenced: self.fenced,
             stopped: self.stopped,
             armed: self.armed,
-            access: self.io.access,
+            access: self.io.access(),
             phase: self.membership.phase,
-            liveset: self.membership.liveset,
+            liveset: self.membership.liveset(),
             master: self.lock.is_master(),
             master_epoch: self.lock.known_epoch(),
             pool_master: master_index,
@@ -224,7 +224,7 @@ impl Node {
             "stopped"
         } else if !self.membership.joined() {
             "starting"
-        } else if !self.io.access {
+        } else if !self.io.access() {
             "statefile lost"
         } else {
             match self.membership.phase {
@@ -270,12 +270,12 @@ impl Node {
             lock_request: requests,
             lock_grant: self.lock.grant.map_or(HostSet::EMPTY, HostSet::single),
             master_epoch: known_epoch,
-            fault_round: self.membership.fault_round,
+            fault_round: self.membership.fault_round(),
             phase: self.membership.phase,
             excluded: self.excluded,
             starting: !joined,
             fence_request: self.membership.fence_request,
-            statefile_access: self.io.access,
+            statefile_access: self.io.access(),
             fencing_disarmed: !self.armed,
             net_round: self.lease.round(),
             status,

@@ -111,6 +111,16 @@ impl Lease {
         }
     }
 
+    /// Checked by the node after every input.
+    pub(super) fn check_invariants(&self, now: Instant) {
+        debug_assert!(self.round_entered <= now, "a round entered in the future");
+        debug_assert!(
+            self.prev_round
+                .is_none_or(|(r, at)| r < self.round && at <= self.round_entered),
+            "the previous round is not before the current one"
+        );
+    }
+
     fn enter(&mut self, round: u64, now: Instant) {
         assert!(round > self.round, "network rounds only advance");
         debug_assert!(now >= self.round_entered);

@@ -146,6 +146,20 @@ impl LockState {
         self.master = true;
     }
 
+    /// Checked by the node after every input.
+    pub(super) fn check_invariants(&self) {
+        debug_assert!(
+            !self.master || self.master_epoch > 0,
+            "a master without an epoch"
+        );
+        debug_assert!(
+            self.acquire
+                .as_ref()
+                .is_none_or(|a| a.ok <= a.done && a.done < a.requests.len().max(1)),
+            "a finished pool write still in progress"
+        );
+    }
+
     /// This host stops being master. Returns whether it was.
     pub(super) fn lose(&mut self) -> bool {
         std::mem::replace(&mut self.master, false)

@@ -373,8 +373,11 @@ impl Node {
                 "an armed member without a valid lease"
             );
         }
-        self.membership.check_invariants();
+        self.lease.check_invariants(self.now);
         self.io.check_invariants();
+        self.peers.check_invariants();
+        self.membership.check_invariants();
+        self.lock.check_invariants();
         if let Some(next) = self.poll_timeout() {
             assert!(next > self.now, "a timer is already due after handle");
         }

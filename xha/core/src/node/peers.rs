@@ -61,6 +61,15 @@ impl Peers {
             .is_some_and(|at| now.saturating_since(at) < timeout)
     }
 
+    /// Checked by the node after every input.
+    pub(super) fn check_invariants(&self) {
+        let own = &self.hosts[self.local];
+        debug_assert!(
+            own.last_heard.is_none() && own.net.is_none() && own.disk.is_none(),
+            "this host's own peer entry was written"
+        );
+    }
+
     /// A heartbeat from `from` at `now`. Returns whether it was kept (false:
     /// an older, reordered or duplicated packet).
     pub(super) fn heartbeat(

@@ -15,7 +15,7 @@
 use ha_tests::sim::cluster::Cluster;
 use ha_tests::sim::scenario::elapsed_s;
 use xha::core::fence_request::Refusal;
-use xha::core::{HostSet, Phase, Slot, Warning};
+use xha::core::{HostIndex, HostSet, Phase, Slot, Warning};
 
 fn set(hosts: &[usize]) -> HostSet {
     hosts.iter().copied().collect()
@@ -80,7 +80,7 @@ fn a_forged_fence_request_does_not_fence_a_healthy_host() {
     );
     assert_eq!(
         status.last_fence_request_refused,
-        Some((q, Refusal::NotOnStatefile))
+        Some((HostIndex(q), Refusal::NotOnStatefile))
     );
     let warned: Vec<_> = c
         .warnings_after(victim, fault)
@@ -89,7 +89,7 @@ fn a_forged_fence_request_does_not_fence_a_healthy_host() {
         .collect();
     assert!(
         warned.contains(&Warning::FenceRequestRefused {
-            by: q,
+            by: HostIndex(q),
             why: Refusal::NotOnStatefile
         }),
         "{warned:?}"
@@ -169,7 +169,7 @@ fn a_dead_disarmed_host_is_reported_silent() {
         let n = c
             .warnings_after(h, fault)
             .into_iter()
-            .filter(|w| *w == Warning::SilentWhileDisarmed { host: 2 })
+            .filter(|w| *w == Warning::SilentWhileDisarmed { host: HostIndex(2) })
             .count();
         assert_eq!(n, 1, "h{h} raised it {n} times");
     }
@@ -187,9 +187,15 @@ fn a_host_not_heard_by_a_peer_warns() {
     let t = *c.timeouts();
     let bound = t.heartbeat_timeout * 2;
     let warned = c.run_until_pred(bound, |c| {
-        c.warnings_after(1, fault)
-            .iter()
-            .any(|w| matches!(w, Warning::NotHeardBy { host: 0, .. }))
+        c.warnings_after(1, fault).iter().any(|w| {
+            matches!(
+                w,
+                Warning::NotHeardBy {
+                    host: HostIndex(0),
+                    ..
+                }
+            )
+        })
     });
     let at = warned.unwrap_or_else(|| panic!("h1 did not warn\n{}", c.report("(forgery)")));
     println!("one-way link warned after {:.3} s", elapsed_s(fault, at));

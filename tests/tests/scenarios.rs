@@ -485,3 +485,75 @@ fn every_host_loses_the_statefile_in_a_lossy_32_host_pool() {
     println!("every_host_loses_the_statefile_in_a_lossy_32_host_pool: nobody fenced in 4T");
     c.assert_safe();
 }
+
+/// A host's watchdog backend fails while armed (the supervisor dies): the
+/// daemon's next kick fails, the core fences it at once (decided, not by a
+/// watchdog that no longer exists) and the others shrink. A host whose
+/// watchdog is not armed (fencing disarmed) loses it without effect.
+#[test]
+fn a_host_loses_its_watchdog() {
+    let mut c = Cluster::with_hosts(4, 17);
+    c.form();
+    let fault = c.now();
+    c.host(2).lose_watchdog();
+    let took = wait_shrink(&mut c, set(&[0, 1, 3]), set(&[0, 1, 3]), fault);
+    let d = c.fenced_since(2, fault).expect("h2 fenced");
+    println!(
+        "a_host_loses_its_watchdog: h2 fenced after {:.3} s ({:?}), shrink after {took:.3} s",
+        elapsed_s(fault, d.at),
+        d.life
+    );
+    assert_eq!(d.life, Life::Fenced, "decided by the core, not a watchdog");
+    let kick = c.timeouts().kick_interval;
+    assert!(
+        elapsed_s(fault, d.at) <= 2.0 * kick.as_secs_f64(),
+        "fenced at the next kick, not after {:.3} s",
+        elapsed_s(fault, d.at)
+    );
+    assert!(took <= SHRINK_BOUND_S, "took {took} s");
+    assert_eq!(c.fenced_after(fault), set(&[2]));
+    c.host(0).disarm_fencing();
+    c.run_for(c.t());
+    let second = c.now();
+    c.host(0).lose_watchdog();
+    c.run_for(c.t() * 3);
+    assert!(c.is_up(0), "{}", c.report("(scenario)"));
+    assert_eq!(c.fenced_after(second), HostSet::EMPTY);
+    c.assert_safe();
+}
+
+/// One host's path to one of three statefiles hangs for 3T, then recovers:
+/// the host keeps a majority and nobody fences. Meanwhile the daemon's I/O
+/// paths run: reads are abandoned at their deadline, requests beyond the
+/// path's capacity are refused at once, and the stuck reads complete late
+/// after the recovery and are ignored.
+#[test]
+fn a_statefile_path_hangs_and_recovers() {
+    use ha_tests::sim::fault::Fault;
+    use ha_tests::sim::storage::PathMode;
+    let mut config = ClusterConfig::new(3, 18);
+    config.statefiles = 3;
+    let mut c = Cluster::new(config);
+    c.form();
+    let fault = c.now();
+    let path = |mode| Fault::Storage {
+        host: 1,
+        sf: 0,
+        mode,
+    };
+    c.inject(path(PathMode::Hung));
+    c.run_for(c.t() * 3);
+    c.inject(path(PathMode::Healthy));
+    c.run_for(c.t() * 2);
+    let io = c.hosts[1].io;
+    println!("a_statefile_path_hangs_and_recovers: h1 {io:?}, nobody fenced in 5T");
+    assert_eq!(
+        c.fenced_after(fault),
+        HostSet::EMPTY,
+        "{}",
+        c.report("(scenario)")
+    );
+    assert_eq!(c.liveset(0), Some(HostSet::first_n(3)));
+    assert!(io.abandoned > 0 && io.refused > 0 && io.late > 0, "{io:?}");
+    c.assert_safe();
+}

@@ -2,11 +2,19 @@
 //! simulated network, statefiles, clocks and watchdogs, driven by a
 //! discrete-event loop.
 //!
-//! The cluster plays the part of each host's daemon: it maps the core's
-//! actions to simulated effects (packets, I/O requests, watchdog kicks,
-//! resets) and feeds completions back as inputs, at the host's own clock.
-//! It keeps the ground truth (which hosts really run) and checks the
-//! invariants after every step.
+//! Each host runs the core under `xha_driver`'s [`Driver`], the same driver
+//! `xhad` runs: the driver turns the core's actions into I/O requests and
+//! completions, read deadlines, refused I/O and late completions into
+//! inputs; the cluster is what the driver runs on ([`host_env`]: simulated
+//! clock, network, statefile paths, watchdog). It keeps the ground truth
+//! (which hosts really run) and checks the invariants after every step.
+//!
+//! Modules: [`host_env`] (the driver's traits over the simulation),
+//! [`faults`] (applying a fault), [`queries`] (what tests may ask).
+
+mod faults;
+mod host_env;
+mod queries;
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -16,17 +24,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 use xha::core::{
-    Action, Config, ControlRequest, HostSet, Input, Instant, IoFailure, Node, PoolBlock, PoolState,
-    Slot, StatefileRead, Timeouts, Warning,
+    Config, HostIndex, HostSet, Input, Instant, Node, PoolBlock, PoolState, Slot, Timeouts, Warning,
 };
+use xha_driver::{Completion, Driver};
 
-use super::checker::{Checker, HostTruth, Invariant, Life, Violation};
-use super::fault::{Control, Fault};
+use super::checker::{Checker, Invariant, Life};
+use super::fault::Fault;
 use super::net::{LinkParams, Network};
 use super::queue::EventQueue;
-use super::storage::{Block, IoKind, IoOp, IoOutcome, IoPath, PathMode, StatefileImage};
-use super::time::{HostClock, MILLISECOND, Nanos, SECOND, secs};
-use super::trace::{Entry, Trace};
+use super::storage::{IoPath, StatefileImage};
+use super::time::{HostClock, Nanos, SECOND};
+use super::trace::Trace;
+use host_env::SimEnv;
 
 /// How a simulated pool is built.
 #[derive(Clone, Debug)]
@@ -74,7 +83,8 @@ impl ClusterConfig {
 enum Event {
     /// A host powers on (first boot or reboot).
     Boot { host: usize },
-    /// The host's core asked to be ticked now.
+    /// The host's driver asked to be woken now (the core's timer or a
+    /// read deadline).
     Timer { host: usize, token: u64 },
     /// A heartbeat packet arrives.
     /// `sent` is the sender's packet number.
@@ -91,16 +101,6 @@ enum Event {
         op: u64,
         epoch: u64,
     },
-    /// The daemon's deadline for a read: if it is still in flight, the read
-    /// is abandoned and reported as timed out.
-    ReadDeadline { host: usize, sf: usize, op: u64 },
-    /// An input produced by the daemon model itself (e.g. a request refused
-    /// because the I/O queue is full), delivered to one incarnation.
-    Deliver {
-        host: usize,
-        incarnation: u32,
-        input: Box<Input>,
-    },
     /// The watchdog expires unless kicked since.
     Watchdog { host: usize, seq: u64 },
     /// A scripted or random fault.
@@ -114,21 +114,45 @@ struct Watchdog {
     seq: u64,
 }
 
+/// What a host's driver is given to handle.
+#[derive(Debug)]
+enum Pending {
+    Input(Input),
+    Completion(Completion),
+    /// Its timers are due (the core's timer, read deadlines).
+    Timers,
+}
+
+/// How often the driver's I/O paths ran on one host (over all its
+/// incarnations): the daemon paths the simulator must exercise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Reads reported as timed out at their deadline.
+    pub abandoned: u64,
+    /// Requests refused at once (the path at capacity).
+    pub refused: u64,
+    /// Read completions that came after their deadline (ignored).
+    pub late: u64,
+}
+
 /// The simulator's view of one host.
 pub struct SimHost {
     pub index: usize,
     pub life: Life,
     /// 0 before the first boot; bumped at every boot.
     pub incarnation: u32,
-    node: Option<Node>,
+    driver: Option<Driver>,
     clock: HostClock,
     timer_token: u64,
     timer_at: Option<Nanos>,
     /// Inputs that arrived while frozen (the socket buffer and completed
     /// I/O), processed on thaw. Capped: heartbeats beyond it are dropped.
-    inbox: VecDeque<Input>,
+    inbox: VecDeque<Pending>,
     watchdog: Option<Watchdog>,
     watchdog_seq: u64,
+    /// The watchdog backend is gone (`Fault::WatchdogLost`): kicks fail and
+    /// it never fires; until the next boot.
+    watchdog_lost: bool,
     paths: Vec<IoPath>,
     /// This incarnation has published a liveset containing itself.
     pub member: bool,
@@ -149,6 +173,7 @@ pub struct SimHost {
     /// incarnation: the daemon's replay filter drops older and duplicate
     /// packets (reset at boot).
     last_delivered: Vec<u64>,
+    pub io: IoStats,
     /// This incarnation was told `ProposeMaster(false)` (an operator
     /// choice the liveness phase undoes).
     pub declined_master: bool,
@@ -207,6 +232,7 @@ impl Cluster {
         );
         assert!(config.statefiles >= 1);
         let timeouts = Timeouts::derive_any(config.base_timeout);
+        let capacity = xha_driver::io_capacity(&timeouts);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let generation = Uuid::from_u128(rng.r#gen::<u128>() | 1);
         let uuids: Vec<Uuid> = (0..config.hosts)
@@ -226,14 +252,15 @@ impl Cluster {
                 index: i,
                 life: Life::Crashed,
                 incarnation: 0,
-                node: None,
+                driver: None,
                 clock: HostClock::new(0, 0, 0),
                 timer_token: 0,
                 timer_at: None,
                 inbox: VecDeque::new(),
                 watchdog: None,
                 watchdog_seq: 0,
-                paths: vec![IoPath::default(); config.statefiles],
+                watchdog_lost: false,
+                paths: vec![IoPath::new(capacity); config.statefiles],
                 member: false,
                 published: None,
                 died_at: None,
@@ -241,6 +268,7 @@ impl Cluster {
                 replies: Vec::new(),
                 last_epoch: 0,
                 declined_master: false,
+                io: IoStats::default(),
                 packets_sent: 0,
                 last_delivered: vec![0; config.hosts],
             })
@@ -280,146 +308,6 @@ impl Cluster {
         c
     }
 
-    // ----- queries -------------------------------------------------------
-
-    /// Real simulator time now.
-    #[must_use]
-    pub fn now(&self) -> Nanos {
-        self.now
-    }
-
-    /// The derived timeouts every core uses.
-    #[must_use]
-    pub fn timeouts(&self) -> &Timeouts {
-        &self.timeouts
-    }
-
-    #[must_use]
-    pub fn violations(&self) -> &[Violation] {
-        self.checker.violations()
-    }
-
-    #[must_use]
-    pub fn life(&self, h: usize) -> Life {
-        self.hosts[h].life
-    }
-
-    /// The host runs or is frozen (not crashed, fenced or reset).
-    #[must_use]
-    pub fn is_up(&self, h: usize) -> bool {
-        self.hosts[h].life.is_up()
-    }
-
-    /// Hosts that are up now.
-    #[must_use]
-    pub fn up_hosts(&self) -> HostSet {
-        (0..self.hosts.len()).filter(|&h| self.is_up(h)).collect()
-    }
-
-    /// The liveset the host's core holds now (`None` if it is down).
-    #[must_use]
-    pub fn liveset(&self, h: usize) -> Option<HostSet> {
-        self.hosts[h].node.as_ref().map(Node::liveset)
-    }
-
-    /// The running, unfenced host that believes it is master, if exactly
-    /// one does.
-    #[must_use]
-    pub fn master(&self) -> Option<usize> {
-        let m: Vec<usize> = (0..self.hosts.len())
-            .filter(|&h| self.belief(h).is_some())
-            .collect();
-        (m.len() == 1).then(|| m[0])
-    }
-
-    /// The master epoch the host's core knows.
-    #[must_use]
-    pub fn master_epoch(&self, h: usize) -> Option<u64> {
-        self.hosts[h].node.as_ref().map(Node::master_epoch)
-    }
-
-    /// The node of a host, for assertions on its getters.
-    #[must_use]
-    pub fn node(&self, h: usize) -> Option<&Node> {
-        self.hosts[h].node.as_ref()
-    }
-
-    #[must_use]
-    pub fn uuid(&self, h: usize) -> Uuid {
-        self.uuids[h]
-    }
-
-    /// Number of fences (decided or by watchdog) so far.
-    #[must_use]
-    pub fn fence_count(&self) -> usize {
-        self.deaths
-            .iter()
-            .filter(|d| matches!(d.life, Life::Fenced | Life::WatchdogFired))
-            .count()
-    }
-
-    /// Whether `h` fenced (or was reset by its watchdog) at or after `since`.
-    #[must_use]
-    pub fn fenced_since(&self, h: usize, since: Nanos) -> Option<Death> {
-        self.deaths
-            .iter()
-            .find(|d| {
-                d.host == h && d.at >= since && matches!(d.life, Life::Fenced | Life::WatchdogFired)
-            })
-            .copied()
-    }
-
-    /// Ground truth for the checker.
-    fn truth(&self) -> Vec<HostTruth> {
-        self.hosts
-            .iter()
-            .map(|h| HostTruth {
-                life: h.life,
-                incarnation: h.incarnation,
-                member: h.member,
-            })
-            .collect()
-    }
-
-    fn belief(&self, h: usize) -> Option<u64> {
-        let host = &self.hosts[h];
-        if host.life != Life::Running {
-            return None;
-        }
-        let node = host.node.as_ref()?;
-        (node.is_master() && !node.is_fenced()).then(|| node.master_epoch())
-    }
-
-    /// Whether the host's paths reach a majority of the statefiles with
-    /// latency below the I/O deadline (what the survival rules call
-    /// statefile access), judged from the simulator's settings.
-    #[must_use]
-    pub fn has_statefile_majority(&self, h: usize) -> bool {
-        let deadline = u64::try_from(self.timeouts.io_deadline.as_nanos()).unwrap_or(u64::MAX);
-        let ok = self.hosts[h]
-            .paths
-            .iter()
-            .filter(|p| p.mode == PathMode::Healthy && p.latency_max < deadline * 99 / 100)
-            .count();
-        2 * ok > self.config.statefiles
-    }
-
-    /// Records a violation found by the run outside the step checks.
-    pub fn fail_liveness(&mut self, invariant: Invariant, at: Nanos, message: String) {
-        self.checker.fail_liveness(invariant, at, message);
-    }
-
-    /// Forbid any fence from now on (invariant 4 or 5), or allow it again.
-    pub fn forbid_fencing(&mut self, why: Option<Invariant>) {
-        self.forbid_fencing = why;
-    }
-
-    /// Total events processed.
-    #[must_use]
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-
     // ----- driving -------------------------------------------------------
 
     /// Schedules a fault at real instant `at`.
@@ -441,7 +329,8 @@ impl Cluster {
             Some(to),
             format!("forged heartbeat 'from' h{from}"),
         );
-        self.deliver(to, Input::Heartbeat { from, slot });
+        let from = HostIndex(from);
+        self.deliver(to, Pending::Input(Input::Heartbeat { from, slot }));
     }
 
     /// Runs every event up to and including real instant `until`.
@@ -489,7 +378,7 @@ impl Cluster {
                 let hst = &self.hosts[host];
                 if hst.timer_token == token && hst.life == Life::Running {
                     self.hosts[host].timer_at = None;
-                    self.deliver(host, Input::Tick);
+                    self.deliver(host, Pending::Timers);
                 }
             }
             Event::Packet {
@@ -505,10 +394,10 @@ impl Cluster {
                 }
                 receiver.last_delivered[from] = sent;
                 let input = Input::Heartbeat {
-                    from,
+                    from: HostIndex(from),
                     slot: (*slot).clone(),
                 };
-                self.deliver(to, input);
+                self.deliver(to, Pending::Input(input));
             }
             Event::IoDone {
                 host,
@@ -516,32 +405,6 @@ impl Cluster {
                 op,
                 epoch,
             } => self.io_done(host, sf, op, epoch),
-            Event::ReadDeadline { host, sf, op } => {
-                if let Some(op) = self.hosts[host].paths[sf].cancel(op) {
-                    self.trace.record(
-                        self.now,
-                        Some(host),
-                        format!("read sf{sf} req{} timed out", op.request),
-                    );
-                    if op.incarnation == self.hosts[host].incarnation {
-                        let input = Input::StatefileRead {
-                            statefile: sf,
-                            request: op.request,
-                            result: Err(IoFailure::Timeout),
-                        };
-                        self.deliver(host, input);
-                    }
-                }
-            }
-            Event::Deliver {
-                host,
-                incarnation,
-                input,
-            } => {
-                if self.hosts[host].incarnation == incarnation {
-                    self.deliver(host, *input);
-                }
-            }
             Event::Watchdog { host, seq } => {
                 let h = &self.hosts[host];
                 if h.life.is_up() && h.watchdog.is_some_and(|w| w.seq == seq) {
@@ -590,12 +453,13 @@ impl Cluster {
         let host = &mut self.hosts[h];
         host.incarnation += 1;
         host.life = Life::Running;
-        host.node = Some(node);
+        host.driver = Some(Driver::new(node));
         host.clock = clock;
         host.timer_token += 1;
         host.timer_at = None;
         host.inbox.clear();
         host.watchdog = None;
+        host.watchdog_lost = false;
         host.member = false;
         host.published = None;
         host.last_epoch = 0;
@@ -608,7 +472,7 @@ impl Cluster {
             Some(h),
             format!("BOOT incarnation {inc}, clock rate {rate:+} ppm"),
         );
-        self.after_handle(h);
+        self.drive(h, |d, env| d.drain(env));
     }
 
     /// The host stops for good (until a reboot): crash, fence or watchdog.
@@ -619,7 +483,7 @@ impl Cluster {
             return;
         }
         host.life = life;
-        host.node = None;
+        host.driver = None;
         host.died_at = Some(self.now);
         host.timer_token += 1;
         host.timer_at = None;
@@ -647,38 +511,50 @@ impl Cluster {
         }
     }
 
-    /// Feeds one input to a host, as its daemon would.
-    fn deliver(&mut self, h: usize, input: Input) {
+    /// Gives one input to a host's driver, as its daemon would; a frozen
+    /// host keeps it for its thaw.
+    fn deliver(&mut self, h: usize, pending: Pending) {
         match self.hosts[h].life {
             Life::Running => {}
             Life::Frozen => {
                 let host = &mut self.hosts[h];
-                let is_heartbeat = matches!(input, Input::Heartbeat { .. });
+                let is_heartbeat = matches!(pending, Pending::Input(Input::Heartbeat { .. }));
                 if !is_heartbeat || host.inbox.len() < INBOX_MAX {
-                    host.inbox.push_back(input);
+                    host.inbox.push_back(pending);
                 }
                 return;
             }
             _ => return,
         }
-        let host = &mut self.hosts[h];
-        let now = Instant(host.clock.host_time(self.now));
-        let Some(node) = host.node.as_mut() else {
+        self.drive(h, |d, env| match pending {
+            Pending::Input(input) => d.handle(env, input),
+            Pending::Completion(c) => d.completion(env, c),
+            Pending::Timers => d.timers(env),
+        });
+    }
+
+    /// Runs `f` on host `h`'s driver over the simulation, then reschedules
+    /// its timer and checks invariants. The driver is dropped if the host
+    /// died meanwhile (fenced, stopped, its daemon exited).
+    fn drive(&mut self, h: usize, f: impl FnOnce(&mut Driver, &mut SimEnv<'_>) -> Result<(), ()>) {
+        let Some(mut driver) = self.hosts[h].driver.take() else {
             return;
         };
-        node.handle(now, input);
+        let incarnation = self.hosts[h].incarnation;
+        let alive = f(&mut driver, &mut SimEnv { c: self, h }).is_ok();
+        let host = &mut self.hosts[h];
+        if alive && host.incarnation == incarnation && host.life.is_up() {
+            host.driver = Some(driver);
+        }
         self.after_handle(h);
     }
 
-    /// Drains the host's actions, reschedules its timer, checks invariants.
+    /// Reschedules the host's timer, checks its master epoch and belief.
     fn after_handle(&mut self, h: usize) {
-        while let Some(action) = self.hosts[h].node.as_mut().and_then(Node::poll_action) {
-            self.perform(h, action);
-        }
         let host = &mut self.hosts[h];
-        if let Some(node) = host.node.as_ref() {
-            let next = node
-                .poll_timeout()
+        if let Some(driver) = host.driver.as_ref() {
+            let next = driver
+                .next_wake()
                 .map(|t| host.clock.real_time(t.0).max(self.now));
             if next != host.timer_at {
                 host.timer_token += 1;
@@ -688,7 +564,7 @@ impl Cluster {
                     self.queue.push(at, Event::Timer { host: h, token });
                 }
             }
-            let epoch = node.master_epoch();
+            let epoch = driver.node().master_epoch();
             if epoch < host.last_epoch {
                 let msg = format!(
                     "h{h}'s master epoch went back from {} to {epoch}",
@@ -703,453 +579,7 @@ impl Cluster {
         self.checker.master_belief(self.now, h, belief);
     }
 
-    fn host_now(&self, h: usize) -> u64 {
+    pub(super) fn host_now(&self, h: usize) -> u64 {
         self.hosts[h].clock.host_time(self.now)
-    }
-
-    /// Performs one action of host `h`'s core.
-    fn perform(&mut self, h: usize, action: Action) {
-        match action {
-            Action::SendHeartbeat { slot } => {
-                self.trace.record(
-                    self.now,
-                    Some(h),
-                    Entry::Heartbeat {
-                        seq: slot.sequence,
-                        live: slot.liveset.0,
-                        proposed: slot.proposed.0,
-                        phase: slot.phase as u8,
-                        round: slot.fault_round,
-                    },
-                );
-                let slot = Rc::new(slot);
-                self.hosts[h].packets_sent += 1;
-                let sent = self.hosts[h].packets_sent;
-                for p in 0..self.hosts.len() {
-                    if p == h {
-                        continue;
-                    }
-                    let d = self.net.transmit(&mut self.rng, h, p);
-                    for delay in d.iter() {
-                        self.queue.push(
-                            self.now + delay,
-                            Event::Packet {
-                                from: h,
-                                to: p,
-                                sent,
-                                slot: Rc::clone(&slot),
-                            },
-                        );
-                    }
-                }
-            }
-            Action::WriteSlot {
-                statefile,
-                request,
-                slot,
-                deadline: _,
-            } => {
-                self.trace.record(
-                    self.now,
-                    Some(h),
-                    Entry::Write {
-                        sf: statefile,
-                        request,
-                        seq: slot.sequence,
-                        live: slot.liveset.0,
-                        phase: slot.phase as u8,
-                    },
-                );
-                let bytes = slot.to_bytes(self.generation);
-                self.submit(
-                    h,
-                    statefile,
-                    request,
-                    IoKind::Write {
-                        block: Block::Slot(h),
-                        bytes,
-                    },
-                    None,
-                );
-            }
-            Action::WritePool {
-                statefile,
-                request,
-                block,
-                deadline: _,
-            } => {
-                self.trace.record(
-                    self.now,
-                    Some(h),
-                    format!(
-                        "write pool sf{statefile} req{request} {:?} master {:?} epoch {}",
-                        block.state, block.master, block.master_epoch
-                    ),
-                );
-                let bytes = block.to_bytes(self.generation);
-                self.submit(
-                    h,
-                    statefile,
-                    request,
-                    IoKind::Write {
-                        block: Block::Pool,
-                        bytes,
-                    },
-                    None,
-                );
-            }
-            Action::ReadStatefile {
-                statefile,
-                request,
-                deadline,
-            } => {
-                self.trace.record(
-                    self.now,
-                    Some(h),
-                    Entry::Read {
-                        sf: statefile,
-                        request,
-                    },
-                );
-                let real_deadline = self.hosts[h].clock.real_time(deadline.0);
-                self.submit(h, statefile, request, IoKind::Read, Some(real_deadline));
-            }
-            Action::ArmWatchdog { until } => {
-                self.trace
-                    .record(self.now, Some(h), format!("watchdog armed until {until}"));
-                self.set_watchdog(h, until);
-            }
-            Action::KickWatchdog { until } => {
-                // The daemon drops a kick it executes after `until`.
-                if self.host_now(h) <= until.0 && self.hosts[h].watchdog.is_some() {
-                    self.set_watchdog(h, until);
-                } else {
-                    self.trace
-                        .record(self.now, Some(h), "kick dropped (late or unarmed)");
-                }
-            }
-            Action::DisarmWatchdog => {
-                self.trace.record(self.now, Some(h), "watchdog disarmed");
-                self.hosts[h].watchdog = None;
-            }
-            Action::Fence { reason } => {
-                self.trace
-                    .record(self.now, Some(h), format!("FENCE {reason:?}"));
-                self.kill(h, Life::Fenced);
-            }
-            Action::LivesetChanged { liveset } => {
-                self.trace
-                    .record(self.now, Some(h), format!("LIVESET {liveset}"));
-                let truth = self.truth();
-                self.checker.liveset_published(self.now, h, liveset, &truth);
-                let host = &mut self.hosts[h];
-                host.published = Some(liveset);
-                if liveset.contains(h) {
-                    host.member = true;
-                }
-                self.publications.push(Publication {
-                    at: self.now,
-                    host: h,
-                    incarnation: host.incarnation,
-                    liveset,
-                });
-            }
-            Action::MasterChanged { is_master, epoch } => {
-                self.trace.record(
-                    self.now,
-                    Some(h),
-                    format!(
-                        "MASTER {} epoch {epoch}",
-                        if is_master { "gained" } else { "lost" }
-                    ),
-                );
-            }
-            Action::Reply(r) => {
-                self.trace.record(self.now, Some(h), format!("reply {r:?}"));
-                self.hosts[h].replies.push((self.now, r));
-            }
-            Action::Warning(w) => {
-                self.trace
-                    .record(self.now, Some(h), format!("warning {w:?}"));
-                let host = &mut self.hosts[h];
-                if host.warnings.len() < WARNINGS_MAX {
-                    host.warnings.push((self.now, w));
-                }
-            }
-            Action::Stopped => {
-                // A clean shutdown: the host powers off after its daemon stopped.
-                self.trace
-                    .record(self.now, Some(h), "stopped: host shuts down");
-                self.kill(h, Life::ShutDown);
-            }
-        }
-    }
-
-    /// The watchdog now fires when the host clock reaches `until`.
-    fn set_watchdog(&mut self, h: usize, until: Instant) {
-        let host = &mut self.hosts[h];
-        host.watchdog_seq += 1;
-        let seq = host.watchdog_seq;
-        host.watchdog = Some(Watchdog { seq });
-        let at = host.clock.real_time(until.0).max(self.now);
-        self.queue.push(at, Event::Watchdog { host: h, seq });
-    }
-
-    fn submit(
-        &mut self,
-        h: usize,
-        sf: usize,
-        request: u64,
-        kind: IoKind,
-        read_deadline: Option<Nanos>,
-    ) {
-        self.next_op += 1;
-        let id = self.next_op;
-        let op = IoOp {
-            id,
-            request,
-            incarnation: self.hosts[h].incarnation,
-            kind,
-            issued: self.now,
-        };
-        match self.hosts[h].paths[sf].submit(op, self.now, &mut self.rng) {
-            Ok(done) => {
-                if let Some((at, op, epoch)) = done {
-                    self.queue.push(
-                        at,
-                        Event::IoDone {
-                            host: h,
-                            sf,
-                            op,
-                            epoch,
-                        },
-                    );
-                }
-                if let Some(d) = read_deadline {
-                    self.queue.push(
-                        d.max(self.now),
-                        Event::ReadDeadline {
-                            host: h,
-                            sf,
-                            op: id,
-                        },
-                    );
-                }
-            }
-            Err(op) => {
-                // The daemon's I/O queue is full: it fails the request at once.
-                let full = || IoFailure::Error("I/O queue full".into());
-                let input = match op.kind {
-                    IoKind::Read => Input::StatefileRead {
-                        statefile: sf,
-                        request,
-                        result: Err(full()),
-                    },
-                    IoKind::Write {
-                        block: Block::Pool, ..
-                    } => Input::PoolWritten {
-                        statefile: sf,
-                        request,
-                        result: Err(full()),
-                    },
-                    IoKind::Write { .. } => Input::SlotWritten {
-                        statefile: sf,
-                        request,
-                        result: Err(full()),
-                    },
-                };
-                let incarnation = self.hosts[h].incarnation;
-                self.queue.push(
-                    self.now,
-                    Event::Deliver {
-                        host: h,
-                        incarnation,
-                        input: Box::new(input),
-                    },
-                );
-            }
-        }
-    }
-
-    fn io_done(&mut self, h: usize, sf: usize, op: u64, epoch: u64) {
-        let Some((op, outcome)) = self.hosts[h].paths[sf].complete(op, epoch, &mut self.rng) else {
-            return;
-        };
-        let result = match outcome {
-            IoOutcome::Done => Ok(()),
-            IoOutcome::Failed => Err(IoFailure::Error("EIO".into())),
-            IoOutcome::Torn { .. } => Err(IoFailure::Error("EIO (torn write)".into())),
-        };
-        let input = match &op.kind {
-            IoKind::Read => Input::StatefileRead {
-                statefile: sf,
-                request: op.request,
-                result: match result {
-                    Ok(()) => {
-                        let snap = self.statefiles[sf].read();
-                        Ok(StatefileRead {
-                            pool: snap.pool,
-                            slots: snap.slots,
-                        })
-                    }
-                    Err(e) => Err(e),
-                },
-            },
-            IoKind::Write { block, bytes } => {
-                let landed = match outcome {
-                    IoOutcome::Done => bytes.len(),
-                    IoOutcome::Failed => 0,
-                    IoOutcome::Torn { landed } => landed,
-                };
-                if landed > 0 {
-                    self.statefiles[sf].land(*block, bytes, landed);
-                }
-                if landed != bytes.len() || op.incarnation != self.hosts[h].incarnation {
-                    self.trace.record(
-                        self.now,
-                        Some(h),
-                        format!(
-                            "write sf{sf} req{} (incarnation {}) landed {landed} bytes",
-                            op.request, op.incarnation
-                        ),
-                    );
-                }
-                match block {
-                    Block::Pool => Input::PoolWritten {
-                        statefile: sf,
-                        request: op.request,
-                        result,
-                    },
-                    Block::Slot(_) => Input::SlotWritten {
-                        statefile: sf,
-                        request: op.request,
-                        result,
-                    },
-                }
-            }
-        };
-        if op.incarnation == self.hosts[h].incarnation && self.hosts[h].life.is_up() {
-            let ok = outcome == IoOutcome::Done;
-            let request = op.request;
-            self.trace
-                .record(self.now, Some(h), Entry::Completed { sf, request, ok });
-            self.deliver(h, input);
-        }
-    }
-
-    // ----- faults --------------------------------------------------------
-
-    fn apply_fault(&mut self, fault: Fault) {
-        self.trace
-            .record(self.now, None, format!("FAULT {fault:?}"));
-        match fault {
-            Fault::Crash(h) => self.kill(h, Life::Crashed),
-            Fault::Freeze(h) => {
-                if self.hosts[h].life == Life::Running {
-                    self.hosts[h].life = Life::Frozen;
-                    self.checker.master_belief(self.now, h, None);
-                }
-            }
-            Fault::Thaw(h) => {
-                if self.hosts[h].life == Life::Frozen {
-                    self.hosts[h].life = Life::Running;
-                    let inbox = std::mem::take(&mut self.hosts[h].inbox);
-                    // Timers first: a daemon waking up sees its clock jumped.
-                    self.deliver(h, Input::Tick);
-                    for input in inbox {
-                        self.deliver(h, input);
-                    }
-                }
-            }
-            Fault::Restart(h) => {
-                if self.hosts[h].life.is_dead() {
-                    self.boot(h);
-                }
-            }
-            Fault::Isolate(h) => self.net.isolate(h),
-            Fault::Partition(groups) => self.net.partition(&groups),
-            Fault::OneWay { from, to, up } => self.net.set_one_way(from, to, up),
-            Fault::HealNetwork => self.net.heal(),
-            Fault::NetQuality {
-                loss_ppm,
-                dup_ppm,
-                delay_min,
-                delay_max,
-            } => self
-                .net
-                .set_all_quality(loss_ppm, dup_ppm, (delay_min, delay_max)),
-            Fault::Storage { host, sf, mode } => self.set_path_mode(host, sf, mode),
-            Fault::StorageLatency { host, sf, min, max } => {
-                let p = &mut self.hosts[host].paths[sf];
-                p.latency_min = min;
-                p.latency_max = max.max(min);
-            }
-            Fault::TornWrites { ppm } => {
-                for host in &mut self.hosts {
-                    for p in &mut host.paths {
-                        p.torn_ppm = ppm;
-                    }
-                }
-            }
-            Fault::HealStorage => {
-                for h in 0..self.hosts.len() {
-                    for sf in 0..self.config.statefiles {
-                        let p = &mut self.hosts[h].paths[sf];
-                        p.latency_min = MILLISECOND / 2;
-                        p.latency_max = 5 * MILLISECOND;
-                        p.torn_ppm = 0;
-                        self.set_path_mode(h, sf, PathMode::Healthy);
-                    }
-                }
-            }
-            Fault::Control { host, request } => {
-                let req = match request {
-                    Control::ProposeMaster(b) => {
-                        if self.hosts[host].life.is_up() {
-                            self.hosts[host].declined_master = !b;
-                        }
-                        ControlRequest::ProposeMaster(b)
-                    }
-                    Control::DisarmFencing => ControlRequest::DisarmFencing,
-                    Control::SetExcluded => ControlRequest::SetExcluded,
-                    Control::ClearExcluded => ControlRequest::ClearExcluded,
-                    Control::Stop => ControlRequest::Stop,
-                };
-                self.deliver(host, Input::Control(req));
-            }
-        }
-    }
-
-    fn set_path_mode(&mut self, h: usize, sf: usize, mode: PathMode) {
-        let resumed = self.hosts[h].paths[sf].set_mode(mode, self.now, &mut self.rng);
-        for (at, op, epoch) in resumed {
-            self.queue.push(
-                at,
-                Event::IoDone {
-                    host: h,
-                    sf,
-                    op,
-                    epoch,
-                },
-            );
-        }
-    }
-
-    /// A readable failure report: the violations, the recent trace, and
-    /// how to replay.
-    #[must_use]
-    pub fn report(&self, replay: &str) -> String {
-        let mut s = String::new();
-        for v in self.violations() {
-            s.push_str(&format!("{v}\n"));
-        }
-        s.push_str(&format!(
-            "--- last events before {:.6} s (seed {}):\n",
-            secs(self.now),
-            self.config.seed
-        ));
-        s.push_str(&self.trace.render_tail());
-        s.push_str(&format!("replay: {replay}\n"));
-        s
     }
 }

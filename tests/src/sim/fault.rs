@@ -62,6 +62,10 @@ pub enum Fault {
     HealStorage,
     /// A control request to one host.
     Control { host: usize, request: Control },
+    /// The host's watchdog backend fails (the supervisor dies, the device
+    /// refuses writes): it will not fire, and the daemon's next kick fails.
+    /// Until the host boots again.
+    WatchdogLost(usize),
 }
 
 impl Fault {

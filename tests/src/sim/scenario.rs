@@ -39,6 +39,11 @@ impl<'a> HostCtl<'a> {
     pub fn crash(self) {
         self.cluster.inject(Fault::Crash(self.host));
     }
+    /// The watchdog backend fails (the supervisor dies): the next kick
+    /// fails, and it never fires.
+    pub fn lose_watchdog(self) {
+        self.cluster.inject(Fault::WatchdogLost(self.host));
+    }
     pub fn freeze(self) {
         self.cluster.inject(Fault::Freeze(self.host));
     }

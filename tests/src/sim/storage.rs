@@ -4,16 +4,19 @@
 //! `PoolBlock::encode`), so a torn write leaves a block whose checksum really
 //! fails and readers go through the real decoders.
 //!
-//! Each host reaches each statefile through an [`IoPath`]: a FIFO of I/O
-//! requests served one at a time (the daemon's I/O thread), with a latency
-//! range and a mode. A hung path never completes the request in flight: the
-//! host learns of it only through its own deadline, and the request stays in
-//! the storage path, so a write may still land long after the writer gave up
-//! on it, or died.
+//! Each host reaches each statefile through an [`IoPath`]: requests served
+//! in parallel (the daemon's worker threads), each with a latency from the
+//! path's range, up to the daemon's capacity (`xha_driver::io_capacity`;
+//! beyond it a request is refused at once). A hung path never completes the
+//! requests in flight: the host learns of it only through its own deadline,
+//! and the requests stay in the path, holding capacity as stuck workers do,
+//! so a write may still land long after the writer gave up on it, or died,
+//! and a read abandoned at its deadline completes late when the path
+//! recovers.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use sr_heartbeat::statefile::{PoolBlock, Slot, SlotError};
+use sr_heartbeat::statefile::{PoolBlock, Slot, StatefileRead};
 use uuid::Uuid;
 
 use super::time::{MILLISECOND, Nanos};
@@ -25,13 +28,6 @@ pub const BLOCK: usize = 4096;
 pub enum Block {
     Pool,
     Slot(usize),
-}
-
-/// What a reader gets: the pool block and every slot, each decoded on its own.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub pool: Result<PoolBlock, SlotError>,
-    pub slots: Vec<Result<Slot, SlotError>>,
 }
 
 /// The bytes of one statefile.
@@ -59,10 +55,10 @@ impl StatefileImage {
         self.generation
     }
 
-    /// Decodes every block as it is on "disk" now.
+    /// Decodes every block as it is on "disk" now, each on its own.
     #[must_use]
-    pub fn read(&self) -> Snapshot {
-        Snapshot {
+    pub fn read(&self) -> StatefileRead {
+        StatefileRead {
             pool: PoolBlock::decode(&self.pool, self.generation),
             slots: self
                 .slots
@@ -153,29 +149,28 @@ pub struct IoPath {
     /// Probability that a write on a healthy path tears, in ppm.
     pub torn_ppm: u32,
     in_flight: Vec<IoOp>,
+    /// The most requests in flight at once; beyond it a request is refused.
+    capacity: usize,
     /// Completion events carry the epoch they were scheduled in; a hang
     /// bumps it, which cancels them.
     epoch: u64,
 }
 
-/// The most requests in flight on one path; beyond it a request fails at
-/// once (the daemon's bounded I/O queue).
-pub const IO_IN_FLIGHT_MAX: usize = 64;
-
-impl Default for IoPath {
-    fn default() -> Self {
+impl IoPath {
+    /// A healthy LAN path holding at most `capacity` requests in flight.
+    #[must_use]
+    pub fn new(capacity: usize) -> IoPath {
         IoPath {
             mode: PathMode::Healthy,
             latency_min: MILLISECOND / 2,
             latency_max: 5 * MILLISECOND,
             torn_ppm: 0,
             in_flight: Vec::new(),
+            capacity: capacity.max(1),
             epoch: 0,
         }
     }
-}
 
-impl IoPath {
     fn latency(&self, rng: &mut ChaCha8Rng) -> Nanos {
         if self.latency_max <= self.latency_min {
             self.latency_min
@@ -184,15 +179,16 @@ impl IoPath {
         }
     }
 
-    /// Starts `op`. Returns `Err(op)` when too many are in flight, else the
-    /// completion to schedule (none while the path is hung).
+    /// Starts `op`. Returns `Err(op)` when the path is at capacity (the
+    /// daemon refuses it at once), else the completion to schedule (none
+    /// while the path is hung).
     pub fn submit(
         &mut self,
         op: IoOp,
         now: Nanos,
         rng: &mut ChaCha8Rng,
     ) -> Result<Option<Completion>, IoOp> {
-        if self.in_flight.len() >= IO_IN_FLIGHT_MAX {
+        if self.in_flight.len() >= self.capacity {
             return Err(op);
         }
         let id = op.id;
@@ -255,13 +251,6 @@ impl IoPath {
         Some((op, outcome))
     }
 
-    /// Removes request `id` without completing it (a read the daemon gave
-    /// up on: nothing of it can land).
-    pub fn cancel(&mut self, id: u64) -> Option<IoOp> {
-        let pos = self.in_flight.iter().position(|o| o.id == id)?;
-        Some(self.in_flight.swap_remove(pos))
-    }
-
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -272,7 +261,7 @@ impl IoPath {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-    use sr_heartbeat::statefile::PoolState;
+    use sr_heartbeat::statefile::{PoolState, SlotError};
 
     fn pool() -> PoolBlock {
         PoolBlock {
@@ -310,7 +299,7 @@ mod tests {
     #[test]
     fn hung_path_holds_requests_until_it_recovers() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut p = IoPath::default();
+        let mut p = IoPath::new(2);
         let op = |id| IoOp {
             id,
             request: id,
@@ -322,6 +311,8 @@ mod tests {
         assert_eq!(id, 1);
         assert!(p.set_mode(PathMode::Hung, 1, &mut rng).is_empty());
         assert_eq!(p.submit(op(2), 2, &mut rng).unwrap(), None);
+        // At capacity: refused at once, never started.
+        assert_eq!(p.submit(op(3), 3, &mut rng).unwrap_err().id, 3);
         // The completion scheduled before the hang is stale now.
         assert!(p.complete(1, ep, &mut rng).is_none());
         let resumed = p.set_mode(PathMode::Healthy, 100, &mut rng);

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sr_heartbeat::statefile::{HostSet, PoolBlock, Slot};
 
 use super::fence_request::Refusal;
+use super::ids::{HostIndex, RequestId, StatefileIndex};
 use super::time::Instant;
 
 /// One action. The caller performs them in order, at once.
@@ -16,21 +17,21 @@ pub enum Action {
     /// `deadline` is when the core stops counting on it (informational for the
     /// I/O layer: the core keeps its own deadline).
     WriteSlot {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         slot: Slot,
         deadline: Instant,
     },
     /// Read the whole statefile; report with `Input::StatefileRead`.
     ReadStatefile {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         deadline: Instant,
     },
     /// Write the pool block; report with `Input::PoolWritten`.
     WritePool {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         block: PoolBlock,
         deadline: Instant,
     },
@@ -60,6 +61,12 @@ pub enum Action {
     Warning(Warning),
     /// The node stopped cleanly (after `ControlRequest::Stop`).
     Stopped,
+    /// Something a `watch` client sees in [`crate::Node::status`] changed
+    /// (membership, liveset, phase, master, arming, access, a host's flags,
+    /// the refused-request count; not the lease end, the peer instants or
+    /// the text). Emitted at most once per `handle`, after the other
+    /// actions, and never by a fenced node (`Fence` is its last word).
+    StatusChanged,
 }
 
 /// Why this host fences.
@@ -69,7 +76,10 @@ pub enum FenceReason {
     /// statefile-lost mode) renewed it.
     LeaseExpired,
     /// A survivor whose agreed liveset excludes this host asked it to fence.
-    FenceRequested { by: usize },
+    FenceRequested { by: HostIndex },
+    /// The watchdog failed while armed (`Input::WatchdogLost`): the caller
+    /// fences with its configured action, not through the lost watchdog.
+    WatchdogLost,
 }
 
 /// Operator-visible conditions.
@@ -77,29 +87,32 @@ pub enum FenceReason {
 pub enum Warning {
     /// A statefile I/O took longer than the warning threshold (approaching its
     /// deadline of T/2).
-    StatefileLatency { statefile: usize, latency: Duration },
+    StatefileLatency {
+        statefile: StatefileIndex,
+        latency: Duration,
+    },
     /// No heartbeat from `host` for longer than the warning threshold.
-    HeartbeatLatency { host: usize, silence: Duration },
+    HeartbeatLatency { host: HostIndex, silence: Duration },
     /// This host cannot reach a majority of the statefiles.
     StatefileLost,
     /// A slot or pool block failed to decode (torn or corrupt).
     StatefileCorrupt {
-        statefile: usize,
-        host: Option<usize>,
+        statefile: StatefileIndex,
+        host: Option<HostIndex>,
     },
     /// A fence request from `by` was not obeyed: this host's own evidence
     /// does not corroborate it (see `core::fence_request`). At most once per
     /// T per requester; every refusal is counted in the status.
-    FenceRequestRefused { by: usize, why: Refusal },
+    FenceRequestRefused { by: HostIndex, why: Refusal },
     /// This host hears `host`, but `host`'s heartbeats have said for `lasted`
     /// that it does not hear this host (a one-way link, or `host` drops this
     /// host's packets as replayed). At most once per T per peer.
-    NotHeardBy { host: usize, lasted: Duration },
+    NotHeardBy { host: HostIndex, lasted: Duration },
     /// Liveset member `host` has fencing disarmed and is neither heard nor
     /// writing its slot: it is never removed (a disarmed host's lease proves
     /// nothing). Raised once when the condition starts; the status reports
     /// it while it lasts.
-    SilentWhileDisarmed { host: usize },
+    SilentWhileDisarmed { host: HostIndex },
 }
 
 /// Answer to a control request.

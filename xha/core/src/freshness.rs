@@ -13,7 +13,7 @@
 //!    longer hears, and that claims to hear this host, may describe the
 //!    network before the fault. It is used only if it was written well after
 //!    the last heartbeat this host received from that peer: its sequence is
-//!    at least [`claim_window_writes`] above that heartbeat's. A real one-way
+//!    at least [`Timeouts::claim_window_writes`] above that heartbeat's. A real one-way
 //!    link keeps producing such new rows; a row from before the cut is never
 //!    replaced by one (the author stops claiming this host within the
 //!    heartbeat timeout). An unusable row gives its author no edge at all (it
@@ -31,29 +31,6 @@
 //!    exists.
 
 use sr_heartbeat::statefile::{HostSet, Slot};
-
-use super::timeouts::Timeouts;
-
-/// How many writes of a peer, after the last heartbeat heard from it, before
-/// its rows that still claim this host are believed.
-///
-/// The peer's last heartbeat heard carried sequence `s`, the newest write the
-/// peer had issued when it sent it (at `t_h`). The link may have been cut up
-/// to one heartbeat interval after `t_h` (plus network delay), and the peer's
-/// `heard` set keeps this host for the heartbeat timeout after the last
-/// packet it got. Writes after `s` are issued at least one write interval
-/// apart (the first possibly at once), so write `s + k` is issued no earlier
-/// than `t_h + (k - 1) * interval`. With `k - 1` intervals exceeding the
-/// heartbeat timeout plus two intervals (one heartbeat interval of cut
-/// position, one of network delay and clock-rate slack), a row from before
-/// the peer noticed the cut is always below `s + k`; one spare write covers
-/// an immediate (persisting) write. At T = 10 s: 8 + 4 = 12 writes, 2.2 s.
-#[must_use]
-pub fn claim_window_writes(t: &Timeouts) -> u64 {
-    let interval = t.statefile_interval.as_nanos().max(1);
-    let per_timeout = t.heartbeat_timeout.as_nanos().div_ceil(interval);
-    u64::try_from(per_timeout).unwrap_or(u64::MAX / 2) + 4
-}
 
 /// May `row`, the freshest known state of a peer this host (`me`) does not
 /// hear now, be used as evidence of whom that peer hears?
@@ -96,7 +73,6 @@ pub fn must_publish(written: Option<OwnView>, now: OwnView) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn row(sequence: u64, heard: &[usize]) -> Slot {
         Slot {
@@ -104,16 +80,6 @@ mod tests {
             sequence,
             heard: heard.iter().copied().collect(),
             ..Slot::default()
-        }
-    }
-
-    #[test]
-    fn window_covers_the_heartbeat_timeout() {
-        for base in [1, 10, 30] {
-            let t = Timeouts::derive_any(Duration::from_secs(base));
-            let k = claim_window_writes(&t);
-            assert!(t.statefile_interval * (k as u32 - 1) > t.heartbeat_timeout);
-            assert_eq!(k, 12);
         }
     }
 

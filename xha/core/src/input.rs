@@ -1,6 +1,9 @@
 //! Events fed to the core.
 
-use sr_heartbeat::statefile::{PoolBlock, PoolState, Slot, SlotError};
+pub use sr_heartbeat::statefile::StatefileRead;
+use sr_heartbeat::statefile::{PoolState, Slot};
+
+use super::ids::{HostIndex, RequestId, StatefileIndex};
 
 /// One event. Every I/O action carries a `request` id; its completion comes
 /// back as an input with the same id. The core measures latency itself, from
@@ -13,11 +16,11 @@ pub enum Input {
     /// An authenticated, decoded heartbeat from host `from` carrying the
     /// sender's current state (its slot as it would write it now). The daemon
     /// drops forged, foreign-pool, replayed and malformed packets before this.
-    Heartbeat { from: usize, slot: Slot },
+    Heartbeat { from: HostIndex, slot: Slot },
     /// A read of the whole statefile (pool block and every slot) finished.
     StatefileRead {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         result: Result<StatefileRead, IoFailure>,
     },
     /// A write of the local slot finished. Contract with the I/O layer: report
@@ -26,26 +29,24 @@ pub enum Input {
     /// core's business: it judges lateness itself and does not issue another
     /// write to that statefile until this report comes.
     SlotWritten {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         result: Result<(), IoFailure>,
     },
     /// A write of the pool block finished (same contract as `SlotWritten`).
     PoolWritten {
-        statefile: usize,
-        request: u64,
+        statefile: StatefileIndex,
+        request: RequestId,
         result: Result<(), IoFailure>,
     },
     /// A request from the control socket (toolstack or operator).
     Control(ControlRequest),
-}
-
-/// Contents of one statefile read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatefileRead {
-    pub pool: Result<PoolBlock, SlotError>,
-    /// One entry per configured host, in host-index order.
-    pub slots: Vec<Result<Slot, SlotError>>,
+    /// The watchdog failed while armed (a kick was refused: the supervisor
+    /// died, the device refused the write). Nothing would reset this host if
+    /// its daemon hung now, and peers count it as fenced by its lease end: an
+    /// armed node fences at once (`FenceReason::WatchdogLost`); a node whose
+    /// watchdog is not armed ignores it.
+    WatchdogLost,
 }
 
 /// Why an I/O failed.

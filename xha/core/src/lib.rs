@@ -14,6 +14,7 @@
 pub mod action;
 pub mod fence_request;
 pub mod freshness;
+pub mod ids;
 pub mod input;
 pub mod master_lock;
 pub mod node;
@@ -27,6 +28,7 @@ pub mod timer;
 mod tests;
 
 pub use action::{Action, ControlError, ControlReply, FenceReason, Warning};
+pub use ids::{HostIndex, RequestId, StatefileIndex};
 pub use input::{ControlRequest, Input, IoFailure, StatefileRead};
 pub use node::{Config, ConfigError, HostStatus, Node, NodeStatus};
 pub use sr_heartbeat::statefile::{HostSet, Phase, PoolBlock, PoolState, Slot, SlotError};

@@ -22,6 +22,7 @@ use std::time::Duration;
 use sr_heartbeat::statefile::HostSet;
 
 use super::action::Warning;
+use super::ids::HostIndex;
 use super::time::Instant;
 
 /// What this host sees of one peer, for the checks above.
@@ -88,7 +89,10 @@ impl PeerAlerts {
                     self.one_way_warned[p].is_some_and(|at| now.saturating_since(at) < every);
                 if lasted > heartbeat_timeout / 2 && !recently {
                     self.one_way_warned[p] = Some(now);
-                    out.push(Warning::NotHeardBy { host: p, lasted });
+                    out.push(Warning::NotHeardBy {
+                        host: HostIndex(p),
+                        lasted,
+                    });
                 }
             } else {
                 self.one_way_since[p] = None;
@@ -96,7 +100,7 @@ impl PeerAlerts {
             // Silent while disarmed: an edge, raised once.
             let silent = s.member && s.disarmed && !s.heard && !s.seen;
             if silent && !self.silent_disarmed.contains(p) {
-                out.push(Warning::SilentWhileDisarmed { host: p });
+                out.push(Warning::SilentWhileDisarmed { host: HostIndex(p) });
             }
             if silent {
                 self.silent_disarmed.insert(p);
@@ -139,7 +143,7 @@ mod tests {
         assert_eq!(
             w,
             vec![Warning::NotHeardBy {
-                host: 1,
+                host: HostIndex(1),
                 lasted: Duration::from_millis(900)
             }]
         );
@@ -183,7 +187,7 @@ mod tests {
         };
         assert_eq!(
             a.update(at_ms(0), HB, T, [(2, silent)].into_iter()),
-            vec![Warning::SilentWhileDisarmed { host: 2 }]
+            vec![Warning::SilentWhileDisarmed { host: HostIndex(2) }]
         );
         assert!(
             a.update(at_ms(99_000), HB, T, [(2, silent)].into_iter())

@@ -210,6 +210,27 @@ impl Timeouts {
     pub fn fault_to_shrink_bound(&self) -> Duration {
         self.heartbeat_timeout + self.statefile_interval * 2 + self.peers_may_act
     }
+
+    /// How many writes of a peer, after the last heartbeat heard from it, before
+    /// its rows that still claim this host are believed (`core::freshness`).
+    ///
+    /// The peer's last heartbeat heard carried sequence `s`, the newest write the
+    /// peer had issued when it sent it (at `t_h`). The link may have been cut up
+    /// to one heartbeat interval after `t_h` (plus network delay), and the peer's
+    /// `heard` set keeps this host for the heartbeat timeout after the last
+    /// packet it got. Writes after `s` are issued at least one write interval
+    /// apart (the first possibly at once), so write `s + k` is issued no earlier
+    /// than `t_h + (k - 1) * interval`. With `k - 1` intervals exceeding the
+    /// heartbeat timeout plus two intervals (one heartbeat interval of cut
+    /// position, one of network delay and clock-rate slack), a row from before
+    /// the peer noticed the cut is always below `s + k`; one spare write covers
+    /// an immediate (persisting) write. At T = 10 s: 8 + 4 = 12 writes, 2.2 s.
+    #[must_use]
+    pub fn claim_window_writes(&self) -> u64 {
+        let interval = self.statefile_interval.as_nanos().max(1);
+        let per_timeout = self.heartbeat_timeout.as_nanos().div_ceil(interval);
+        u64::try_from(per_timeout).unwrap_or(u64::MAX / 2) + 4
+    }
 }
 
 /// `d * (1 + rho)`, rounded up to the nanosecond.
@@ -265,6 +286,16 @@ mod tests {
             Timeouts::derive(Duration::from_secs(s)).unwrap().check();
         }
         Timeouts::derive_any(Duration::from_millis(200)).check();
+    }
+
+    #[test]
+    fn claim_window_covers_the_heartbeat_timeout() {
+        for base in [1, 10, 30] {
+            let t = Timeouts::derive_any(Duration::from_secs(base));
+            let k = t.claim_window_writes();
+            assert!(t.statefile_interval * (k as u32 - 1) > t.heartbeat_timeout);
+            assert_eq!(k, 12);
+        }
     }
 
     #[test]

@@ -14,24 +14,30 @@
 //! - [`secret`]: the pool secret and the checks on its file;
 //! - [`realtime`]: SCHED_RR and mlockall; [`exit`]: the named exit codes;
 //!   [`ratelimit`]: the same error logged at most once per T;
-//! - [`run`]: `xhad`'s start-up and main loop, with [`statefile_io`] (worker
-//!   threads, several writes in flight per statefile) and [`report`] (the
-//!   liveset report and the daemon's own measurements).
+//! - [`args`] (the command line), `prepare` (start-up checks), [`run`]
+//!   (the runtime and main loop, which owns `xha_driver`'s driver, the one
+//!   the simulator runs too) and `host_io` (what the driver runs on), with
+//!   [`statefile_io`] (worker threads, several writes in flight per
+//!   statefile) and [`report`] (the liveset report and the daemon's own
+//!   measurements).
 //!
 //! Everything here that parses bytes from outside (config files, packets,
 //! control lines, supervisor lines) is total: bad input gives a typed error,
 //! never a panic.
 
+pub mod args;
 pub mod config;
 pub use xha_control as control;
 pub mod control_server;
 pub mod exit;
 pub mod fence;
 pub mod fence_record;
+mod host_io;
 pub mod incarnation;
 pub mod instance_lock;
 pub mod logging;
 pub mod net;
+mod prepare;
 pub mod ratelimit;
 pub mod realtime;
 pub mod replay;

@@ -1,11 +1,12 @@
 //! What the daemon measures beside the core, and the liveset report built
 //! from both for the control socket (`query-liveset` and `watch`).
 //!
-//! The core knows the liveset, the views and the master; the daemon adds what
-//! only it sees: when each peer's heartbeat and slot last arrived (ages on this
-//! host's monotonic clock), whether a peer's slot failed to decode, I/O and
-//! heartbeat latencies, the drop counters of the receive path, and operator
-//! warnings (the core's, which expire, and the daemon's own, which persist).
+//! The core knows the liveset, the views, the master and when it last heard
+//! each peer and saw its slot change (the report's ages, on this host's
+//! monotonic clock); the daemon adds what only it sees: whether a peer's slot
+//! failed to decode, I/O and heartbeat latencies, the drop counters of the
+//! receive path, and operator warnings (the core's, which expire, and the
+//! daemon's own, which persist).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,10 +23,8 @@ use crate::core::{Instant, Node, NodeStatus, Slot, SlotError, Warning};
 /// Per-peer measurements.
 #[derive(Clone, Debug, Default)]
 struct PeerSeen {
+    /// For the heartbeat inter-arrival latency.
     last_heartbeat: Option<Instant>,
-    /// Latest slot sequence read from any statefile, and when it changed.
-    last_sequence: Option<u64>,
-    last_slot_change: Option<Instant>,
     /// The slot failed to decode on the last read of some statefile.
     corrupted: bool,
     /// The newest sequence read from any statefile and when it grew: the
@@ -104,27 +103,28 @@ impl Measurements {
     }
 
     /// The slots of one successful read at `now` (index = host index).
-    pub fn slots(&mut self, now: Instant, slots: &[Result<Slot, SlotError>]) {
+    /// Returns whether a peer's corrupted flag changed (the report did).
+    pub fn slots(&mut self, now: Instant, slots: &[Result<Slot, SlotError>]) -> bool {
+        let mut changed = false;
         for (p, slot) in self.peers.iter_mut().zip(slots) {
-            match slot {
+            let corrupted = match slot {
                 Ok(s) => {
-                    p.corrupted = false;
                     if p.newest.is_none_or(|e| s.sequence > e.sequence) {
                         p.newest = Some(SlotEvidence {
                             sequence: s.sequence,
                             changed_at: now,
                         });
                     }
-                    if p.last_sequence != Some(s.sequence) {
-                        p.last_sequence = Some(s.sequence);
-                        p.last_slot_change = Some(now);
-                    }
+                    false
                 }
                 // A slot never written is not corrupt.
-                Err(SlotError::NeverWritten) => p.corrupted = false,
-                Err(_) => p.corrupted = true,
-            }
+                Err(SlotError::NeverWritten) => false,
+                Err(_) => true,
+            };
+            changed |= p.corrupted != corrupted;
+            p.corrupted = corrupted;
         }
+        changed
     }
 
     /// What this host read of each peer's slot, for the replay floors.
@@ -197,18 +197,13 @@ impl Measurements {
             .hosts
             .iter()
             .map(|h| {
-                let seen = self.peers.get(h.index);
-                let local = h.index == st.local;
+                // The core's instants are `None` for this host itself.
                 HostReport::from_core(
                     h,
-                    self.addresses[h.index],
-                    seen.is_some_and(|p| p.corrupted),
-                    if local {
-                        None
-                    } else {
-                        age(seen.and_then(|p| p.last_heartbeat))
-                    },
-                    age(seen.and_then(|p| p.last_slot_change)),
+                    self.addresses[h.index.0],
+                    self.peers.get(h.index.0).is_some_and(|p| p.corrupted),
+                    age(h.heard_at),
+                    age(h.slot_changed_at),
                 )
             })
             .collect::<Vec<_>>();

@@ -38,73 +38,33 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sr_heartbeat::io::{BlockDevice, OpenMode};
-use sr_heartbeat::statefile::{PoolBlock, Slot, Statefile, StatefileError, StatefileRead};
+use sr_heartbeat::statefile::{Statefile, StatefileError};
 use tokio::sync::mpsc;
+use xha_driver::{Completion, Done, Op};
+
+use crate::core::{RequestId, StatefileIndex};
 
 /// Stack size of a worker: it only calls into `sr_heartbeat`, whose buffers
 /// are on the heap.
 const WORKER_STACK: usize = 128 * 1024;
 
-/// One statefile operation.
-#[derive(Clone, Debug)]
-pub enum Op {
-    /// Write this host's slot.
-    WriteSlot(Slot),
-    /// Read the pool block and every slot in one I/O.
-    ReadAll,
-    /// Write the pool block as is.
-    WritePool(PoolBlock),
-}
-
-impl Op {
-    /// A short name for logs.
-    #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::WriteSlot(_) => "slot write",
-            Op::ReadAll => "read",
-            Op::WritePool(_) => "pool write",
-        }
-    }
-}
-
 /// A request for a worker.
 #[derive(Debug)]
 struct Job {
-    request: u64,
+    request: RequestId,
     op: Op,
 }
 
-/// What an operation returned.
+/// A finished operation, sent to the main loop: the driver's completion
+/// and what only the daemon measures.
 #[derive(Debug)]
-pub enum Outcome {
-    /// A write completed (it is on disk).
-    Written,
-    /// A read completed.
-    Read(StatefileRead),
-}
-
-/// A finished operation, sent to the main loop.
-#[derive(Debug)]
-pub struct Completion {
-    pub statefile: usize,
-    pub request: u64,
-    /// `WriteSlot`, `ReadAll` or `WritePool`, without its payload.
-    pub kind: Kind,
-    pub result: Result<Outcome, String>,
+pub struct Finished {
+    pub completion: Completion,
     /// The operation failed, or was refused, because the statefile is not
     /// ours any more (already warned about once: log repeats at debug).
     pub not_ours: bool,
     /// From the moment a worker took the request to the system call's return.
     pub latency: Duration,
-}
-
-/// The kind of a completed operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    WriteSlot,
-    ReadAll,
-    WritePool,
 }
 
 /// A request refused at once: every worker is stuck. It was never started.
@@ -287,7 +247,7 @@ pub struct StatefileWorkers {
     outstanding: Arc<AtomicUsize>,
     threads: usize,
     capacity: usize,
-    out: mpsc::UnboundedSender<Completion>,
+    out: mpsc::UnboundedSender<Finished>,
 }
 
 impl StatefileWorkers {
@@ -299,7 +259,7 @@ impl StatefileWorkers {
         index: usize,
         file: Statefile,
         capacity: usize,
-        out: mpsc::UnboundedSender<Completion>,
+        out: mpsc::UnboundedSender<Finished>,
     ) -> StatefileWorkers {
         let (jobs, rx) = std_mpsc::channel();
         StatefileWorkers {
@@ -334,7 +294,7 @@ impl StatefileWorkers {
     }
 
     /// Start `op`; its completion arrives on the channel given to `new`.
-    pub fn submit(&mut self, request: u64, op: Op) -> Result<(), Refused> {
+    pub fn submit(&mut self, request: RequestId, op: Op) -> Result<(), Refused> {
         let busy = self.outstanding.fetch_add(1, Ordering::SeqCst);
         if busy >= self.capacity {
             self.outstanding.fetch_sub(1, Ordering::SeqCst);
@@ -396,37 +356,37 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    /// Perform `op`; the error says whether the statefile is not ours.
-    fn perform(&self, op: &Op) -> (Kind, Result<Outcome, (String, bool)>) {
-        let refused =
-            |kind: Kind, reason: String| (kind, Err((format!("not written: {reason}"), true)));
-        let (kind, result) = match op {
-            Op::WriteSlot(slot) => {
-                if let Some(reason) = self.not_ours.reason() {
-                    return refused(Kind::WriteSlot, reason);
+    /// Perform `op`; also says whether a failure is the statefile not
+    /// being ours.
+    fn perform(&self, op: &Op) -> (Done, bool) {
+        let refused = |reason: String| Err(format!("not written: {reason}"));
+        match op {
+            Op::WriteSlot(slot) => match self.not_ours.reason() {
+                Some(reason) => (Done::SlotWritten(refused(reason)), true),
+                None => {
+                    let r = self.file.write_slot(slot);
+                    let not_ours = r.as_ref().is_err_and(StatefileError::is_not_ours);
+                    (Done::SlotWritten(r.map_err(|e| e.to_string())), not_ours)
                 }
-                (
-                    Kind::WriteSlot,
-                    self.file.write_slot(slot).map(|()| Outcome::Written),
-                )
-            }
+            },
             Op::ReadAll => {
                 let r = self.file.read_all();
                 self.not_ours.observe(self.index, &r.as_ref().map(drop));
-                (Kind::ReadAll, r.map(Outcome::Read))
+                let not_ours = r.as_ref().is_err_and(StatefileError::is_not_ours);
+                (Done::Read(r.map_err(|e| e.to_string())), not_ours)
             }
-            Op::WritePool(block) => {
-                if let Some(reason) = self.not_ours.reason() {
-                    return refused(Kind::WritePool, reason);
+            Op::WritePool(block) => match self.not_ours.reason() {
+                Some(reason) => (Done::PoolWritten(refused(reason)), true),
+                None => {
+                    let r = self.file.write_pool(block);
+                    if let Err(e) = &r {
+                        self.not_ours.observe(self.index, &Err(e));
+                    }
+                    let not_ours = r.as_ref().is_err_and(StatefileError::is_not_ours);
+                    (Done::PoolWritten(r.map_err(|e| e.to_string())), not_ours)
                 }
-                let r = self.file.write_pool(block);
-                if let Err(e) = &r {
-                    self.not_ours.observe(self.index, &Err(e));
-                }
-                (Kind::WritePool, r.map(|()| Outcome::Written))
-            }
-        };
-        (kind, result.map_err(|e| (e.to_string(), e.is_not_ours())))
+            },
+        }
     }
 }
 
@@ -434,7 +394,7 @@ fn worker(
     shared: &Shared<'_>,
     queue: &Mutex<std_mpsc::Receiver<Job>>,
     outstanding: &AtomicUsize,
-    out: &mpsc::UnboundedSender<Completion>,
+    out: &mpsc::UnboundedSender<Finished>,
 ) {
     loop {
         let job = {
@@ -445,15 +405,15 @@ fn worker(
             }
         };
         let started = Instant::now();
-        let (kind, result) = shared.perform(&job.op);
+        let (done, not_ours) = shared.perform(&job.op);
         let latency = started.elapsed();
         outstanding.fetch_sub(1, Ordering::SeqCst);
-        let not_ours = matches!(&result, Err((_, true)));
-        let done = Completion {
-            statefile: shared.index,
-            request: job.request,
-            kind,
-            result: result.map_err(|(e, _)| e),
+        let done = Finished {
+            completion: Completion {
+                statefile: StatefileIndex(shared.index),
+                request: job.request,
+                done,
+            },
             not_ours,
             latency,
         };

@@ -127,7 +127,7 @@ impl HostReport {
     ) -> HostReport {
         HostReport {
             uuid: status.uuid,
-            index: status.index,
+            index: status.index.0,
             address,
             live: status.live,
             master: status.master,

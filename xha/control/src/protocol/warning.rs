@@ -48,7 +48,7 @@ impl WarningReport {
     #[must_use]
     pub fn from_core(w: &xha_core::Warning, hosts: &[Uuid]) -> WarningReport {
         use xha_core::Warning;
-        let uuid = |i: usize| hosts.get(i).copied();
+        let uuid = |i: xha_core::HostIndex| hosts.get(i.0).copied();
         // The core's warnings grow with its features: one without a kind of
         // its own is reported as `other` with its debug text.
         #[allow(unreachable_patterns)]
@@ -57,7 +57,7 @@ impl WarningReport {
                 kind: WarningKind::StatefileApproachingTimeout,
                 message: format!("statefile {statefile}: I/O took {} ms", latency.as_millis()),
                 host: None,
-                statefile: Some(*statefile),
+                statefile: Some(statefile.0),
             },
             Warning::HeartbeatLatency { host, silence } => WarningReport {
                 kind: WarningKind::HeartbeatApproachingTimeout,
@@ -78,7 +78,7 @@ impl WarningReport {
                     None => format!("statefile {statefile}: the pool block is corrupt"),
                 },
                 host: host.and_then(uuid),
-                statefile: Some(*statefile),
+                statefile: Some(statefile.0),
             },
             Warning::FenceRequestRefused { by, why } => WarningReport {
                 kind: WarningKind::FenceRequestRefused,
@@ -127,7 +127,7 @@ mod tests {
         let hosts = [Uuid::from_u128(10), Uuid::from_u128(11)];
         let w = WarningReport::from_core(
             &Warning::HeartbeatLatency {
-                host: 1,
+                host: xha_core::HostIndex(1),
                 silence: Duration::from_millis(1500),
             },
             &hosts,
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(w.message, "host 1: no heartbeat for 1500 ms");
         let w = WarningReport::from_core(
             &Warning::StatefileCorrupt {
-                statefile: 0,
+                statefile: xha_core::StatefileIndex(0),
                 host: None,
             },
             &hosts,

@@ -2,6 +2,10 @@
 //! statefile, fixed latencies, faults switched on by the test. The full
 //! fault-injecting simulator lives in `tests/` (package `ha_tests`); these
 //! tests pin the core's own behaviour and timing.
+//!
+//! This file is the mini-cluster; the tests are in `pool.rs` (no faults,
+//! master lock, status events, configuration) and `faults.rs` (one fault
+//! each). The parts of `Node` have their own unit tests beside them.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,8 +14,12 @@ use std::time::Duration;
 use sr_heartbeat::statefile::{HostSet, PoolBlock, PoolState, Slot, SlotError};
 use uuid::Uuid;
 
+use super::ids::{HostIndex, RequestId, StatefileIndex};
 use super::time::Instant;
 use super::{Action, Config, ControlRequest, Input, IoFailure, Node, StatefileRead, Timeouts};
+
+mod faults;
+mod pool;
 
 const T: Duration = Duration::from_secs(10);
 const NET_DELAY: Duration = Duration::from_millis(1);
@@ -27,18 +35,18 @@ enum Ev {
     },
     Read {
         host: usize,
-        request: u64,
+        request: RequestId,
         ok: bool,
     },
     Write {
         host: usize,
-        request: u64,
+        request: RequestId,
         slot: Box<SlotOrd>,
         ok: bool,
     },
     Pool {
         host: usize,
-        request: u64,
+        request: RequestId,
         block: Box<PoolOrd>,
         ok: bool,
     },
@@ -90,6 +98,8 @@ struct Host {
     incarnation: u64,
     io_latency: Duration,
     warnings: usize,
+    /// `StatusChanged` actions performed.
+    status_changes: usize,
     /// Frozen: events for it wait here; its watchdog keeps running.
     frozen: Option<Vec<Ev>>,
 }
@@ -146,6 +156,7 @@ impl Cluster {
                 incarnation: 0,
                 io_latency: IO_LATENCY,
                 warnings: 0,
+                status_changes: 0,
                 frozen: None,
             });
             c.boot(i);
@@ -292,6 +303,7 @@ impl Cluster {
                 }
             }
             Action::Warning(_) => self.hosts[h].warnings += 1,
+            Action::StatusChanged => self.hosts[h].status_changes += 1,
             Action::Reply(_) | Action::Stopped => {}
         }
     }
@@ -349,7 +361,13 @@ impl Cluster {
             }
             Ev::Deliver { to, from, slot } => {
                 if self.hosts[to].net_ok && self.hosts[from].net_ok {
-                    self.handle(to, Input::Heartbeat { from, slot: slot.0 });
+                    self.handle(
+                        to,
+                        Input::Heartbeat {
+                            from: HostIndex(from),
+                            slot: slot.0,
+                        },
+                    );
                 }
             }
             Ev::Read { host, request, ok } => {
@@ -364,7 +382,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::StatefileRead {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },
@@ -388,7 +406,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::SlotWritten {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },
@@ -412,7 +430,7 @@ impl Cluster {
                 self.handle(
                     host,
                     Input::PoolWritten {
-                        statefile: 0,
+                        statefile: StatefileIndex(0),
                         request,
                         result,
                     },
@@ -490,250 +508,4 @@ fn formed(n: usize) -> Cluster {
     }
     assert_eq!(c.masters(), vec![0]);
     c
-}
-
-#[test]
-fn a_pool_forms_and_elects_the_lowest_index() {
-    let c = formed(3);
-    assert_eq!(c.pool.state, PoolState::Active);
-    assert_eq!(c.pool.master, Some(c.uuids[0]));
-    assert_eq!(c.pool.master_epoch, 1);
-}
-
-#[test]
-fn no_faults_no_fences_for_two_minutes() {
-    let mut c = formed(4);
-    c.run_for(Duration::from_secs(120));
-    assert_eq!(c.fences(), 0);
-    for h in 0..4 {
-        assert_eq!(c.liveset(h), HostSet::first_n(4));
-    }
-}
-
-#[test]
-fn a_crashed_host_is_removed_within_t_plus_five() {
-    let mut c = formed(3);
-    let fault = c.now;
-    c.kill(2, Life::Crashed);
-    c.run_for(Duration::from_secs(30));
-    for h in [0, 1] {
-        assert_eq!(c.liveset(h), set(&[0, 1]));
-        let took = c.shrink_time(h, 2, fault).unwrap();
-        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
-        // Never before the lease argument allows: the crashed host's last
-        // write may precede the crash by one interval.
-        let earliest = c.timeouts.peers_may_act - c.timeouts.statefile_interval;
-        assert!(took >= earliest, "took {took:?}");
-    }
-    assert_eq!(c.fences(), 0);
-}
-
-#[test]
-fn the_master_crashes_and_a_new_one_takes_a_higher_epoch() {
-    let mut c = formed(3);
-    c.kill(0, Life::Crashed);
-    c.run_for(Duration::from_secs(30));
-    assert_eq!(c.masters(), vec![1]);
-    assert_eq!(c.pool.master, Some(c.uuids[1]));
-    assert_eq!(c.pool.master_epoch, 2);
-}
-
-#[test]
-fn a_host_that_loses_only_the_network_fences() {
-    let mut c = formed(3);
-    let fault = c.now;
-    c.hosts[1].net_ok = false;
-    c.run_for(Duration::from_secs(30));
-    assert_eq!(c.hosts[1].life, Life::Fenced);
-    for h in [0, 2] {
-        assert_eq!(c.liveset(h), set(&[0, 2]));
-        let took = c.shrink_time(h, 1, fault).unwrap();
-        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
-    }
-}
-
-#[test]
-fn a_host_that_loses_only_the_statefile_fences() {
-    let mut c = formed(3);
-    let fault = c.now;
-    c.hosts[2].disk_ok = false;
-    c.run_for(Duration::from_secs(30));
-    // Reset at its lease end (it cannot read the survivors' request on the
-    // statefile, so it does not fence on their word: core::fence_request).
-    assert!(matches!(
-        c.hosts[2].life,
-        Life::Fenced | Life::WatchdogFired
-    ));
-    for h in [0, 1] {
-        assert_eq!(c.liveset(h), set(&[0, 1]));
-        let took = c.shrink_time(h, 2, fault).unwrap();
-        assert!(took <= T + Duration::from_secs(5), "took {took:?}");
-    }
-}
-
-#[test]
-fn every_host_loses_the_statefile_and_nobody_fences() {
-    let mut c = formed(3);
-    for h in 0..3 {
-        c.hosts[h].disk_ok = false;
-    }
-    c.run_for(Duration::from_secs(60));
-    assert_eq!(c.fences(), 0);
-    for h in 0..3 {
-        assert_eq!(c.liveset(h), HostSet::first_n(3));
-        assert!(!c.node(h).has_statefile_access());
-    }
-    // The statefile comes back: still nobody fences.
-    for h in 0..3 {
-        c.hosts[h].disk_ok = true;
-    }
-    c.run_for(Duration::from_secs(60));
-    assert_eq!(c.fences(), 0);
-}
-
-#[test]
-fn a_two_host_split_keeps_the_master() {
-    let mut c = formed(2);
-    c.hosts[1].net_ok = false;
-    c.run_for(Duration::from_secs(30));
-    assert_eq!(c.hosts[1].life, Life::Fenced);
-    assert_eq!(c.liveset(0), set(&[0]));
-    assert_eq!(c.masters(), vec![0]);
-}
-
-#[test]
-fn fencing_disarmed_nobody_fences_and_the_liveset_stays() {
-    let mut c = formed(3);
-    for h in 0..3 {
-        c.handle(h, Input::Control(ControlRequest::DisarmFencing));
-    }
-    c.hosts[2].net_ok = false;
-    c.run_for(Duration::from_secs(60));
-    assert_eq!(c.fences(), 0);
-    for h in 0..3 {
-        assert_eq!(c.liveset(h), HostSet::first_n(3));
-    }
-}
-
-#[test]
-fn a_fenced_host_reboots_and_rejoins() {
-    let mut c = formed(3);
-    c.hosts[2].disk_ok = false;
-    c.run_for(Duration::from_secs(30));
-    // Reset at its lease end (it cannot read the survivors' request on the
-    // statefile, so it does not fence on their word: core::fence_request).
-    assert!(matches!(
-        c.hosts[2].life,
-        Life::Fenced | Life::WatchdogFired
-    ));
-    c.hosts[2].disk_ok = true;
-    c.boot(2);
-    c.run_for(Duration::from_secs(10));
-    for h in 0..3 {
-        assert_eq!(c.liveset(h), HostSet::first_n(3), "host {h}");
-    }
-    assert_eq!(c.masters(), vec![0]);
-}
-
-#[test]
-fn a_host_rebooting_before_it_was_removed_waits_to_be_removed() {
-    let mut c = formed(3);
-    c.kill(2, Life::Crashed);
-    c.run_for(Duration::from_secs(2));
-    c.boot(2);
-    c.run_for(Duration::from_secs(40));
-    for h in 0..3 {
-        assert_eq!(c.liveset(h), HostSet::first_n(3), "host {h}");
-    }
-    assert!(c.hosts[0].published.iter().any(|&(_, l)| !l.contains(2)));
-}
-
-#[test]
-fn a_short_freeze_is_tolerated_and_a_long_one_fences() {
-    let mut c = formed(3);
-    // Freeze host 1 for T/2: its events wait, its watchdog keeps running.
-    c.freeze(1);
-    c.run_for(T / 2);
-    assert!(c.up(1), "watchdog fired during a T/2 freeze");
-    c.thaw(1);
-    c.run_for(Duration::from_secs(30));
-    assert_eq!(c.fences(), 0);
-    assert_eq!(c.liveset(0), HostSet::first_n(3));
-    // A freeze longer than the lease ends with the watchdog.
-    let fault = c.now;
-    c.freeze(1);
-    c.run_for(T);
-    assert_eq!(c.hosts[1].life, Life::WatchdogFired);
-    let died = c.hosts[1].died_at.unwrap().saturating_since(fault);
-    assert!(died <= c.timeouts.lease, "watchdog fired after {died:?}");
-    c.run_for(Duration::from_secs(30));
-    assert_eq!(c.liveset(0), set(&[0, 2]));
-    let took = c.shrink_time(0, 1, fault).unwrap();
-    assert!(took <= T + Duration::from_secs(5), "took {took:?}");
-}
-
-#[test]
-fn slow_storage_under_half_t_warns_and_does_not_fence() {
-    // Every statefile I/O of every host takes just under T/2.
-    let mut c = formed(3);
-    for h in 0..3 {
-        c.hosts[h].io_latency = T / 2 - Duration::from_millis(20);
-    }
-    c.run_for(Duration::from_secs(120));
-    assert_eq!(c.fences(), 0);
-    for h in 0..3 {
-        assert_eq!(c.liveset(h), HostSet::first_n(3));
-        assert!(c.hosts[h].warnings > 0, "host {h} did not warn");
-        assert!(c.node(h).has_statefile_access());
-    }
-    // ...and a crash is still handled, later by at most the I/O latency.
-    let fault = c.now;
-    c.kill(2, Life::Crashed);
-    c.run_for(Duration::from_secs(40));
-    assert_eq!(c.liveset(0), set(&[0, 1]));
-    // Observation, proof read and liveset write each take one slow I/O.
-    let took = c.shrink_time(0, 2, fault).unwrap();
-    let bound = c.timeouts.peers_may_act + T / 2 * 4 + Duration::from_secs(1);
-    assert!(took <= bound, "took {took:?}, bound {bound:?}");
-}
-
-#[test]
-fn sixty_four_hosts_one_crash() {
-    let mut c = Cluster::new(64);
-    c.run_for(Duration::from_secs(5));
-    assert_eq!(c.liveset(5), HostSet::first_n(64));
-    let fault = c.now;
-    c.kill(40, Life::Crashed);
-    c.run_for(Duration::from_secs(20));
-    let took = c.shrink_time(0, 40, fault).unwrap();
-    assert!(took <= T + Duration::from_secs(5), "took {took:?}");
-    assert_eq!(c.fences(), 0);
-}
-
-#[test]
-fn config_errors_are_specific() {
-    let c = Cluster::new(2);
-    let mut cfg = c.config(0);
-    cfg.local = 5;
-    assert!(matches!(
-        Node::new(cfg, Instant(0)),
-        Err(super::ConfigError::LocalOutOfRange { local: 5, hosts: 2 })
-    ));
-    let mut cfg = c.config(0);
-    cfg.hosts.swap(0, 1);
-    assert!(matches!(
-        Node::new(cfg, Instant(0)),
-        Err(super::ConfigError::HostsNotSorted(1))
-    ));
-    let mut cfg = c.config(0);
-    cfg.statefiles = 0;
-    assert!(Node::new(cfg, Instant(0)).is_err());
-}
-
-#[test]
-#[should_panic(expected = "time went backwards")]
-fn time_never_goes_backwards() {
-    let c = Cluster::new(1);
-    let mut n = Node::new(c.config(0), Instant(10)).unwrap();
-    n.handle(Instant(5), Input::Tick);
 }

@@ -1,0 +1,105 @@
+//! The pool without faults: formation, the master lock, status events,
+//! configuration and input checks.
+
+use super::*;
+
+#[test]
+fn a_pool_forms_and_elects_the_lowest_index() {
+    let c = formed(3);
+    assert_eq!(c.pool.state, PoolState::Active);
+    assert_eq!(c.pool.master, Some(c.uuids[0]));
+    assert_eq!(c.pool.master_epoch, 1);
+}
+
+#[test]
+fn no_faults_no_fences_for_two_minutes() {
+    let mut c = formed(4);
+    c.run_for(Duration::from_secs(120));
+    assert_eq!(c.fences(), 0);
+    for h in 0..4 {
+        assert_eq!(c.liveset(h), HostSet::first_n(4));
+    }
+}
+
+#[test]
+fn status_changed_only_when_the_watched_status_changes() {
+    let mut c = formed(3);
+    let before: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
+    assert!(
+        before.iter().all(|&n| n > 0),
+        "joining changed nothing: {before:?}"
+    );
+    c.run_for(Duration::from_secs(60));
+    let steady: Vec<usize> = c.hosts.iter().map(|h| h.status_changes).collect();
+    assert_eq!(before, steady, "status changes without a fault");
+    // Peer instants are in the status, not in the watched part.
+    let st = c.node(0).status();
+    assert_eq!(st.hosts[0].heard_at, None);
+    let heard = st.hosts[1].heard_at.expect("host 1 heard");
+    assert!(c.now.saturating_since(heard) <= c.timeouts.heartbeat_interval);
+    assert!(st.hosts[2].slot_changed_at.is_some());
+    let crash_at = c.now;
+    c.kill(2, Life::Crashed);
+    c.run_for(T + T / 2);
+    for (h, &was) in steady.iter().enumerate().take(2) {
+        assert!(
+            c.hosts[h].status_changes > was,
+            "host {h}: no StatusChanged"
+        );
+        let st = c.node(h).status();
+        assert!(!st.hosts[2].heard);
+        assert!(st.hosts[2].heard_at.is_some_and(|at| at <= crash_at));
+    }
+}
+
+#[test]
+fn the_master_crashes_and_a_new_one_takes_a_higher_epoch() {
+    let mut c = formed(3);
+    c.kill(0, Life::Crashed);
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(c.masters(), vec![1]);
+    assert_eq!(c.pool.master, Some(c.uuids[1]));
+    assert_eq!(c.pool.master_epoch, 2);
+}
+
+#[test]
+fn fencing_disarmed_nobody_fences_and_the_liveset_stays() {
+    let mut c = formed(3);
+    for h in 0..3 {
+        c.handle(h, Input::Control(ControlRequest::DisarmFencing));
+    }
+    c.hosts[2].net_ok = false;
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(c.fences(), 0);
+    for h in 0..3 {
+        assert_eq!(c.liveset(h), HostSet::first_n(3));
+    }
+}
+
+#[test]
+fn config_errors_are_specific() {
+    let c = Cluster::new(2);
+    let mut cfg = c.config(0);
+    cfg.local = 5;
+    assert!(matches!(
+        Node::new(cfg, Instant(0)),
+        Err(crate::ConfigError::LocalOutOfRange { local: 5, hosts: 2 })
+    ));
+    let mut cfg = c.config(0);
+    cfg.hosts.swap(0, 1);
+    assert!(matches!(
+        Node::new(cfg, Instant(0)),
+        Err(crate::ConfigError::HostsNotSorted(1))
+    ));
+    let mut cfg = c.config(0);
+    cfg.statefiles = 0;
+    assert!(Node::new(cfg, Instant(0)).is_err());
+}
+
+#[test]
+#[should_panic(expected = "time went backwards")]
+fn time_never_goes_backwards() {
+    let c = Cluster::new(1);
+    let mut n = Node::new(c.config(0), Instant(10)).unwrap();
+    n.handle(Instant(5), Input::Tick);
+}

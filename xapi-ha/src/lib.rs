@@ -3,3 +3,4 @@
 pub mod model;
 pub mod planner;
 pub mod pool_file;
+pub mod rpc;

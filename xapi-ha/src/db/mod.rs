@@ -1,0 +1,18 @@
+//! The pool database: a value ([`Database`]) with one pure transition
+//! ([`Database::apply`] of a batch of [`Change`]s), its schema, the
+//! `event.from` query, and the durable store (snapshot + delta redo log of
+//! `sr_heartbeat::metadata`).
+//!
+//! - [`schema`]: classes, fields, types, access, defaults (one table).
+//! - [`change`]: what a change is and why one is refused.
+//! - [`database`]: the database and `apply` with its invariants.
+//! - [`events`]: `event.from` as a pure query.
+
+pub mod change;
+pub mod database;
+pub mod events;
+pub mod schema;
+
+pub use change::{Change, ChangeError};
+pub use database::{Applied, Database, Object, Tombstone};
+pub use schema::Class;

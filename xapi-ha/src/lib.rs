@@ -9,5 +9,6 @@ pub mod model;
 pub mod planner;
 pub mod pool_file;
 pub mod rpc;
+pub mod server;
 pub mod session;
 pub mod value;

@@ -150,18 +150,6 @@ pub fn encode_response(version: Version, id: &Json, reply: &Result<Rpc, Failure>
     body.to_string()
 }
 
-/// The reply to a body that could not be decoded: a JSON-RPC 2.0 error with
-/// `id` null (the request's id is unknown), code 1 like every xapi error,
-/// message `JSONRPC_UNMARSHAL_FAILURE`, the reason in `data`.
-pub fn encode_decode_error(err: &DecodeError) -> String {
-    json!({
-        "jsonrpc": "2.0",
-        "error": {"code": 1, "message": UNMARSHAL_FAILURE, "data": [err.to_string()]},
-        "id": null,
-    })
-    .to_string()
-}
-
 /// The error code of an undecodable JSON-RPC body.
 pub const UNMARSHAL_FAILURE: &str = "JSONRPC_UNMARSHAL_FAILURE";
 

@@ -7,6 +7,7 @@
 //! a [`DecodeError`] naming what was wrong, never a panic (fuzzed:
 //! `xapi-ha/fuzz`).
 
+pub mod convert;
 pub mod jsonrpc;
 pub mod xmlrpc;
 

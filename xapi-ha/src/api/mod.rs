@@ -18,18 +18,29 @@
 //! - `event.from`: when no event is pending, `Outcome::wait` is set. The
 //!   server then waits (until the database generation passes
 //!   `wait.generation` or the timeout elapses) and asks again with
-//!   [`event::poll`], which returns the batch, empty after the timeout.
+//!   [`poll_events`], which returns the batch, empty after the timeout.
 //! - Time and fresh identities come from [`Caller`] (`now` and `seed`), so a
 //!   handler is a deterministic function of its inputs.
 
+pub mod bootstrap;
+pub mod coerce;
 pub mod error;
+mod generic;
+mod ids;
+pub mod methods;
+mod misc;
+mod sr;
+mod vm;
 
 pub use error::ApiError;
+pub use misc::poll as poll_events;
+pub use sr::SR_TYPES;
 
 use uuid::Uuid;
 
 use crate::db::{Change, Database};
 use crate::value::{DateTime, Ref, Value};
+use methods::Method;
 
 /// Who is calling, and the inputs a pure handler cannot make itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +72,7 @@ pub enum Effect {
 }
 
 /// An `event.from` that found nothing yet: wait for a generation newer than
-/// `generation`, or until `timeout_seconds` pass, then [`event::poll`].
+/// `generation`, or until `timeout_seconds` pass, then [`poll_events`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventWait {
     pub query: crate::db::events::EventQuery,
@@ -111,6 +122,32 @@ pub fn call(
     method: &str,
     args: &[Value],
 ) -> Result<Outcome, ApiError> {
-    let _ = (db, caller, args);
-    Err(ApiError::method_unknown(method))
+    let m = methods::resolve(method).ok_or_else(|| ApiError::method_unknown(method))?;
+    let expected = m.params().len();
+    if args.len() != expected {
+        return Err(ApiError::parameter_count_mismatch(
+            method,
+            expected,
+            args.len(),
+        ));
+    }
+    if let Some(answer) = generic::call(db, m, args) {
+        return answer;
+    }
+    match m {
+        Method::VmCreate => vm::create(db, caller, &args[0]),
+        Method::VmDestroy => vm::destroy(db, &args[0]),
+        Method::SrCreate => sr::create(db, caller, args),
+        Method::SrForget => sr::forget(db, &args[0]),
+        Method::HostGetServertime => misc::get_servertime(db, caller, &args[0]),
+        Method::MessageGetSince => misc::message_get_since(db, &args[0]),
+        Method::MessageGet => misc::message_get(db, args),
+        Method::EventFrom => misc::event_from(db, args),
+        Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
+        Method::ListMethods => Ok(Outcome::value(misc::list_methods())),
+        _ => Err(ApiError::internal("generic method not handled")),
+    }
 }
+
+#[cfg(test)]
+mod tests;

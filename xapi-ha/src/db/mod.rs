@@ -7,12 +7,24 @@
 //! - [`change`]: what a change is and why one is refused.
 //! - [`database`]: the database and `apply` with its invariants.
 //! - [`events`]: `event.from` as a pure query.
+//! - [`invariants`]: every invariant recomputed (tests, decoded snapshots).
+//! - [`encode`]: snapshot and delta documents (the log's payloads, and the
+//!   copy a member installs).
+//! - [`store`]: the durable store on the redo log.
 
 pub mod change;
 pub mod database;
+pub mod encode;
 pub mod events;
+pub mod invariants;
 pub mod schema;
+pub mod store;
 
 pub use change::{Change, ChangeError};
 pub use database::{Applied, Database, Object, Tombstone};
+pub use invariants::InvariantError;
 pub use schema::Class;
+pub use store::{OpenReport, Store, StoreError};
+
+#[cfg(test)]
+mod tests;

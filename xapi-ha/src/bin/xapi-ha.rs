@@ -18,9 +18,13 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use sr_heartbeat::metadata::Layout;
+use xapi_ha::api::Caller;
+use xapi_ha::api::bootstrap::{self, HostInfo};
 use xapi_ha::config::{self, Config};
+use xapi_ha::db::store::Store;
 use xapi_ha::db::{Change, Class, Database};
-use xapi_ha::server::agent::{self, HostFacts};
+use xapi_ha::server::agent::{HostFacts, LocalStore, TLS_FINGERPRINT_KEY, wall_clock};
 use xapi_ha::server::http::{self, Limits};
 use xapi_ha::server::listen::{self, ConnConfig, Listener};
 use xapi_ha::server::role::Role;
@@ -154,28 +158,48 @@ fn memory_total(cfg: &Config) -> Result<u64, Fail> {
     })
 }
 
-/// Opens the database and makes sure this host is in it: a fresh host
-/// becomes the master of a pool of one.
-fn open_database(cfg: &Config, role: &Role) -> Result<(Database, Ref), Fail> {
-    let mut db = Database::new();
+/// The database file's name inside the data directory.
+const DB_FILE: &str = "pool-db";
+
+/// Opens the durable database and makes sure this host is in it: a fresh
+/// host becomes the master of a pool of one.
+fn open_database(cfg: &Config, role: &Role) -> Result<(LocalStore, Ref), Fail> {
+    let path = cfg.data_dir.join(DB_FILE);
+    let (mut store, report) = Store::open_file(&path, Layout::standard(), 0)
+        .map_err(|e| Fail(exit::STATE, e.to_string()))?;
+    info!(
+        file = %path.display(),
+        generation = store.database().generation(),
+        deltas_replayed = report.deltas_replayed,
+        stopped_at = report.stopped_at.as_deref().unwrap_or("clean end"),
+        "database opened"
+    );
     let host_uuid = cfg.host_uuid.to_string();
-    let existing = db
+    let existing = store
+        .database()
         .objects(Class::Host)
         .find(|(_, o)| o.uuid() == host_uuid)
         .map(|(r, _)| r);
     let host = match existing {
         Some(r) => r,
         None if *role == Role::Master => {
-            let (host, changes) = agent::first_start_changes(
-                cfg.host_uuid,
-                &cfg.host_name,
-                &cfg.host_address,
-                memory_total(cfg)?,
-                &cfg.drivers,
-                Uuid::new_v4(),
-            );
-            let _kept = db
-                .apply(&changes)
+            let info = HostInfo {
+                uuid: host_uuid,
+                name_label: cfg.host_name.clone(),
+                address: cfg.host_address.clone(),
+                hostname: cfg.host_name.clone(),
+                memory_total: i64::try_from(memory_total(cfg)?).unwrap_or(i64::MAX),
+                memory_overhead: 0,
+                vm_drivers: cfg.drivers.clone(),
+            };
+            let caller = Caller {
+                now: wall_clock(),
+                seed: Uuid::new_v4(),
+                this_host: Ref::NULL,
+            };
+            let (host, changes) = bootstrap::new_pool(store.database(), &caller, &info);
+            store
+                .commit(&changes)
                 .map_err(|e| Fail(exit::STATE, format!("creating the pool of one: {e}")))?;
             info!(host = %host, "fresh host: master of a pool of one");
             host
@@ -187,22 +211,29 @@ fn open_database(cfg: &Config, role: &Role) -> Result<(Database, Ref), Fail> {
             ));
         }
     };
-    Ok((db, host))
+    Ok((store, host))
 }
 
-/// `host.other_config` with `tls_fingerprint` set.
-fn with_fingerprint(db: &Database, host: Ref, fingerprint: &str) -> Change {
+/// `host.other_config` with `tls_fingerprint` set, if it is not already.
+fn with_fingerprint(db: &Database, host: Ref, fingerprint: &str) -> Option<Change> {
     let mut entries = match db.field(Class::Host, host, "other_config") {
         Some(Value::Map(m)) => m,
         _ => Vec::new(),
     };
-    entries.retain(|(k, _)| *k != Key::String("tls_fingerprint".into()));
-    entries.push((
-        Key::String("tls_fingerprint".into()),
-        Value::String(fingerprint.to_owned()),
-    ));
+    let key = Key::String(TLS_FINGERPRINT_KEY.into());
+    let current = Value::String(fingerprint.to_owned());
+    if entries.iter().any(|(k, v)| *k == key && *v == current) {
+        return None;
+    }
+    entries.retain(|(k, _)| *k != key);
+    entries.push((key, current));
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    Change::set(Class::Host, host, "other_config", Value::Map(entries))
+    Some(Change::set(
+        Class::Host,
+        host,
+        "other_config",
+        Value::Map(entries),
+    ))
 }
 
 async fn serve(cfg: Config) -> Result<(), Fail> {
@@ -220,7 +251,7 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
     if users.is_empty() {
         warn!(file = %users_path.display(), "no user is set: every login is refused until `xapi-ha passwd` sets one");
     }
-    let (mut db, host) = open_database(&cfg, &role)?;
+    let (mut store, host) = open_database(&cfg, &role)?;
 
     let mut listeners = Vec::new();
     let mut fingerprint = None;
@@ -228,9 +259,11 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         let names = vec![cfg.host_name.clone(), cfg.host_address.clone()];
         let id = tls::load_or_create(&cfg.data_dir.join("tls"), &names)
             .map_err(|e| Fail(exit::STATE, e.to_string()))?;
-        let _kept = db
-            .apply(&[with_fingerprint(&db, host, &id.fingerprint)])
-            .map_err(|e| Fail(exit::STATE, format!("recording the TLS fingerprint: {e}")))?;
+        if let Some(change) = with_fingerprint(store.database(), host, &id.fingerprint) {
+            store
+                .commit(&[change])
+                .map_err(|e| Fail(exit::STATE, format!("recording the TLS fingerprint: {e}")))?;
+        }
         let acceptor = TlsAcceptor::from(id.config);
         for addr in &cfg.api.tls_listen {
             let l = listen::bind_tcp(*addr)
@@ -263,7 +296,7 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         role.clone(),
         users_path,
         users,
-        db,
+        store,
         HostFacts {
             host_ref: host,
             tls_fingerprint: fingerprint,

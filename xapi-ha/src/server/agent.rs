@@ -16,13 +16,18 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::role::Role;
-use crate::api::{self, ApiError, Caller};
-use crate::db::{Change, Class, Database};
+use crate::api::{self, ApiError, Caller, EventWait};
+use crate::db::store::Store;
+use crate::db::{Change, Database};
 use crate::rpc::convert::{to_rpc, to_value};
 use crate::rpc::{Call, Failure, Rpc};
 use crate::session::users::Users;
 use crate::session::{Kind, Table};
 use crate::value::{DateTime, Ref, Value};
+use sr_heartbeat::io::BlockDevice;
+
+/// The durable database on its local file.
+pub type LocalStore = Store<BlockDevice>;
 
 /// Facts about this host the agent needs at run time.
 #[derive(Debug, Clone)]
@@ -40,7 +45,7 @@ pub struct Agent {
     users_path: PathBuf,
     users: Mutex<Users>,
     sessions: Mutex<Table>,
-    db: Mutex<Database>,
+    store: Mutex<LocalStore>,
     generation: watch::Sender<u64>,
     host: HostFacts,
 }
@@ -87,17 +92,17 @@ impl Agent {
         role: Role,
         users_path: PathBuf,
         users: Users,
-        db: Database,
+        store: LocalStore,
         host: HostFacts,
     ) -> Arc<Agent> {
-        let (generation, _) = watch::channel(db.generation());
+        let (generation, _) = watch::channel(store.database().generation());
         Arc::new(Agent {
             started: Instant::now(),
             role,
             users_path,
             users: Mutex::new(users),
             sessions: Mutex::new(Table::default()),
-            db: Mutex::new(db),
+            store: Mutex::new(store),
             generation,
             host,
         })
@@ -131,7 +136,7 @@ impl Agent {
 
     /// A copy of the database (for tests and diagnostics).
     pub fn database(&self) -> Database {
-        lock(&self.db).clone()
+        lock(&self.store).database().clone()
     }
 
     /// Answers one call.
@@ -221,38 +226,65 @@ impl Agent {
         users.verify(user, password)
     }
 
-    /// Runs the pure handler and commits its changes before answering.
+    /// Runs the pure handler and commits its changes before answering;
+    /// an `event.from` with nothing pending waits here for a commit.
     async fn run(self: &Arc<Self>, method: &str, args: Vec<Value>) -> Result<Rpc, Failure> {
         let agent = Arc::clone(self);
         let method = method.to_owned();
-        tokio::task::spawn_blocking(move || agent.run_blocking(&method, &args))
+        let step = tokio::task::spawn_blocking(move || agent.run_blocking(&method, &args))
             .await
-            .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))?
-    }
-
-    fn run_blocking(&self, method: &str, args: &[Value]) -> Result<Rpc, Failure> {
-        let caller = self.caller();
-        let mut db = lock(&self.db);
-        let outcome = api::call(&db, &caller, method, args)?;
-        if !outcome.effects.is_empty() {
-            return Err(ApiError::internal(
-                "this call's storage effects are not performed by this agent yet",
-            )
-            .into());
+            .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))??;
+        match step {
+            Step::Done(r) => Ok(r),
+            Step::Wait(w) => self.wait_events(w).await,
         }
-        self.commit(&mut db, &outcome.changes)?;
-        Ok(to_rpc(&outcome.result))
     }
 
-    /// Commits a batch: the one place a change enters the database.
-    fn commit(&self, db: &mut Database, changes: &[Change]) -> Result<(), Failure> {
+    fn run_blocking(&self, method: &str, args: &[Value]) -> Result<Step, Failure> {
+        let caller = self.caller();
+        let mut store = lock(&self.store);
+        let outcome = api::call(store.database(), &caller, method, args)?;
+        if let Some(w) = outcome.wait {
+            return Ok(Step::Wait(w));
+        }
+        if !outcome.effects.is_empty() {
+            return Err(ApiError::internal("this agent does not prepare SR storage yet").into());
+        }
+        self.commit(&mut store, &outcome.changes)?;
+        Ok(Step::Done(to_rpc(&outcome.result)))
+    }
+
+    /// Waits until the database generation passes `w.generation` or the
+    /// timeout (capped by [`EVENT_FROM_MAX_WAIT`]) passes, then answers the
+    /// query: the events, or an empty batch with a token.
+    async fn wait_events(&self, w: EventWait) -> Result<Rpc, Failure> {
+        let timeout = if w.timeout_seconds.is_finite() && w.timeout_seconds > 0.0 {
+            Duration::from_secs_f64(w.timeout_seconds.min(EVENT_FROM_MAX_WAIT.as_secs_f64()))
+        } else {
+            Duration::ZERO
+        };
+        let mut rx = self.generation.subscribe();
+        // Changes are coalesced briefly, as xapi does (50 ms).
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = rx.wait_for(|g| *g > w.generation).await;
+            tokio::time::sleep(EVENT_BATCH_DELAY).await;
+        })
+        .await;
+        let store = lock(&self.store);
+        let v = api::poll_events(store.database(), &w.query)?;
+        Ok(to_rpc(&v))
+    }
+
+    /// Commits a batch durably: the one place a change enters the database.
+    pub fn commit(&self, store: &mut LocalStore, changes: &[Change]) -> Result<(), Failure> {
         if changes.is_empty() {
             return Ok(());
         }
-        let _kept = db
-            .apply(changes)
-            .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))?;
-        self.generation.send_replace(db.generation());
+        let generation = store.commit(changes).map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            Failure::from(ApiError::internal(&e.to_string()))
+        })?;
+        self.generation.send_replace(generation);
         Ok(())
     }
 
@@ -262,58 +294,27 @@ impl Agent {
     }
 }
 
-/// The changes that make a fresh host the master of a pool of one: the
-/// pool, this host and its metrics. `seed` makes the references.
-pub fn first_start_changes(
-    host_uuid: Uuid,
-    host_name: &str,
-    address: &str,
-    memory_total: u64,
-    drivers: &[String],
-    seed: Uuid,
-) -> (Ref, Vec<Change>) {
-    let id = |n: &str| Uuid::new_v5(&seed, n.as_bytes());
-    let pool = Ref::from_uuid(id("pool-ref"));
-    let host = Ref::from_uuid(id("host-ref"));
-    let metrics = Ref::from_uuid(id("metrics-ref"));
-    let mem = i64::try_from(memory_total).unwrap_or(i64::MAX);
-    let changes = vec![
-        Change::Create {
-            class: Class::HostMetrics,
-            r#ref: metrics,
-            fields: vec![
-                ("uuid".into(), Value::String(id("metrics").to_string())),
-                ("memory_total".into(), Value::Int(mem)),
-                ("memory_free".into(), Value::Int(mem)),
-                ("live".into(), Value::Bool(true)),
-            ],
-        },
-        Change::Create {
-            class: Class::Host,
-            r#ref: host,
-            fields: vec![
-                ("uuid".into(), Value::String(host_uuid.to_string())),
-                ("name_label".into(), Value::String(host_name.to_owned())),
-                ("hostname".into(), Value::String(host_name.to_owned())),
-                ("address".into(), Value::String(address.to_owned())),
-                ("metrics".into(), Value::Ref(metrics)),
-                (
-                    "vm_drivers".into(),
-                    Value::Set(drivers.iter().cloned().map(Value::String).collect()),
-                ),
-            ],
-        },
-        Change::Create {
-            class: Class::Pool,
-            r#ref: pool,
-            fields: vec![
-                ("uuid".into(), Value::String(id("pool").to_string())),
-                ("master".into(), Value::Ref(host)),
-            ],
-        },
-    ];
-    (host, changes)
-}
-
 /// Bound on how long an `event.from` may wait, whatever the client asks.
 pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// How long `event.from` lets changes gather after the first one (xapi's
+/// batching delay).
+pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// What the blocking part of a call leaves to do.
+enum Step {
+    Done(Rpc),
+    Wait(EventWait),
+}
+
+/// The `host.other_config` key that holds the TLS certificate's SHA-256
+/// fingerprint (written at every start; docs/api.md).
+pub const TLS_FINGERPRINT_KEY: &str = "tls_fingerprint";
+
+/// The wall clock as an API date (whole seconds, UTC).
+pub fn wall_clock() -> DateTime {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DateTime::from_unix(i64::try_from(unix).unwrap_or(i64::MAX))
+}

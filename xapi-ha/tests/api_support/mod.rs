@@ -138,6 +138,17 @@ impl Agent {
         }
     }
 
+    /// Kills the agent with SIGKILL and starts it again on the same data
+    /// directory (new ports).
+    pub fn kill9_and_restart(mut self) -> Agent {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        drop(self);
+        let config = dir.path().join("xapi-ha.toml");
+        Agent::start_in(dir, &config)
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -162,23 +173,39 @@ pub struct Response {
 /// Sends `body` with `POST path` on a fresh connection and reads the
 /// response (the request says `Connection: close`).
 pub fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
+    try_post(addr, path, content_type, body).expect("HTTP exchange")
+}
+
+/// [`post`], with connection errors returned.
+pub fn try_post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    use std::io::Read as _;
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).expect("write head");
-    s.write_all(body).expect("write body");
-    read_response(&mut s)
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    Ok(parse_response(&raw))
 }
 
 /// Reads a whole `Connection: close` response.
 pub fn read_response(s: &mut impl std::io::Read) -> Response {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = headers
         .split_whitespace()

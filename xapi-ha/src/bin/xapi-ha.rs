@@ -236,7 +236,29 @@ fn with_fingerprint(db: &Database, host: Ref, fingerprint: &str) -> Option<Chang
     ))
 }
 
+/// The lock file in the data directory: one agent per data directory.
+const LOCK_FILE: &str = "agent.lock";
+
+/// Takes the data directory's lock (held until the process ends), so a
+/// second agent never opens the database another one writes.
+fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Fail> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Fail(exit::STATE, format!("{}: {e}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        Fail(
+            exit::STATE,
+            format!("data.dir {}: another agent uses it ({e})", dir.display()),
+        )
+    })
+}
+
 async fn serve(cfg: Config) -> Result<(), Fail> {
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let role = match Role::load(&cfg.data_dir).map_err(|e| Fail(exit::STATE, e.to_string()))? {
         Some(r) => r,
         None => {
@@ -328,12 +350,18 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Fail(exit::RUNTIME, format!("SIGTERM handler: {e}")))?;
-    tokio::select! {
+    let result = tokio::select! {
         () = listen::serve_all(listeners, conn) => {
             expiry.abort();
             Err(Fail(exit::RUNTIME, "every listener stopped".into()))
         }
         _ = term.recv() => { info!("SIGTERM: stopping"); Ok(()) }
         _ = tokio::signal::ctrl_c() => { info!("SIGINT: stopping"); Ok(()) }
+    };
+    // Every reply was sent after its commit: nothing to flush. The socket
+    // file goes, so a client sees "no agent" rather than a dead socket.
+    if let Some(path) = &cfg.api.unix_socket {
+        let _ = std::fs::remove_file(path);
     }
+    result
 }

@@ -149,6 +149,23 @@ impl Agent {
         Agent::start_in(dir, &config)
     }
 
+    /// Stops the agent with SIGTERM; its data directory, exit code and
+    /// socket path.
+    pub fn terminate(mut self) -> (tempfile::TempDir, Option<i32>, PathBuf) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let socket = self.unix.clone();
+        (dir, code, socket)
+    }
+
+    /// Starts an agent again on a data directory left by [`Agent::terminate`].
+    pub fn restart(dir: tempfile::TempDir) -> Agent {
+        let config = dir.path().join("xapi-ha.toml");
+        Agent::start_in(dir, &config)
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -68,10 +68,10 @@ async fn read_body(body: Body, limits: Limits) -> Result<Bytes, BodyError> {
         Err(_) => Err(BodyError::Timeout),
         Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => {
-            // to_bytes reports the limit as a LengthLimitError source.
-            let mut src: Option<&dyn std::error::Error> = Some(&e);
+            // to_bytes reports the limit as a LengthLimitError in the chain.
+            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(s) = src {
-                if s.to_string().contains("length limit exceeded") {
+                if s.is::<http_body_util::LengthLimitError>() {
                     return Err(BodyError::TooLarge);
                 }
                 src = s.source();

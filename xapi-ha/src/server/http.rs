@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -14,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::agent::Agent;
+use super::agent::{Agent, Origin};
 use crate::rpc::{DecodeError, Failure, jsonrpc, xmlrpc};
 
 /// The limits applied to every request.
@@ -126,7 +127,16 @@ fn xml_reply(status: StatusCode, r: &Result<crate::rpc::Rpc, Failure>) -> Respon
     reply(status, "text/xml", xmlrpc::encode_response(r))
 }
 
-async fn xml(State(st): State<AppState>, body: Body) -> Response {
+/// The request's origin, set per connection by the listener (absent: network).
+fn origin_of(ext: Option<Extension<Origin>>) -> Origin {
+    ext.map_or(Origin::Network, |Extension(o)| o)
+}
+
+async fn xml(
+    State(st): State<AppState>,
+    origin: Option<Extension<Origin>>,
+    body: Body,
+) -> Response {
     let bytes = match read_body(body, st.limits).await {
         Ok(b) => b,
         Err(e) => {
@@ -143,7 +153,7 @@ async fn xml(State(st): State<AppState>, body: Body) -> Response {
             );
         }
     };
-    let r = st.agent.dispatch(call).await;
+    let r = st.agent.dispatch(call, origin_of(origin)).await;
     xml_reply(StatusCode::OK, &r)
 }
 
@@ -161,7 +171,11 @@ fn decode_failure(code: &str, e: &DecodeError) -> Failure {
     }
 }
 
-async fn json(State(st): State<AppState>, body: Body) -> Response {
+async fn json(
+    State(st): State<AppState>,
+    origin: Option<Extension<Origin>>,
+    body: Body,
+) -> Response {
     let json_reply = |status, text| reply(status, "application/json", text);
     let bytes = match read_body(body, st.limits).await {
         Ok(b) => b,
@@ -183,7 +197,7 @@ async fn json(State(st): State<AppState>, body: Body) -> Response {
             );
         }
     };
-    let r = st.agent.dispatch(req.call).await;
+    let r = st.agent.dispatch(req.call, origin_of(origin)).await;
     json_reply(
         StatusCode::OK,
         jsonrpc::encode_response(req.version, &req.id, &r),

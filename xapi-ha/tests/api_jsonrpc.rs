@@ -231,3 +231,32 @@ fn root_on_the_unix_socket_logs_in_without_a_password() {
         "SESSION_AUTHENTICATION_FAILED"
     );
 }
+
+#[test]
+fn sr_create_file_labels_the_directory_and_refuses_foreign_data() {
+    let agent = Agent::start();
+    let a = agent.http;
+    let s = login(a);
+    let host = call2(a, "host.get_all", json!([s]))[0].clone();
+    let sr_dir = tempfile::tempdir().unwrap();
+    let path = sr_dir.path().display().to_string();
+    let sr = call2(
+        a,
+        "SR.create",
+        json!([s, host, {"path": path}, 0, "sr1", "", "file", "", true, {}]),
+    );
+    assert_eq!(call2(a, "SR.get_type", json!([s, sr])), "file");
+    assert!(sr_dir.path().join(".xapi-ha-sr").exists());
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("someone-elses.img"), b"data").unwrap();
+    let e = fail2(
+        a,
+        "SR.create",
+        json!([s, host, {"path": foreign.path()}, 0, "sr2", "", "file", "", true, {}]),
+    );
+    assert_eq!(e[0], "SR_DEVICE_IN_USE", "{e:?}");
+    assert_eq!(
+        call2(a, "SR.get_all", json!([s])).as_array().map(Vec::len),
+        Some(1)
+    );
+}

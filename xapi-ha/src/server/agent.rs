@@ -266,8 +266,8 @@ impl Agent {
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
         }
-        if !outcome.effects.is_empty() {
-            return Err(ApiError::internal("this agent does not prepare SR storage yet").into());
+        for effect in &outcome.effects {
+            super::storage::perform(effect)?;
         }
         self.commit(&mut store, &outcome.changes)?;
         Ok(Step::Done(to_rpc(&outcome.result)))

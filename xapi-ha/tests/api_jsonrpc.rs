@@ -260,3 +260,24 @@ fn sr_create_file_labels_the_directory_and_refuses_foreign_data() {
         Some(1)
     );
 }
+
+#[test]
+fn cors_preflight() {
+    let agent = Agent::start();
+    for path in ["/", "/jsonrpc"] {
+        let mut c = std::net::TcpStream::connect(agent.http).unwrap();
+        write!(
+            c,
+            "OPTIONS {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let r = read_response(&mut c);
+        assert_eq!(r.status, 200, "{r:?}");
+        let h = r.headers.to_ascii_lowercase();
+        assert!(
+            h.contains("access-control-allow-origin: *")
+                && h.contains("access-control-allow-methods: post, options"),
+            "{r:?}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP routes: XML-RPC on `POST /` and `POST /RPC2`, JSON-RPC on
-//! `POST /jsonrpc`, all into [`Agent::dispatch`]. Bodies are read here with
+//! `POST /jsonrpc`, all into [`Agent::dispatch`]; CORS pre-flight on
+//! `OPTIONS /` and `OPTIONS /jsonrpc`. Bodies are read here with
 //! the size limit and the body timeout; an undecodable body is answered
 //! with HTTP 400 in the protocol's failure shape (docs/api.md, "Malformed
 //! requests").
@@ -46,10 +47,20 @@ pub mod code {
 /// The routes over `agent`.
 pub fn router(agent: Arc<Agent>, limits: Limits) -> Router {
     Router::new()
-        .route("/", post(xml))
+        .route("/", post(xml).options(preflight))
         .route("/RPC2", post(xml))
-        .route("/jsonrpc", post(json))
+        .route("/jsonrpc", post(json).options(preflight))
         .with_state(AppState { agent, limits })
+}
+
+/// The CORS pre-flight answer xapi gives on `OPTIONS /` and `/jsonrpc`.
+async fn preflight() -> Response {
+    let mut r = reply(StatusCode::OK, "text/plain", String::new());
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    r
 }
 
 /// Why a body could not be read.

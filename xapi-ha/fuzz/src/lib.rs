@@ -1,0 +1,2 @@
+//! Fuzz targets for the pool database's decoders; see `checks`.
+pub mod checks;

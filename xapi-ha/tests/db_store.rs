@@ -173,3 +173,36 @@ fn corruption_is_reported_not_half_used() {
         Ok(_) => panic!("a corrupt snapshot was used"),
     }
 }
+
+#[test]
+fn on_the_shared_volume_path_an_older_master_epoch_is_refused() {
+    use sr_heartbeat::metadata::{MetaError, MetadataVolume, ThreadedIo};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metadata.img");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(small().volume_bytes).expect("size");
+    drop(f);
+    // The daemon's path: the deadline-enforcing I/O thread.
+    let io = ThreadedIo::open(&path).expect("io thread");
+    drop(MetadataVolume::format_with_layout(io, small()).expect("format"));
+    let volume = || MetadataVolume::open(ThreadedIo::open(&path).expect("io")).expect("open");
+    let (mut master, _) = Store::open(volume(), 3).expect("master under epoch 3");
+    let (_, changes) = new_pool(
+        master.database(),
+        &caller(0),
+        &info("6a0b3b2e-8f2e-4d0b-9a57-0c3c2a4b5d6e"),
+    );
+    master.commit(&changes).expect("commit");
+    let committed = master.database().clone();
+    drop(master);
+    match Store::open(volume(), 2) {
+        Err(StoreError::Log(MetaError::StaleEpoch {
+            mine: 2,
+            on_disk: 3,
+        })) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("an older master became the writer"),
+    }
+    let (newer, _) = Store::open(volume(), 4).expect("a newer master takes over");
+    assert_eq!(newer.database(), &committed);
+}

@@ -1,5 +1,14 @@
-//! The pool agent: pool model, HA planner, and (later) restart engine and alerts.
+//! The pool agent: pool model, HA planner, the pool database and the pure
+//! call handlers, the wire codecs, sessions and configuration of the agent
+//! process; (later) restart engine and alerts.
 
+pub mod api;
+pub mod config;
+pub mod db;
 pub mod model;
 pub mod planner;
 pub mod pool_file;
+pub mod rpc;
+pub mod server;
+pub mod session;
+pub mod value;

@@ -1,0 +1,154 @@
+//! The pure call handlers: `call(db, caller, method, args)` answers one
+//! XenAPI call from the database as it is, and says what to change.
+//!
+//! Contract with the server (`agentapi`: HTTP, codecs, sessions):
+//! - The server decodes the request, checks the session and **strips the
+//!   session argument**: `args` are the call's parameters after the session
+//!   (parameter counts in errors exclude it, as xapi counts them). Calls
+//!   without a session (`session.login_with_password`, ...) and the other
+//!   `session.*` calls are the server's; it answers them before `call`.
+//!   [`SESSION_METHODS`] names them for `system.listMethods`.
+//! - `call` reads the database and returns an [`Outcome`]: the result value,
+//!   the [`Change`]s to commit and the [`Effect`]s to perform. It never
+//!   writes. With `Err`, nothing is to be changed.
+//! - The server then performs the effects (I/O such as preparing an SR's
+//!   volume; if one fails it answers that error and commits nothing), then
+//!   commits the changes as one batch (`db::store::Store::commit`, durable
+//!   before it returns) and only then replies with `result`.
+//! - `event.from`: when no event is pending, `Outcome::wait` is set. The
+//!   server then waits (until the database generation passes
+//!   `wait.generation` or the timeout elapses) and asks again with
+//!   [`poll_events`], which returns the batch, empty after the timeout.
+//! - Time and fresh identities come from [`Caller`] (`now` and `seed`), so a
+//!   handler is a deterministic function of its inputs.
+
+pub mod bootstrap;
+pub mod coerce;
+pub mod error;
+mod generic;
+mod ids;
+pub mod methods;
+mod misc;
+mod sr;
+pub mod task;
+mod vm;
+
+pub use error::ApiError;
+pub use misc::poll as poll_events;
+pub use sr::SR_TYPES;
+
+use uuid::Uuid;
+
+use crate::db::{Change, Database};
+use crate::value::{DateTime, Ref, Value};
+use methods::Method;
+
+/// Who is calling, and the inputs a pure handler cannot make itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The server's clock at the call (host.get_servertime, timestamps).
+    pub now: DateTime,
+    /// Entropy for the identities this call creates: new references and
+    /// uuids are derived from it (uuid v5 under this namespace), so the
+    /// same seed gives the same identities. The server passes a random one
+    /// per call.
+    pub seed: Uuid,
+    /// The host this agent runs on (`OpaqueRef:NULL` before it is in the
+    /// database).
+    pub this_host: Ref,
+}
+
+/// What the server does before committing (I/O at the edge).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// `SR.create`: prepare the SR's storage (a directory for `type=file`,
+    /// a label on the device for `type=block`) before the record is
+    /// committed. The record is in the outcome's changes.
+    CreateSr {
+        sr: Ref,
+        sr_type: String,
+        device_config: Vec<(String, String)>,
+        shared: bool,
+    },
+}
+
+/// An `event.from` that found nothing yet: wait for a generation newer than
+/// `generation`, or until `timeout_seconds` pass, then [`poll_events`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventWait {
+    pub query: crate::db::events::EventQuery,
+    pub generation: u64,
+    pub timeout_seconds: f64,
+}
+
+/// The answer to one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The call's result (`Value::Void` for void calls).
+    pub result: Value,
+    /// Changes to commit, as one atomic batch, before replying.
+    pub changes: Vec<Change>,
+    /// I/O to perform before committing.
+    pub effects: Vec<Effect>,
+    /// Set by `event.from` when no event is pending yet.
+    pub wait: Option<EventWait>,
+}
+
+impl Outcome {
+    /// A read-only answer.
+    #[must_use]
+    pub fn value(result: Value) -> Outcome {
+        Outcome {
+            result,
+            changes: Vec::new(),
+            effects: Vec::new(),
+            wait: None,
+        }
+    }
+}
+
+/// The `session.*` calls the server answers itself (listed by
+/// `system.listMethods`).
+pub const SESSION_METHODS: &[&str] = &[
+    "session.login_with_password",
+    "session.logout",
+    "session.slave_local_login_with_password",
+    "session.local_logout",
+];
+
+/// Answers one call (see the module documentation for the contract).
+pub fn call(
+    db: &Database,
+    caller: &Caller,
+    method: &str,
+    args: &[Value],
+) -> Result<Outcome, ApiError> {
+    let m = methods::resolve(method).ok_or_else(|| ApiError::method_unknown(method))?;
+    let expected = m.params().len();
+    if args.len() != expected {
+        return Err(ApiError::parameter_count_mismatch(
+            method,
+            expected,
+            args.len(),
+        ));
+    }
+    if let Some(answer) = generic::call(db, m, args) {
+        return answer;
+    }
+    match m {
+        Method::VmCreate => vm::create(db, caller, &args[0]),
+        Method::VmDestroy => vm::destroy(db, &args[0]),
+        Method::SrCreate => sr::create(db, caller, args),
+        Method::SrForget => sr::forget(db, &args[0]),
+        Method::HostGetServertime => misc::get_servertime(db, caller, &args[0]),
+        Method::MessageGetSince => misc::message_get_since(db, &args[0]),
+        Method::MessageGet => misc::message_get(db, args),
+        Method::EventFrom => misc::event_from(db, args),
+        Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
+        Method::ListMethods => Ok(Outcome::value(misc::list_methods())),
+        _ => Err(ApiError::internal("generic method not handled")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

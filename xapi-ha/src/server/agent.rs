@@ -1,0 +1,339 @@
+//! The agent's state and its one dispatcher, shared by every protocol and
+//! listener: sessions, the role, the pool database, and the commit of what
+//! a call changes.
+//!
+//! A call goes: session calls are answered here; every other call checks
+//! its session (`SESSION_INVALID [ref]`; on a member a pool session gets
+//! `HOST_IS_SLAVE [master]`), strips it, and goes to the pure handlers
+//! (`api::call`). Their changes are committed (durable first) before the
+//! reply, under one lock, so replies follow the order of commits.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::role::Role;
+use crate::api::{self, ApiError, Caller, EventWait};
+use crate::db::store::Store;
+use crate::db::{Change, Database};
+use crate::rpc::convert::{to_rpc, to_value};
+use crate::rpc::{Call, Failure, Rpc};
+use crate::session::users::Users;
+use crate::session::{Kind, Table};
+use crate::value::{DateTime, Ref, Value};
+use sr_heartbeat::io::BlockDevice;
+
+/// The durable database on its local file.
+pub type LocalStore = Store<BlockDevice>;
+
+/// Facts about this host the agent needs at run time.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    /// This host's reference in the database.
+    pub host_ref: Ref,
+    /// The TLS certificate's fingerprint, if TLS is served.
+    pub tls_fingerprint: Option<String>,
+}
+
+/// Where a request came from, as far as logins care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// TCP (TLS or plain), or a Unix-socket peer that is not root.
+    Network,
+    /// The Unix socket, from a process whose uid is 0 (`SO_PEERCRED`):
+    /// logins need no password, as xapi trusts the local superuser.
+    LocalRoot,
+}
+
+/// The running agent.
+pub struct Agent {
+    started: Instant,
+    role: Role,
+    users_path: PathBuf,
+    users: Mutex<Users>,
+    sessions: Mutex<Table>,
+    store: Mutex<LocalStore>,
+    generation: watch::Sender<u64>,
+    host: HostFacts,
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure {
+            code: e.code,
+            params: e.params,
+        }
+    }
+}
+
+/// Locks, taking over a lock whose holder panicked: the guarded values are
+/// only changed by whole assignments or `Database::apply`, which leaves the
+/// database as it was on error.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The parameter at `i` as a string, or `FIELD_TYPE_ERROR [name]`.
+fn string_param(params: &[Rpc], i: usize, name: &str) -> Result<String, Failure> {
+    match params.get(i) {
+        Some(Rpc::Str(s)) => Ok(s.clone()),
+        _ => Err(ApiError::field_type_error(name).into()),
+    }
+}
+
+fn arity(
+    method: &str,
+    params: &[Rpc],
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<(), Failure> {
+    if range.contains(&params.len()) {
+        Ok(())
+    } else {
+        Err(ApiError::parameter_count_mismatch(method, *range.end(), params.len()).into())
+    }
+}
+
+impl Agent {
+    /// An agent over a database already opened, for a host already in it.
+    pub fn new(
+        role: Role,
+        users_path: PathBuf,
+        users: Users,
+        store: LocalStore,
+        host: HostFacts,
+    ) -> Arc<Agent> {
+        let (generation, _) = watch::channel(store.database().generation());
+        Arc::new(Agent {
+            started: Instant::now(),
+            role,
+            users_path,
+            users: Mutex::new(users),
+            sessions: Mutex::new(Table::default()),
+            store: Mutex::new(store),
+            generation,
+            host,
+        })
+    }
+
+    /// The agent's monotonic clock: the one place it is read.
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn caller(&self) -> Caller {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Caller {
+            now: DateTime::from_unix(i64::try_from(unix).unwrap_or(i64::MAX)),
+            seed: Uuid::new_v4(),
+            this_host: self.host.host_ref,
+        }
+    }
+
+    /// The role this agent runs in.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The TLS fingerprint, if served.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.host.tls_fingerprint.as_deref()
+    }
+
+    /// A copy of the database (for tests and diagnostics).
+    pub fn database(&self) -> Database {
+        lock(&self.store).database().clone()
+    }
+
+    /// Answers one call.
+    pub async fn dispatch(self: &Arc<Self>, call: Call, origin: Origin) -> Result<Rpc, Failure> {
+        let Call { method, params } = call;
+        match method.as_str() {
+            "session.login_with_password" => self.login(&method, &params, Kind::Pool, origin).await,
+            "session.slave_local_login_with_password" => {
+                self.login(&method, &params, Kind::Local, origin).await
+            }
+            "session.logout" | "session.local_logout" => {
+                arity(&method, &params, 1..=1)?;
+                let kind = if method == "session.logout" {
+                    Kind::Pool
+                } else {
+                    Kind::Local
+                };
+                let r = string_param(&params, 0, "session")?;
+                lock(&self.sessions)
+                    .close(&r, kind, self.now())
+                    .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
+                Ok(Rpc::Str(String::new()))
+            }
+            "system.listMethods" => self.run(&method, Vec::new()).await,
+            _ => {
+                let r = match params.first() {
+                    Some(Rpc::Str(s)) => s.clone(),
+                    _ => return Err(ApiError::session_invalid("").into()),
+                };
+                let s = lock(&self.sessions)
+                    .check(&r, self.now())
+                    .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
+                if let (Role::Slave(master), Kind::Pool) = (&self.role, s.kind) {
+                    return Err(ApiError::host_is_slave(master).into());
+                }
+                let args = params.into_iter().skip(1).map(to_value).collect();
+                self.run(&method, args).await
+            }
+        }
+    }
+
+    async fn login(
+        self: &Arc<Self>,
+        method: &str,
+        params: &[Rpc],
+        kind: Kind,
+        origin: Origin,
+    ) -> Result<Rpc, Failure> {
+        arity(
+            method,
+            params,
+            if kind == Kind::Pool { 2..=4 } else { 2..=2 },
+        )?;
+        let user = string_param(params, 0, "uname")?;
+        let password = string_param(params, 1, "pwd")?;
+        if let (Role::Slave(master), Kind::Pool) = (&self.role, kind) {
+            return Err(ApiError::host_is_slave(master).into());
+        }
+        if origin == Origin::LocalRoot {
+            // As xapi trusts the local superuser on its Unix socket: the
+            // socket is root-only and the peer's uid was checked to be 0.
+            tracing::info!(user = %user, "login by root over the Unix socket");
+            let r = Ref::from_uuid(Uuid::new_v4()).to_string();
+            lock(&self.sessions).open(r.clone(), &user, kind, self.now());
+            return Ok(Rpc::Str(r));
+        }
+        // Hashing takes tens of milliseconds: off the async workers.
+        let agent = Arc::clone(self);
+        let u = user.clone();
+        let ok = tokio::task::spawn_blocking(move || agent.check_password(&u, &password))
+            .await
+            .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))?;
+        if !ok {
+            tracing::info!(user = %user, "login refused");
+            return Err(
+                ApiError::session_authentication_failed(&user, "Authentication failure").into(),
+            );
+        }
+        let r = Ref::from_uuid(Uuid::new_v4()).to_string();
+        lock(&self.sessions).open(r.clone(), &user, kind, self.now());
+        Ok(Rpc::Str(r))
+    }
+
+    /// Checks a password against the user file as it is now on disk (so
+    /// `xapi-ha passwd` takes effect without a restart; a file that no
+    /// longer parses keeps the last good one and is logged).
+    fn check_password(&self, user: &str, password: &str) -> bool {
+        match Users::load(&self.users_path) {
+            Ok(u) => *lock(&self.users) = u,
+            Err(e) => tracing::warn!(error = %e, "user file unreadable: using the last good copy"),
+        }
+        let users = lock(&self.users).clone();
+        if users.is_empty() {
+            tracing::warn!("no user is set: run `xapi-ha passwd` on this host");
+        }
+        users.verify(user, password)
+    }
+
+    /// Runs the pure handler and commits its changes before answering;
+    /// an `event.from` with nothing pending waits here for a commit.
+    async fn run(self: &Arc<Self>, method: &str, args: Vec<Value>) -> Result<Rpc, Failure> {
+        let agent = Arc::clone(self);
+        let method = method.to_owned();
+        let step = tokio::task::spawn_blocking(move || agent.run_blocking(&method, &args))
+            .await
+            .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))??;
+        match step {
+            Step::Done(r) => Ok(r),
+            Step::Wait(w) => self.wait_events(w).await,
+        }
+    }
+
+    fn run_blocking(&self, method: &str, args: &[Value]) -> Result<Step, Failure> {
+        let caller = self.caller();
+        let mut store = lock(&self.store);
+        let outcome = api::call(store.database(), &caller, method, args)?;
+        if let Some(w) = outcome.wait {
+            return Ok(Step::Wait(w));
+        }
+        for effect in &outcome.effects {
+            super::storage::perform(effect)?;
+        }
+        self.commit(&mut store, &outcome.changes)?;
+        Ok(Step::Done(to_rpc(&outcome.result)))
+    }
+
+    /// Waits until the database generation passes `w.generation` or the
+    /// timeout (capped by [`EVENT_FROM_MAX_WAIT`]) passes, then answers the
+    /// query: the events, or an empty batch with a token.
+    async fn wait_events(&self, w: EventWait) -> Result<Rpc, Failure> {
+        let timeout = if w.timeout_seconds.is_finite() && w.timeout_seconds > 0.0 {
+            Duration::from_secs_f64(w.timeout_seconds.min(EVENT_FROM_MAX_WAIT.as_secs_f64()))
+        } else {
+            Duration::ZERO
+        };
+        let mut rx = self.generation.subscribe();
+        // Changes are coalesced briefly, as xapi does (50 ms).
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = rx.wait_for(|g| *g > w.generation).await;
+            tokio::time::sleep(EVENT_BATCH_DELAY).await;
+        })
+        .await;
+        let store = lock(&self.store);
+        let v = api::poll_events(store.database(), &w.query)?;
+        Ok(to_rpc(&v))
+    }
+
+    /// Commits a batch durably: the one place a change enters the database.
+    pub fn commit(&self, store: &mut LocalStore, changes: &[Change]) -> Result<(), Failure> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let generation = store.commit(changes).map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            Failure::from(ApiError::internal(&e.to_string()))
+        })?;
+        self.generation.send_replace(generation);
+        Ok(())
+    }
+
+    /// Expires idle sessions (called periodically).
+    pub fn expire_sessions(&self) {
+        lock(&self.sessions).expire(self.now());
+    }
+}
+
+/// Bound on how long an `event.from` may wait, whatever the client asks.
+pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// How long `event.from` lets changes gather after the first one (xapi's
+/// batching delay).
+pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// What the blocking part of a call leaves to do.
+enum Step {
+    Done(Rpc),
+    Wait(EventWait),
+}
+
+/// The `host.other_config` key that holds the TLS certificate's SHA-256
+/// fingerprint (written at every start; docs/api.md).
+pub const TLS_FINGERPRINT_KEY: &str = "tls_fingerprint";
+
+/// The wall clock as an API date (whole seconds, UTC).
+pub fn wall_clock() -> DateTime {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DateTime::from_unix(i64::try_from(unix).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,12 @@
+//! The agent's shell: HTTP/1.1 listeners (TLS, plain loopback, Unix
+//! socket), the routes of the three encodings, the dispatcher with
+//! sessions and commits, the role file and the TLS identity.
+
+pub mod agent;
+pub mod http;
+pub mod listen;
+pub mod role;
+pub mod storage;
+pub mod tls;
+
+pub use agent::Agent;

@@ -1,0 +1,328 @@
+//! Starts the real `xapi-ha` binary for the API tests: a temporary data
+//! directory, a password set with `xapi-ha passwd`, listeners on port 0 of
+//! loopback (their addresses read from the agent's log), killed on drop.
+//! Also a small raw HTTP/1.1 client, so the tests can send exactly the
+//! bytes they mean (malformed bodies, slow clients).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "root";
+pub const PASSWORD: &str = "correct horse";
+
+/// A running agent.
+pub struct Agent {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub unix: PathBuf,
+    log: mpsc::Receiver<String>,
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_xapi-ha")
+}
+
+pub fn config_text(dir: &Path, api_extra: &str) -> String {
+    format!(
+        r#"[host]
+uuid = "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f00"
+name = "test-host"
+address = "127.0.0.1"
+[api]
+tls_listen = ["127.0.0.1:0"]
+http_listen = ["127.0.0.1:0"]
+unix_socket = "{}/run/xapi-ha.sock"
+{api_extra}
+[data]
+dir = "{}/data"
+[vm]
+drivers = ["qemu"]
+[memory]
+total_bytes = 17179869184
+"#,
+        dir.display(),
+        dir.display()
+    )
+}
+
+impl Agent {
+    /// Starts an agent with extra `[api]` lines.
+    pub fn start_with(api_extra: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("xapi-ha.toml");
+        std::fs::write(&config, config_text(dir.path(), api_extra)).expect("config");
+        let mut passwd = Command::new(binary())
+            .args([
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                "passwd",
+                "--user",
+                USER,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("xapi-ha passwd");
+        writeln!(passwd.stdin.take().expect("stdin"), "{PASSWORD}").expect("write password");
+        assert!(
+            passwd.wait().expect("passwd").success(),
+            "xapi-ha passwd failed"
+        );
+        Agent::start_in(dir, &config)
+    }
+
+    /// Starts an agent with the default limits.
+    pub fn start() -> Agent {
+        Agent::start_with("")
+    }
+
+    fn start_in(dir: tempfile::TempDir, config: &Path) -> Agent {
+        let mut child = Command::new(binary())
+            .args(["--config", config.to_str().expect("utf-8 path")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start xapi-ha");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("agent: {line}");
+                if tx.send(line).is_err() {
+                    // Keep draining so the agent never blocks on a full pipe.
+                }
+            }
+        });
+        let mut http = None;
+        let mut https = None;
+        let mut unix = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the agent did not become ready within 60 s"));
+            if let Some(l) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("listener="))
+            {
+                let l = l.trim_matches('"');
+                if let Some(a) = l.strip_prefix("http://") {
+                    http = a.parse().ok();
+                } else if let Some(a) = l.strip_prefix("https://") {
+                    https = a.parse().ok();
+                } else if let Some(p) = l.strip_prefix("unix:") {
+                    unix = Some(PathBuf::from(p));
+                }
+            }
+            if line.contains("agent ready") {
+                break;
+            }
+        }
+        Agent {
+            child,
+            dir,
+            http: http.expect("http listener logged"),
+            https: https.expect("https listener logged"),
+            unix: unix.expect("unix listener logged"),
+            log: rx,
+        }
+    }
+
+    /// Kills the agent with SIGKILL and starts it again on the same data
+    /// directory (new ports).
+    pub fn kill9_and_restart(mut self) -> Agent {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        drop(self);
+        let config = dir.path().join("xapi-ha.toml");
+        Agent::start_in(dir, &config)
+    }
+
+    /// Stops the agent with SIGTERM; its data directory, exit code and
+    /// socket path.
+    pub fn terminate(mut self) -> (tempfile::TempDir, Option<i32>, PathBuf) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let socket = self.unix.clone();
+        (dir, code, socket)
+    }
+
+    /// Starts an agent again on a data directory left by [`Agent::terminate`].
+    pub fn restart(dir: tempfile::TempDir) -> Agent {
+        let config = dir.path().join("xapi-ha.toml");
+        Agent::start_in(dir, &config)
+    }
+
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+/// Sends `body` with `POST path` on a fresh connection and reads the
+/// response (the request says `Connection: close`).
+pub fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Response {
+    try_post(addr, path, content_type, body).expect("HTTP exchange")
+}
+
+/// [`post`], with connection errors returned.
+pub fn try_post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    use std::io::Read as _;
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    Ok(parse_response(&raw))
+}
+
+/// Reads a whole `Connection: close` response.
+pub fn read_response(s: &mut impl std::io::Read) -> Response {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Response {
+        status,
+        headers: headers.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// A JSON-RPC call over plain HTTP; the parsed reply.
+pub fn jsonrpc(addr: SocketAddr, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let r = post(
+        addr,
+        "/jsonrpc",
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    let v =
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {r:?}"));
+    (r.status, v)
+}
+
+/// A JSON-RPC 2.0 call that must succeed; its result.
+pub fn call2(addr: SocketAddr, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let (status, v) = jsonrpc(
+        addr,
+        &serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("error").is_none(), "{method} failed: {v}");
+    v["result"].clone()
+}
+
+/// A JSON-RPC 2.0 call that must fail; `[code, params...]`.
+pub fn fail2(addr: SocketAddr, method: &str, params: serde_json::Value) -> Vec<String> {
+    let (_, v) = jsonrpc(
+        addr,
+        &serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}),
+    );
+    let e = v
+        .get("error")
+        .unwrap_or_else(|| panic!("{method} succeeded: {v}"));
+    assert_eq!(e["code"], 1, "{v}");
+    let mut out = vec![e["message"].as_str().expect("message").to_owned()];
+    out.extend(
+        e["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| d.as_str().expect("string").to_owned()),
+    );
+    out
+}
+
+/// Logs in over JSON-RPC; the session reference.
+pub fn login(addr: SocketAddr) -> String {
+    call2(
+        addr,
+        "session.login_with_password",
+        serde_json::json!([USER, PASSWORD, "1.0", "test"]),
+    )
+    .as_str()
+    .expect("session ref")
+    .to_owned()
+}
+
+/// A Python with the `XenAPI` package: `XAPI_HA_PYTHON`, the venv that
+/// .ci/run makes under target/, or `python3` if it has the package.
+pub fn python_with_xenapi() -> Result<PathBuf, String> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("XAPI_HA_PYTHON") {
+        candidates.push(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    candidates.push(target.join("xenapi-venv/bin/python3"));
+    candidates.push(PathBuf::from("python3"));
+    for c in &candidates {
+        let ok = Command::new(c)
+            .args(["-c", "import XenAPI"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(c.clone());
+        }
+    }
+    Err(format!(
+        "no Python with the XenAPI package (tried {candidates:?}); .ci/run installs it with \
+         `python3 -m venv target/xenapi-venv && target/xenapi-venv/bin/pip install XenAPI`"
+    ))
+}

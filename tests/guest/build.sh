@@ -71,4 +71,8 @@ touch "$out.tmp/ready"
 rm -rf "$out"
 mv "$out.tmp" "$out"
 ln -sfn "$key" "$cache/current"
+# Older builds (other package versions or scripts) are not used any more.
+for old in "$cache"/*_init_*; do
+  [ "$old" = "$out" ] || rm -rf "$old"
+done
 echo "test guest built: $out ($(du -sh "$out" | cut -f1))"

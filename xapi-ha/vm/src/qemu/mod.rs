@@ -324,25 +324,23 @@ impl QemuDriver {
         let _ = q.execute("quit", None);
         drop(q);
         // `quit` exits QEMU at once; SIGKILL only if it does not.
-        self.fleet.stop_with(
-            uuid,
-            StopMode::Clean {
-                timeout: Duration::from_secs(5),
-            },
-            |_| Ok(()),
-        )?;
+        if !self.fleet.wait_gone(uuid, Duration::from_secs(5)) {
+            self.fleet.signal(uuid, nix::sys::signal::Signal::SIGKILL)?;
+            self.fleet.wait_gone(uuid, Duration::from_secs(10));
+        }
+        self.fleet.finish(uuid);
         Ok(())
     }
 }
 
-/// The disk named in QEMU's image-lock error, if that is why it failed.
+/// The disk named in QEMU's image-lock error, if that is why it failed:
+/// `...: Failed to get "write" lock | Is another process using the image [PATH]?`
 fn locked_disk(stderr: &str) -> Option<String> {
     if !stderr.contains("Failed to get") || !stderr.contains("lock") {
         return None;
     }
-    // qemu-system-x86_64: -drive file=/x/disk.img,...: Failed to get "write" lock
-    let after = stderr.split("file=").nth(1)?;
-    Some(after.split([',', ':']).next()?.to_owned())
+    let after = stderr.split("using the image [").nth(1)?;
+    Some(after.split("]?").next()?.to_owned())
 }
 
 /// Holds the events socket and records `SHUTDOWN` as `guest REASON` or

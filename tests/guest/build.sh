@@ -16,7 +16,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${1:-${XHA_TEST_GUEST_DIR:-/var/cache/xha-test-guest}}"
 
 # The kernel the linux-image-amd64 metapackage points at, e.g. linux-image-6.1.0-57-amd64.
-kpkg="$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1)"
+kernel_pkg() {
+  apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1
+}
+kpkg="$(kernel_pkg)"
+if [ -z "$kpkg" ]; then
+  apt-get update -qq   # a fresh machine without package lists
+  kpkg="$(kernel_pkg)"
+fi
 [ -n "$kpkg" ] || { echo "build.sh: no linux-image-6.1.0-*-amd64 package known to apt (apt-get update?)" >&2; exit 1; }
 kver="$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')"
 bver="$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')"

@@ -23,6 +23,11 @@ fn stopped_cause(ev: VmEvent) -> StopCause {
 #[test]
 fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let d0 = disk(tmp.path(), "disk0", 1);
     let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "host-a"));
     let spec = spec(
@@ -54,6 +59,11 @@ fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
 #[test]
 fn a_clean_stop_that_is_ignored_ends_in_sigkill_and_a_hard_stop_kills_at_once() {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
     // The command ignores SIGTERM (and so does its sleep).
     let stubborn = spec(
@@ -90,6 +100,11 @@ fn a_clean_stop_that_is_ignored_ends_in_sigkill_and_a_hard_stop_kills_at_once() 
 #[test]
 fn a_vm_that_exits_or_is_killed_by_someone_else_is_reported_as_stopped_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
     let exits = spec("process", &[("command", "sleep 0.2; exit 3")], vec![]);
     drv.start(&exits).unwrap();
@@ -124,6 +139,11 @@ fn a_vm_that_exits_or_is_killed_by_someone_else_is_reported_as_stopped_by_itself
 fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_that_ended_meanwhile()
  {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let d0 = disk(tmp.path(), "disk0", 1);
     let runs = spec(
@@ -201,6 +221,11 @@ fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_
 #[test]
 fn a_reused_pid_is_never_taken_for_the_vm() {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let s = spec("process", &[("command", "sleep 100")], vec![]);
     // A run directory as a crashed agent left it, naming a pid that now
@@ -244,6 +269,11 @@ fn a_reused_pid_is_never_taken_for_the_vm() {
 #[test]
 fn bad_specs_are_refused_naming_the_field_and_start_nothing() {
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let mut drv = ProcessDriver::new(ctx(&run, "h"));
     let err = drv.start(&spec("process", &[], vec![])).unwrap_err();

@@ -79,6 +79,11 @@ fn cause(ev: VmEvent) -> StopCause {
 fn boots_stamps_and_stops_cleanly_then_hard() {
     let Some(g) = guest() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let d0 = disk(tmp.path(), "disk0", 1);
     let mut drv = driver(&run, "host-a");
@@ -88,6 +93,17 @@ fn boots_stamps_and_stops_cleanly_then_hard() {
     let log = wait_stamps(&d0, 0, s.uuid, 3, BOOT);
     let r = log.records().next().unwrap();
     assert_eq!((r.vm, r.host.as_str()), (s.uuid, "host-a"));
+    // The guest's shell placed each record where the Rust layout says.
+    for r in log.records() {
+        let raw = std::fs::read(&d0).unwrap();
+        let off = xapi_vm::stamp::region::ring_offset(0, &r.boot, r.seq) as usize;
+        assert_eq!(
+            xapi_vm::stamp::decode(&raw[off..off + 4096])
+                .unwrap()
+                .as_ref(),
+            Some(r)
+        );
+    }
     assert!(drv.memory_used(s.uuid).unwrap() > 32 << 20);
     assert_eq!(
         drv.stop(s.uuid, StopMode::Clean { timeout: BOOT }).unwrap(),
@@ -125,6 +141,11 @@ fn boots_stamps_and_stops_cleanly_then_hard() {
 fn a_shutdown_from_inside_the_guest_is_reported_as_such() {
     let Some(g) = guest() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let mut drv = driver(&tmp.path().join("run"), "h");
     let s = qspec(&g, vec![], &[("cmdline", "xha.halt_after=1")]);
     drv.start(&s).unwrap();
@@ -143,6 +164,11 @@ fn a_shutdown_from_inside_the_guest_is_reported_as_such() {
 fn a_new_owner_adopts_the_vm_and_second_starts_are_refused() {
     let Some(g) = guest() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let d0 = disk(tmp.path(), "disk0", 1);
     let s = qspec(&g, vec![d0.clone()], &[]);
@@ -219,6 +245,11 @@ fn free_port() -> SocketAddr {
 fn live_migration_moves_the_vm_and_a_failed_one_leaves_it_running() {
     let Some(g) = guest() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let d0 = disk(tmp.path(), "disk0", 1);
     let mut src = driver(&tmp.path().join("run-a"), "host-a");
     let mut dst = driver(&tmp.path().join("run-b"), "host-b");
@@ -268,6 +299,11 @@ fn live_migration_moves_the_vm_and_a_failed_one_leaves_it_running() {
 fn a_missing_kernel_is_a_clear_error_and_leaves_nothing_running() {
     let Some(g) = guest() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![
+        tmp.path().join("run"),
+        tmp.path().join("run-a"),
+        tmp.path().join("run-b"),
+    ]);
     let run = tmp.path().join("run");
     let mut drv = driver(&run, "h");
     let mut s = qspec(&g, vec![], &[]);

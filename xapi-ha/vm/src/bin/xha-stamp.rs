@@ -29,6 +29,10 @@ struct Args {
     slot: Option<u64>,
     #[arg(long, default_value_t = 200)]
     interval_ms: u64,
+    /// The boot id (default: a new random one; tests choose it to place the
+    /// boot's records in the ring).
+    #[arg(long)]
+    boot: Option<Uuid>,
     /// Stop after this many records (default: run until killed).
     #[arg(long)]
     count: Option<u64>,
@@ -62,7 +66,7 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(0),
     };
     let mut w = StampWriter::open(&disk, slot)?;
-    let boot = Uuid::new_v4();
+    let boot = a.boot.unwrap_or_else(Uuid::new_v4);
     let interval = Duration::from_millis(a.interval_ms.max(1));
     let mut next = Instant::now();
     for seq in 0.. {

@@ -140,7 +140,11 @@ pub fn decode(block: &[u8]) -> Result<Option<StampRecord>, DecodeError> {
     if extra > 0 {
         return Err(DecodeError::Extra(extra));
     }
-    if crc_text.len() != 8 || !crc_text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if crc_text.len() != 8
+        || !crc_text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(invalid("crc32", crc_text));
     }
     let stored = u32::from_str_radix(crc_text, 16).map_err(|_| invalid("crc32", crc_text))?;

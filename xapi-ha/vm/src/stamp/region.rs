@@ -1,9 +1,12 @@
 //! Where a VM's stamps live on its disk, and the O_DIRECT reads and writes.
 //!
 //! Slot `n` owns blocks `n * REGION_BLOCKS ..`: the first holds the latest
-//! record, the next `RING_RECORDS` a ring (record `seq` goes to ring block
-//! `seq % RING_RECORDS`). The ring is written before the latest block, so the
-//! latest record is always in the ring too. O_DIRECT, so a write is on the
+//! record, the next `RING_RECORDS` a ring. Record `seq` of a boot goes to ring
+//! block `(ring_start(boot) + seq) % RING_RECORDS`: each boot starts at a
+//! place of its own (from its boot id), so a later boot, or one running at
+//! the same time, does not overwrite an earlier boot's records with its own
+//! record of the same sequence number. The ring is written before the latest
+//! block, so the latest record is always in the ring too. O_DIRECT, so a write is on the
 //! (shared) storage when it returns and a read sees the storage, not a cache.
 
 use std::fs::{File, OpenOptions};
@@ -27,9 +30,16 @@ pub fn latest_offset(slot: u64) -> u64 {
     slot * REGION_BYTES
 }
 
-/// Byte offset of the ring block that record `seq` of slot `slot` goes to.
-pub fn ring_offset(slot: u64, seq: u64) -> u64 {
-    latest_offset(slot) + (1 + seq % RING_RECORDS) * BLOCK_BYTES as u64
+/// Where a boot's records start in the ring: its boot id's first 32 bits
+/// (the first 8 hex digits) modulo the ring size.
+pub fn ring_start(boot: &uuid::Uuid) -> u64 {
+    let b = boot.as_bytes();
+    u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])) % RING_RECORDS
+}
+
+/// Byte offset of the ring block that record `seq` of `boot` in slot `slot` goes to.
+pub fn ring_offset(slot: u64, boot: &uuid::Uuid, seq: u64) -> u64 {
+    latest_offset(slot) + (1 + (ring_start(boot) + seq) % RING_RECORDS) * BLOCK_BYTES as u64
 }
 
 /// I/O failures of stamp reads and writes.
@@ -108,7 +118,10 @@ impl StampWriter {
     /// Writes `record` to its ring block, then to the latest block.
     pub fn write(&mut self, record: &StampRecord) -> Result<(), RegionError> {
         self.buf.copy_from_slice(&record.encode()?);
-        for off in [ring_offset(self.slot, record.seq), latest_offset(self.slot)] {
+        for off in [
+            ring_offset(self.slot, &record.boot, record.seq),
+            latest_offset(self.slot),
+        ] {
             let n = pwrite(&self.file, &self.buf, off as i64)
                 .map_err(|e| io_err(Path::new(&self.path), e))?;
             if n != BLOCK_BYTES {

@@ -88,3 +88,25 @@ pub fn wait_stopped(d: &mut dyn VmDriver, vm: Uuid, timeout: Duration) -> VmEven
 pub fn pid_exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// Kills every VM still running under the given run directories when
+/// dropped, so a failing test leaves no QEMU or command behind.
+pub struct KillOnDrop(pub Vec<PathBuf>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for run in &self.0 {
+            for driver in ["qemu", "process"] {
+                for (_, dir) in xapi_vm::rundir::VmDir::list(&run.join(driver)).unwrap_or_default()
+                {
+                    if let Some(p) = dir.read_proc("vm.pid").filter(|p| p.is_alive()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(p.pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! terminal, no signals aimed at the agent's process group), spawns the VM in
 //! a process group of its own (so a stop signals the VM and its children, and
 //! never the keeper), records both pids with their start times, waits, and
-//! writes the exit status into the VM's run directory. It costs about one
+//! writes the exit status into the VM's run directory. It costs about two
 //! MiB per VM. A pidfd would give the status only to a living agent.
 
 use std::ffi::OsString;

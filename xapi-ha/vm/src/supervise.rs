@@ -120,6 +120,15 @@ impl Fleet {
         env: &[(String, String)],
     ) -> Result<&Tracked, DriverError> {
         self.ensure_not_running(spec.uuid)?;
+        if !crate::stamp::record::host_is_valid(&self.ctx.host) {
+            return Err(DriverError::StartFailed {
+                vm: spec.uuid,
+                reason: format!(
+                    "host name {:?}: want 1 to 64 printable ASCII characters without spaces",
+                    self.ctx.host
+                ),
+            });
+        }
         std::fs::create_dir_all(&self.ctx.run_dir).map_err(io(&self.ctx.run_dir))?;
         let dir = self.dir(spec.uuid);
         dir.create()?;

@@ -40,6 +40,15 @@ fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
     let r = log.records().next().unwrap();
     assert_eq!((r.vm, r.host.as_str()), (spec.uuid, "host-a"));
     assert_eq!(drv.state(spec.uuid).unwrap(), PowerState::Running);
+    let pid = nix::unistd::Pid::from_raw(vm.pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_for("Paused", LONG, || {
+        (drv.state(spec.uuid).unwrap() == PowerState::Paused).then_some(())
+    });
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    wait_for("Running", LONG, || {
+        (drv.state(spec.uuid).unwrap() == PowerState::Running).then_some(())
+    });
     assert!(drv.memory_used(spec.uuid).unwrap() > 0);
     assert_eq!(drv.running(), vec![vm.clone()]);
     assert_eq!(
@@ -315,6 +324,11 @@ fn bad_specs_are_refused_naming_the_field_and_start_nothing() {
         ))
         .unwrap_err();
     assert!(err.to_string().contains("stamp-slot"), "{err}");
+    let mut spaced = ProcessDriver::new(ctx(&run, "a host"));
+    let err = spaced
+        .start(&spec("process", &[("command", "true")], vec![]))
+        .unwrap_err();
+    assert!(err.to_string().contains("host name"), "{err}");
     assert!(drv.running().is_empty());
     assert!(
         std::fs::read_dir(run.join("process"))

@@ -138,3 +138,50 @@ pub fn probe_kvm(qemu: &Path, kernel: &Path, initrd: Option<&Path>) -> bool {
 pub fn default_cache() -> PathBuf {
     PathBuf::from("/var/cache/xha-vm/accel-probe")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_choices_need_no_probe() {
+        let p = Path::new("/nonexistent");
+        assert_eq!(choose(AccelChoice::Tcg, p, p, None, p), Accel::Tcg);
+        assert_eq!(choose(AccelChoice::Kvm, p, p, None, p), Accel::Kvm);
+    }
+
+    #[test]
+    fn a_cached_answer_for_the_same_binary_and_kernel_is_reused() {
+        if !Path::new("/dev/kvm").exists() {
+            eprintln!("SKIP: no /dev/kvm, so Auto is TCG without probe or cache");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let (qemu, kernel, cache) = (
+            tmp.path().join("qemu"),
+            tmp.path().join("vmlinux"),
+            tmp.path().join("cache"),
+        );
+        std::fs::write(&qemu, b"q").unwrap();
+        std::fs::write(&kernel, b"k").unwrap();
+        let key = format!("qemu={} kernel={}", identity(&qemu), identity(&kernel));
+        // A cached "kvm" is believed without probing (the fake qemu could not run).
+        std::fs::write(&cache, format!("{key}\tkvm\n")).unwrap();
+        assert_eq!(
+            choose(AccelChoice::Auto, &qemu, &kernel, None, &cache),
+            Accel::Kvm
+        );
+        // Another kernel: the cache does not apply, the probe runs and fails (no such
+        // QEMU), TCG is chosen and cached.
+        std::fs::write(&kernel, b"another kernel").unwrap();
+        assert_eq!(
+            choose(AccelChoice::Auto, &qemu, &kernel, None, &cache),
+            Accel::Tcg
+        );
+        assert!(
+            std::fs::read_to_string(&cache)
+                .unwrap()
+                .ends_with("\ttcg\n")
+        );
+    }
+}

@@ -149,6 +149,11 @@ pub trait VmDriver: Send {
     /// Stops the VM and waits until it is gone. The `Stopped` event follows
     /// from [`VmDriver::poll_events`].
     fn stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<StopRequest, DriverError>;
+    /// Starts a stop and returns at once; the `Stopped` event comes from
+    /// [`VmDriver::poll_events`], which also kills a VM still running when a
+    /// clean stop's timeout has passed (poll at least every few hundred ms).
+    /// For an agent that must not block on a 30 s clean shutdown.
+    fn request_stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<(), DriverError>;
     /// The VM's power state (Halted for a VM this driver does not run).
     fn state(&mut self, uuid: Uuid) -> Result<PowerState, DriverError>;
     /// Resident memory of the VM's process, bytes.

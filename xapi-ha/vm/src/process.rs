@@ -83,6 +83,13 @@ impl VmDriver for ProcessDriver {
         })
     }
 
+    fn request_stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<(), DriverError> {
+        self.fleet.request_stop_with(uuid, mode, |t| {
+            t.signal(Signal::SIGTERM);
+            Ok(())
+        })
+    }
+
     fn state(&mut self, uuid: Uuid) -> Result<PowerState, DriverError> {
         Ok(self.fleet.proc_state(uuid))
     }

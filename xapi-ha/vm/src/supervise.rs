@@ -32,13 +32,16 @@ pub(crate) struct Tracked {
     pub keeper: Option<ProcId>,
     /// The keeper, when this driver instance spawned it (reaped on exit).
     pub child: Option<Child>,
+    /// When a clean stop requested without waiting turns into SIGKILL.
+    pub kill_at: Option<Instant>,
 }
 
 impl Tracked {
     /// Sends `sig` to the VM's process group, if the VM is still the process
     /// we started (never to a reused pid).
     pub fn signal(&self, sig: Signal) {
-        if self.vm.is_alive() {
+        // pid 0 would be our own process group: never signal it.
+        if self.vm.pid > 0 && self.vm.is_alive() {
             // The keeper made the VM a process-group leader (pgid = pid).
             let _ = kill(Pid::from_raw(-self.vm.pid), sig);
         }
@@ -180,6 +183,7 @@ impl Fleet {
             vm,
             keeper,
             child: Some(child),
+            kill_at: None,
         };
         self.vms.insert(spec.uuid, t);
         Ok(&self.vms[&spec.uuid])
@@ -237,6 +241,34 @@ impl Fleet {
         Ok(outcome)
     }
 
+    /// The stop without waiting: records the request and asks (or kills);
+    /// a clean request still running after its timeout is killed by
+    /// [`Fleet::poll`]. The `Stopped` event comes from `poll`.
+    pub fn request_stop_with(
+        &mut self,
+        uuid: Uuid,
+        mode: StopMode,
+        clean: impl FnOnce(&Tracked) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
+        let t = self
+            .vms
+            .get_mut(&uuid)
+            .ok_or(DriverError::NotRunning(uuid))?;
+        if let StopMode::Clean { timeout } = mode {
+            t.dir.write_stop(StopRequest::Clean)?;
+            if clean(t).is_ok() {
+                t.kill_at = Some(Instant::now() + timeout);
+                return Ok(());
+            }
+            // The request could not be delivered: kill now.
+            t.dir.write_stop(StopRequest::CleanForced)?;
+        } else {
+            t.dir.write_stop(StopRequest::Hard)?;
+        }
+        t.signal(Signal::SIGKILL);
+        Ok(())
+    }
+
     /// Marks a VM as requested-stopped with `r` (for migration) without signalling it.
     pub fn mark_stop(&self, uuid: Uuid, r: StopRequest) -> Result<(), DriverError> {
         self.tracked(uuid)?.dir.write_stop(r)
@@ -276,6 +308,16 @@ impl Fleet {
 
     /// Checks every VM; returns the events since the last call.
     pub fn poll(&mut self) -> Vec<VmEvent> {
+        let now = Instant::now();
+        for t in self.vms.values_mut() {
+            if t.kill_at.is_some_and(|at| at <= now) && t.vm.is_alive() {
+                t.kill_at = None;
+                if let Err(e) = t.dir.write_stop(StopRequest::CleanForced) {
+                    tracing::warn!(vm = %t.record.spec.uuid, error = %e, "cannot record the forced stop");
+                }
+                t.signal(Signal::SIGKILL);
+            }
+        }
         let gone: Vec<Uuid> = self
             .vms
             .iter()
@@ -322,6 +364,7 @@ impl Fleet {
                 }),
                 keeper,
                 child: None,
+                kill_at: None,
             };
             let live = vm.is_some_and(|p| p.is_alive());
             if !live && keeper.is_some_and(|k| k.is_alive()) && vm.is_none() {

@@ -337,3 +337,40 @@ fn bad_specs_are_refused_naming_the_field_and_start_nothing() {
             == 0
     );
 }
+
+#[test]
+fn a_stop_requested_without_waiting_ends_in_an_event_and_is_forced_by_polling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _guard = KillOnDrop(vec![tmp.path().join("run")]);
+    let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
+    let polite = spec("process", &[("command", "sleep 100")], vec![]);
+    let stubborn = spec(
+        "process",
+        &[("command", "trap '' TERM; while :; do sleep 1; done")],
+        vec![],
+    );
+    drv.start(&polite).unwrap();
+    drv.start(&stubborn).unwrap();
+    let clean = StopMode::Clean {
+        timeout: Duration::from_millis(500),
+    };
+    drv.request_stop(polite.uuid, clean).unwrap();
+    drv.request_stop(stubborn.uuid, clean).unwrap();
+    // Both calls returned at once; polling delivers the ends.
+    let mut causes = std::collections::BTreeMap::new();
+    wait_for("both Stopped events", LONG, || {
+        for VmEvent::Stopped { uuid, cause } in drv.poll_events() {
+            causes.insert(uuid, cause);
+        }
+        (causes.len() == 2).then_some(())
+    });
+    assert_eq!(
+        causes[&polite.uuid],
+        StopCause::Requested(StopRequest::Clean)
+    );
+    assert_eq!(
+        causes[&stubborn.uuid],
+        StopCause::Requested(StopRequest::CleanForced)
+    );
+    assert!(drv.running().is_empty());
+}

@@ -343,6 +343,13 @@ fn locked_disk(stderr: &str) -> Option<String> {
     Some(after.split("]?").next()?.to_owned())
 }
 
+/// Presses the guest's ACPI power button.
+fn powerdown(uuid: Uuid, qmp_path: &Path) -> Result<(), DriverError> {
+    let mut q = Qmp::connect(qmp_path, QMP_TIMEOUT).map_err(qmp_err(uuid))?;
+    q.execute("system_powerdown", None).map_err(qmp_err(uuid))?;
+    Ok(())
+}
+
 /// Holds the events socket and records `SHUTDOWN` as `guest REASON` or
 /// `host REASON` in the run directory's `shutdown` file. Ends with QEMU.
 fn spawn_event_listener(uuid: Uuid, dir: VmDir) {
@@ -383,11 +390,14 @@ impl VmDriver for QemuDriver {
 
     fn stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<StopRequest, DriverError> {
         let qmp_path = self.fleet.tracked(uuid)?.dir.file("qmp.sock");
-        self.fleet.stop_with(uuid, mode, |_| {
-            let mut q = Qmp::connect(&qmp_path, QMP_TIMEOUT).map_err(qmp_err(uuid))?;
-            q.execute("system_powerdown", None).map_err(qmp_err(uuid))?;
-            Ok(())
-        })
+        self.fleet
+            .stop_with(uuid, mode, |_| powerdown(uuid, &qmp_path))
+    }
+
+    fn request_stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<(), DriverError> {
+        let qmp_path = self.fleet.tracked(uuid)?.dir.file("qmp.sock");
+        self.fleet
+            .request_stop_with(uuid, mode, |_| powerdown(uuid, &qmp_path))
     }
 
     fn state(&mut self, uuid: Uuid) -> Result<PowerState, DriverError> {

@@ -75,6 +75,47 @@ fn cause(ev: VmEvent) -> StopCause {
     cause
 }
 
+/// How long a booting guest may take to reach /init before the boot counts as hung.
+const INIT: Duration = Duration::from_secs(40);
+
+fn reached_init(run: &Path, uuid: uuid::Uuid) -> bool {
+    let console = run.join("qemu").join(uuid.to_string()).join("console.log");
+    wait_until_init(&console)
+}
+
+fn wait_until_init(console: &Path) -> bool {
+    let deadline = std::time::Instant::now() + INIT;
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(console).is_ok_and(|c| c.contains("xha-guest: init")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(console).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    eprintln!(
+        "NOTE: the guest kernel hung before /init (a guest problem, not the driver's); retrying. Console, newest first:\n{}",
+        tail.join("\n")
+    );
+    false
+}
+
+/// Starts the VM and waits until its guest reaches /init. The Debian kernel
+/// under TCG on a loaded 2-core machine very rarely hangs during boot
+/// (seen once in about 60 boots); such a boot is stopped hard and retried,
+/// with the console printed. Driver errors are never retried.
+fn start_booted(drv: &mut QemuDriver, run: &Path, s: &VmSpec) -> xapi_vm::RunningVm {
+    for _ in 0..3 {
+        let vm = drv.start(s).unwrap();
+        if reached_init(run, s.uuid) {
+            return vm;
+        }
+        drv.stop(s.uuid, StopMode::Hard).unwrap();
+        drv.poll_events();
+    }
+    panic!("the guest hung at boot three times");
+}
+
 #[test]
 fn boots_stamps_and_stops_cleanly_then_hard() {
     let Some(g) = guest() else { return };
@@ -88,7 +129,7 @@ fn boots_stamps_and_stops_cleanly_then_hard() {
     let d0 = disk(tmp.path(), "disk0", 1);
     let mut drv = driver(&run, "host-a");
     let s = qspec(&g, vec![d0.clone()], &[]);
-    let vm = drv.start(&s).unwrap();
+    let vm = start_booted(&mut drv, &run, &s);
     assert_eq!(drv.state(s.uuid).unwrap(), PowerState::Running);
     let log = wait_stamps(&d0, 0, s.uuid, 3, BOOT);
     let r = log.records().next().unwrap();
@@ -116,7 +157,7 @@ fn boots_stamps_and_stops_cleanly_then_hard() {
     );
 
     // A hard stop of the same VM, booted again: a second boot in the stamps.
-    let vm = drv.start(&s).unwrap();
+    let vm = start_booted(&mut drv, &run, &s);
     wait_for("stamps of the second boot", BOOT, || {
         let mut l = xapi_vm::stamp::StampLog::new();
         l.read_disk(&d0, 0).ok()?;
@@ -147,9 +188,10 @@ fn a_shutdown_from_inside_the_guest_is_reported_as_such() {
         tmp.path().join("run-a"),
         tmp.path().join("run-b"),
     ]);
-    let mut drv = driver(&tmp.path().join("run"), "h");
+    let run = tmp.path().join("run");
+    let mut drv = driver(&run, "h");
     let s = qspec(&g, vec![], &[("cmdline", "xha.halt_after=1")]);
-    drv.start(&s).unwrap();
+    start_booted(&mut drv, &run, &s);
     let c = cause(wait_stopped(&mut drv, s.uuid, BOOT));
     assert_eq!(
         c,
@@ -176,26 +218,34 @@ fn a_new_owner_adopts_the_vm_and_second_starts_are_refused() {
     // The start is done by another process that then exits (agent restart).
     let file = tmp.path().join("spec.json");
     std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
-    let out = std::process::Command::new(XHA_VM)
-        .args([
-            "--driver",
-            "qemu",
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--host",
-            "host-a",
-            "--keeper",
-            KEEPER,
-            "start",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cli = |cmd: &[&str]| {
+        let out = std::process::Command::new(XHA_VM)
+            .args([
+                "--driver",
+                "qemu",
+                "--run-dir",
+                run.to_str().unwrap(),
+                "--host",
+                "host-a",
+            ])
+            .args(["--keeper", KEEPER])
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let booted = (0..3).any(|_| {
+        cli(&["start", file.to_str().unwrap()]);
+        reached_init(&run, s.uuid) || {
+            cli(&["stop", "--hard", &s.uuid.to_string()]);
+            false
+        }
+    });
+    assert!(booted, "the guest hung at boot three times");
     wait_stamps(&d0, 0, s.uuid, 2, BOOT);
 
     let mut drv = driver(&run, "host-a");
@@ -255,7 +305,7 @@ fn live_migration_moves_the_vm_and_a_failed_one_leaves_it_running() {
     let mut src = driver(&tmp.path().join("run-a"), "host-a");
     let mut dst = driver(&tmp.path().join("run-b"), "host-b");
     let s = qspec(&g, vec![d0.clone()], &[]);
-    src.start(&s).unwrap();
+    start_booted(&mut src, &tmp.path().join("run-a"), &s);
     wait_stamps(&d0, 0, s.uuid, 2, BOOT);
 
     // Nothing listens there: the migration fails, the VM keeps running here.

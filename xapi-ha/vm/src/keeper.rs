@@ -55,8 +55,18 @@ pub fn run(dir: &Path, program: &OsString, args: &[OsString]) -> Result<ExitReco
     };
     // The child cannot be reaped before we wait, so /proc/PID holds its start
     // time even if it has already exited.
-    if let Some(p) = ProcId::of(child.id() as i32) {
-        dir.write_proc("vm.pid", p)?;
+    let recorded = match ProcId::of(child.id() as i32) {
+        Some(p) => dir.write_proc("vm.pid", p),
+        None => Err(DriverError::Io {
+            path: dir.file("vm.pid"),
+            source: std::io::Error::other("the VM's /proc entry is gone"),
+        }),
+    };
+    if let Err(e) = recorded {
+        // A VM nobody can find again must not run: end it.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
     }
     let status = child.wait().map_err(io(dir.file("vm.pid")))?;
     let rec = ExitRecord::Status(match (status.code(), status.signal()) {

@@ -192,9 +192,13 @@ impl QemuDriver {
         };
         if let Err(e) = self.wait_qmp_status(spec.uuid, want) {
             // Nothing left running: kill what may be there, drop the record, no event.
-            if let Some(t) = self.fleet.vms.remove(&spec.uuid) {
+            if let Some(mut t) = self.fleet.vms.remove(&spec.uuid) {
                 t.signal(nix::sys::signal::Signal::SIGKILL);
                 wait_until(Duration::from_secs(10), || !t.vm.is_alive());
+                if let Some(mut keeper) = t.child.take() {
+                    // It exits once it has recorded the VM's end.
+                    let _ = keeper.wait();
+                }
                 let _ = t.dir.remove();
             }
             return Err(e);

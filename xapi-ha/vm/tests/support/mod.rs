@@ -97,13 +97,32 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for run in &self.0 {
             for driver in ["qemu", "process"] {
-                for (_, dir) in xapi_vm::rundir::VmDir::list(&run.join(driver)).unwrap_or_default()
+                for (uuid, dir) in
+                    xapi_vm::rundir::VmDir::list(&run.join(driver)).unwrap_or_default()
                 {
+                    if std::thread::panicking() {
+                        // What the VM said, for the failure report.
+                        for log in ["console.log", "stderr.log"] {
+                            let text = std::fs::read_to_string(dir.file(log)).unwrap_or_default();
+                            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                            eprintln!("--- {uuid} {log}, newest line first:\n{}", tail.join("\n"));
+                        }
+                    }
                     if let Some(p) = dir.read_proc("vm.pid").filter(|p| p.is_alive()) {
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(p.pid),
                             nix::sys::signal::Signal::SIGKILL,
                         );
+                    }
+                    // Wait for the VM and its keeper to be gone, so the
+                    // temporary directory is not written to while removed.
+                    let gone = |name| {
+                        dir.read_proc(name)
+                            .is_none_or(|p: xapi_vm::rundir::ProcId| !p.is_alive())
+                    };
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !(gone("vm.pid") && gone("keeper.pid")) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
                     }
                 }
             }

@@ -9,14 +9,15 @@
 //! reply, under one lock, so replies follow the order of commits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::role::Role;
-use crate::api::{self, ApiError, Caller, EventWait};
+use super::vms::VmHost;
+use crate::api::{self, ApiError, Caller, Effect, EventWait};
 use crate::db::store::Store;
 use crate::db::{Change, Database};
 use crate::rpc::convert::{to_rpc, to_value};
@@ -48,6 +49,8 @@ pub struct Agent {
     store: Mutex<LocalStore>,
     generation: watch::Sender<u64>,
     host: HostFacts,
+    /// The VM drivers, once attached ([`Agent::attach_vms`]).
+    vms: OnceLock<Mutex<VmHost>>,
 }
 
 impl From<ApiError> for Failure {
@@ -105,6 +108,7 @@ impl Agent {
             store: Mutex::new(store),
             generation,
             host,
+            vms: OnceLock::new(),
         })
     }
 
@@ -247,11 +251,86 @@ impl Agent {
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
         }
-        if !outcome.effects.is_empty() {
-            return Err(ApiError::internal("this agent does not prepare SR storage yet").into());
+        for effect in &outcome.effects {
+            self.perform(effect)?;
         }
         self.commit(&mut store, &outcome.changes)?;
         Ok(Step::Done(to_rpc(&outcome.result)))
+    }
+
+    /// Performs one effect of a call (under the store lock, so the VM event
+    /// poller cannot commit between the effect and the call's changes).
+    fn perform(&self, effect: &Effect) -> Result<(), Failure> {
+        let vms = || {
+            self.vms
+                .get()
+                .map(lock)
+                .ok_or_else(|| Failure::from(ApiError::internal("this agent runs no VM drivers")))
+        };
+        let driver_failed = |e: super::vms::VmHostError| {
+            tracing::warn!(error = %e, "VM effect failed");
+            Failure::from(ApiError::internal(&e.to_string()))
+        };
+        match effect {
+            Effect::CreateSr { .. } => {
+                Err(ApiError::internal("this agent does not prepare SR storage yet").into())
+            }
+            Effect::StartVm { spec, .. } => vms()?.start(spec).map_err(driver_failed),
+            Effect::StopVm { uuid, hard, .. } => vms()?.stop(*uuid, *hard).map_err(driver_failed),
+        }
+    }
+
+    /// Takes over the VM drivers: adopts the VMs still running from an
+    /// earlier agent and reconciles the database with them (a VM recorded
+    /// running here that is gone becomes Halted; a running one is recorded
+    /// Running here and never started again).
+    pub fn attach_vms(&self, mut host: VmHost) -> Result<(), Failure> {
+        let running = host.adopt();
+        let mut store = lock(&self.store);
+        let changes = api::vm_power::reconcile(store.database(), &self.caller(), &running);
+        self.commit(&mut store, &changes)?;
+        if self.vms.set(Mutex::new(host)).is_err() {
+            return Err(ApiError::internal("VM drivers attached twice").into());
+        }
+        tracing::info!(
+            adopted = running.len(),
+            reconciled = changes.len(),
+            "VM drivers attached"
+        );
+        Ok(())
+    }
+
+    /// Polls the drivers once and commits what they report: a VM that
+    /// stopped (by itself, or by us after the call committed already)
+    /// becomes Halted with `resident_on` NULL, unless it runs again (a
+    /// reboot). Blocking: call from a blocking thread.
+    pub fn poll_vms(&self) {
+        let Some(vms) = self.vms.get() else {
+            return;
+        };
+        let mut store = lock(&self.store);
+        let mut vms = lock(vms);
+        let events = vms.poll();
+        let mut changes = Vec::new();
+        for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
+            tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
+            if vms.is_running(uuid) {
+                continue;
+            }
+            // Each with its own seed: the messages get distinct identities.
+            let caller = self.caller();
+            changes.extend(api::vm_power::stopped_by_itself(
+                store.database(),
+                caller.now,
+                caller.seed,
+                self.host.host_ref,
+                &uuid.hyphenated().to_string(),
+            ));
+        }
+        drop(vms);
+        if let Err(e) = self.commit(&mut store, &changes) {
+            tracing::error!(error = ?e, "committing stopped VMs failed");
+        }
     }
 
     /// Waits until the database generation passes `w.generation` or the

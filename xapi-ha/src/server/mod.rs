@@ -7,5 +7,6 @@ pub mod http;
 pub mod listen;
 pub mod role;
 pub mod tls;
+pub mod vms;
 
 pub use agent::Agent;

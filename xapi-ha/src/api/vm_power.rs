@@ -122,7 +122,6 @@ fn message(
     body: String,
     vm: Ref,
 ) -> Change {
-    let _ = db;
     Change::Create {
         class: Class::Message,
         r#ref: fresh.r#ref(),
@@ -393,4 +392,177 @@ pub fn reconcile(db: &Database, caller: &Caller, running: &[Uuid]) -> Vec<Change
         }
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::bootstrap::{HostInfo, new_pool};
+    use crate::api::call;
+
+    fn caller(n: u128, host: Ref) -> Caller {
+        Caller {
+            now: DateTime::from_unix(1_742_357_784),
+            seed: Uuid::from_u128(n),
+            this_host: host,
+        }
+    }
+
+    /// A host with 8 GiB (1 GiB overhead) offering `process`, and a VM.
+    fn pool(vm_memory: i64) -> (Database, Ref, Ref) {
+        let mut db = Database::new();
+        let info = HostInfo {
+            uuid: "6a0b3b2e-8f2e-4d0b-9a57-0c3c2a4b5d6e".into(),
+            name_label: "h1".into(),
+            address: "10.0.0.1".into(),
+            hostname: "h1".into(),
+            memory_total: 8 << 30,
+            memory_overhead: 1 << 30,
+            vm_drivers: vec!["process".into()],
+        };
+        let (host, changes) = new_pool(&db, &caller(0, Ref::NULL), &info);
+        db.apply(&changes).unwrap();
+        let vm = add_vm(&mut db, host, 1, vm_memory);
+        (db, host, vm)
+    }
+
+    fn add_vm(db: &mut Database, host: Ref, n: u128, memory: i64) -> Ref {
+        let rec = Value::Record(vec![
+            ("name_label".into(), Value::String(format!("vm{n}"))),
+            ("memory_static_max".into(), Value::Int(memory)),
+            ("driver".into(), Value::String("process".into())),
+            ("ha_always_run".into(), Value::Bool(true)),
+        ]);
+        let out = call(db, &caller(100 + n, host), "VM.create", &[rec]).unwrap();
+        db.apply(&out.changes).unwrap();
+        out.result.as_ref().unwrap()
+    }
+
+    fn start(db: &Database, host: Ref, vm: Ref) -> Result<Outcome, ApiError> {
+        let args = [Value::Ref(vm), Value::Bool(false), Value::Bool(false)];
+        call(db, &caller(7, host), "VM.start", &args)
+    }
+
+    #[test]
+    fn a_start_is_an_effect_then_running_here_with_a_message() {
+        let (mut db, host, vm) = pool(1 << 30);
+        let out = start(&db, host, vm).unwrap();
+        assert!(
+            matches!(&out.effects[..], [Effect::StartVm { vm: v, spec }] if *v == vm && spec.driver == "process" && spec.memory_bytes == 1 << 30)
+        );
+        db.apply(&out.changes).unwrap();
+        assert_eq!(power_state(&db, vm), "Running");
+        assert_eq!(
+            db.field(Class::Vm, vm, "resident_on"),
+            Some(Value::Ref(host))
+        );
+        assert_eq!(db.count(Class::Message), 1);
+        let e = start(&db, host, vm).unwrap_err();
+        assert_eq!(e.code, "VM_BAD_POWER_STATE");
+        assert_eq!(e.params[1..], ["halted", "running"]);
+    }
+
+    #[test]
+    fn free_memory_counts_total_overhead_and_resident_vms() {
+        // 8 GiB - 1 GiB overhead; a 4 GiB VM runs, a second one does not fit.
+        let (mut db, host, vm) = pool(4 << 30);
+        let out = start(&db, host, vm).unwrap();
+        db.apply(&out.changes).unwrap();
+        assert_eq!(host_free_memory(&db, host), 3 << 30);
+        let other = add_vm(&mut db, host, 2, 4 << 30);
+        let e = start(&db, host, other).unwrap_err();
+        assert_eq!(e.code, "HOST_NOT_ENOUGH_FREE_MEMORY");
+        assert_eq!(
+            e.params,
+            [(4i64 << 30).to_string(), (3i64 << 30).to_string()]
+        );
+    }
+
+    #[test]
+    fn a_driver_the_host_lacks_is_refused_by_name() {
+        let (mut db, host, vm) = pool(1 << 30);
+        db.apply(&[Change::set(
+            Class::Vm,
+            vm,
+            "driver",
+            Value::String("qemu".into()),
+        )])
+        .unwrap();
+        let e = start(&db, host, vm).unwrap_err();
+        assert_eq!(e.code, "OPERATION_NOT_ALLOWED");
+        assert!(
+            e.params[0].contains("does not offer VM driver qemu"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn api_shutdown_clears_ha_always_run_and_a_stop_by_itself_does_not() {
+        let (mut db, host, vm) = pool(1 << 30);
+        let out = start(&db, host, vm).unwrap();
+        db.apply(&out.changes).unwrap();
+        let mut by_itself = db.clone();
+        let out = call(
+            &db,
+            &caller(8, host),
+            "VM.clean_shutdown",
+            &[Value::Ref(vm)],
+        )
+        .unwrap();
+        assert!(matches!(
+            &out.effects[..],
+            [Effect::StopVm { hard: false, .. }]
+        ));
+        db.apply(&out.changes).unwrap();
+        assert_eq!(power_state(&db, vm), "Halted");
+        assert_eq!(
+            db.field(Class::Vm, vm, "ha_always_run"),
+            Some(Value::Bool(false))
+        );
+
+        let uuid = by_itself.get(Class::Vm, vm).unwrap().uuid().to_owned();
+        let c = stopped_by_itself(
+            &by_itself,
+            DateTime::from_unix(0),
+            Uuid::from_u128(9),
+            host,
+            &uuid,
+        );
+        by_itself.apply(&c).unwrap();
+        assert_eq!(power_state(&by_itself, vm), "Halted");
+        assert_eq!(
+            by_itself.field(Class::Vm, vm, "ha_always_run"),
+            Some(Value::Bool(true))
+        );
+        // Reported again (our own stop, already committed): nothing more.
+        assert!(
+            stopped_by_itself(
+                &by_itself,
+                DateTime::from_unix(0),
+                Uuid::from_u128(10),
+                host,
+                &uuid
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn reconcile_halts_the_missing_and_records_the_running() {
+        let (mut db, host, vm) = pool(1 << 30);
+        let out = start(&db, host, vm).unwrap();
+        db.apply(&out.changes).unwrap();
+        let other = add_vm(&mut db, host, 2, 1 << 30);
+        let other_uuid: Uuid = db.get(Class::Vm, other).unwrap().uuid().parse().unwrap();
+        // `vm` is recorded running but gone; `other` runs but is recorded Halted.
+        let c = reconcile(&db, &caller(11, host), &[other_uuid]);
+        db.apply(&c).unwrap();
+        assert_eq!(power_state(&db, vm), "Halted");
+        assert_eq!(
+            db.field(Class::Vm, vm, "ha_always_run"),
+            Some(Value::Bool(true))
+        );
+        assert_eq!(power_state(&db, other), "Running");
+        assert!(reconcile(&db, &caller(12, host), &[other_uuid]).is_empty());
+    }
 }

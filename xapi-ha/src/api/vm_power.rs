@@ -421,7 +421,7 @@ mod tests {
             vm_drivers: vec!["process".into()],
         };
         let (host, changes) = new_pool(&db, &caller(0, Ref::NULL), &info);
-        db.apply(&changes).unwrap();
+        let _ = db.apply(&changes).unwrap();
         let vm = add_vm(&mut db, host, 1, vm_memory);
         (db, host, vm)
     }
@@ -434,7 +434,7 @@ mod tests {
             ("ha_always_run".into(), Value::Bool(true)),
         ]);
         let out = call(db, &caller(100 + n, host), "VM.create", &[rec]).unwrap();
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         out.result.as_ref().unwrap()
     }
 
@@ -450,7 +450,7 @@ mod tests {
         assert!(
             matches!(&out.effects[..], [Effect::StartVm { vm: v, spec }] if *v == vm && spec.driver == "process" && spec.memory_bytes == 1 << 30)
         );
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         assert_eq!(power_state(&db, vm), "Running");
         assert_eq!(
             db.field(Class::Vm, vm, "resident_on"),
@@ -467,7 +467,7 @@ mod tests {
         // 8 GiB - 1 GiB overhead; a 4 GiB VM runs, a second one does not fit.
         let (mut db, host, vm) = pool(4 << 30);
         let out = start(&db, host, vm).unwrap();
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         assert_eq!(host_free_memory(&db, host), 3 << 30);
         let other = add_vm(&mut db, host, 2, 4 << 30);
         let e = start(&db, host, other).unwrap_err();
@@ -481,13 +481,14 @@ mod tests {
     #[test]
     fn a_driver_the_host_lacks_is_refused_by_name() {
         let (mut db, host, vm) = pool(1 << 30);
-        db.apply(&[Change::set(
-            Class::Vm,
-            vm,
-            "driver",
-            Value::String("qemu".into()),
-        )])
-        .unwrap();
+        let _ = db
+            .apply(&[Change::set(
+                Class::Vm,
+                vm,
+                "driver",
+                Value::String("qemu".into()),
+            )])
+            .unwrap();
         let e = start(&db, host, vm).unwrap_err();
         assert_eq!(e.code, "OPERATION_NOT_ALLOWED");
         assert!(
@@ -500,7 +501,7 @@ mod tests {
     fn api_shutdown_clears_ha_always_run_and_a_stop_by_itself_does_not() {
         let (mut db, host, vm) = pool(1 << 30);
         let out = start(&db, host, vm).unwrap();
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         let mut by_itself = db.clone();
         let out = call(
             &db,
@@ -513,7 +514,7 @@ mod tests {
             &out.effects[..],
             [Effect::StopVm { hard: false, .. }]
         ));
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         assert_eq!(power_state(&db, vm), "Halted");
         assert_eq!(
             db.field(Class::Vm, vm, "ha_always_run"),
@@ -528,7 +529,7 @@ mod tests {
             host,
             &uuid,
         );
-        by_itself.apply(&c).unwrap();
+        let _ = by_itself.apply(&c).unwrap();
         assert_eq!(power_state(&by_itself, vm), "Halted");
         assert_eq!(
             by_itself.field(Class::Vm, vm, "ha_always_run"),
@@ -551,12 +552,12 @@ mod tests {
     fn reconcile_halts_the_missing_and_records_the_running() {
         let (mut db, host, vm) = pool(1 << 30);
         let out = start(&db, host, vm).unwrap();
-        db.apply(&out.changes).unwrap();
+        let _ = db.apply(&out.changes).unwrap();
         let other = add_vm(&mut db, host, 2, 1 << 30);
         let other_uuid: Uuid = db.get(Class::Vm, other).unwrap().uuid().parse().unwrap();
         // `vm` is recorded running but gone; `other` runs but is recorded Halted.
         let c = reconcile(&db, &caller(11, host), &[other_uuid]);
-        db.apply(&c).unwrap();
+        let _ = db.apply(&c).unwrap();
         assert_eq!(power_state(&db, vm), "Halted");
         assert_eq!(
             db.field(Class::Vm, vm, "ha_always_run"),

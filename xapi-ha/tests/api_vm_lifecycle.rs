@@ -275,3 +275,26 @@ fn a_running_vm_is_adopted_after_an_agent_sigkill() {
     call2(a.http, "VM.hard_shutdown", json!([s, vm.r#ref]));
     assert_eq!(record(&a, &s, &vm)["power_state"], "Halted");
 }
+
+#[test]
+fn clean_reboot_runs_a_new_boot_and_stays_running_here() {
+    let a = start_agent();
+    let s = login(a.http);
+    let host = this_host(&a, &s);
+    let vm = create_vm(&a, &s, "again", "exec {stamp} --disk {disk}", 64 << 20);
+    call2(a.http, "VM.start", json!([s, vm.r#ref, false, false]));
+    let first = wait_stamps(&vm, 1).records().next().expect("stamp").boot;
+    let pid = pid_of(&a, &vm);
+    call2(a.http, "VM.clean_reboot", json!([s, vm.r#ref]));
+    assert_ne!(pid_of(&a, &vm), pid, "a reboot starts a new process");
+    wait_for("a stamp of the second boot", || {
+        stamps(&vm).records().any(|r| r.boot != first).then_some(())
+    });
+    // The poller saw the first run stop; the VM must stay recorded Running.
+    std::thread::sleep(Duration::from_millis(800));
+    let r = record(&a, &s, &vm);
+    assert_eq!(r["power_state"], "Running");
+    assert_eq!(r["resident_on"], host.as_str());
+    assert_eq!(r["ha_always_run"], true, "a reboot is no shutdown");
+    call2(a.http, "VM.hard_shutdown", json!([s, vm.r#ref]));
+}

@@ -298,3 +298,33 @@ fn clean_reboot_runs_a_new_boot_and_stays_running_here() {
     assert_eq!(r["ha_always_run"], true, "a reboot is no shutdown");
     call2(a.http, "VM.hard_shutdown", json!([s, vm.r#ref]));
 }
+
+#[test]
+fn other_calls_are_served_while_a_clean_shutdown_waits_its_timeout() {
+    let a = start_agent();
+    let s = login(a.http);
+    let vm = create_vm(
+        &a,
+        &s,
+        "deaf",
+        "trap '' TERM; while :; do sleep 1; done",
+        64 << 20,
+    );
+    call2(a.http, "VM.start", json!([s, vm.r#ref, false, false]));
+    let addr = a.http;
+    let (s2, r) = (s.clone(), vm.r#ref.clone());
+    let stop = std::thread::spawn(move || {
+        call2(addr, "VM.clean_shutdown", json!([s2, r]));
+    });
+    // The shutdown waits 30 s for the VM; the agent answers meanwhile.
+    std::thread::sleep(Duration::from_secs(1));
+    let t = Instant::now();
+    let other = create_vm(&a, &s, "meanwhile", "sleep 100", 64 << 20);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "a call waited for the shutdown"
+    );
+    assert_eq!(record(&a, &s, &other)["power_state"], "Halted");
+    stop.join().expect("clean_shutdown");
+    assert_eq!(record(&a, &s, &vm)["power_state"], "Halted");
+}

@@ -251,33 +251,36 @@ impl Agent {
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
         }
-        for effect in &outcome.effects {
-            self.perform(effect)?;
+        if outcome.effects.is_empty() {
+            self.commit(&mut store, &outcome.changes)?;
+            return Ok(Step::Done(to_rpc(&outcome.result)));
         }
-        self.commit(&mut store, &outcome.changes)?;
-        Ok(Step::Done(to_rpc(&outcome.result)))
+        drop(store);
+        self.run_with_effects(&caller, method, args)
     }
 
-    /// Performs one effect of a call (under the store lock, so the VM event
-    /// poller cannot commit between the effect and the call's changes).
-    fn perform(&self, effect: &Effect) -> Result<(), Failure> {
-        let vms = || {
-            self.vms
-                .get()
-                .map(lock)
-                .ok_or_else(|| Failure::from(ApiError::internal("this agent runs no VM drivers")))
-        };
-        let driver_failed = |e: super::vms::VmHostError| {
-            tracing::warn!(error = %e, "VM effect failed");
-            Failure::from(ApiError::internal(&e.to_string()))
-        };
-        match effect {
-            Effect::CreateSr { .. } => {
-                Err(ApiError::internal("this agent does not prepare SR storage yet").into())
-            }
-            Effect::StartVm { spec, .. } => vms()?.start(spec).map_err(driver_failed),
-            Effect::StopVm { uuid, hard, .. } => vms()?.stop(*uuid, *hard).map_err(driver_failed),
+    /// A call with effects. The VM host is held from the check to the
+    /// commit (one power call at a time, and the poller cannot report a stop
+    /// in between); the database only while checking and while committing,
+    /// so other calls go on during a clean shutdown's wait. The call is
+    /// checked again under the VM host: the database may have moved on.
+    fn run_with_effects(
+        &self,
+        caller: &Caller,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Step, Failure> {
+        let mut vms = self.vms.get().map(lock);
+        let outcome = api::call(lock(&self.store).database(), caller, method, args)?;
+        for effect in &outcome.effects {
+            perform(vms.as_deref_mut(), effect)?;
         }
+        let mut store = lock(&self.store);
+        self.commit(&mut store, &outcome.changes).inspect_err(|e| {
+            tracing::error!(method, error = ?e, "the call's effects are done but its changes did not commit");
+        })?;
+        drop(vms);
+        Ok(Step::Done(to_rpc(&outcome.result)))
     }
 
     /// Takes over the VM drivers: adopts the VMs still running from an
@@ -308,9 +311,13 @@ impl Agent {
         let Some(vms) = self.vms.get() else {
             return;
         };
-        let mut store = lock(&self.store);
+        // Lock order: the VM host, then the database (as in a power call).
         let mut vms = lock(vms);
         let events = vms.poll();
+        if events.is_empty() {
+            return;
+        }
+        let mut store = lock(&self.store);
         let mut changes = Vec::new();
         for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
             tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
@@ -379,6 +386,28 @@ pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long `event.from` lets changes gather after the first one (xapi's
 /// batching delay).
 pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// Performs one effect of a call on this host's VM drivers.
+fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
+    let driver_failed = |e: super::vms::VmHostError| {
+        tracing::warn!(error = %e, "VM effect failed");
+        Failure::from(ApiError::internal(&e.to_string()))
+    };
+    let no_drivers = || Failure::from(ApiError::internal("this agent runs no VM drivers"));
+    match effect {
+        Effect::CreateSr { .. } => {
+            Err(ApiError::internal("this agent does not prepare SR storage yet").into())
+        }
+        Effect::StartVm { spec, .. } => vms
+            .ok_or_else(no_drivers)?
+            .start(spec)
+            .map_err(driver_failed),
+        Effect::StopVm { uuid, hard, .. } => vms
+            .ok_or_else(no_drivers)?
+            .stop(*uuid, *hard)
+            .map_err(driver_failed),
+    }
+}
 
 /// What the blocking part of a call leaves to do.
 enum Step {

@@ -276,9 +276,19 @@ impl Agent {
             perform(vms.as_deref_mut(), effect)?;
         }
         let mut store = lock(&self.store);
-        self.commit(&mut store, &outcome.changes).inspect_err(|e| {
-            tracing::error!(method, error = ?e, "the call's effects are done but its changes did not commit");
-        })?;
+        if let Err(e) = self.commit(&mut store, &outcome.changes) {
+            // E.g. the VM was destroyed while it started: a VM must not run
+            // without a record, so what this call started is stopped again.
+            tracing::error!(method, error = ?e, "the call's changes did not commit: undoing its starts");
+            for effect in &outcome.effects {
+                if let (Effect::StartVm { spec, .. }, Some(v)) = (effect, vms.as_deref_mut())
+                    && let Err(e) = v.stop(spec.uuid, true)
+                {
+                    tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                }
+            }
+            return Err(e);
+        }
         drop(vms);
         Ok(Step::Done(to_rpc(&outcome.result)))
     }

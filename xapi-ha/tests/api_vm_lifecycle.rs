@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use api_support::{Agent, call2, config_text, fail2, login};
 use serde_json::{Value, json};
 use uuid::Uuid;
+use xapi_vm::process::ProcessDriver;
 use xapi_vm::stamp::StampLog;
 use xapi_vm::stamp::region::REGION_BYTES;
+use xapi_vm::{DriverContext, StopMode, VmDriver as _};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -38,11 +40,39 @@ fn vm_binaries() -> &'static Path {
     })
 }
 
-fn start_agent() -> Agent {
+/// Stops (hard) every VM still running under an agent's data directory
+/// when dropped, so a failing test leaves no process behind: the product's
+/// own process driver adopts them and stops them. Dropped before the agent
+/// (declare it after), while the directory still exists.
+struct StopVmsOnDrop(PathBuf);
+
+impl StopVmsOnDrop {
+    fn of(a: &Agent) -> StopVmsOnDrop {
+        StopVmsOnDrop(a.dir.path().join("data/vm-run"))
+    }
+}
+
+impl Drop for StopVmsOnDrop {
+    fn drop(&mut self) {
+        let mut d = ProcessDriver::new(DriverContext {
+            host: "test-host".into(),
+            run_dir: self.0.clone(),
+            keeper: vm_binaries().join("xha-vm-keeper"),
+        });
+        for vm in d.adopt().unwrap_or_default() {
+            eprintln!("stopping VM {} left running", vm.uuid);
+            let _ = d.stop(vm.uuid, StopMode::Hard);
+        }
+    }
+}
+
+fn start_agent() -> (Agent, StopVmsOnDrop) {
     vm_binaries();
-    Agent::start_configured(|dir| {
+    let a = Agent::start_configured(|dir| {
         config_text(dir, "").replace("drivers = [\"qemu\"]", "drivers = [\"process\"]")
-    })
+    });
+    let guard = StopVmsOnDrop::of(&a);
+    (a, guard)
 }
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -145,7 +175,7 @@ fn pid_of(a: &Agent, vm: &Vm) -> String {
 
 #[test]
 fn start_runs_the_vm_here_and_clean_shutdown_halts_it() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let host = this_host(&a, &s);
     let vm = create_vm(&a, &s, "web", "exec {stamp} --disk {disk}", 256 << 20);
@@ -183,7 +213,7 @@ fn start_runs_the_vm_here_and_clean_shutdown_halts_it() {
 
 #[test]
 fn hard_shutdown_kills_a_vm_that_ignores_sigterm() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let vm = create_vm(
         &a,
@@ -206,7 +236,7 @@ fn hard_shutdown_kills_a_vm_that_ignores_sigterm() {
 
 #[test]
 fn a_vm_that_exits_by_itself_is_halted_and_keeps_ha_always_run() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let vm = create_vm(&a, &s, "short", "sleep 1; exit 0", 64 << 20);
     call2(a.http, "VM.start", json!([s, vm.r#ref, false, false]));
@@ -220,7 +250,7 @@ fn a_vm_that_exits_by_itself_is_halted_and_keeps_ha_always_run() {
 
 #[test]
 fn start_refuses_without_memory_or_driver_and_changes_nothing() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     // The host has 16 GiB (config); two 10 GiB VMs do not fit.
     let big = create_vm(&a, &s, "big", "sleep 100", 10 << 30);
@@ -248,7 +278,7 @@ fn start_refuses_without_memory_or_driver_and_changes_nothing() {
 
 #[test]
 fn a_running_vm_is_adopted_after_an_agent_sigkill() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let host = this_host(&a, &s);
     let vm = create_vm(&a, &s, "kept", "exec {stamp} --disk {disk}", 64 << 20);
@@ -258,6 +288,7 @@ fn a_running_vm_is_adopted_after_an_agent_sigkill() {
     let pid = pid_of(&a, &vm);
 
     let a = a.kill9_and_restart();
+    let _vms_after = StopVmsOnDrop::of(&a);
     let s = login(a.http);
     let r = record(&a, &s, &vm);
     assert_eq!(r["power_state"], "Running");
@@ -278,7 +309,7 @@ fn a_running_vm_is_adopted_after_an_agent_sigkill() {
 
 #[test]
 fn clean_reboot_runs_a_new_boot_and_stays_running_here() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let host = this_host(&a, &s);
     let vm = create_vm(&a, &s, "again", "exec {stamp} --disk {disk}", 64 << 20);
@@ -301,7 +332,7 @@ fn clean_reboot_runs_a_new_boot_and_stays_running_here() {
 
 #[test]
 fn other_calls_are_served_while_a_clean_shutdown_waits_its_timeout() {
-    let a = start_agent();
+    let (a, _vms) = start_agent();
     let s = login(a.http);
     let vm = create_vm(
         &a,

@@ -32,6 +32,7 @@ mod misc;
 mod sr;
 pub mod task;
 mod vm;
+pub mod vm_power;
 
 pub use error::ApiError;
 pub use misc::poll as poll_events;
@@ -70,6 +71,12 @@ pub enum Effect {
         device_config: Vec<(String, String)>,
         shared: bool,
     },
+    /// Start the VM on this host (`VM.start`, `VM.start_on`, a reboot's
+    /// second half); the record's changes commit once it runs.
+    StartVm { vm: Ref, spec: xapi_vm::VmSpec },
+    /// Stop the VM on this host, cleanly (with the agent's timeout) or hard,
+    /// and wait until it is gone.
+    StopVm { vm: Ref, uuid: Uuid, hard: bool },
 }
 
 /// An `event.from` that found nothing yet: wait for a generation newer than
@@ -138,6 +145,12 @@ pub fn call(
     match m {
         Method::VmCreate => vm::create(db, caller, &args[0]),
         Method::VmDestroy => vm::destroy(db, &args[0]),
+        Method::VmStart => vm_power::start(db, caller, args),
+        Method::VmStartOn => vm_power::start_on(db, caller, args),
+        Method::VmCleanShutdown => vm_power::shutdown(db, caller, &args[0], false),
+        Method::VmHardShutdown => vm_power::shutdown(db, caller, &args[0], true),
+        Method::VmCleanReboot => vm_power::reboot(db, caller, &args[0], false),
+        Method::VmHardReboot => vm_power::reboot(db, caller, &args[0], true),
         Method::SrCreate => sr::create(db, caller, args),
         Method::SrForget => sr::forget(db, &args[0]),
         Method::HostGetServertime => misc::get_servertime(db, caller, &args[0]),

@@ -28,9 +28,11 @@ use xapi_ha::server::agent::{HostFacts, LocalStore, TLS_FINGERPRINT_KEY, wall_cl
 use xapi_ha::server::http::{self, Limits};
 use xapi_ha::server::listen::{self, ConnConfig, Listener};
 use xapi_ha::server::role::Role;
+use xapi_ha::server::vms::{self, VmHost};
 use xapi_ha::server::{Agent, tls};
 use xapi_ha::session::users::{self, Users};
 use xapi_ha::value::{Key, Ref, Value};
+use xapi_vm::DriverContext;
 
 /// Exit codes (docs/api.md, "Exit codes").
 mod exit {
@@ -157,6 +159,10 @@ fn memory_total(cfg: &Config) -> Result<u64, Fail> {
         )
     })
 }
+
+/// The VM drivers' run directory inside the data directory (it survives
+/// an agent restart, so running VMs are adopted).
+const VM_RUN_DIR: &str = "vm-run";
 
 /// The database file's name inside the data directory.
 const DB_FILE: &str = "pool-db";
@@ -332,6 +338,35 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             tls_fingerprint: fingerprint,
         },
     );
+    // Without the keeper no VM can run here: the agent still serves the
+    // API (power calls then fail with INTERNAL_ERROR saying so).
+    match DriverContext::keeper_next_to_current_exe() {
+        Some(keeper) => {
+            let vms = VmHost::new(
+                cfg.host_name.clone(),
+                cfg.data_dir.join(VM_RUN_DIR),
+                keeper,
+                &cfg.drivers,
+            );
+            agent
+                .attach_vms(vms)
+                .map_err(|e| Fail(exit::STATE, format!("adopting VMs: {e:?}")))?;
+        }
+        None => warn!("xha-vm-keeper is not installed next to xapi-ha: this host runs no VMs"),
+    }
+    let vm_events = {
+        let agent = Arc::clone(&agent);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(vms::POLL_INTERVAL);
+            loop {
+                tick.tick().await;
+                let a = Arc::clone(&agent);
+                if let Err(e) = tokio::task::spawn_blocking(move || a.poll_vms()).await {
+                    warn!(error = %e, "VM event poll failed");
+                }
+            }
+        })
+    };
     let limits = Limits {
         max_body_bytes: cfg.api.max_body_bytes,
         body_timeout: cfg.api.body_timeout,
@@ -359,6 +394,7 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
     let result = tokio::select! {
         () = listen::serve_all(listeners, conn) => {
             expiry.abort();
+            vm_events.abort();
             Err(Fail(exit::RUNTIME, "every listener stopped".into()))
         }
         _ = term.recv() => { info!("SIGTERM: stopping"); Ok(()) }

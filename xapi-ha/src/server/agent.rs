@@ -9,14 +9,15 @@
 //! reply, under one lock, so replies follow the order of commits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::role::Role;
-use crate::api::{self, ApiError, Caller, EventWait};
+use super::vms::VmHost;
+use crate::api::{self, ApiError, Caller, Effect, EventWait};
 use crate::db::store::Store;
 use crate::db::{Change, Database};
 use crate::rpc::convert::{to_rpc, to_value};
@@ -58,6 +59,8 @@ pub struct Agent {
     store: Mutex<LocalStore>,
     generation: watch::Sender<u64>,
     host: HostFacts,
+    /// The VM drivers, once attached ([`Agent::attach_vms`]).
+    vms: OnceLock<Mutex<VmHost>>,
 }
 
 impl From<ApiError> for Failure {
@@ -115,6 +118,7 @@ impl Agent {
             store: Mutex::new(store),
             generation,
             host,
+            vms: OnceLock::new(),
         })
     }
 
@@ -266,11 +270,112 @@ impl Agent {
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
         }
-        for effect in &outcome.effects {
-            super::storage::perform(effect)?;
+        // Storage effects are done under the database lock; VM effects
+        // (which may wait 30 s) are not (`run_with_effects`).
+        let vm_effects = outcome
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::StartVm { .. } | Effect::StopVm { .. }));
+        if !vm_effects {
+            for effect in &outcome.effects {
+                super::storage::perform(effect)?;
+            }
+            self.commit(&mut store, &outcome.changes)?;
+            return Ok(Step::Done(to_rpc(&outcome.result)));
         }
-        self.commit(&mut store, &outcome.changes)?;
+        drop(store);
+        self.run_with_effects(&caller, method, args)
+    }
+
+    /// A call with effects. The VM host is held from the check to the
+    /// commit (one power call at a time, and the poller cannot report a stop
+    /// in between); the database only while checking and while committing,
+    /// so other calls go on during a clean shutdown's wait. The call is
+    /// checked again under the VM host: the database may have moved on.
+    fn run_with_effects(
+        &self,
+        caller: &Caller,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Step, Failure> {
+        let mut vms = self.vms.get().map(lock);
+        let outcome = api::call(lock(&self.store).database(), caller, method, args)?;
+        for effect in &outcome.effects {
+            perform(vms.as_deref_mut(), effect)?;
+        }
+        let mut store = lock(&self.store);
+        if let Err(e) = self.commit(&mut store, &outcome.changes) {
+            // E.g. the VM was destroyed while it started: a VM must not run
+            // without a record, so what this call started is stopped again.
+            tracing::error!(method, error = ?e, "the call's changes did not commit: undoing its starts");
+            for effect in &outcome.effects {
+                if let (Effect::StartVm { spec, .. }, Some(v)) = (effect, vms.as_deref_mut())
+                    && let Err(e) = v.stop(spec.uuid, true)
+                {
+                    tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                }
+            }
+            return Err(e);
+        }
+        drop(vms);
         Ok(Step::Done(to_rpc(&outcome.result)))
+    }
+
+    /// Takes over the VM drivers: adopts the VMs still running from an
+    /// earlier agent and reconciles the database with them (a VM recorded
+    /// running here that is gone becomes Halted; a running one is recorded
+    /// Running here and never started again).
+    pub fn attach_vms(&self, mut host: VmHost) -> Result<(), Failure> {
+        let running = host.adopt();
+        let mut store = lock(&self.store);
+        let changes = api::vm_power::reconcile(store.database(), &self.caller(), &running);
+        self.commit(&mut store, &changes)?;
+        if self.vms.set(Mutex::new(host)).is_err() {
+            return Err(ApiError::internal("VM drivers attached twice").into());
+        }
+        tracing::info!(
+            adopted = running.len(),
+            reconciled = changes.len(),
+            "VM drivers attached"
+        );
+        Ok(())
+    }
+
+    /// Polls the drivers once and commits what they report: a VM that
+    /// stopped (by itself, or by us after the call committed already)
+    /// becomes Halted with `resident_on` NULL, unless it runs again (a
+    /// reboot). Blocking: call from a blocking thread.
+    pub fn poll_vms(&self) {
+        let Some(vms) = self.vms.get() else {
+            return;
+        };
+        // Lock order: the VM host, then the database (as in a power call).
+        let mut vms = lock(vms);
+        let events = vms.poll();
+        if events.is_empty() {
+            return;
+        }
+        let mut store = lock(&self.store);
+        let mut changes = Vec::new();
+        for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
+            tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
+            if vms.is_running(uuid) {
+                continue;
+            }
+            // Each with its own seed: the messages get distinct identities.
+            let caller = self.caller();
+            changes.extend(api::vm_power::stopped_by_itself(
+                store.database(),
+                caller.now,
+                caller.seed,
+                self.host.host_ref,
+                &uuid.hyphenated().to_string(),
+            ));
+        }
+        drop(vms);
+        if let Err(e) = self.commit(&mut store, &changes) {
+            tracing::error!(error = ?e, "committing stopped VMs failed");
+        }
     }
 
     /// Waits until the database generation passes `w.generation` or the
@@ -319,6 +424,26 @@ pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long `event.from` lets changes gather after the first one (xapi's
 /// batching delay).
 pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// Performs one effect of a call on this host's VM drivers.
+fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
+    let driver_failed = |e: super::vms::VmHostError| {
+        tracing::warn!(error = %e, "VM effect failed");
+        Failure::from(ApiError::internal(&e.to_string()))
+    };
+    let no_drivers = || Failure::from(ApiError::internal("this agent runs no VM drivers"));
+    match effect {
+        Effect::CreateSr { .. } => Ok(super::storage::perform(effect)?),
+        Effect::StartVm { spec, .. } => vms
+            .ok_or_else(no_drivers)?
+            .start(spec)
+            .map_err(driver_failed),
+        Effect::StopVm { uuid, hard, .. } => vms
+            .ok_or_else(no_drivers)?
+            .stop(*uuid, *hard)
+            .map_err(driver_failed),
+    }
+}
 
 /// What the blocking part of a call leaves to do.
 enum Step {

@@ -8,5 +8,6 @@ pub mod listen;
 pub mod role;
 pub mod storage;
 pub mod tls;
+pub mod vms;
 
 pub use agent::Agent;

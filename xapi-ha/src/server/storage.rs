@@ -44,6 +44,9 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
                 ],
             )),
         },
+        Effect::StartVm { .. } | Effect::StopVm { .. } => {
+            Err(ApiError::internal("a VM effect is not a storage effect"))
+        }
     }
 }
 

@@ -56,9 +56,15 @@ total_bytes = 17179869184
 impl Agent {
     /// Starts an agent with extra `[api]` lines.
     pub fn start_with(api_extra: &str) -> Agent {
+        Agent::start_configured(|dir| config_text(dir, api_extra))
+    }
+
+    /// Starts an agent with the configuration `text(dir)` gives for its
+    /// temporary directory.
+    pub fn start_configured(text: impl FnOnce(&Path) -> String) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("xapi-ha.toml");
-        std::fs::write(&config, config_text(dir.path(), api_extra)).expect("config");
+        std::fs::write(&config, text(dir.path())).expect("config");
         let mut passwd = Command::new(binary())
             .args([
                 "--config",

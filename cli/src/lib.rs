@@ -8,6 +8,7 @@ pub mod args;
 pub mod error;
 pub mod help;
 pub mod lab_cmd;
+pub mod live;
 mod planner_cmds;
 pub mod render;
 pub mod table;
@@ -24,9 +25,12 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     if matches!(name.as_str(), "help" | "--help" | "-h") {
         return help::run(rest, out);
     }
+    if let Some(live) = live::find(name) {
+        return live::run(live, name, rest, out);
+    }
     let command = table::find(name).ok_or_else(|| UsageError::UnknownCommand {
         name: name.clone(),
-        suggestion: help::suggest_command(name),
+        suggestion: help::suggest_command(name).or_else(|| live::suggest(name)),
     })?;
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         return help::describe(command, out);

@@ -19,14 +19,19 @@ use error::{CliError, UsageError};
 
 /// Runs one command line (without the program name).
 pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+    // xe's connection options (`-s`, `-pw`, ...) may come before the
+    // command name too.
+    let (connect, live_argv) = live::options::extract(argv)?;
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::find(name)
+    {
+        return live::run(command, name, &connect, rest, out);
+    }
     let Some((name, rest)) = argv.split_first() else {
         return Err(UsageError::NoCommand.into());
     };
     if matches!(name.as_str(), "help" | "--help" | "-h") {
         return help::run(rest, out);
-    }
-    if let Some(live) = live::find(name) {
-        return live::run(live, name, rest, out);
     }
     let command = table::find(name).ok_or_else(|| UsageError::UnknownCommand {
         name: name.clone(),

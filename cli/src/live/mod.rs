@@ -83,19 +83,19 @@ pub fn names() -> Vec<String> {
     all
 }
 
-/// Runs a live command: `args` still hold the connection options.
+/// Runs a live command with its arguments (connection options removed).
 pub fn run(
     command: Live,
     name: &str,
+    opts: &options::ConnectOptions,
     args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let (opts, rest) = options::extract(args)?;
-    let parsed = commands::Args::parse(name, &rest)?;
+    let parsed = commands::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never
     // reaches the agent.
     commands::check(command, name, &parsed)?;
-    let mut session = session::Session::open(&opts)?;
+    let mut session = session::Session::open(opts)?;
     let result = commands::run(&mut session, command, name, &parsed, out);
     session.close();
     result

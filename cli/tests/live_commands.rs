@@ -324,3 +324,66 @@ fn live_tls_fingerprint_is_pinned() {
     assert_eq!(with(&["--trust-new"]).ok(), host_uuid);
     assert_eq!(with(&[]).ok(), host_uuid);
 }
+
+/// A member answers the login with `HOST_IS_SLAVE [master address]`; `xe`
+/// follows it to the master (same port, the fingerprint rules applied
+/// there too). The master listens on 127.0.0.2 and the member on
+/// 127.0.0.1, on the same port.
+#[test]
+fn live_member_redirects_to_the_master() {
+    let port = std::net::TcpListener::bind("127.0.0.2:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.2")
+        .port();
+    let master = Agent::start_with(
+        "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a",
+        &format!("127.0.0.2:{port}"),
+    );
+    let member = Agent::start_with(
+        "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0b",
+        &format!("127.0.0.1:{port}"),
+    )
+    .into_member("127.0.0.2");
+    let p = port.to_string();
+    let args = [
+        "host-list",
+        "--minimal",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        &p,
+        "-pw",
+        PASSWORD,
+    ];
+    // Neither host is known: the refusal names the member first.
+    let out = member.run(&args);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("127.0.0.1:"), "{out:?}");
+    let mut trusting = args.to_vec();
+    trusting.push("--trust-new");
+    assert_eq!(
+        member.run(&trusting).ok(),
+        "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a\n",
+        "the answer comes from the master's database"
+    );
+    let known = std::fs::read_to_string(&member.known_hosts).unwrap();
+    assert!(known.contains(&format!("127.0.0.2:{port} ")), "{known}");
+    assert!(known.contains(&format!("127.0.0.1:{port} ")), "{known}");
+    // Over the member's Unix socket too.
+    let socket = member.unix.to_str().unwrap().to_owned();
+    let out = member.run(&[
+        "host-list",
+        "--minimal",
+        "--socket",
+        &socket,
+        "-p",
+        &p,
+        "-pw",
+        PASSWORD,
+    ]);
+    assert_eq!(
+        out.stdout, "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a\n",
+        "{out:?}"
+    );
+    drop(master);
+}

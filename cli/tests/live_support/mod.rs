@@ -52,14 +52,14 @@ pub struct Agent {
     pub known_hosts: PathBuf,
 }
 
-fn config_text(dir: &Path) -> String {
+fn config_text(dir: &Path, host: &str, tls: &str) -> String {
     format!(
         r#"[host]
-uuid = "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f00"
+uuid = "{host}"
 name = "live-host"
 address = "127.0.0.1"
 [api]
-tls_listen = ["127.0.0.1:0"]
+tls_listen = ["{tls}"]
 unix_socket = "{d}/run/xapi-ha.sock"
 [data]
 dir = "{d}/data"
@@ -72,12 +72,20 @@ total_bytes = 17179869184
     )
 }
 
+/// The host uuid of [`Agent::start`].
+pub const HOST_UUID: &str = "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f00";
+
 impl Agent {
     pub fn start() -> Agent {
+        Agent::start_with(HOST_UUID, "127.0.0.1:0")
+    }
+
+    /// An agent with this host uuid, serving TLS on `tls`.
+    pub fn start_with(host: &str, tls: &str) -> Agent {
         let binary = agent_binary();
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("xapi-ha.toml");
-        std::fs::write(&config, config_text(dir.path())).expect("config");
+        std::fs::write(&config, config_text(dir.path(), host, tls)).expect("config");
         let config = config.to_str().expect("utf-8 path").to_owned();
         let mut passwd = Command::new(&binary)
             .args(["--config", &config, "passwd", "--user", "root"])
@@ -87,6 +95,25 @@ impl Agent {
             .expect("xapi-ha passwd");
         writeln!(passwd.stdin.take().expect("stdin"), "{PASSWORD}").expect("password");
         assert!(passwd.wait().expect("passwd").success());
+        Agent::run_in(dir)
+    }
+
+    /// Stops the agent, makes it a member of the pool whose master is at
+    /// `master` (its role file, as xapi's `pool.conf`), and starts it again.
+    pub fn into_member(mut self, master: &str) -> Agent {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        drop(self);
+        std::fs::write(dir.path().join("data/pool.conf"), format!("slave:{master}"))
+            .expect("pool.conf");
+        Agent::run_in(dir)
+    }
+
+    fn run_in(dir: tempfile::TempDir) -> Agent {
+        let binary = agent_binary();
+        let config = dir.path().join("xapi-ha.toml");
+        let config = config.to_str().expect("utf-8 path").to_owned();
         let mut child = Command::new(&binary)
             .args(["--config", &config])
             .env("RUST_LOG", "info")

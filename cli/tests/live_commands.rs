@@ -239,6 +239,22 @@ fn live_commands_on_the_unix_socket() {
     let out = agent.run(&["vm-list", "--socket", "/nonexistent/sock", "-pw", "x"]);
     assert_eq!(out.code, 7, "{out:?}");
 
+    // sr-create: an unknown type is the agent's SR_UNKNOWN_DRIVER, printed
+    // as xe prints it.
+    let out = agent.xe(&[
+        "sr-create",
+        "name-label=s",
+        "type=nfs",
+        "device-config:path=/x",
+    ]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "The SR could not be connected because the driver was not recognised.\ndriver: nfs\n"
+    );
+    assert_eq!(agent.xe(&["message-list"]).ok(), "");
+    assert_eq!(records(&agent.xe(&["host-metrics-list"]).ok()).len(), 1);
+
     // vm-destroy, then the uuid is unknown.
     agent.xe(&["vm-destroy", &u]).ok();
     assert_eq!(agent.xe(&["vm-param-list", &u]).code, 6);

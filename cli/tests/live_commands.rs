@@ -334,6 +334,30 @@ fn live_tls_fingerprint_is_pinned() {
     assert_eq!(out.code, 8, "{out:?}");
     assert!(out.stderr.contains("not the expected"), "{out:?}");
     assert!(out.stderr.contains(&fp), "{out:?}");
+    // The operator checks the new fingerprint and gives it: accepted, and
+    // it replaces the remembered one.
+    assert_eq!(with(&[&format!("--fingerprint={fp}")]).ok(), host_uuid);
+    assert_eq!(with(&[]).ok(), host_uuid);
+    assert_eq!(
+        std::fs::read_to_string(&agent.known_hosts).unwrap(),
+        format!("{host}:{port} {fp}\n")
+    );
+
+    // -pwf: the password from the first line of a file.
+    let pwf = agent.dir.path().join("pw");
+    std::fs::write(&pwf, format!("{PASSWORD}\nignored\n")).unwrap();
+    let pwf = pwf.to_str().unwrap();
+    let out = agent.run(&[
+        "host-list",
+        "--minimal",
+        "-s",
+        &host,
+        "-p",
+        &port,
+        "-pwf",
+        pwf,
+    ]);
+    assert_eq!(out.ok(), host_uuid);
 
     // --trust-new on a fresh known-hosts file.
     std::fs::remove_file(&agent.known_hosts).unwrap();

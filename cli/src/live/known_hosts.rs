@@ -1,5 +1,5 @@
 //! The fingerprints `xe` has learned, like ssh's known_hosts: one
-//! `host:port FINGERPRINT` line per server, in `$XE_KNOWN_HOSTS` or else
+//! `host:port FINGERPRINT` line per server (the last one remembered), in `$XE_KNOWN_HOSTS` or else
 //! `~/.xe-known-hosts`.
 
 use std::io::Write as _;
@@ -31,16 +31,34 @@ pub fn lookup(file: &Path, target: &str) -> std::io::Result<Option<String>> {
     }))
 }
 
-/// Remembers `fingerprint` for `target` (appended; the file is made 0600).
+/// Remembers `fingerprint` for `target`, replacing what was remembered
+/// for it (the file is rewritten through a temporary file and a rename,
+/// mode 0600).
 pub fn remember(file: &Path, target: &str, fingerprint: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
+    let old = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut text: String = old
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some(target))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&format!("{target} {fingerprint}\n"));
+    let mut tmp_name = file.as_os_str().to_owned();
+    tmp_name.push(".new");
+    let tmp = PathBuf::from(tmp_name);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .mode(0o600)
-        .open(file)?;
-    writeln!(f, "{target} {fingerprint}")?;
-    f.sync_all()
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
 }
 
 #[cfg(test)]
@@ -58,5 +76,8 @@ mod tests {
         );
         assert_eq!(super::lookup(&file, "g:2").unwrap().as_deref(), Some("CC"));
         assert_eq!(super::lookup(&file, "h:2").unwrap(), None);
+        super::remember(&file, "h:1", "DD").unwrap();
+        assert_eq!(super::lookup(&file, "h:1").unwrap().as_deref(), Some("DD"));
+        assert_eq!(super::lookup(&file, "g:2").unwrap().as_deref(), Some("CC"));
     }
 }

@@ -1,7 +1,8 @@
 //! Durability of the pool database: a child process commits a stream of
 //! batches to a store on a plain file and prints each acknowledged batch;
-//! the parent kills it with SIGKILL at random moments (60 times, delays from
-//! a fixed seed), and after every kill reopens the store and checks that
+//! the parent kills it with SIGKILL at random moments (60 times: after a
+//! delay or after a number of acknowledgements, both drawn from a fixed
+//! seed), and after every kill reopens the store and checks that
 //! - every acknowledged batch is there,
 //! - at most the one batch in flight at the kill is there besides them,
 //! - the database is exactly the fresh database after whole batches
@@ -19,6 +20,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -133,6 +135,21 @@ fn child_committer() {
     }
 }
 
+/// The child's stdout, line by line, from a reader thread (so that the
+/// parent can wait with a deadline).
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -155,20 +172,13 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn child");
-        // Most kills after the child got going, some during start-up and
-        // recovery.
-        let delay = if rng.gen_bool(0.2) {
-            rng.gen_range(0..15)
-        } else {
-            rng.gen_range(15..120)
-        };
-        std::thread::sleep(Duration::from_millis(delay));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        child.kill().expect("SIGKILL");
-        let stdout = child.stdout.take().expect("stdout");
+        // Half the kills after a random delay (some during start-up and
+        // recovery), half right after a random number of further
+        // acknowledgements, so that the run makes progress (and compacts)
+        // however fast or slow the machine is.
+        let lines = lines_of(child.stdout.take().expect("stdout"));
         let mut acked_now = acked;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("read child output");
+        let mut on_line = |line: String| {
             // libtest may print "test child_committer ... " before the
             // child's first line.
             let line = line.rsplit(" ... ").next().unwrap_or_default();
@@ -179,6 +189,30 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
             } else if line == "snapshot" {
                 snapshots += 1;
             }
+        };
+        if rng.gen_bool(0.5) {
+            let delay = if rng.gen_bool(0.3) {
+                rng.gen_range(0..15)
+            } else {
+                rng.gen_range(15..120)
+            };
+            std::thread::sleep(Duration::from_millis(delay));
+        } else {
+            let more = rng.gen_range(1..40);
+            let mut seen = 0;
+            while seen < more {
+                let line = lines
+                    .recv_timeout(Duration::from_secs(60))
+                    .unwrap_or_else(|e| panic!("kill {kill}: the child stalled: {e}"));
+                seen += u64::from(line.contains("ack "));
+                on_line(line);
+            }
+        }
+        child.kill().expect("SIGKILL");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // The reader ends at end of file, when the killed child is gone.
+        for line in lines.iter() {
+            on_line(line);
         }
         let status = child.wait().expect("wait");
         assert!(Instant::now() < deadline);

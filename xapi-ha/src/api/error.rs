@@ -41,8 +41,9 @@ pub mod code {
     pub const EVENT_SUBSCRIPTION_PARSE_FAILURE: &str = "EVENT_SUBSCRIPTION_PARSE_FAILURE";
     pub const EVENT_FROM_TOKEN_PARSE_FAILURE: &str = "EVENT_FROM_TOKEN_PARSE_FAILURE";
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
-    pub const SR_HAS_PBD: &str = "SR_HAS_PBD";
-    pub const SR_NOT_EMPTY: &str = "SR_NOT_EMPTY";
+    pub const SR_UNKNOWN_DRIVER: &str = "SR_UNKNOWN_DRIVER";
+    pub const HA_IS_ENABLED: &str = "HA_IS_ENABLED";
+    pub const MEMORY_CONSTRAINT_VIOLATION: &str = "MEMORY_CONSTRAINT_VIOLATION";
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
 }
 
@@ -159,10 +160,26 @@ impl ApiError {
         ApiError::new(code::EVENTS_LOST, Vec::<String>::new())
     }
 
-    /// `SR_NOT_EMPTY []`: `SR.forget` of an SR that still has VDIs.
+    /// `SR_UNKNOWN_DRIVER [type]`: an SR type the agent does not have.
     #[must_use]
-    pub fn sr_not_empty() -> ApiError {
-        ApiError::new(code::SR_NOT_EMPTY, Vec::<String>::new())
+    pub fn sr_unknown_driver(sr_type: &str) -> ApiError {
+        ApiError::new(code::SR_UNKNOWN_DRIVER, [sr_type])
+    }
+
+    /// `HA_IS_ENABLED []`: refused while HA is on.
+    #[must_use]
+    pub fn ha_is_enabled() -> ApiError {
+        ApiError::new(code::HA_IS_ENABLED, Vec::<String>::new())
+    }
+
+    /// `MEMORY_CONSTRAINT_VIOLATION [constraint]`: a VM's memory limits out
+    /// of order.
+    #[must_use]
+    pub fn memory_constraint_violation() -> ApiError {
+        ApiError::new(
+            code::MEMORY_CONSTRAINT_VIOLATION,
+            ["Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max"],
+        )
     }
 
     /// `INTERNAL_ERROR [what]`: a bug or a failure of the server's own I/O

@@ -91,6 +91,19 @@ fn set(db: &Database, c: Class, i: usize, args: &[Value]) -> Result<Outcome, Api
             fields.push(("ha_always_run".to_owned(), Value::Bool(protected)));
         }
     }
+    // xapi: the deprecated VM.set_ha_always_run sets the priority too
+    // (true: "restart", false: "").
+    if c == Class::Vm && f.name == "ha_always_run" {
+        let priority = if v == Value::Bool(true) {
+            "restart"
+        } else {
+            ""
+        };
+        fields.push((
+            "ha_restart_priority".to_owned(),
+            Value::String(priority.into()),
+        ));
+    }
     Ok(modify(c, r, fields))
 }
 

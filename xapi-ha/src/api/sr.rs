@@ -34,7 +34,7 @@ pub fn create(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome,
     let shared = coerce::coerce(&Ty::Bool, "shared", &args[7])?;
     let sm_config = coerce::coerce(&STRING_MAP, "sm_config", &args[8])?;
     let Some((_, needed)) = SR_TYPES.iter().find(|(t, _)| *t == sr_type) else {
-        return Err(ApiError::new("SR_UNKNOWN_DRIVER", [sr_type]));
+        return Err(ApiError::sr_unknown_driver(&sr_type));
     };
     let config: Vec<(String, String)> = match &device_config {
         Value::Map(pairs) => pairs
@@ -105,7 +105,7 @@ pub fn forget(db: &Database, arg: &Value) -> Result<Outcome, ApiError> {
             _ => false,
         };
         if in_use {
-            return Err(ApiError::new("HA_IS_ENABLED", Vec::<String>::new()));
+            return Err(ApiError::ha_is_enabled());
         }
         if db.field(Class::Pool, pool, "default_SR") == Some(Value::Ref(sr)) {
             changes.push(Change::set(

@@ -290,6 +290,12 @@ fn restart_priority_of_a_running_vm_sets_ha_always_run() {
         p.db.field(Class::Vm, vm, "ha_always_run"),
         Some(Value::Bool(false))
     );
+    p.call("VM.set_ha_always_run", &[Value::Ref(vm), Value::Bool(true)])
+        .unwrap();
+    assert_eq!(
+        p.db.field(Class::Vm, vm, "ha_restart_priority"),
+        Some(s("restart"))
+    );
 }
 
 #[test]

@@ -26,14 +26,6 @@ const MEMORY: [&str; 4] = [
     "memory_static_min",
 ];
 
-/// `MEMORY_CONSTRAINT_VIOLATION [constraint]`.
-fn memory_violation() -> ApiError {
-    ApiError::new(
-        "MEMORY_CONSTRAINT_VIOLATION",
-        ["Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max"],
-    )
-}
-
 /// The record argument's pairs, whatever shape the decoder gave it.
 fn record_pairs(arg: &Value) -> Result<Vec<(String, &Value)>, ApiError> {
     match arg {
@@ -78,7 +70,7 @@ pub fn create(db: &Database, caller: &Caller, arg: &Value) -> Result<Outcome, Ap
         };
     }
     if memory.windows(2).any(|w| w[0] < w[1]) {
-        return Err(memory_violation());
+        return Err(ApiError::memory_constraint_violation());
     }
     let vcpus_max = get(&given, "VCPUs_max").unwrap_or(1);
     let vcpus_at_startup = get(&given, "VCPUs_at_startup").unwrap_or(vcpus_max);

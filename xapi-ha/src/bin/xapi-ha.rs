@@ -258,6 +258,14 @@ fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Fail> {
 }
 
 async fn serve(cfg: Config) -> Result<(), Fail> {
+    // The handlers are in place before "agent ready" is logged, so a stop
+    // that follows readiness is always a clean one.
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|e| Fail(exit::RUNTIME, format!("signal handler: {e}")))
+    };
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let role = match Role::load(&cfg.data_dir).map_err(|e| Fail(exit::STATE, e.to_string()))? {
         Some(r) => r,
@@ -348,15 +356,13 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             }
         })
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Fail(exit::RUNTIME, format!("SIGTERM handler: {e}")))?;
     let result = tokio::select! {
         () = listen::serve_all(listeners, conn) => {
             expiry.abort();
             Err(Fail(exit::RUNTIME, "every listener stopped".into()))
         }
         _ = term.recv() => { info!("SIGTERM: stopping"); Ok(()) }
-        _ = tokio::signal::ctrl_c() => { info!("SIGINT: stopping"); Ok(()) }
+        _ = int.recv() => { info!("SIGINT: stopping"); Ok(()) }
     };
     // Every reply was sent after its commit: nothing to flush. The socket
     // file goes, so a client sees "no agent" rather than a dead socket.

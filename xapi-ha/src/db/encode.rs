@@ -153,8 +153,10 @@ pub fn encode_snapshot(db: &Database) -> Vec<u8> {
             })
             .collect(),
     };
-    // Serialising plain data (finite floats, string keys) cannot fail.
-    serde_json::to_vec(&doc).unwrap_or_default()
+    // Plain data (no maps with non-string keys; floats are finite, which
+    // apply checks) always serialises; an empty snapshot would read back as
+    // an empty database, so a failure here must stop, not go on.
+    serde_json::to_vec(&doc).expect("a database always serialises")
 }
 
 fn object_from_doc(doc: &ObjectDoc) -> Result<Object, DecodeError> {
@@ -257,7 +259,7 @@ pub fn encode_delta(first_generation: u64, changes: &[Change]) -> Vec<u8> {
         first_generation,
         changes,
     })
-    .unwrap_or_default()
+    .expect("changes always serialise")
 }
 
 /// One batch from bytes (its changes are checked when applied).

@@ -1,5 +1,6 @@
 //! The HTTP routes: XML-RPC on `POST /` and `POST /RPC2`, JSON-RPC on
-//! `POST /jsonrpc`, all into [`Agent::dispatch`]. Bodies are read here with
+//! `POST /jsonrpc`, all into [`Agent::dispatch`]; CORS pre-flight on
+//! `OPTIONS /` and `OPTIONS /jsonrpc`. Bodies are read here with
 //! the size limit and the body timeout; an undecodable body is answered
 //! with HTTP 400 in the protocol's failure shape (docs/api.md, "Malformed
 //! requests").
@@ -7,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -14,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::agent::Agent;
+use super::agent::{Agent, Origin};
 use crate::rpc::{DecodeError, Failure, jsonrpc, xmlrpc};
 
 /// The limits applied to every request.
@@ -45,10 +47,20 @@ pub mod code {
 /// The routes over `agent`.
 pub fn router(agent: Arc<Agent>, limits: Limits) -> Router {
     Router::new()
-        .route("/", post(xml))
+        .route("/", post(xml).options(preflight))
         .route("/RPC2", post(xml))
-        .route("/jsonrpc", post(json))
+        .route("/jsonrpc", post(json).options(preflight))
         .with_state(AppState { agent, limits })
+}
+
+/// The CORS pre-flight answer xapi gives on `OPTIONS /` and `/jsonrpc`.
+async fn preflight() -> Response {
+    let mut r = reply(StatusCode::OK, "text/plain", String::new());
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    r
 }
 
 /// Why a body could not be read.
@@ -126,7 +138,16 @@ fn xml_reply(status: StatusCode, r: &Result<crate::rpc::Rpc, Failure>) -> Respon
     reply(status, "text/xml", xmlrpc::encode_response(r))
 }
 
-async fn xml(State(st): State<AppState>, body: Body) -> Response {
+/// The request's origin, set per connection by the listener (absent: network).
+fn origin_of(ext: Option<Extension<Origin>>) -> Origin {
+    ext.map_or(Origin::Network, |Extension(o)| o)
+}
+
+async fn xml(
+    State(st): State<AppState>,
+    origin: Option<Extension<Origin>>,
+    body: Body,
+) -> Response {
     let bytes = match read_body(body, st.limits).await {
         Ok(b) => b,
         Err(e) => {
@@ -143,7 +164,7 @@ async fn xml(State(st): State<AppState>, body: Body) -> Response {
             );
         }
     };
-    let r = st.agent.dispatch(call).await;
+    let r = st.agent.dispatch(call, origin_of(origin)).await;
     xml_reply(StatusCode::OK, &r)
 }
 
@@ -161,7 +182,11 @@ fn decode_failure(code: &str, e: &DecodeError) -> Failure {
     }
 }
 
-async fn json(State(st): State<AppState>, body: Body) -> Response {
+async fn json(
+    State(st): State<AppState>,
+    origin: Option<Extension<Origin>>,
+    body: Body,
+) -> Response {
     let json_reply = |status, text| reply(status, "application/json", text);
     let bytes = match read_body(body, st.limits).await {
         Ok(b) => b,
@@ -183,7 +208,7 @@ async fn json(State(st): State<AppState>, body: Body) -> Response {
             );
         }
     };
-    let r = st.agent.dispatch(req.call).await;
+    let r = st.agent.dispatch(req.call, origin_of(origin)).await;
     json_reply(
         StatusCode::OK,
         jsonrpc::encode_response(req.version, &req.id, &r),

@@ -25,6 +25,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::agent::Origin;
+
 /// How connections are served.
 #[derive(Clone)]
 pub struct ConnConfig {
@@ -160,6 +162,16 @@ async fn accept_loop(listener: Listener, conn: ConnConfig) {
                 Ok((stream, _)) => {
                     tokio::spawn(async move {
                         let _permit = permit;
+                        let root = stream.peer_cred().is_ok_and(|c| c.uid() == 0);
+                        let origin = if root {
+                            Origin::LocalRoot
+                        } else {
+                            Origin::Network
+                        };
+                        let conn = ConnConfig {
+                            app: conn.app.clone().layer(axum::Extension(origin)),
+                            ..conn
+                        };
                         serve_conn(stream, &conn).await;
                     });
                 }

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod http;
 pub mod listen;
 pub mod role;
+pub mod storage;
 pub mod tls;
 
 pub use agent::Agent;

@@ -154,7 +154,7 @@ impl Ty {
 
     /// Whether `v` is a well-formed value of this type, in the database's
     /// canonical form (typed refs and enums, finite floats, maps with
-    /// sorted unique keys, sets without duplicates).
+    /// sorted unique keys).
     #[must_use]
     pub fn holds(&self, v: &Value) -> bool {
         match (self, v) {
@@ -165,13 +165,10 @@ impl Ty {
             | (Ty::Ref(_), Value::Ref(_)) => true,
             (Ty::Float, Value::Float(f)) => f.is_finite(),
             (Ty::Enum(vs), Value::Enum(s)) => vs.contains(&s.as_str()),
-            (Ty::Set(t), Value::Set(items)) => {
-                items.iter().all(|i| t.holds(i))
-                    && items
-                        .iter()
-                        .enumerate()
-                        .all(|(n, i)| !items[..n].contains(i))
-            }
+            // A XenAPI "set" is a list: repeats are allowed in storage
+            // (`task.error_info` keeps them); calls that add to a set keep
+            // it free of them.
+            (Ty::Set(t), Value::Set(items)) => items.iter().all(|i| t.holds(i)),
             (Ty::Map(k, t), Value::Map(pairs)) => {
                 pairs
                     .iter()

@@ -63,7 +63,7 @@ fn list(out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out, "  {}", crate::live::OTHERS.join(", "))?;
     writeln!(
         out,
-        "  connection: [-s HOST [-p PORT] [--trust-new | --fingerprint=FP]] [--socket PATH] [-u USER] -pw PASSWORD | -pwf FILE"
+        "  connection: [-s HOST [-p PORT] [--trust-new | --fingerprint=FP]] [--socket PATH] [-u USER] [-pw PASSWORD | -pwf FILE] (no password as root on the socket)"
     )?;
     writeln!(out)?;
     writeln!(out, "Run \"xe help COMMAND\" for a command's parameters.")?;

@@ -229,14 +229,35 @@ fn live_commands_on_the_unix_socket() {
     ]);
     assert_eq!(out.code, 3, "{out:?}");
 
-    // A wrong password: xe's words, exit 6; no password at all: exit 7.
+    // Root on the Unix socket needs no password (the agent checks the
+    // peer's uid); over TLS a wrong one is xe's "Authentication failed"
+    // (exit 6) and none at all is refused before connecting (exit 7).
     let socket = agent.unix.to_str().unwrap().to_owned();
-    let out = agent.run(&["vm-list", "--socket", &socket, "-u", "root", "-pw", "wrong"]);
+    assert_eq!(
+        agent
+            .run(&[
+                "vm-list",
+                "--socket",
+                &socket,
+                "name-label=web",
+                "--minimal"
+            ])
+            .ok(),
+        format!("{vm}\n")
+    );
+    let host = agent.https.ip().to_string();
+    let port = agent.https.port().to_string();
+    let tls = ["vm-list", "-s", &host, "-p", &port, "--trust-new"];
+    let out = agent.run(&[&tls[..], &["-pw", "wrong"]].concat());
     assert_eq!(out.code, 6, "{out:?}");
     assert!(out.stderr.starts_with("Authentication failed\n"), "{out:?}");
-    let out = agent.run(&["vm-list", "--socket", &socket]);
+    let out = agent.run(&tls);
     assert_eq!(out.code, 7, "{out:?}");
-    let out = agent.run(&["vm-list", "--socket", "/nonexistent/sock", "-pw", "x"]);
+    assert!(
+        out.stderr.contains("Username/password must be specified"),
+        "{out:?}"
+    );
+    let out = agent.run(&["vm-list", "--socket", "/nonexistent/sock"]);
     assert_eq!(out.code, 7, "{out:?}");
 
     // sr-create: an unknown type is the agent's SR_UNKNOWN_DRIVER, printed
@@ -251,6 +272,28 @@ fn live_commands_on_the_unix_socket() {
     assert_eq!(
         out.stderr,
         "The SR could not be connected because the driver was not recognised.\ndriver: nfs\n"
+    );
+    // type=file: the agent prepares the directory and records the SR.
+    let sr_dir = agent.dir.path().join("sr");
+    std::fs::create_dir(&sr_dir).unwrap();
+    let sr = agent
+        .xe(&[
+            "sr-create",
+            "name-label=shared files",
+            "type=file",
+            "shared=true",
+            &format!("device-config:path={}", sr_dir.display()),
+        ])
+        .ok();
+    let sr = sr.trim();
+    let srs = records(&agent.xe(&["sr-list", "params=all"]).ok());
+    assert_eq!(srs.len(), 1);
+    assert_eq!(field(&srs[0], "uuid").2, sr);
+    assert_eq!(field(&srs[0], "type").2, "file");
+    assert_eq!(field(&srs[0], "shared").2, "true");
+    assert_eq!(
+        agent.xe(&["sr-list", "type=file", "--minimal"]).ok(),
+        format!("{sr}\n")
     );
     assert_eq!(agent.xe(&["message-list"]).ok(), "");
     assert_eq!(records(&agent.xe(&["host-metrics-list"]).ok()).len(), 1);

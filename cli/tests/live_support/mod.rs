@@ -5,8 +5,8 @@
 //!
 //! The agent binary is `xapi-ha` beside the `xe` binary under test (cargo
 //! does not build other packages' binaries for a test, so the first test
-//! that needs it runs `cargo build -p xapi_ha --bin xapi-ha`), or the one
-//! named by `XE_TEST_XAPI_HA`.
+//! that needs it runs `cargo build -p xapi_ha --bin xapi-ha`, a no-op when
+//! it is up to date), or the one named by `XE_TEST_XAPI_HA`.
 
 #![allow(dead_code)]
 
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "correct horse";
 
-static BUILD: Mutex<()> = Mutex::new(());
+static BUILT: Mutex<bool> = Mutex::new(false);
 
 /// The agent binary, built if needed.
 pub fn agent_binary() -> PathBuf {
@@ -28,10 +28,10 @@ pub fn agent_binary() -> PathBuf {
     }
     let xe = PathBuf::from(env!("CARGO_BIN_EXE_xe"));
     let path = xe.with_file_name("xapi-ha");
-    let _guard = BUILD
+    let mut built = BUILT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !path.is_file() {
+    if !*built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "xapi_ha", "--bin", "xapi-ha"])
@@ -39,6 +39,7 @@ pub fn agent_binary() -> PathBuf {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build -p xapi_ha failed");
+        *built = true;
     }
     path
 }

@@ -83,7 +83,7 @@ fn add_flag(invocation: &mut Invocation, arg: &str) -> Result<(), UsageError> {
     let flag = command.flag(arg).ok_or_else(|| {
         let names: Vec<&str> = command.flags.iter().map(|f| f.name).collect();
         UsageError::UnknownFlag {
-            command: command.name,
+            command: command.name.to_owned(),
             flag: arg.to_owned(),
             suggestion: nearest(arg, &names).map(str::to_owned),
         }
@@ -117,7 +117,7 @@ fn add_value(invocation: &mut Invocation, arg: &str) -> Result<(), UsageError> {
     let param = command.param(name).ok_or_else(|| {
         let names: Vec<&str> = command.params.iter().map(|p| p.name).collect();
         UsageError::UnknownKey {
-            command: command.name,
+            command: command.name.to_owned(),
             key: key.to_owned(),
             suggestion: nearest(name, &names).map(str::to_owned),
         }
@@ -182,7 +182,7 @@ fn check_complete(invocation: &Invocation) -> Result<(), UsageError> {
         .find(|p| p.required && !invocation.values.iter().any(|(n, _, _)| *n == p.name))
     {
         return Err(UsageError::MissingKey {
-            command: command.name,
+            command: command.name.to_owned(),
             key: missing.name,
         });
     }

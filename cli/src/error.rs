@@ -20,6 +20,16 @@ pub const EXIT_OUTPUT: u8 = 4;
 /// `xe lab`: a step failed (the message names it); every process the lab
 /// started was stopped and its directory removed.
 pub const EXIT_LAB: u8 = 5;
+/// A live command: the agent refused the call (an xapi error, printed as
+/// xe prints it: the error's sentence, then its parameters).
+pub const EXIT_API: u8 = 6;
+/// A live command: the agent cannot be reached, answered something that is
+/// not XML-RPC, or the login failed.
+pub const EXIT_CONNECT: u8 = 7;
+/// A live command over TLS: the server's certificate fingerprint is not
+/// the one remembered, or the server is new and neither `--trust-new` nor
+/// `--fingerprint=` was given. Nothing was sent to it.
+pub const EXIT_UNTRUSTED: u8 = 8;
 /// `xe lab`: interrupted by SIGINT or SIGTERM; everything was cleaned up
 /// (128 + SIGINT, as shells report an interrupted command).
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -51,14 +61,14 @@ pub enum UsageError {
     /// A key the command does not take.
     #[error("{command} does not take the parameter {key:?}{}", did_you_mean(suggestion.as_deref(), &format!("run \"xe help {command}\"")))]
     UnknownKey {
-        command: &'static str,
+        command: String,
         key: String,
         suggestion: Option<String>,
     },
     /// A flag the command does not take.
     #[error("{command} does not take the flag {flag:?}{}", did_you_mean(suggestion.as_deref(), &format!("run \"xe help {command}\"")))]
     UnknownFlag {
-        command: &'static str,
+        command: String,
         flag: String,
         suggestion: Option<String>,
     },
@@ -73,10 +83,7 @@ pub enum UsageError {
     DuplicateFlag { flag: &'static str },
     /// A required key is absent.
     #[error("{command} needs the parameter {key}=...; run \"xe help {command}\"")]
-    MissingKey {
-        command: &'static str,
-        key: &'static str,
-    },
+    MissingKey { command: String, key: &'static str },
     /// Paired parameters given different numbers of times.
     #[error("unpaired arguments: {counts}; give them in pairs ({example})")]
     Unpaired { counts: String, example: String },
@@ -124,6 +131,15 @@ pub enum CliError {
     /// Writing the result failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// The agent answered a call with an xapi error.
+    #[error("{}", crate::live::api_errors::describe(code, params).join("\n"))]
+    Api { code: String, params: Vec<String> },
+    /// The agent cannot be reached or the login failed.
+    #[error("{0}")]
+    Connect(String),
+    /// The server's certificate is not trusted (see [`EXIT_UNTRUSTED`]).
+    #[error("{0}")]
+    Untrusted(String),
     /// `xe lab`: a step failed; the lab was cleaned up.
     #[error("lab: step \"{step}\" failed: {message}")]
     Lab { step: String, message: String },
@@ -154,6 +170,9 @@ impl CliError {
             Self::PoolFile { .. } => EXIT_POOL_FILE,
             Self::Request(_) => EXIT_REQUEST,
             Self::Output(_) => EXIT_OUTPUT,
+            Self::Api { .. } => EXIT_API,
+            Self::Connect(_) => EXIT_CONNECT,
+            Self::Untrusted(_) => EXIT_UNTRUSTED,
             Self::Lab { .. } => EXIT_LAB,
             Self::Interrupted { .. } => EXIT_INTERRUPTED,
         }

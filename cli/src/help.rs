@@ -47,10 +47,29 @@ fn list(out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "  {:width$}  {}", command.name, command.summary)?;
     }
     writeln!(out)?;
+    writeln!(
+        out,
+        "Live pool (docs/cli.md, \"The live pool\"): CLASS-list, CLASS-param-list, CLASS-param-get,"
+    )?;
+    writeln!(
+        out,
+        "  CLASS-param-set, CLASS-param-add, CLASS-param-remove, CLASS-param-clear (CLASS: {}),",
+        crate::live::CLASSES
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(out, "  {}", crate::live::OTHERS.join(", "))?;
+    writeln!(
+        out,
+        "  connection: [-s HOST [-p PORT] [--trust-new | --fingerprint=FP]] [--socket PATH] [-u USER] [-pw PASSWORD | -pwf FILE] (no password as root on the socket)"
+    )?;
+    writeln!(out)?;
     writeln!(out, "Run \"xe help COMMAND\" for a command's parameters.")?;
     writeln!(
         out,
-        "Exit codes: 0 success, 1 usage error, 2 pool file error, 3 arguments that do not fit the pool, 4 output error, 5 a lab step failed, 130 lab interrupted."
+        "Exit codes: 0 success, 1 usage error, 2 pool file error, 3 arguments that do not fit the pool, 4 output error, 5 a lab step failed, 6 the agent refused the call, 7 agent unreachable or no login, 8 untrusted TLS certificate, 130 lab interrupted."
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod args;
 pub mod error;
 pub mod help;
 pub mod lab_cmd;
+pub mod live;
 mod planner_cmds;
 pub mod render;
 pub mod table;
@@ -18,6 +19,14 @@ use error::{CliError, UsageError};
 
 /// Runs one command line (without the program name).
 pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+    // xe's connection options (`-s`, `-pw`, ...) may come before the
+    // command name too.
+    let (connect, live_argv) = live::options::extract(argv)?;
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::find(name)
+    {
+        return live::run(command, name, &connect, rest, out);
+    }
     let Some((name, rest)) = argv.split_first() else {
         return Err(UsageError::NoCommand.into());
     };
@@ -26,7 +35,7 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     }
     let command = table::find(name).ok_or_else(|| UsageError::UnknownCommand {
         name: name.clone(),
-        suggestion: help::suggest_command(name),
+        suggestion: help::suggest_command(name).or_else(|| live::suggest(name)),
     })?;
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         return help::describe(command, out);

@@ -33,6 +33,14 @@ fn main() -> ExitCode {
 fn fail(error: &CliError) -> ExitCode {
     // Errors quote names from pool files and daemons: no raw control
     // characters on the terminal.
-    eprintln!("xe: {}", xe::render::escape_control(&error.to_string()));
+    if let CliError::Api { .. } = error {
+        // As xe prints an API error: its sentence, then one line per
+        // parameter, each escaped.
+        for line in error.to_string().lines() {
+            eprintln!("{}", xe::render::escape_control(line));
+        }
+    } else {
+        eprintln!("xe: {}", xe::render::escape_control(&error.to_string()));
+    }
     ExitCode::from(error.exit_code())
 }

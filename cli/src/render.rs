@@ -1,6 +1,6 @@
 //! Plain-text output: tables (a header row and left-aligned columns
 //! separated by two spaces, no trailing spaces) and XenServer records
-//! (`name ( RO): value`, names right-aligned to a common width).
+//! (`name ( RO): value`, laid out as xe does: [`record`]).
 //!
 //! Every cell and value goes through [`escape_control`]: names come from pool
 //! files and daemons, and a control character in one (an escape sequence, a
@@ -40,16 +40,23 @@ impl Access {
     }
 }
 
-/// Writes one record: `name ( RO): value` lines, names right-aligned.
+/// Writes one record as xe does (`cli_printer.ml` `multi_line_record`):
+/// each label is the name and its access tag (`name ( RO)`); the width is 4
+/// plus the longest label; the first label is padded on the right, the
+/// others on the left; then `: ` and the value.
 pub fn record(out: &mut dyn Write, fields: &[(&str, Access, String)]) -> io::Result<()> {
-    let width = fields
+    let labels: Vec<String> = fields
         .iter()
-        .map(|(name, _, _)| name.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (name, access, value) in fields {
+        .map(|(name, access, _)| format!("{name} ({})", access.tag()))
+        .collect();
+    let width = 4 + labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    for (i, (label, (_, _, value))) in labels.iter().zip(fields).enumerate() {
         let value = escape_control(value);
-        writeln!(out, "{name:>width$} ({}): {value}", access.tag())?;
+        if i == 0 {
+            writeln!(out, "{label:<width$}: {value}")?;
+        } else {
+            writeln!(out, "{label:>width$}: {value}")?;
+        }
     }
     Ok(())
 }
@@ -100,9 +107,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "               uuid ( RO): 1234\n\
-             ha-restart-priority ( RW): restart\n\
-             \x20              tags (SRW): \n"
+            "uuid ( RO)                   : 1234\n\
+             \x20   ha-restart-priority ( RW): restart\n\
+             \x20                  tags (SRW): \n"
         );
     }
     #[test]

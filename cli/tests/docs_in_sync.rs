@@ -2,7 +2,8 @@
 //! the command table and the error type define.
 
 use xe::error::{
-    EXIT_INTERRUPTED, EXIT_LAB, EXIT_OK, EXIT_OUTPUT, EXIT_POOL_FILE, EXIT_REQUEST, EXIT_USAGE,
+    EXIT_API, EXIT_CONNECT, EXIT_INTERRUPTED, EXIT_LAB, EXIT_OK, EXIT_OUTPUT, EXIT_POOL_FILE,
+    EXIT_REQUEST, EXIT_UNTRUSTED, EXIT_USAGE,
 };
 use xe::table::COMMANDS;
 
@@ -50,6 +51,9 @@ fn every_exit_code_is_documented() {
         EXIT_REQUEST,
         EXIT_OUTPUT,
         EXIT_LAB,
+        EXIT_API,
+        EXIT_CONNECT,
+        EXIT_UNTRUSTED,
         EXIT_INTERRUPTED,
     ] {
         assert!(

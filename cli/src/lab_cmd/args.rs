@@ -62,7 +62,7 @@ pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
             _ if name.starts_with("--") => {
                 let names = ["--hosts", "--timeout", "--json"];
                 return Err(UsageError::UnknownFlag {
-                    command: NAME,
+                    command: NAME.to_owned(),
                     flag: arg.clone(),
                     suggestion: xapi_ha::pool_file::nearest(name, &names).map(str::to_owned),
                 });

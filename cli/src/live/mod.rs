@@ -1,0 +1,120 @@
+//! `xe` on a live pool: commands that talk to the pool agent `xapi-ha`
+//! (XML-RPC, `xapi_ha::rpc::xmlrpc`) over its Unix socket or over TLS with
+//! a pinned certificate, and print what xe prints (docs/cli.md, "The live
+//! pool").
+
+pub mod api_errors;
+mod commands;
+mod fields;
+pub mod known_hosts;
+pub mod options;
+mod session;
+pub mod transport;
+
+use std::io::Write;
+
+use xapi_ha::db::Class;
+
+use crate::error::{CliError, UsageError};
+
+/// The classes the live commands know, by their CLI prefix (longest
+/// first, so `host-metrics-list` is not read as `host` + `metrics-list`).
+pub const CLASSES: &[(&str, Class)] = &[
+    ("host-metrics", Class::HostMetrics),
+    ("message", Class::Message),
+    ("pool", Class::Pool),
+    ("host", Class::Host),
+    ("vdi", Class::Vdi),
+    ("vm", Class::Vm),
+    ("sr", Class::Sr),
+];
+
+/// The operations after a class prefix.
+pub const OPERATIONS: &[&str] = &[
+    "list",
+    "param-list",
+    "param-get",
+    "param-set",
+    "param-add",
+    "param-remove",
+    "param-clear",
+];
+
+/// Commands that are not `<class>-<operation>`.
+pub const OTHERS: &[&str] = &["vm-create", "vm-destroy", "sr-create"];
+
+/// What a live command name means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    /// `<class>-<operation>`.
+    Generic(Class, &'static str),
+    VmCreate,
+    VmDestroy,
+    SrCreate,
+}
+
+/// The live command called `name`, if it is one.
+#[must_use]
+pub fn find(name: &str) -> Option<Live> {
+    match name {
+        "vm-create" => return Some(Live::VmCreate),
+        "vm-destroy" => return Some(Live::VmDestroy),
+        "sr-create" => return Some(Live::SrCreate),
+        _ => {}
+    }
+    CLASSES.iter().find_map(|(prefix, class)| {
+        let op = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        OPERATIONS
+            .iter()
+            .find(|o| **o == op)
+            .map(|o| Live::Generic(*class, o))
+    })
+}
+
+/// Every live command name, for help and suggestions.
+#[must_use]
+pub fn names() -> Vec<String> {
+    let mut all: Vec<String> = CLASSES
+        .iter()
+        .flat_map(|(p, _)| OPERATIONS.iter().map(move |o| format!("{p}-{o}")))
+        .collect();
+    all.extend(OTHERS.iter().map(|s| (*s).to_owned()));
+    all.sort();
+    all
+}
+
+/// Runs a live command with its arguments (connection options removed).
+pub fn run(
+    command: Live,
+    name: &str,
+    opts: &options::ConnectOptions,
+    args: &[String],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let parsed = commands::Args::parse(name, args)?;
+    // Check the arguments before connecting: a bad command line never
+    // reaches the agent.
+    commands::check(command, name, &parsed)?;
+    let mut session = session::Session::open(opts)?;
+    let result = commands::run(&mut session, command, name, &parsed, out);
+    session.close();
+    result
+}
+
+/// A live command name that is close to `name` (for "did you mean").
+#[must_use]
+pub fn suggest(name: &str) -> Option<String> {
+    let names = names();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    xapi_ha::pool_file::nearest(name, &refs).map(str::to_owned)
+}
+
+/// `UsageError` for a key this live command does not take.
+pub(crate) fn unknown_key(name: &str, key: &str, known: &[String]) -> CliError {
+    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    CliError::Usage(UsageError::UnknownKey {
+        command: name.to_owned(),
+        key: key.to_owned(),
+        suggestion: xapi_ha::pool_file::nearest(key, &refs).map(str::to_owned),
+    })
+}

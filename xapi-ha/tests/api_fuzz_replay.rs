@@ -66,6 +66,24 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             br#"{"jsonrpc":"2.0","method":"event.from","params":{"classes":["vm"],"token":"","timeout":1.5,"n":null,"b":true},"id":9}"#
                 .to_vec(),
         ],
+        "xmlrpc_response" => {
+            let replies = [
+                Ok(Rpc::Str("OpaqueRef:6a1c0e2f-2c5b-4a43-9d1e-0f6b7c1d2e3f".into())),
+                Ok(Rpc::Struct(
+                    [
+                        ("uuid".to_owned(), Rpc::Str("u".into())),
+                        ("memory_total".to_owned(), Rpc::Int(1 << 33)),
+                        ("tags".to_owned(), Rpc::Array(vec![Rpc::Str("a".into())])),
+                    ]
+                    .into(),
+                )),
+                Err(xapi_ha::rpc::Failure::new(
+                    "HOST_IS_SLAVE",
+                    ["192.0.2.1".to_owned()],
+                )),
+            ];
+            replies.iter().map(|r| xmlrpc::encode_response(r).into_bytes()).collect()
+        }
         other => panic!("no seeds for {other}"),
     }
 }

@@ -64,4 +64,22 @@ pub type Check = fn(&[u8]);
 pub const TARGETS: &[(&str, Check)] = &[
     ("xmlrpc_call", check_xmlrpc_call),
     ("jsonrpc_request", check_jsonrpc_request),
+    ("xmlrpc_response", check_xmlrpc_response),
 ];
+
+/// An XML-RPC methodResponse body, as `xe` reads it from an agent (or
+/// from anything answering on the agent's address): decoding never
+/// panics, and a decoded reply re-encodes to one that decodes the same.
+pub fn check_xmlrpc_response(data: &[u8]) {
+    let Ok(reply) = xmlrpc::decode_response(data) else {
+        return;
+    };
+    let once = xmlrpc::encode_response(&reply);
+    let again = xmlrpc::decode_response(once.as_bytes())
+        .unwrap_or_else(|e| panic!("a re-encoded reply does not decode: {e}\n{once}"));
+    assert_eq!(
+        xmlrpc::encode_response(&again),
+        once,
+        "re-encoding changed the reply"
+    );
+}

@@ -362,10 +362,11 @@ fn other_calls_are_served_while_a_clean_shutdown_waits_its_timeout() {
 
 /// Not a pass/fail test: prints the time from `VM.start` (the request sent)
 /// to the VM's first stamp on disk, median and max over 10 starts, for the
-/// figures in docs/api.md. Run with `--ignored --nocapture`.
+/// figures in docs/api.md (`--nocapture` prints them). It runs in every
+/// `cargo test`: each of the ten starts must reach its first stamp (it
+/// asserts no time; the figures are printed, not judged).
 #[test]
-#[ignore = "a measurement; run by hand"]
-fn measure_start_to_first_stamp() {
+fn ten_starts_each_reach_a_first_stamp() {
     let (a, _vms) = start_agent();
     let s = login(a.http);
     let mut ms = Vec::new();

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod model;
 pub mod planner;
+pub mod pool;
 pub mod pool_file;
 pub mod rpc;
 pub mod server;

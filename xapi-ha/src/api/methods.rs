@@ -45,6 +45,11 @@ pub enum Method {
     EventFrom,
     EventGetCurrentId,
     ListMethods,
+    // pool: pools of several agents (api/pool.rs)
+    PoolJoin,
+    PoolAdmit,
+    PoolEject,
+    PoolDesignateNewMaster,
 }
 
 const SELF: &[&str] = &["self"];
@@ -97,6 +102,10 @@ impl Method {
             Method::EventFrom => "event.from".into(),
             Method::EventGetCurrentId => "event.get_current_id".into(),
             Method::ListMethods => "system.listMethods".into(),
+            Method::PoolJoin => "pool.join".into(),
+            Method::PoolAdmit => "pool.admit".into(),
+            Method::PoolEject => "pool.eject".into(),
+            Method::PoolDesignateNewMaster => "pool.designate_new_master".into(),
         }
     }
 
@@ -126,6 +135,9 @@ impl Method {
             Method::MessageGetSince => &["since"],
             Method::MessageGet => &["cls", "obj_uuid", "since"],
             Method::EventFrom => &["classes", "token", "timeout"],
+            Method::PoolJoin => &["master_address", "master_username", "master_password"],
+            Method::PoolAdmit => &["host_record"],
+            Method::PoolEject | Method::PoolDesignateNewMaster => &["host"],
         }
     }
 }
@@ -175,6 +187,10 @@ pub fn all() -> Vec<Method> {
         Method::EventFrom,
         Method::EventGetCurrentId,
         Method::ListMethods,
+        Method::PoolJoin,
+        Method::PoolAdmit,
+        Method::PoolEject,
+        Method::PoolDesignateNewMaster,
     ]);
     out
 }

@@ -29,6 +29,7 @@ mod generic;
 mod ids;
 pub mod methods;
 mod misc;
+pub mod pool;
 mod sr;
 pub mod task;
 mod vm;
@@ -77,6 +78,38 @@ pub enum Effect {
     /// Stop the VM on this host, cleanly (with the agent's timeout) or hard,
     /// and wait until it is gone.
     StopVm { vm: Ref, uuid: Uuid, hard: bool },
+    /// Forwarding (docs/pool.md): perform `effect` (a `StartVm` or
+    /// `StopVm`) on the agent of `host`, another host of the pool, through
+    /// the host-to-host client; the changes commit here once it succeeded.
+    OnHost { host: Ref, effect: Box<Effect> },
+    /// `pool.join` on the joining host: log in to the master, be admitted
+    /// (`pool.admit`), take the pool secret and the database copy, and
+    /// become a member.
+    JoinPool {
+        master_address: String,
+        username: String,
+        password: String,
+    },
+    /// `pool.eject`: tell `host` to forget the pool before its records go.
+    EjectHost { host: Ref },
+    /// `pool.designate_new_master`: hand the database (with this call's
+    /// changes) and the master role to `host`.
+    HandOverMaster { host: Ref },
+}
+
+impl Effect {
+    /// `effect`, forwarded to `host` unless `host` is `this_host`.
+    #[must_use]
+    pub fn on(host: Ref, this_host: Ref, effect: Effect) -> Effect {
+        if host == this_host {
+            effect
+        } else {
+            Effect::OnHost {
+                host,
+                effect: Box::new(effect),
+            }
+        }
+    }
 }
 
 /// An `event.from` that found nothing yet: wait for a generation newer than
@@ -159,6 +192,10 @@ pub fn call(
         Method::EventFrom => misc::event_from(db, args),
         Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
         Method::ListMethods => Ok(Outcome::value(misc::list_methods())),
+        Method::PoolJoin => pool::join(db, args),
+        Method::PoolAdmit => pool::admit(db, caller, &args[0]),
+        Method::PoolEject => pool::eject(db, &args[0]),
+        Method::PoolDesignateNewMaster => pool::designate_new_master(db, &args[0]),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

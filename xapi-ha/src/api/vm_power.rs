@@ -241,53 +241,78 @@ fn bool_arg(name: &str, v: &Value) -> Result<bool, ApiError> {
     }
 }
 
-/// A VM of this host: running here, or an error saying where it is.
-fn resident_here(db: &Database, caller: &Caller, vm: Ref) -> Result<(), ApiError> {
-    let on = db
-        .field(Class::Vm, vm, "resident_on")
+/// The host a running VM is resident on (power calls for it run there:
+/// here, or forwarded to that host's agent).
+fn resident_host(db: &Database, vm: Ref) -> Result<Ref, ApiError> {
+    db.field(Class::Vm, vm, "resident_on")
         .and_then(|v| v.as_ref())
-        .unwrap_or(Ref::NULL);
-    if on == caller.this_host {
-        Ok(())
-    } else {
-        Err(ApiError::operation_not_allowed(&format!(
-            "VM {vm} runs on host {on}, not on this host: power calls for it go to that host"
-        )))
-    }
+        .filter(|r| !r.is_null() && db.get(Class::Host, *r).is_some())
+        .ok_or_else(|| ApiError::internal(&format!("VM {vm} is running but resident on no host")))
 }
 
-/// `VM.start(vm, start_paused, force)`: on this host. `force` is accepted
+/// `VM.start(vm, start_paused, force)`: placed on the VM's `affinity` host
+/// if set, else this host, else the other hosts by most free memory; the
+/// first that passes the checks runs it (forwarded if it is another host).
+/// When none does, the error is the first candidate's. `force` is accepted
 /// and ignored (xapi's force skips a version check we do not have).
 pub fn start(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome, ApiError> {
     let vm = coerce::object(db, Class::Vm, "vm", &args[0])?;
     let paused = bool_arg("start_paused", &args[1])?;
     bool_arg("force", &args[2])?;
-    start_here(db, caller, vm, paused)
+    let mut first_error = None;
+    for host in placement(db, caller, vm) {
+        match check_start(db, vm, host, paused) {
+            Ok(()) => return start_on_host(db, caller, vm, host),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| ApiError::internal("the pool has no host")))
 }
 
-/// `VM.start_on(vm, host, start_paused, force)`: only this host can start
-/// a VM (the agent starts VMs on the host it runs on).
+/// The hosts `VM.start` tries, in order: the VM's affinity (if it names a
+/// host), this host, then the others by most free memory (ties by
+/// reference, so the order is a function of the database).
+fn placement(db: &Database, caller: &Caller, vm: Ref) -> Vec<Ref> {
+    let mut order = Vec::new();
+    let affinity = db
+        .field(Class::Vm, vm, "affinity")
+        .and_then(|v| v.as_ref())
+        .filter(|h| db.get(Class::Host, *h).is_some());
+    order.extend(affinity);
+    if db.get(Class::Host, caller.this_host).is_some() && !order.contains(&caller.this_host) {
+        order.push(caller.this_host);
+    }
+    let mut others: Vec<(i64, Ref)> = db
+        .objects(Class::Host)
+        .map(|(h, _)| h)
+        .filter(|h| !order.contains(h))
+        .map(|h| (host_free_memory(db, h), h))
+        .collect();
+    others.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    order.extend(others.into_iter().map(|(_, h)| h));
+    order
+}
+
+/// `VM.start_on(vm, host, start_paused, force)`: on `host`, forwarded to
+/// its agent when it is another host of the pool.
 pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome, ApiError> {
     let vm = coerce::object(db, Class::Vm, "vm", &args[0])?;
     let host = coerce::object(db, Class::Host, "host", &args[1])?;
     let paused = bool_arg("start_paused", &args[2])?;
     bool_arg("force", &args[3])?;
-    if host != caller.this_host {
-        return Err(ApiError::operation_not_allowed(&format!(
-            "VM.start_on: host {host} is not this host; call that host's agent"
-        )));
-    }
-    start_here(db, caller, vm, paused)
+    check_start(db, vm, host, paused)?;
+    start_on_host(db, caller, vm, host)
 }
 
-fn start_here(db: &Database, caller: &Caller, vm: Ref, paused: bool) -> Result<Outcome, ApiError> {
-    let host = caller.this_host;
-    check_start(db, vm, host, paused)?;
+fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
+    let start = Effect::StartVm {
+        vm,
+        spec: vm_spec(db, vm)?,
+    };
     Ok(Outcome {
-        effects: vec![Effect::StartVm {
-            vm,
-            spec: vm_spec(db, vm)?,
-        }],
+        effects: vec![Effect::on(host, caller.this_host, start)],
         changes: started_changes(db, caller, vm, host),
         ..Outcome::value(Value::Void)
     })
@@ -302,21 +327,23 @@ pub fn shutdown(
 ) -> Result<Outcome, ApiError> {
     let vm = coerce::object(db, Class::Vm, "vm", arg)?;
     expect_state(db, vm, "Running")?;
-    resident_here(db, caller, vm)?;
+    let host = resident_host(db, vm)?;
     let spec = vm_spec(db, vm)?;
+    let stop = Effect::StopVm {
+        vm,
+        uuid: spec.uuid,
+        hard,
+    };
     Ok(Outcome {
-        effects: vec![Effect::StopVm {
-            vm,
-            uuid: spec.uuid,
-            hard,
-        }],
+        effects: vec![Effect::on(host, caller.this_host, stop)],
         changes: halted_changes(db, caller.now, caller.seed, vm, true),
         ..Outcome::value(Value::Void)
     })
 }
 
 /// `VM.clean_reboot(vm)` / `VM.hard_reboot(vm)`: stop, then start again on
-/// this host; the record stays Running here (no message, as xapi sends
+/// the host it runs on (forwarded there if that is another host); the
+/// record stays Running there (no message, as xapi sends
 /// none for a reboot through the API).
 pub fn reboot(
     db: &Database,
@@ -326,16 +353,21 @@ pub fn reboot(
 ) -> Result<Outcome, ApiError> {
     let vm = coerce::object(db, Class::Vm, "vm", arg)?;
     expect_state(db, vm, "Running")?;
-    resident_here(db, caller, vm)?;
+    let host = resident_host(db, vm)?;
     let spec = vm_spec(db, vm)?;
+    let here = caller.this_host;
     Ok(Outcome {
         effects: vec![
-            Effect::StopVm {
-                vm,
-                uuid: spec.uuid,
-                hard,
-            },
-            Effect::StartVm { vm, spec },
+            Effect::on(
+                host,
+                here,
+                Effect::StopVm {
+                    vm,
+                    uuid: spec.uuid,
+                    hard,
+                },
+            ),
+            Effect::on(host, here, Effect::StartVm { vm, spec }),
         ],
         changes: Vec::new(),
         ..Outcome::value(Value::Void)

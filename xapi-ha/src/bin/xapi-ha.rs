@@ -24,6 +24,7 @@ use xapi_ha::api::bootstrap::{self, HostInfo};
 use xapi_ha::config::{self, Config};
 use xapi_ha::db::store::Store;
 use xapi_ha::db::{Change, Class, Database};
+use xapi_ha::pool::secret::PoolSecret;
 use xapi_ha::server::agent::{HostFacts, LocalStore, TLS_FINGERPRINT_KEY, wall_clock};
 use xapi_ha::server::http::{self, Limits};
 use xapi_ha::server::listen::{self, ConnConfig, Listener};
@@ -169,7 +170,7 @@ const DB_FILE: &str = "pool-db";
 
 /// Opens the durable database and makes sure this host is in it: a fresh
 /// host becomes the master of a pool of one.
-fn open_database(cfg: &Config, role: &Role) -> Result<(LocalStore, Ref), Fail> {
+fn open_database(cfg: &Config, role: &Role, info: &HostInfo) -> Result<(LocalStore, Ref), Fail> {
     let path = cfg.data_dir.join(DB_FILE);
     let (mut store, report) = Store::open_file(&path, Layout::standard(), 0)
         .map_err(|e| Fail(exit::STATE, e.to_string()))?;
@@ -189,21 +190,12 @@ fn open_database(cfg: &Config, role: &Role) -> Result<(LocalStore, Ref), Fail> {
     let host = match existing {
         Some(r) => r,
         None if *role == Role::Master => {
-            let info = HostInfo {
-                uuid: host_uuid,
-                name_label: cfg.host_name.clone(),
-                address: cfg.host_address.clone(),
-                hostname: cfg.host_name.clone(),
-                memory_total: i64::try_from(memory_total(cfg)?).unwrap_or(i64::MAX),
-                memory_overhead: 0,
-                vm_drivers: cfg.drivers.clone(),
-            };
             let caller = Caller {
                 now: wall_clock(),
                 seed: Uuid::new_v4(),
                 this_host: Ref::NULL,
             };
-            let (host, changes) = bootstrap::new_pool(store.database(), &caller, &info);
+            let (host, changes) = bootstrap::new_pool(store.database(), &caller, info);
             store
                 .commit(&changes)
                 .map_err(|e| Fail(exit::STATE, format!("creating the pool of one: {e}")))?;
@@ -240,6 +232,26 @@ fn with_fingerprint(db: &Database, host: Ref, fingerprint: &str) -> Option<Chang
         "other_config",
         Value::Map(entries),
     ))
+}
+
+/// The pool secret: read from the data directory; a master without one
+/// (a fresh host, or one from before pools) makes one. A member without
+/// one cannot talk to its master (logged).
+fn pool_secret(dir: &Path, role: &Role) -> Result<Option<PoolSecret>, Fail> {
+    let secret = PoolSecret::load(dir).map_err(|e| Fail(exit::STATE, e.to_string()))?;
+    match (secret, role) {
+        (Some(s), _) => Ok(Some(s)),
+        (None, Role::Master) => {
+            let s = PoolSecret::generate();
+            s.save(dir).map_err(|e| Fail(exit::STATE, e.to_string()))?;
+            info!("made the pool secret");
+            Ok(Some(s))
+        }
+        (None, Role::Slave(_)) => {
+            warn!("this member has no pool secret: it cannot talk to its master");
+            Ok(None)
+        }
+    }
 }
 
 /// The lock file in the data directory: one agent per data directory.
@@ -287,7 +299,17 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
     if users.is_empty() {
         warn!(file = %users_path.display(), "no user is set: every login is refused until `xapi-ha passwd` sets one");
     }
-    let (mut store, host) = open_database(&cfg, &role)?;
+    let info = HostInfo {
+        uuid: cfg.host_uuid.to_string(),
+        name_label: cfg.host_name.clone(),
+        address: cfg.host_address.clone(),
+        hostname: cfg.host_name.clone(),
+        memory_total: i64::try_from(memory_total(&cfg)?).unwrap_or(i64::MAX),
+        memory_overhead: 0,
+        vm_drivers: cfg.drivers.clone(),
+    };
+    let (mut store, host) = open_database(&cfg, &role, &info)?;
+    let secret = pool_secret(&cfg.data_dir, &role)?;
 
     let mut listeners = Vec::new();
     let mut fingerprint = None;
@@ -295,10 +317,17 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         let names = vec![cfg.host_name.clone(), cfg.host_address.clone()];
         let id = tls::load_or_create(&cfg.data_dir.join("tls"), &names)
             .map_err(|e| Fail(exit::STATE, e.to_string()))?;
-        if let Some(change) = with_fingerprint(store.database(), host, &id.fingerprint) {
-            store
-                .commit(&[change])
-                .map_err(|e| Fail(exit::STATE, format!("recording the TLS fingerprint: {e}")))?;
+        match with_fingerprint(store.database(), host, &id.fingerprint) {
+            Some(change) if role == Role::Master => {
+                store.commit(&[change]).map_err(|e| {
+                    Fail(exit::STATE, format!("recording the TLS fingerprint: {e}"))
+                })?;
+            }
+            // A member's copy is the master's; its record was made at join.
+            Some(_) => warn!(
+                "this member's certificate differs from the one the pool recorded: other hosts will refuse it"
+            ),
+            None => {}
         }
         let acceptor = TlsAcceptor::from(id.config);
         for addr in &cfg.api.tls_listen {
@@ -318,6 +347,10 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             .map_err(|e| Fail(exit::LISTEN, format!("api.http_listen {addr}: {e}")))?;
         listeners.push(Listener::Plain(l));
     }
+    let peer_port = listeners.iter().find_map(|l| match l {
+        Listener::Tls(l, _) => l.local_addr().ok().map(|a| a.port()),
+        _ => None,
+    });
     if let Some(path) = &cfg.api.unix_socket {
         let l = listen::bind_unix(path).map_err(|e| {
             Fail(
@@ -336,7 +369,11 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         HostFacts {
             host_ref: host,
             tls_fingerprint: fingerprint,
+            info,
+            data_dir: cfg.data_dir.clone(),
+            peer_port,
         },
+        secret,
     );
     // Without the keeper no VM can run here: the agent still serves the
     // API (power calls then fail with INTERNAL_ERROR saying so).
@@ -367,6 +404,7 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             }
         })
     };
+    let replication = tokio::spawn(xapi_ha::server::replicate::run(Arc::clone(&agent)));
     let limits = Limits {
         max_body_bytes: cfg.api.max_body_bytes,
         body_timeout: cfg.api.body_timeout,
@@ -395,6 +433,7 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         () = listen::serve_all(listeners, conn) => {
             expiry.abort();
             vm_events.abort();
+            replication.abort();
             Err(Fail(exit::RUNTIME, "every listener stopped".into()))
         }
         _ = term.recv() => { info!("SIGTERM: stopping"); Ok(()) }

@@ -15,11 +15,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::membership::{self, PoolState};
 use super::role::Role;
 use super::vms::VmHost;
+use crate::api::bootstrap::HostInfo;
 use crate::api::{self, ApiError, Caller, Effect, EventWait};
 use crate::db::store::Store;
 use crate::db::{Change, Database};
+use crate::pool::peer::{self, PEER_USER};
+use crate::pool::secret::PoolSecret;
 use crate::rpc::convert::{to_rpc, to_value};
 use crate::rpc::{Call, Failure, Rpc};
 use crate::session::users::Users;
@@ -33,10 +37,20 @@ pub type LocalStore = Store<BlockDevice>;
 /// Facts about this host the agent needs at run time.
 #[derive(Debug, Clone)]
 pub struct HostFacts {
-    /// This host's reference in the database.
+    /// This host's reference in the database at start (it changes when the
+    /// host joins or leaves a pool: [`Agent::host_ref`]).
     pub host_ref: Ref,
     /// The TLS certificate's fingerprint, if TLS is served.
     pub tls_fingerprint: Option<String>,
+    /// This host as its configuration describes it (what a join sends and
+    /// an ejected host's fresh database holds).
+    pub info: HostInfo,
+    /// The data directory (`pool.conf`, `pool-secret`).
+    pub data_dir: PathBuf,
+    /// The TLS port of this host's first TLS listener: every host of a pool
+    /// serves the API on the same port, as xapi's hosts all use 443
+    /// (docs/pool.md). `None` without TLS: no pool calls.
+    pub peer_port: Option<u16>,
 }
 
 /// Where a request came from, as far as logins care.
@@ -52,7 +66,12 @@ pub enum Origin {
 /// The running agent.
 pub struct Agent {
     started: Instant,
-    role: Role,
+    /// Master or member; changed by join, eject and a master handover.
+    role: Mutex<Role>,
+    /// This host's reference (changes with the database on join/eject).
+    host_ref: Mutex<Ref>,
+    /// Pool secret, replication backlog, member-side bookkeeping.
+    pub(super) pool: PoolState,
     users_path: PathBuf,
     users: Mutex<Users>,
     sessions: Mutex<Table>,
@@ -107,11 +126,14 @@ impl Agent {
         users: Users,
         store: LocalStore,
         host: HostFacts,
+        secret: Option<PoolSecret>,
     ) -> Arc<Agent> {
         let (generation, _) = watch::channel(store.database().generation());
         Arc::new(Agent {
             started: Instant::now(),
-            role,
+            role: Mutex::new(role),
+            host_ref: Mutex::new(host.host_ref),
+            pool: PoolState::new(secret),
             users_path,
             users: Mutex::new(users),
             sessions: Mutex::new(Table::default()),
@@ -134,13 +156,59 @@ impl Agent {
         Caller {
             now: DateTime::from_unix(i64::try_from(unix).unwrap_or(i64::MAX)),
             seed: Uuid::new_v4(),
-            this_host: self.host.host_ref,
+            this_host: self.host_ref(),
         }
     }
 
-    /// The role this agent runs in.
-    pub fn role(&self) -> &Role {
-        &self.role
+    /// The role this agent runs in now.
+    pub fn role(&self) -> Role {
+        lock(&self.role).clone()
+    }
+
+    /// Whether this agent is the master now.
+    pub fn is_master(&self) -> bool {
+        *lock(&self.role) == Role::Master
+    }
+
+    /// This host's reference in the database now.
+    pub fn host_ref(&self) -> Ref {
+        *lock(&self.host_ref)
+    }
+
+    /// This host's facts from its configuration.
+    pub fn facts(&self) -> &HostFacts {
+        &self.host
+    }
+
+    /// The database, locked (for the pool operations of `membership` and
+    /// `replicate`; lock order: the VM host before the database).
+    pub(super) fn store(&self) -> MutexGuard<'_, LocalStore> {
+        lock(&self.store)
+    }
+
+    /// Changes the role and this host's reference (join, eject, handover),
+    /// with the database lock held by the caller, so no commit sees a
+    /// half-changed agent. `pool.conf` is the caller's to write first.
+    pub(super) fn set_membership(&self, role: Role, host: Ref, store: &LocalStore) {
+        *lock(&self.role) = role;
+        *lock(&self.host_ref) = host;
+        self.pool.backlog().clear();
+        self.generation.send_replace(store.database().generation());
+    }
+
+    /// The VM drivers, if attached.
+    pub(super) fn vm_host(&self) -> Option<&Mutex<VmHost>> {
+        self.vms.get()
+    }
+
+    /// Publishes a new generation (a member's copy changed).
+    pub(super) fn publish(&self, generation: u64) {
+        self.generation.send_replace(generation);
+    }
+
+    /// A receiver of the database generation (replication waits on it).
+    pub(super) fn watch_generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The TLS fingerprint, if served.
@@ -183,8 +251,19 @@ impl Agent {
                 let s = lock(&self.sessions)
                     .check(&r, self.now())
                     .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
-                if let (Role::Slave(master), Kind::Pool) = (&self.role, s.kind) {
-                    return Err(ApiError::host_is_slave(master).into());
+                let from_peer = s.user == PEER_USER;
+                if peer::METHODS.contains(&method.as_str()) {
+                    if !from_peer {
+                        return Err(Failure::new(
+                            peer::code::PERMISSION_DENIED,
+                            [format!("{method} is a host-to-host call")],
+                        ));
+                    }
+                    let args = params.into_iter().skip(1).collect();
+                    return membership::handle_peer(self, &method, args).await;
+                }
+                if let (Role::Slave(master), Kind::Pool) = (self.role(), s.kind) {
+                    return Err(ApiError::host_is_slave(&master).into());
                 }
                 let args = params.into_iter().skip(1).map(to_value).collect();
                 self.run(&method, args).await
@@ -206,8 +285,23 @@ impl Agent {
         )?;
         let user = string_param(params, 0, "uname")?;
         let password = string_param(params, 1, "pwd")?;
-        if let (Role::Slave(master), Kind::Pool) = (&self.role, kind) {
-            return Err(ApiError::host_is_slave(master).into());
+        if user == PEER_USER {
+            // Host to host: the pool secret, on any role; the session is
+            // host-local (it ends with session.local_logout).
+            if !self.pool.secret().is_some_and(|s| s.matches(&password)) {
+                tracing::warn!("host-to-host login with a wrong pool secret refused");
+                return Err(ApiError::session_authentication_failed(
+                    &user,
+                    "Authentication failure",
+                )
+                .into());
+            }
+            let r = Ref::from_uuid(Uuid::new_v4()).to_string();
+            lock(&self.sessions).open(r.clone(), &user, Kind::Local, self.now());
+            return Ok(Rpc::Str(r));
+        }
+        if let (Role::Slave(master), Kind::Pool) = (self.role(), kind) {
+            return Err(ApiError::host_is_slave(&master).into());
         }
         if origin == Origin::LocalRoot {
             // As xapi trusts the local superuser on its Unix socket: the
@@ -270,17 +364,34 @@ impl Agent {
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
         }
+        self.refuse_changes_on_member(&outcome)?;
         // Storage effects are done under the database lock; VM effects
-        // (which may wait 30 s) are not (`run_with_effects`).
-        let vm_effects = outcome
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::StartVm { .. } | Effect::StopVm { .. }));
+        // (which may wait 30 s) are not (`run_with_effects`); pool effects
+        // hold the database for the whole operation (`membership`).
+        let vm_effects = outcome.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::StartVm { .. } | Effect::StopVm { .. } | Effect::OnHost { .. }
+            )
+        });
+        let pool_effects = outcome.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::JoinPool { .. } | Effect::EjectHost { .. } | Effect::HandOverMaster { .. }
+            )
+        });
+        if pool_effects {
+            return membership::run_pool_effects(self, &mut store, &caller, outcome)
+                .map(Step::Done);
+        }
         if !vm_effects {
             for effect in &outcome.effects {
                 super::storage::perform(effect)?;
             }
             self.commit(&mut store, &outcome.changes)?;
+            if method == "pool.admit" {
+                return membership::admit_reply(self, &store, &outcome.result).map(Step::Done);
+            }
             return Ok(Step::Done(to_rpc(&outcome.result)));
         }
         drop(store);
@@ -300,19 +411,44 @@ impl Agent {
     ) -> Result<Step, Failure> {
         let mut vms = self.vms.get().map(lock);
         let outcome = api::call(lock(&self.store).database(), caller, method, args)?;
+        self.refuse_changes_on_member(&outcome)?;
         for effect in &outcome.effects {
-            perform(vms.as_deref_mut(), effect)?;
+            match effect {
+                Effect::OnHost { host, effect } => membership::forward(self, *host, effect)?,
+                _ => perform(vms.as_deref_mut(), effect)?,
+            }
         }
         let mut store = lock(&self.store);
-        if let Err(e) = self.commit(&mut store, &outcome.changes) {
+        if let Err(e) = self
+            .refuse_changes_on_member(&outcome)
+            .and_then(|()| self.commit(&mut store, &outcome.changes))
+        {
             // E.g. the VM was destroyed while it started: a VM must not run
             // without a record, so what this call started is stopped again.
+            drop(store);
             tracing::error!(method, error = ?e, "the call's changes did not commit: undoing its starts");
             for effect in &outcome.effects {
-                if let (Effect::StartVm { spec, .. }, Some(v)) = (effect, vms.as_deref_mut())
-                    && let Err(e) = v.stop(spec.uuid, true)
-                {
-                    tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                match effect {
+                    Effect::StartVm { spec, .. } => {
+                        if let Some(v) = vms.as_deref_mut()
+                            && let Err(e) = v.stop(spec.uuid, true)
+                        {
+                            tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                        }
+                    }
+                    Effect::OnHost { host, effect } => {
+                        if let Effect::StartVm { vm, spec } = effect.as_ref() {
+                            let stop = Effect::StopVm {
+                                vm: *vm,
+                                uuid: spec.uuid,
+                                hard: true,
+                            };
+                            if let Err(e) = membership::forward(self, *host, &stop) {
+                                tracing::error!(vm = %spec.uuid, error = ?e, "stopping it failed");
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
             return Err(e);
@@ -329,7 +465,12 @@ impl Agent {
         let running = host.adopt();
         let mut store = lock(&self.store);
         let changes = api::vm_power::reconcile(store.database(), &self.caller(), &running);
-        self.commit(&mut store, &changes)?;
+        if self.is_master() {
+            self.commit(&mut store, &changes)?;
+        } else {
+            // A member's copy is the master's: it reports its stopped VMs.
+            membership::queue_missing(self, store.database(), &running);
+        }
         if self.vms.set(Mutex::new(host)).is_err() {
             return Err(ApiError::internal("VM drivers attached twice").into());
         }
@@ -355,6 +496,19 @@ impl Agent {
         if events.is_empty() {
             return;
         }
+        if !self.is_master() {
+            let stopped = events
+                .into_iter()
+                .map(|xapi_vm::VmEvent::Stopped { uuid, cause }| {
+                    tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
+                    uuid
+                })
+                .filter(|u| !vms.is_running(*u))
+                .collect();
+            drop(vms);
+            membership::report_stopped(self, stopped);
+            return;
+        }
         let mut store = lock(&self.store);
         let mut changes = Vec::new();
         for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
@@ -368,7 +522,7 @@ impl Agent {
                 store.database(),
                 caller.now,
                 caller.seed,
-                self.host.host_ref,
+                caller.this_host,
                 &uuid.hyphenated().to_string(),
             ));
         }
@@ -399,17 +553,35 @@ impl Agent {
         Ok(to_rpc(&v))
     }
 
-    /// Commits a batch durably: the one place a change enters the database.
+    /// Commits a batch durably: the one place a change enters the database
+    /// (a member's copy changes only by `membership`'s sync). The master
+    /// keeps the batch for the members' copies.
     pub fn commit(&self, store: &mut LocalStore, changes: &[Change]) -> Result<(), Failure> {
         if changes.is_empty() {
             return Ok(());
         }
+        let before = store.database().generation();
         let generation = store.commit(changes).map_err(|e| {
             tracing::error!(error = %e, "commit failed");
             Failure::from(ApiError::internal(&e.to_string()))
         })?;
+        if self.is_master() {
+            self.pool.backlog().record(before, generation, changes);
+        }
         self.generation.send_replace(generation);
         Ok(())
+    }
+
+    /// A member's copy of the database is the master's: a call that would
+    /// change it, or act, is answered `HOST_IS_SLAVE [master]` (a local
+    /// session on a member reads).
+    fn refuse_changes_on_member(&self, outcome: &api::Outcome) -> Result<(), Failure> {
+        match self.role() {
+            Role::Slave(master) if !outcome.changes.is_empty() || !outcome.effects.is_empty() => {
+                Err(ApiError::host_is_slave(&master).into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Expires idle sessions (called periodically).
@@ -433,7 +605,11 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
     };
     let no_drivers = || Failure::from(ApiError::internal("this agent runs no VM drivers"));
     match effect {
-        Effect::CreateSr { .. } => Ok(super::storage::perform(effect)?),
+        Effect::CreateSr { .. }
+        | Effect::OnHost { .. }
+        | Effect::JoinPool { .. }
+        | Effect::EjectHost { .. }
+        | Effect::HandOverMaster { .. } => Ok(super::storage::perform(effect)?),
         Effect::StartVm { spec, .. } => vms
             .ok_or_else(no_drivers)?
             .start(spec)
@@ -451,9 +627,7 @@ enum Step {
     Wait(EventWait),
 }
 
-/// The `host.other_config` key that holds the TLS certificate's SHA-256
-/// fingerprint (written at every start; docs/api.md).
-pub const TLS_FINGERPRINT_KEY: &str = "tls_fingerprint";
+pub use crate::api::pool::TLS_FINGERPRINT_KEY;
 
 /// The wall clock as an API date (whole seconds, UTC).
 pub fn wall_clock() -> DateTime {

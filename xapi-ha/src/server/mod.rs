@@ -5,6 +5,10 @@
 pub mod agent;
 pub mod http;
 pub mod listen;
+pub mod membership;
+mod peer_calls;
+pub mod peers;
+pub mod replicate;
 pub mod role;
 pub mod storage;
 pub mod tls;

@@ -44,9 +44,14 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
                 ],
             )),
         },
-        Effect::StartVm { .. } | Effect::StopVm { .. } => {
-            Err(ApiError::internal("a VM effect is not a storage effect"))
-        }
+        Effect::StartVm { .. }
+        | Effect::StopVm { .. }
+        | Effect::OnHost { .. }
+        | Effect::JoinPool { .. }
+        | Effect::EjectHost { .. }
+        | Effect::HandOverMaster { .. } => Err(ApiError::internal(
+            "a VM or pool effect is not a storage effect",
+        )),
     }
 }
 

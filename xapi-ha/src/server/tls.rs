@@ -99,6 +99,98 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// What a pinning client saw: the fingerprint of the server's certificate.
+pub type Seen = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Accepts the server certificate whose fingerprint is `expected` (any
+/// when `None`: trust on first use), and records the one it saw either way.
+/// The agents' certificates are self-signed, so the pin, not a CA or the
+/// name, authenticates the server.
+#[derive(Debug)]
+struct PinnedVerifier {
+    expected: Option<String>,
+    seen: Seen,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let fp = fingerprint(end_entity.as_ref());
+        let ok = self.expected.as_ref().is_none_or(|e| *e == fp);
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(fp);
+        }
+        if ok {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "certificate fingerprint mismatch".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A rustls client configuration (ring provider) that pins the server's
+/// certificate to `expected` (any when `None`) and records in `seen` the
+/// fingerprint presented.
+pub fn pinned_client_config(
+    expected: Option<String>,
+    seen: Seen,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = PinnedVerifier {
+        expected,
+        seen,
+        provider: provider.clone(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

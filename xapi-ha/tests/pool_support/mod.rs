@@ -155,3 +155,82 @@ pub fn host_ref(on: &Host, h: &Host) -> String {
 pub fn pool_conf(h: &Host) -> String {
     std::fs::read_to_string(h.agent.dir.path().join("data/pool.conf")).expect("pool.conf")
 }
+
+/// Stops (hard) every VM still running under the given agents' data
+/// directories when dropped, so a failing test leaves no process behind
+/// (the product's own process driver adopts and stops them). Declare it
+/// after the hosts, so it drops first.
+pub struct StopVmsOnDrop(pub Vec<PathBuf>);
+
+impl StopVmsOnDrop {
+    pub fn of(hosts: &Hosts) -> StopVmsOnDrop {
+        StopVmsOnDrop(
+            hosts
+                .hosts
+                .iter()
+                .map(|h| h.agent.dir.path().join("data/vm-run"))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for StopVmsOnDrop {
+    fn drop(&mut self) {
+        use xapi_vm::VmDriver as _;
+        for dir in &self.0 {
+            let mut d = xapi_vm::process::ProcessDriver::new(xapi_vm::DriverContext {
+                host: "test".into(),
+                run_dir: dir.clone(),
+                keeper: vm_binaries().join("xha-vm-keeper"),
+            });
+            for vm in d.adopt().unwrap_or_default() {
+                eprintln!("stopping VM {} left running", vm.uuid);
+                let _ = d.stop(vm.uuid, xapi_vm::StopMode::Hard);
+            }
+        }
+    }
+}
+
+/// The pid of a process VM run by `h`'s agent, if its pid file is there.
+pub fn vm_pid(h: &Host, vm_uuid: &str) -> Option<i32> {
+    let p = h
+        .agent
+        .dir
+        .path()
+        .join(format!("data/vm-run/process/{vm_uuid}/vm.pid"));
+    // `PID START_TICKS` (xapi_vm's run directory).
+    std::fs::read_to_string(p)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// `xe` (the cli package's binary), built once next to `xapi-ha`.
+pub fn xe_binary() -> PathBuf {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "xe", "--bin", "xe"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p xe");
+        assert!(status.success(), "building xe failed");
+        Path::new(env!("CARGO_BIN_EXE_xapi-ha")).with_file_name("xe")
+    })
+    .clone()
+}

@@ -9,7 +9,7 @@ mod pool_support;
 
 use api_support::{call2, fail2, jsonrpc};
 use pool_support::{Host, host_ref, join, local_call, pool_conf, session, start_hosts, wait_for};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The `uuid`s of the hosts `h`'s database holds, sorted.
 fn host_uuids(h: &Host) -> Vec<String> {
@@ -59,7 +59,7 @@ fn three_agents_form_a_pool_and_members_keep_copies() {
     );
     assert_eq!(local_call(master, "host.get_all", json!([])), before);
     assert_eq!(pool_conf(m1).trim(), "master");
-    assert_eq!(host_uuids(m1), [m1.uuid.clone()]);
+    assert_eq!(host_uuids(m1), std::slice::from_ref(&m1.uuid));
 
     join(m1, master);
     join(m2, master);
@@ -145,8 +145,100 @@ fn three_agents_form_a_pool_and_members_keep_copies() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
 
-    // Joining twice: this host knows other hosts now... it is a member.
-    let _ = host_ref(master, m1);
-    let _: Value = Value::Null;
+#[test]
+fn a_member_that_was_down_gets_a_snapshot_and_joins_are_checked() {
+    let mut pool = start_hosts(3);
+    let outsider = pool.hosts.pop().expect("host 3");
+    let member = pool.hosts.pop().expect("host 2");
+    let master = pool.hosts.pop().expect("host 1");
+    join(&member, &master);
+    let s = session(&master);
+    let create = |name: &str| {
+        call2(
+            master.agent.http,
+            "VM.create",
+            json!([s, {"name_label": name, "memory_static_max": 1 << 20}]),
+        );
+    };
+    create("one");
+    wait_for("the copy", || (vm_names(&member) == ["one"]).then_some(()));
+
+    // Down while the master changes; back, it catches up.
+    let Host {
+        agent,
+        address,
+        uuid,
+    } = member;
+    let (dir, code, _) = agent.terminate();
+    assert_eq!(code, Some(0));
+    create("two");
+    create("three");
+    let member = Host {
+        agent: api_support::Agent::restart(dir),
+        address,
+        uuid,
+    };
+    assert_eq!(
+        pool_conf(&member).trim(),
+        format!("slave:{}", master.address)
+    );
+    wait_for("the copy after the restart", || {
+        (vm_names(&member) == ["one", "three", "two"]).then_some(())
+    });
+
+    // A member cannot join another pool; a host in a pool of several
+    // cannot join; nobody joins itself.
+    let so = session(&outsider);
+    assert_eq!(
+        fail2(
+            outsider.agent.http,
+            "pool.join",
+            json!([
+                so,
+                outsider.address,
+                api_support::USER,
+                api_support::PASSWORD
+            ])
+        ),
+        [
+            "OPERATION_NOT_ALLOWED",
+            "Host cannot become slave of itself"
+        ]
+    );
+    assert_eq!(
+        fail2(
+            master.agent.http,
+            "pool.join",
+            json!([
+                s,
+                outsider.address,
+                api_support::USER,
+                api_support::PASSWORD
+            ])
+        ),
+        ["JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS"]
+    );
+    // Joining a member's address: the member redirects.
+    assert_eq!(
+        fail2(
+            outsider.agent.http,
+            "pool.join",
+            json!([so, member.address, api_support::USER, api_support::PASSWORD])
+        ),
+        ["HOST_IS_SLAVE", master.address.as_str()]
+    );
+    // Nothing listens there.
+    assert_eq!(
+        fail2(
+            outsider.agent.http,
+            "pool.join",
+            json!([so, "127.0.0.0", api_support::USER, api_support::PASSWORD])
+        ),
+        ["JOINING_HOST_CONNECTION_FAILED"]
+    );
+    assert_eq!(host_uuids(&outsider), std::slice::from_ref(&outsider.uuid));
+    assert_eq!(pool_conf(&outsider).trim(), "master");
+    let _ = host_ref(&master, &master);
 }

@@ -253,6 +253,17 @@ fn join(
         fingerprint: Some(seen.clone()),
         ..first
     };
+    if seen == fingerprint {
+        // Our own certificate: this host itself (its database is locked
+        // by this very call, so it could not admit itself anyway).
+        let _ = block_on(peers::call_with(
+            &pinned,
+            &session,
+            "session.logout",
+            Vec::new(),
+        ));
+        return Err(ApiError::operation_not_allowed("Host cannot become slave of itself").into());
+    }
     let record = pool_api::admit_record(&facts.info, &fingerprint);
     let reply = block_on(peers::call_with(
         &pinned,

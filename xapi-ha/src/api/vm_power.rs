@@ -6,8 +6,9 @@
 //! actual]`), for a start the host's free memory
 //! (`HOST_NOT_ENOUGH_FREE_MEMORY [needed; available]`) and that the host
 //! offers the VM's driver (`OPERATION_NOT_ALLOWED [reason]`), and returns
-//! the [`Effect`]s to perform on this host plus the changes to commit once
-//! they succeeded: `power_state`, `resident_on`, a `VM_STARTED` /
+//! the [`Effect`]s to perform on the VM's host (this one, or another host
+//! of the pool through [`Effect::OnHost`]: forwarding, docs/pool.md) plus
+//! the changes to commit once they succeeded: `power_state`, `resident_on`, a `VM_STARTED` /
 //! `VM_SHUTDOWN` message and, for an API shutdown, `ha_always_run = false`.
 //! A VM that stops by itself is the server's (`server::vms`), through
 //! [`stopped_by_itself`], which leaves `ha_always_run` alone.

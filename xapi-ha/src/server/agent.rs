@@ -7,6 +7,10 @@
 //! `HOST_IS_SLAVE [master]`), strips it, and goes to the pure handlers
 //! (`api::call`). Their changes are committed (durable first) before the
 //! reply, under one lock, so replies follow the order of commits.
+//!
+//! Why this file is over 600 lines: the dispatcher, the commit paths and
+//! the lock order (VM host, then database) are one discipline best read in
+//! one place; the pool operations that use it live in `membership`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};

@@ -4,11 +4,17 @@
 //! pool").
 
 pub mod api_errors;
+mod args;
+mod calls;
 mod commands;
+mod create_cmds;
 mod fields;
 pub mod known_hosts;
 pub mod options;
+mod param_cmds;
+mod read_cmds;
 mod session;
+mod sr_cmds;
 pub mod transport;
 
 use std::io::Write;
@@ -91,7 +97,7 @@ pub fn run(
     args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let parsed = commands::Args::parse(name, args)?;
+    let parsed = args::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never
     // reaches the agent.
     commands::check(command, name, &parsed)?;

@@ -12,7 +12,9 @@ use xapi_ha::db::schema::Ty;
 use super::args::Args;
 use super::fields::{by_cli_name, cli_name};
 use super::session::Session;
-use super::{Live, create_cmds, param_cmds, read_cmds, sr_cmds, unknown_key};
+use super::{
+    Live, create_cmds, event_cmds, param_cmds, read_cmds, session_cmds, sr_cmds, unknown_key,
+};
 use crate::error::{CliError, UsageError};
 
 /// Keys (plain, and `name:` for maps) and flags a command takes, and the
@@ -73,6 +75,10 @@ fn shape(command: Live) -> Shape {
             &["name-label"],
         ),
         Live::VmDestroy => s(&["uuid"], &[], &["--force"], &["uuid"]),
+        Live::UserPasswordChange => s(&["old", "new"], &[], &[], &["old", "new"]),
+        // Its conditions are fields of the class `class=` names:
+        // `event_cmds::check` checks them.
+        Live::EventWait => s(&["class", "timeout"], &[], &[], &["class"]),
         Live::SrCreate => s(
             &[
                 "name-label",
@@ -95,11 +101,16 @@ fn class_of(command: Live) -> Class {
         Live::Generic(class, _) => class,
         Live::VmCreate | Live::VmDestroy => Class::Vm,
         Live::SrCreate => Class::Sr,
+        // Neither takes fields: the class only serves the checks' messages.
+        Live::UserPasswordChange | Live::EventWait => Class::Pool,
     }
 }
 
 /// Checks keys and flags against the command (and the class's fields).
 pub fn check(command: Live, name: &str, args: &Args) -> Result<(), CliError> {
+    if command == Live::EventWait {
+        return event_cmds::check(name, args);
+    }
     let shape = shape(command);
     let class = class_of(command);
     for flag in &args.flags {
@@ -192,5 +203,7 @@ pub fn run(
         Live::VmCreate => create_cmds::vm_create(session, args, out),
         Live::VmDestroy => create_cmds::vm_destroy(session, args),
         Live::SrCreate => sr_cmds::sr_create(session, args, out),
+        Live::UserPasswordChange => session_cmds::user_password_change(session, args),
+        Live::EventWait => event_cmds::event_wait(session, args),
     }
 }

@@ -8,12 +8,14 @@ mod args;
 mod calls;
 mod commands;
 mod create_cmds;
+mod event_cmds;
 mod fields;
 pub mod known_hosts;
 pub mod options;
 mod param_cmds;
 mod read_cmds;
 mod session;
+mod session_cmds;
 mod sr_cmds;
 pub mod transport;
 
@@ -47,7 +49,13 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 /// Commands that are not `<class>-<operation>`.
-pub const OTHERS: &[&str] = &["vm-create", "vm-destroy", "sr-create"];
+pub const OTHERS: &[&str] = &[
+    "vm-create",
+    "vm-destroy",
+    "sr-create",
+    "user-password-change",
+    "event-wait",
+];
 
 /// What a live command name means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,8 @@ pub enum Live {
     VmCreate,
     VmDestroy,
     SrCreate,
+    UserPasswordChange,
+    EventWait,
 }
 
 /// The live command called `name`, if it is one.
@@ -66,6 +76,8 @@ pub fn find(name: &str) -> Option<Live> {
         "vm-create" => return Some(Live::VmCreate),
         "vm-destroy" => return Some(Live::VmDestroy),
         "sr-create" => return Some(Live::SrCreate),
+        "user-password-change" => return Some(Live::UserPasswordChange),
+        "event-wait" => return Some(Live::EventWait),
         _ => {}
     }
     CLASSES.iter().find_map(|(prefix, class)| {

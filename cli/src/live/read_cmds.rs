@@ -89,7 +89,7 @@ fn show_field(
 }
 
 /// Whether `record` passes every `field=value` / `map:key=value` filter.
-fn matches(
+pub(super) fn matches(
     session: &mut Session,
     resolver: &mut Resolver,
     class: Class,

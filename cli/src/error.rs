@@ -30,6 +30,8 @@ pub const EXIT_CONNECT: u8 = 7;
 /// the one remembered, or the server is new and neither `--trust-new` nor
 /// `--fingerprint=` was given. Nothing was sent to it.
 pub const EXIT_UNTRUSTED: u8 = 8;
+/// `xe event-wait`: the condition was not reached within `timeout=`.
+pub const EXIT_TIMED_OUT: u8 = 9;
 /// `xe lab`: interrupted by SIGINT or SIGTERM; everything was cleaned up
 /// (128 + SIGINT, as shells report an interrupted command).
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -140,6 +142,10 @@ pub enum CliError {
     /// The server's certificate is not trusted (see [`EXIT_UNTRUSTED`]).
     #[error("{0}")]
     Untrusted(String),
+    /// `xe event-wait`: the condition was not reached in time (see
+    /// [`EXIT_TIMED_OUT`]).
+    #[error("{0}")]
+    TimedOut(String),
     /// `xe lab`: a step failed; the lab was cleaned up.
     #[error("lab: step \"{step}\" failed: {message}")]
     Lab { step: String, message: String },
@@ -173,6 +179,7 @@ impl CliError {
             Self::Api { .. } => EXIT_API,
             Self::Connect(_) => EXIT_CONNECT,
             Self::Untrusted(_) => EXIT_UNTRUSTED,
+            Self::TimedOut(_) => EXIT_TIMED_OUT,
             Self::Lab { .. } => EXIT_LAB,
             Self::Interrupted { .. } => EXIT_INTERRUPTED,
         }

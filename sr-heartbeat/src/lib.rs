@@ -4,6 +4,7 @@
 //!   gives every request a deadline.
 //! - [`statefile`]: the 4 MiB statefile (header, pool block, one slot per host).
 //! - [`metadata`]: the 256 MiB metadata volume (pool database redo log).
+//! - [`srlabel`]: the label of a block SR and its volume table.
 //! - [`text`]: control characters of outside text escaped for terminals.
 //! - [`le`]: little-endian field access, shared with `xha`'s heartbeat packets.
 //!
@@ -15,5 +16,6 @@
 pub mod io;
 pub mod le;
 pub mod metadata;
+pub mod srlabel;
 pub mod statefile;
 pub mod text;

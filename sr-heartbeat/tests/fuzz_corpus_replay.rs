@@ -202,6 +202,29 @@ fn replay_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+fn sr_label_seeds() -> Vec<Vec<u8>> {
+    use sr_heartbeat::srlabel::{SrLabel, VolumeKind};
+    let empty = SrLabel::new(Uuid::from_u128(0x51), 64 << 20);
+    let mut full = SrLabel::new(Uuid::from_u128(0x52), 1 << 40);
+    full.allocate(Uuid::from_u128(1), VolumeKind::Statefile, 4 << 20)
+        .expect("statefile");
+    full.allocate(Uuid::from_u128(2), VolumeKind::Metadata, 256 << 20)
+        .expect("metadata");
+    for i in 0..40 {
+        full.allocate(
+            Uuid::from_u128(100 + i),
+            VolumeKind::Disk,
+            (i as u64 + 1) << 30,
+        )
+        .expect("disk");
+    }
+    // Both slots of a device, as `classify` sees them.
+    let mut device = vec![0u8; 8192];
+    device[..4096].copy_from_slice(&full.next().to_bytes());
+    device[4096..].copy_from_slice(&full.to_bytes());
+    vec![empty.to_bytes(), full.to_bytes(), device]
+}
+
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "header" => header_seeds(),
@@ -211,6 +234,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         "snapshot" => snapshot_seeds(),
         "delta_record" => delta_record_seeds(),
         "replay" => replay_seeds(),
+        "sr_label" => sr_label_seeds(),
         other => panic!("no seeds for target {other}"),
     }
 }
@@ -258,6 +282,9 @@ fn seeds_are_accepted_by_their_decoder() {
     }
     for s in superblock_seeds() {
         assert!(Superblock::decode(&s).is_ok());
+    }
+    for s in &sr_label_seeds()[..2] {
+        assert!(sr_heartbeat::srlabel::SrLabel::decode(s).is_ok());
     }
     for s in delta_record_seeds() {
         assert!(DeltaRecord::decode(&s).is_ok());

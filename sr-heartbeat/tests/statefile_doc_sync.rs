@@ -102,3 +102,23 @@ fn statefile_doc_matches_slot_offsets() {
         ],
     );
 }
+
+#[test]
+fn sr_label_doc_matches_label_offsets() {
+    use sr_heartbeat::srlabel::label::off;
+    check(
+        "### Label block",
+        &[
+            (off::MAGIC, "magic"),
+            (off::VERSION, "version"),
+            (off::VOLUME_COUNT, "volume_count"),
+            (off::BLOCK_SIZE, "block_size"),
+            (off::SR_UUID, "sr_uuid"),
+            (off::GENERATION, "generation"),
+            (off::DEVICE_BYTES, "device_bytes"),
+            (off::DATA_OFFSET, "data_offset"),
+            (off::ENTRIES, "entries"),
+            (off::CRC, "crc"),
+        ],
+    );
+}

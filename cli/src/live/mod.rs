@@ -4,12 +4,20 @@
 //! pool").
 
 pub mod api_errors;
+mod args;
+mod calls;
 mod commands;
+mod create_cmds;
+mod event_cmds;
 mod fields;
 pub mod known_hosts;
 pub mod options;
 pub mod pool_cmds;
+mod param_cmds;
+mod read_cmds;
 mod session;
+mod session_cmds;
+mod sr_cmds;
 pub mod transport;
 
 use std::io::Write;
@@ -50,6 +58,8 @@ pub const OTHERS: &[&str] = &[
     "pool-join",
     "pool-eject",
     "pool-designate-new-master",
+    "user-password-change",
+    "event-wait",
 ];
 
 /// What a live command name means.
@@ -60,6 +70,8 @@ pub enum Live {
     VmCreate,
     VmDestroy,
     SrCreate,
+    UserPasswordChange,
+    EventWait,
 }
 
 /// The live command called `name`, if it is one.
@@ -69,6 +81,8 @@ pub fn find(name: &str) -> Option<Live> {
         "vm-create" => return Some(Live::VmCreate),
         "vm-destroy" => return Some(Live::VmDestroy),
         "sr-create" => return Some(Live::SrCreate),
+        "user-password-change" => return Some(Live::UserPasswordChange),
+        "event-wait" => return Some(Live::EventWait),
         _ => {}
     }
     CLASSES.iter().find_map(|(prefix, class)| {
@@ -100,7 +114,7 @@ pub fn run(
     args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let parsed = commands::Args::parse(name, args)?;
+    let parsed = args::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never
     // reaches the agent.
     commands::check(command, name, &parsed)?;

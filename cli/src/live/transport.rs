@@ -141,23 +141,11 @@ impl Transport {
     /// Connects to the agent's Unix socket.
     pub fn unix(path: &Path) -> Result<Transport, TransportError> {
         let target = path.display().to_string();
-        let runtime = runtime(&target)?;
-        let sender = runtime.block_on(async {
-            let stream = tokio::time::timeout(TIMEOUT, tokio::net::UnixStream::connect(path))
-                .await
-                .map_err(|_| TransportError::Timeout {
-                    target: target.clone(),
-                })?
-                .map_err(|source| TransportError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
-            handshake(stream, &target).await
-        })?;
-        Ok(Transport {
-            runtime,
-            sender,
-            target,
+        Transport::open(target, |target| async move {
+            let stream = within(&target, tokio::net::UnixStream::connect(path))
+                .await?
+                .map_err(|source| TransportError::Connect { target, source })?;
+            Ok(stream)
         })
     }
 
@@ -170,7 +158,6 @@ impl Transport {
         seen: Seen,
     ) -> Result<Transport, TransportError> {
         let target = format!("{host}:{port}");
-        let runtime = runtime(&target)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = PinnedVerifier {
             expected,
@@ -193,27 +180,32 @@ impl Transport {
                 .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
         });
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let sender = runtime.block_on(async {
-            let stream =
-                tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect((host, port)))
-                    .await
-                    .map_err(|_| TransportError::Timeout {
-                        target: target.clone(),
-                    })?
-                    .map_err(|source| TransportError::Connect {
-                        target: target.clone(),
-                        source,
-                    })?;
-            let tls = tokio::time::timeout(TIMEOUT, connector.connect(name, stream))
-                .await
-                .map_err(|_| TransportError::Timeout {
-                    target: target.clone(),
-                })?
-                .map_err(|source| TransportError::Tls {
+        Transport::open(target, |target| async move {
+            let stream = within(&target, tokio::net::TcpStream::connect((host, port)))
+                .await?
+                .map_err(|source| TransportError::Connect {
                     target: target.clone(),
                     source,
                 })?;
-            handshake(tls, &target).await
+            let tls = within(&target, connector.connect(name, stream))
+                .await?
+                .map_err(|source| TransportError::Tls { target, source })?;
+            Ok(tls)
+        })
+    }
+
+    /// The one way a connection is made, whatever carries it: a runtime,
+    /// the stream `connect(target)` opens, and the HTTP/1.1 handshake on it.
+    fn open<S, F, Fut>(target: String, connect: F) -> Result<Transport, TransportError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<S, TransportError>>,
+    {
+        let runtime = runtime(&target)?;
+        let sender = runtime.block_on(async {
+            let stream = connect(target.clone()).await?;
+            handshake(stream, &target).await
         })?;
         Ok(Transport {
             runtime,
@@ -237,7 +229,7 @@ impl Transport {
             .map_err(|e| http(e.to_string()))?;
         let sender = &mut self.sender;
         let (status, bytes) = self.runtime.block_on(async {
-            tokio::time::timeout(TIMEOUT, async {
+            within(&target, async {
                 sender.ready().await.map_err(|e| http(e.to_string()))?;
                 let response = sender
                     .send_request(request)
@@ -252,10 +244,7 @@ impl Transport {
                     .to_bytes();
                 Ok::<_, TransportError>((status, bytes))
             })
-            .await
-            .map_err(|_| TransportError::Timeout {
-                target: target.clone(),
-            })?
+            .await?
         })?;
         if status != 200 {
             // The agent answers malformed requests in the protocol's shape
@@ -274,6 +263,18 @@ impl Transport {
             message: e.to_string(),
         })
     }
+}
+
+/// `work`, or [`TransportError::Timeout`] after [`TIMEOUT`].
+async fn within<T>(
+    target: &str,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, TransportError> {
+    tokio::time::timeout(TIMEOUT, work)
+        .await
+        .map_err(|_| TransportError::Timeout {
+            target: target.to_owned(),
+        })
 }
 
 async fn handshake<S>(stream: S, target: &str) -> Result<SendRequest<Full<Bytes>>, TransportError>

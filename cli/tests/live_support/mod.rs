@@ -1,7 +1,7 @@
-//! Starts the real `xapi-ha` agent for the live `xe` tests: a temporary
-//! data directory, a password set with `xapi-ha passwd`, TLS on port 0 of
-//! loopback and a Unix socket (addresses read from the agent's log),
-//! killed on drop.
+//! Starts the real `xapi-ha` agent for the live `xe` tests through the
+//! lab's helper (`xha_lab::agent`): a temporary data directory, a password
+//! set with `xapi-ha passwd`, TLS on port 0 of loopback and a Unix socket
+//! (addresses read from the agent's log), killed on drop.
 //!
 //! The agent binary is `xapi-ha` beside the `xe` binary under test (cargo
 //! does not build other packages' binaries for a test, so the first test
@@ -10,12 +10,12 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Mutex;
+
+use xha_lab::agent::{self, AgentProcess};
 
 pub const PASSWORD: &str = "correct horse";
 
@@ -44,9 +44,11 @@ pub fn agent_binary() -> PathBuf {
     path
 }
 
-/// A running agent.
+/// A running agent (started by the lab's one helper, `xha_lab::agent`).
 pub struct Agent {
-    child: Child,
+    // Declared before `dir`: the process is killed before its directory
+    // is removed.
+    process: AgentProcess,
     pub dir: tempfile::TempDir,
     pub https: SocketAddr,
     pub unix: PathBuf,
@@ -83,83 +85,41 @@ impl Agent {
 
     /// An agent with this host uuid, serving TLS on `tls`.
     pub fn start_with(host: &str, tls: &str) -> Agent {
-        let binary = agent_binary();
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("xapi-ha.toml");
-        std::fs::write(&config, config_text(dir.path(), host, tls)).expect("config");
-        let config = config.to_str().expect("utf-8 path").to_owned();
-        let mut passwd = Command::new(&binary)
-            .args(["--config", &config, "passwd", "--user", "root"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("xapi-ha passwd");
-        writeln!(passwd.stdin.take().expect("stdin"), "{PASSWORD}").expect("password");
-        assert!(passwd.wait().expect("passwd").success());
-        Agent::run_in(dir)
+        let text = config_text(dir.path(), host, tls);
+        let process = AgentProcess::start(&agent_binary(), dir.path(), &text, "root", PASSWORD)
+            .unwrap_or_else(|e| panic!("start xapi-ha: {e}"));
+        Agent::wrap(process, dir)
     }
 
     /// Stops the agent, makes it a member of the pool whose master is at
     /// `master` (its role file, as xapi's `pool.conf`), and starts it again.
-    pub fn into_member(mut self, master: &str) -> Agent {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        drop(self);
-        std::fs::write(dir.path().join("data/pool.conf"), format!("slave:{master}"))
-            .expect("pool.conf");
-        Agent::run_in(dir)
+    pub fn into_member(self, master: &str) -> Agent {
+        let Agent {
+            mut process, dir, ..
+        } = self;
+        process.kill();
+        drop(process);
+        agent::make_member(&dir.path().join("data"), master).expect("pool.conf");
+        let process = AgentProcess::run(&agent_binary(), dir.path())
+            .unwrap_or_else(|e| panic!("restart xapi-ha: {e}"));
+        Agent::wrap(process, dir)
     }
 
-    fn run_in(dir: tempfile::TempDir) -> Agent {
-        let binary = agent_binary();
-        let config = dir.path().join("xapi-ha.toml");
-        let config = config.to_str().expect("utf-8 path").to_owned();
-        let mut child = Command::new(&binary)
-            .args(["--config", &config])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start xapi-ha");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let (mut https, mut unix) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .expect("the agent did not become ready within 60 s");
-            if let Some(l) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("listener="))
-            {
-                let l = l.trim_matches('"');
-                if let Some(a) = l.strip_prefix("https://") {
-                    https = a.parse().ok();
-                } else if let Some(p) = l.strip_prefix("unix:") {
-                    unix = Some(PathBuf::from(p));
-                }
-            }
-            if line.contains("agent ready") {
-                break;
-            }
-        }
-        let known_hosts = dir.path().join("known-hosts");
+    fn wrap(process: AgentProcess, dir: tempfile::TempDir) -> Agent {
+        let l = process.listeners.clone();
         Agent {
-            child,
-            https: https.expect("https listener logged"),
-            unix: unix.expect("unix listener logged"),
-            known_hosts,
+            process,
+            https: l.https.expect("https listener logged"),
+            unix: l.unix.expect("unix listener logged"),
+            known_hosts: dir.path().join("known-hosts"),
             dir,
         }
+    }
+
+    /// The file holding the password (for `-pwf`).
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.path().join(agent::PASSWORD_FILE)
     }
 
     /// Runs `xe` on the Unix socket with the password.
@@ -183,13 +143,6 @@ impl Agent {
             stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
         }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

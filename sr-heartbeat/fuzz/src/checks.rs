@@ -12,6 +12,7 @@ use sr_heartbeat::metadata::record::DeltaRecord;
 use sr_heartbeat::metadata::replay::{ReplayContext, replay_slice};
 use sr_heartbeat::metadata::snapshot::{decode_snapshot, encode_snapshot, snapshot_disk_bytes};
 use sr_heartbeat::metadata::superblock::Superblock;
+use sr_heartbeat::srlabel::{Content, SrLabel, classify};
 use sr_heartbeat::statefile::{Header, PoolBlock, Slot};
 use uuid::Uuid;
 
@@ -92,6 +93,25 @@ pub fn check_superblock(data: &[u8]) {
             Superblock::decode(&sb.to_bytes()).as_ref(),
             Ok(&sb),
             "superblock pair check"
+        );
+    }
+}
+
+/// The block SR label: `SrLabel::decode` of one block (pair check), and
+/// `classify` of the whole input (a label it finds is the newest slot's).
+pub fn check_sr_label(data: &[u8]) {
+    let data = bounded(data);
+    if let Ok(label) = SrLabel::decode(data) {
+        assert_eq!(
+            SrLabel::decode(&label.to_bytes()).as_ref(),
+            Ok(&label),
+            "SR label pair check"
+        );
+    }
+    if let Content::Label(label) = classify(data) {
+        assert!(
+            label.validate().is_ok(),
+            "classify returned an invalid label"
         );
     }
 }
@@ -186,4 +206,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("snapshot", check_snapshot),
     ("delta_record", check_delta_record),
     ("replay", check_replay),
+    ("sr_label", check_sr_label),
 ];

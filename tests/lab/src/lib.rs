@@ -29,7 +29,8 @@
 //! its hosts' files), `control` (requests to a host's daemon), `waits`
 //! (signals to hosts, their exits, polling for a condition), `shutdown`
 //! (stop and `Drop`); `setup`, `process`, `bins`, `workload` and `error`
-//! serve them.
+//! serve them. `agent` starts one pool agent (`xapi-ha`) for the tests.
+pub mod agent;
 mod bins;
 mod control;
 mod error;

@@ -154,6 +154,7 @@ pub const SESSION_METHODS: &[&str] = &[
     "session.logout",
     "session.slave_local_login_with_password",
     "session.local_logout",
+    "session.change_password",
 ];
 
 /// Answers one call (see the module documentation for the contract).

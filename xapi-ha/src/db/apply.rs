@@ -9,6 +9,13 @@ use super::database::{Database, MAX_TOMBSTONES, Object, Tombstone, is_canonical_
 use super::schema::{Access, Class, FieldDef, Ty};
 use crate::value::{Ref, Value};
 
+/// Whether a reference enters or leaves the reverse index.
+#[derive(Debug, Clone, Copy)]
+enum Index {
+    Add,
+    Remove,
+}
+
 /// What one applied change needs to be taken back.
 #[derive(Debug)]
 enum Undo {
@@ -229,10 +236,7 @@ impl Database {
             modified: generation,
         };
         let mut touched = Vec::new();
-        self.link(class, r, &obj, generation, &mut touched);
-        self.uuids.insert(uuid, r);
-        self.where_is.insert(r, class);
-        self.tables[class.index()].insert(r, obj);
+        self.insert_object(class, r, obj, generation, &mut touched);
         Ok(Undo::Created {
             class,
             r#ref: r,
@@ -294,8 +298,8 @@ impl Database {
         if let (Value::Ref(before), Value::Ref(after)) = (&prev, &v)
             && before != after
         {
-            self.unlink_one(class, r, idx, *before, generation, touched);
-            self.link_one(class, r, idx, *after, generation, touched);
+            self.index_ref(Index::Remove, (class, r, idx), *before, generation, touched);
+            self.index_ref(Index::Add, (class, r, idx), *after, generation, touched);
         }
         old.push((idx, prev));
     }
@@ -317,11 +321,8 @@ impl Database {
             });
         }
         let created = obj.created;
-        let obj = self.tables[class.index()].remove(&r).expect("exists");
         let mut touched = Vec::new();
-        self.unlink(class, r, &obj, generation, &mut touched);
-        self.uuids.remove(obj.uuid());
-        self.where_is.remove(&r);
+        let obj = self.remove_object(class, r, generation, &mut touched);
         self.tombstones.push_back(Tombstone {
             generation,
             class,
@@ -343,12 +344,7 @@ impl Database {
                 r#ref,
                 touched,
             } => {
-                let obj = self.tables[class.index()]
-                    .remove(&r#ref)
-                    .expect("undo of a create: object exists");
-                self.unlink(class, r#ref, &obj, 0, &mut Vec::new());
-                self.uuids.remove(obj.uuid());
-                self.where_is.remove(&r#ref);
+                self.remove_object(class, r#ref, 0, &mut Vec::new());
                 self.restore_touched(touched);
             }
             Undo::Modified {
@@ -373,10 +369,7 @@ impl Database {
                 touched,
             } => {
                 self.tombstones.pop_back();
-                self.link(class, r#ref, &object, 0, &mut Vec::new());
-                self.uuids.insert(object.uuid().to_owned(), r#ref);
-                self.where_is.insert(r#ref, class);
-                self.tables[class.index()].insert(r#ref, object);
+                self.insert_object(class, r#ref, object, 0, &mut Vec::new());
                 self.restore_touched(touched);
             }
         }
@@ -392,9 +385,44 @@ impl Database {
         }
     }
 
-    /// Adds the outgoing references of `obj` to the reverse index.
-    fn link(
+    /// Puts `obj` into its table and every index (uuid, class, the
+    /// reverse index of its references): a create, or the undo of a delete.
+    fn insert_object(
         &mut self,
+        class: Class,
+        r: Ref,
+        obj: Object,
+        generation: u64,
+        touched: &mut Vec<(Ref, u64)>,
+    ) {
+        self.index_refs(Index::Add, class, r, &obj, generation, touched);
+        self.uuids.insert(obj.uuid().to_owned(), r);
+        self.where_is.insert(r, class);
+        self.tables[class.index()].insert(r, obj);
+    }
+
+    /// Takes the object out of its table and every index: a delete, or the
+    /// undo of a create. The caller has checked that it exists.
+    fn remove_object(
+        &mut self,
+        class: Class,
+        r: Ref,
+        generation: u64,
+        touched: &mut Vec<(Ref, u64)>,
+    ) -> Object {
+        let obj = self.tables[class.index()]
+            .remove(&r)
+            .expect("remove_object: the caller checked the object exists");
+        self.index_refs(Index::Remove, class, r, &obj, generation, touched);
+        self.uuids.remove(obj.uuid());
+        self.where_is.remove(&r);
+        obj
+    }
+
+    /// Adds or removes every outgoing reference of `obj` in the reverse index.
+    fn index_refs(
+        &mut self,
+        how: Index,
         class: Class,
         r: Ref,
         obj: &Object,
@@ -403,31 +431,17 @@ impl Database {
     ) {
         for (idx, v) in obj.fields.iter().enumerate() {
             if let Value::Ref(target) = v {
-                self.link_one(class, r, idx, *target, generation, touched);
+                self.index_ref(how, (class, r, idx), *target, generation, touched);
             }
         }
     }
 
-    fn unlink(
+    /// The one update of the reverse index: `(class, r)`'s field `idx`
+    /// refers (`Add`) or no longer refers (`Remove`) to `target`.
+    fn index_ref(
         &mut self,
-        class: Class,
-        r: Ref,
-        obj: &Object,
-        generation: u64,
-        touched: &mut Vec<(Ref, u64)>,
-    ) {
-        for (idx, v) in obj.fields.iter().enumerate() {
-            if let Value::Ref(target) = v {
-                self.unlink_one(class, r, idx, *target, generation, touched);
-            }
-        }
-    }
-
-    fn link_one(
-        &mut self,
-        class: Class,
-        r: Ref,
-        idx: usize,
+        how: Index,
+        (class, r, idx): (Class, Ref, usize),
         target: Ref,
         generation: u64,
         touched: &mut Vec<(Ref, u64)>,
@@ -435,29 +449,18 @@ impl Database {
         if target.is_null() {
             return;
         }
-        self.refs_to
-            .entry(target)
-            .or_default()
-            .insert((class, r, idx as u16));
-        self.touch_derived(class, idx, target, generation, touched);
-    }
-
-    fn unlink_one(
-        &mut self,
-        class: Class,
-        r: Ref,
-        idx: usize,
-        target: Ref,
-        generation: u64,
-        touched: &mut Vec<(Ref, u64)>,
-    ) {
-        if target.is_null() {
-            return;
-        }
-        if let Some(set) = self.refs_to.get_mut(&target) {
-            set.remove(&(class, r, idx as u16));
-            if set.is_empty() {
-                self.refs_to.remove(&target);
+        let entry = (class, r, idx as u16);
+        match how {
+            Index::Add => {
+                self.refs_to.entry(target).or_default().insert(entry);
+            }
+            Index::Remove => {
+                if let Some(set) = self.refs_to.get_mut(&target) {
+                    set.remove(&entry);
+                    if set.is_empty() {
+                        self.refs_to.remove(&target);
+                    }
+                }
             }
         }
         self.touch_derived(class, idx, target, generation, touched);

@@ -246,6 +246,7 @@ impl Agent {
                     .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
                 Ok(Rpc::Str(String::new()))
             }
+            "session.change_password" => self.change_password(&method, &params).await,
             "system.listMethods" => self.run(&method, Vec::new()).await,
             _ => {
                 let r = match params.first() {
@@ -330,6 +331,31 @@ impl Agent {
         let r = Ref::from_uuid(Uuid::new_v4()).to_string();
         lock(&self.sessions).open(r.clone(), &user, kind, self.now());
         Ok(Rpc::Str(r))
+    }
+
+    /// `session.change_password(session, old, new)` (`password.rs`).
+    async fn change_password(
+        self: &Arc<Self>,
+        method: &str,
+        params: &[Rpc],
+    ) -> Result<Rpc, Failure> {
+        arity(method, params, 3..=3)?;
+        let r = string_param(params, 0, "session")?;
+        let old = string_param(params, 1, "old_pwd")?;
+        let new = string_param(params, 2, "new_pwd")?;
+        let s = lock(&self.sessions)
+            .check(&r, self.now())
+            .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
+        if let (Role::Slave(master), Kind::Pool) = (&self.role, s.kind) {
+            return Err(ApiError::host_is_slave(master).into());
+        }
+        let agent = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            super::password::change_password(&agent.users_path, &agent.users, &s.user, &old, &new)
+        })
+        .await
+        .map_err(|e| Failure::from(ApiError::internal(&e.to_string())))??;
+        Ok(Rpc::Str(String::new()))
     }
 
     /// Checks a password against the user file as it is now on disk (so

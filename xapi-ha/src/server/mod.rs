@@ -9,6 +9,7 @@ pub mod membership;
 mod peer_calls;
 pub mod peers;
 pub mod replicate;
+pub mod password;
 pub mod role;
 pub mod storage;
 pub mod tls;

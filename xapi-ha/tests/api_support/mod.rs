@@ -1,33 +1,36 @@
-//! Starts the real `xapi-ha` binary for the API tests: a temporary data
-//! directory, a password set with `xapi-ha passwd`, listeners on port 0 of
-//! loopback (their addresses read from the agent's log), killed on drop.
+//! Starts the real `xapi-ha` binary for the API tests through the lab's
+//! helper (`xha_lab::agent`): a temporary data directory, a password set
+//! with `xapi-ha passwd`, listeners on port 0 of loopback (their addresses
+//! read from the agent's log), killed on drop.
 //! Also a small raw HTTP/1.1 client, so the tests can send exactly the
 //! bytes they mean (malformed bodies, slow clients).
 
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use xha_lab::agent::AgentProcess;
 
 pub const USER: &str = "root";
 pub const PASSWORD: &str = "correct horse";
 
-/// A running agent.
+/// A running agent (started by the lab's one helper, `xha_lab::agent`).
 pub struct Agent {
-    child: Child,
+    // Declared before `dir`: the process is killed before its directory
+    // is removed.
+    process: AgentProcess,
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub unix: PathBuf,
-    log: mpsc::Receiver<String>,
 }
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_xapi-ha")
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
 }
 
 pub fn config_text(dir: &Path, api_extra: &str) -> String {
@@ -63,26 +66,20 @@ impl Agent {
     /// temporary directory.
     pub fn start_configured(text: impl FnOnce(&Path) -> String) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("xapi-ha.toml");
-        std::fs::write(&config, text(dir.path())).expect("config");
-        let mut passwd = Command::new(binary())
-            .args([
-                "--config",
-                config.to_str().expect("utf-8 path"),
-                "passwd",
-                "--user",
-                USER,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("xapi-ha passwd");
-        writeln!(passwd.stdin.take().expect("stdin"), "{PASSWORD}").expect("write password");
-        assert!(
-            passwd.wait().expect("passwd").success(),
-            "xapi-ha passwd failed"
-        );
-        Agent::start_in(dir, &config)
+        let process = AgentProcess::start(binary(), dir.path(), &text(dir.path()), USER, PASSWORD)
+            .unwrap_or_else(|e| panic!("start xapi-ha: {e}"));
+        Agent::wrap(process, dir)
+    }
+
+    fn wrap(process: AgentProcess, dir: tempfile::TempDir) -> Agent {
+        let l = process.listeners.clone();
+        Agent {
+            process,
+            dir,
+            http: l.http.expect("http listener logged"),
+            https: l.https.expect("https listener logged"),
+            unix: l.unix.expect("unix listener logged"),
+        }
     }
 
     /// Starts an agent with the default limits.
@@ -90,103 +87,46 @@ impl Agent {
         Agent::start_with("")
     }
 
-    fn start_in(dir: tempfile::TempDir, config: &Path) -> Agent {
-        let mut child = Command::new(binary())
-            .args(["--config", config.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start xapi-ha");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                if tx.send(line).is_err() {
-                    // Keep draining so the agent never blocks on a full pipe.
-                }
-            }
-        });
-        let mut http = None;
-        let mut https = None;
-        let mut unix = None;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the agent did not become ready within 60 s"));
-            if let Some(l) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("listener="))
-            {
-                let l = l.trim_matches('"');
-                if let Some(a) = l.strip_prefix("http://") {
-                    http = a.parse().ok();
-                } else if let Some(a) = l.strip_prefix("https://") {
-                    https = a.parse().ok();
-                } else if let Some(p) = l.strip_prefix("unix:") {
-                    unix = Some(PathBuf::from(p));
-                }
-            }
-            if line.contains("agent ready") {
-                break;
-            }
-        }
-        Agent {
-            child,
-            dir,
-            http: http.expect("http listener logged"),
-            https: https.expect("https listener logged"),
-            unix: unix.expect("unix listener logged"),
-            log: rx,
-        }
+    fn run_in(dir: tempfile::TempDir) -> Agent {
+        let process = AgentProcess::run(binary(), dir.path())
+            .unwrap_or_else(|e| panic!("restart xapi-ha: {e}"));
+        Agent::wrap(process, dir)
     }
 
     /// Kills the agent with SIGKILL and starts it again on the same data
     /// directory (new ports).
-    pub fn kill9_and_restart(mut self) -> Agent {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        drop(self);
-        let config = dir.path().join("xapi-ha.toml");
-        Agent::start_in(dir, &config)
+    pub fn kill9_and_restart(self) -> Agent {
+        let Agent {
+            mut process, dir, ..
+        } = self;
+        process.kill();
+        drop(process);
+        Agent::run_in(dir)
     }
 
     /// Stops the agent with SIGTERM; its data directory, exit code and
     /// socket path.
-    pub fn terminate(mut self) -> (tempfile::TempDir, Option<i32>, PathBuf) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let code = self.child.wait().ok().and_then(|s| s.code());
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        let socket = self.unix.clone();
-        (dir, code, socket)
+    pub fn terminate(self) -> (tempfile::TempDir, Option<i32>, PathBuf) {
+        let Agent {
+            process, dir, unix, ..
+        } = self;
+        let code = process.terminate();
+        (dir, code, unix)
     }
 
     /// Starts an agent again on a data directory left by [`Agent::terminate`].
     pub fn restart(dir: tempfile::TempDir) -> Agent {
-        let config = dir.path().join("xapi-ha.toml");
-        Agent::start_in(dir, &config)
+        Agent::run_in(dir)
     }
 
     /// The agent's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.alive()
     }
 }
 

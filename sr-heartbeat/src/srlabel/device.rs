@@ -1,0 +1,130 @@
+//! The SR label on a device (a block device or a plain file used as one),
+//! through the O_DIRECT layer: [`probe`] what the device holds,
+//! [`write_label`] one slot, and [`label_device`], what `SR.create
+//! type=block` does: refuse someone else's data unless forced, zero the
+//! label region of a fresh device, and write the label.
+
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::content::{Content, PROBE_BYTES, classify};
+use super::label::{LABEL_BLOCK, LABEL_REGION, SrLabel};
+use crate::io::{AlignedBuf, BlockDevice, IoError, OpenMode};
+
+/// The smallest device `label_device` takes: the label region and room for
+/// a statefile.
+pub const MIN_DEVICE_BYTES: u64 = LABEL_REGION + (4 << 20);
+
+/// Why a device could not be labelled.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelDeviceError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The device holds data that is not an SR label (`force` overrides).
+    #[error("{path} holds {what}; refusing to overwrite it without force", path = path.display())]
+    InUse { path: PathBuf, what: String },
+    /// The device is too small.
+    #[error("{path} has {size} bytes; an SR needs at least {MIN_DEVICE_BYTES}", path = path.display())]
+    TooSmall { path: PathBuf, size: u64 },
+}
+
+/// What the device holds at its start (reads up to [`PROBE_BYTES`]).
+pub fn probe(dev: &BlockDevice) -> Result<Content, IoError> {
+    let sector = dev.sector_size() as u64;
+    let len = (PROBE_BYTES as u64).min(dev.size_bytes() / sector * sector);
+    if len == 0 {
+        return Ok(Content::Blank);
+    }
+    let mut buf = AlignedBuf::new(len as usize)?;
+    dev.read_at(0, &mut buf)?;
+    Ok(classify(&buf))
+}
+
+/// Writes `label` to its slot (durable on return: `O_DSYNC`).
+pub fn write_label(dev: &BlockDevice, label: &SrLabel) -> Result<(), IoError> {
+    let buf = AlignedBuf::from_bytes(&label.to_bytes())?;
+    dev.write_at((label.slot() * LABEL_BLOCK) as u64, &buf)
+}
+
+/// Labels the device at `path` for the SR `sr_uuid` and returns the label
+/// written:
+/// - all zero at the start: a new label with an empty volume table;
+/// - our label (an SR forgotten and created again): taken over with its
+///   volume table, under the new SR uuid, in the next generation;
+/// - anything else: [`LabelDeviceError::InUse`], unless `force`, which
+///   zeroes the label region and writes a new label.
+pub fn label_device(path: &Path, sr_uuid: Uuid, force: bool) -> Result<SrLabel, LabelDeviceError> {
+    let dev = BlockDevice::open(path, OpenMode::ReadWrite)?;
+    let size = dev.size_bytes();
+    if size < MIN_DEVICE_BYTES {
+        return Err(LabelDeviceError::TooSmall {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    // Volumes end on the label's alignment, whatever the device's tail.
+    let usable = size - size % super::label::VOLUME_ALIGN;
+    let label = match probe(&dev)? {
+        Content::Label(old) => SrLabel {
+            sr_uuid,
+            ..old.next()
+        },
+        Content::Foreign(what) if !force => {
+            return Err(LabelDeviceError::InUse {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
+        Content::Blank | Content::Foreign(_) => {
+            let zeros = AlignedBuf::new(LABEL_REGION as usize)?;
+            dev.write_at(0, &zeros)?;
+            SrLabel::new(sr_uuid, usable)
+        }
+    };
+    write_label(&dev, &label)?;
+    Ok(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64, head: &[u8]) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(len).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(f.as_file(), head, 0).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_plain_file_is_labelled_retaken_and_foreign_data_refused() {
+        let f = file(64 << 20, &[]);
+        let sr = Uuid::from_u128(11);
+        let l = label_device(f.path(), sr, false).unwrap();
+        assert_eq!((l.sr_uuid, l.generation, l.device_bytes), (sr, 1, 64 << 20));
+        let dev = BlockDevice::open(f.path(), OpenMode::ReadOnly).unwrap();
+        assert_eq!(probe(&dev).unwrap(), Content::Label(l.clone()));
+        // Taken over by a new SR, volumes kept, next generation (other slot).
+        let again = label_device(f.path(), Uuid::from_u128(12), false).unwrap();
+        assert_eq!(again.generation, 2);
+        assert_eq!(probe(&dev).unwrap(), Content::Label(again));
+
+        let mut xfs = vec![0u8; 4096];
+        xfs[..4].copy_from_slice(b"XFSB");
+        let f = file(64 << 20, &xfs);
+        match label_device(f.path(), sr, false) {
+            Err(LabelDeviceError::InUse { what, .. }) => assert_eq!(what, "an XFS filesystem"),
+            other => panic!("{other:?}"),
+        }
+        let l = label_device(f.path(), sr, true).unwrap();
+        let dev = BlockDevice::open(f.path(), OpenMode::ReadOnly).unwrap();
+        assert_eq!(probe(&dev).unwrap(), Content::Label(l));
+
+        let small = file(1 << 20, &[]);
+        assert!(matches!(
+            label_device(small.path(), sr, false),
+            Err(LabelDeviceError::TooSmall { .. })
+        ));
+    }
+}

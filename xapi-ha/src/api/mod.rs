@@ -30,6 +30,7 @@ mod ids;
 pub mod methods;
 mod misc;
 mod sr;
+pub mod start_order;
 pub mod task;
 mod vm;
 pub mod vm_power;

@@ -45,6 +45,13 @@ pub enum Method {
     EventFrom,
     EventGetCurrentId,
     ListMethods,
+    // vmlife
+    VdiCreate,
+    VbdCreate,
+    VbdDestroy,
+    VmAssertAgile,
+    VmGetAgilityProblems,
+    VmGetPossibleHosts,
 }
 
 const SELF: &[&str] = &["self"];
@@ -97,6 +104,12 @@ impl Method {
             Method::EventFrom => "event.from".into(),
             Method::EventGetCurrentId => "event.get_current_id".into(),
             Method::ListMethods => "system.listMethods".into(),
+            Method::VdiCreate => "VDI.create".into(),
+            Method::VbdCreate => "VBD.create".into(),
+            Method::VbdDestroy => "VBD.destroy".into(),
+            Method::VmAssertAgile => "VM.assert_agile".into(),
+            Method::VmGetAgilityProblems => "VM.get_agility_problems".into(),
+            Method::VmGetPossibleHosts => "VM.get_possible_hosts".into(),
         }
     }
 
@@ -126,6 +139,9 @@ impl Method {
             Method::MessageGetSince => &["since"],
             Method::MessageGet => &["cls", "obj_uuid", "since"],
             Method::EventFrom => &["classes", "token", "timeout"],
+            Method::VdiCreate | Method::VbdCreate => &["args"],
+            Method::VbdDestroy | Method::VmAssertAgile | Method::VmGetAgilityProblems => SELF,
+            Method::VmGetPossibleHosts => &["vm"],
         }
     }
 }
@@ -175,6 +191,12 @@ pub fn all() -> Vec<Method> {
         Method::EventFrom,
         Method::EventGetCurrentId,
         Method::ListMethods,
+        Method::VdiCreate,
+        Method::VbdCreate,
+        Method::VbdDestroy,
+        Method::VmAssertAgile,
+        Method::VmGetAgilityProblems,
+        Method::VmGetPossibleHosts,
     ]);
     out
 }

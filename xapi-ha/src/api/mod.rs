@@ -31,7 +31,13 @@ pub mod methods;
 mod misc;
 mod sr;
 pub mod start_order;
+// vmlife: VM disks and agility.
+pub mod diagnostics;
+#[cfg(test)]
+mod disk_tests;
 pub mod task;
+pub mod vbd;
+pub mod vdi;
 mod vm;
 pub mod vm_power;
 
@@ -78,6 +84,9 @@ pub enum Effect {
     /// Stop the VM on this host, cleanly (with the agent's timeout) or hard,
     /// and wait until it is gone.
     StopVm { vm: Ref, uuid: Uuid, hard: bool },
+    /// `VDI.create` on a `file` SR: a sparse file of `size` bytes at
+    /// `path` (refused if it exists).
+    CreateVdi { path: std::path::PathBuf, size: u64 },
 }
 
 /// An `event.from` that found nothing yet: wait for a generation newer than
@@ -160,6 +169,12 @@ pub fn call(
         Method::EventFrom => misc::event_from(db, args),
         Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
         Method::ListMethods => Ok(Outcome::value(misc::list_methods())),
+        Method::VdiCreate => vdi::create(db, caller, &args[0]),
+        Method::VbdCreate => vbd::create(db, caller, &args[0]),
+        Method::VbdDestroy => vbd::destroy(db, &args[0]),
+        Method::VmAssertAgile => diagnostics::assert_agile(db, &args[0]),
+        Method::VmGetAgilityProblems => diagnostics::get_agility_problems(db, &args[0]),
+        Method::VmGetPossibleHosts => diagnostics::get_possible_hosts(db, &args[0]),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

@@ -126,7 +126,10 @@ mod tests {
         }
     }
 
-    fn names(groups: &[StartGroup<&'static str>]) -> Vec<(i64, Vec<&'static str>)> {
+    /// Each group's effective order and VM names.
+    type Names = Vec<(i64, Vec<&'static str>)>;
+
+    fn names(groups: &[StartGroup<&'static str>]) -> Names {
         groups
             .iter()
             .map(|g| (g.order, g.vms.iter().map(|v| v.vm).collect()))
@@ -136,7 +139,7 @@ mod tests {
     #[test]
     fn groups_by_ascending_order_with_negative_orders_last() {
         let max = i64::MAX;
-        let table: Vec<(Vec<StartVm<&'static str>>, Vec<(i64, Vec<&str>)>)> = vec![
+        let table: Vec<(Vec<StartVm<&'static str>>, Names)> = vec![
             (vec![], vec![]),
             (vec![vm("a", 0, 0)], vec![(0, vec!["a"])]),
             // All order 0: one group, in the order given.

@@ -433,7 +433,7 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
     };
     let no_drivers = || Failure::from(ApiError::internal("this agent runs no VM drivers"));
     match effect {
-        Effect::CreateSr { .. } => Ok(super::storage::perform(effect)?),
+        Effect::CreateSr { .. } | Effect::CreateVdi { .. } => Ok(super::storage::perform(effect)?),
         Effect::StartVm { spec, .. } => vms
             .ok_or_else(no_drivers)?
             .start(spec)

@@ -19,6 +19,7 @@ mod session;
 mod session_cmds;
 mod sr_cmds;
 pub mod transport;
+mod vm_cmds;
 
 use std::io::Write;
 
@@ -85,6 +86,12 @@ pub fn find(name: &str) -> Option<Live> {
         "event-wait" => return Some(Live::EventWait),
         _ => {}
     }
+    if let Some(op) = name
+        .strip_prefix("vm-")
+        .and_then(|op| vm_cmds::OPERATIONS.iter().find(|o| **o == op))
+    {
+        return Some(Live::Generic(Class::Vm, op));
+    }
     CLASSES.iter().find_map(|(prefix, class)| {
         let op = name.strip_prefix(prefix)?.strip_prefix('-')?;
         OPERATIONS
@@ -102,6 +109,7 @@ pub fn names() -> Vec<String> {
         .flat_map(|(p, _)| OPERATIONS.iter().map(move |o| format!("{p}-{o}")))
         .collect();
     all.extend(OTHERS.iter().map(|s| (*s).to_owned()));
+    all.extend(vm_cmds::OPERATIONS.iter().map(|o| format!("vm-{o}")));
     all.sort();
     all
 }
@@ -114,6 +122,9 @@ pub fn run(
     args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if let Some(op) = vm_cmds::operation(command) {
+        return vm_cmds::run(op, name, opts, args, out);
+    }
     let parsed = args::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never
     // reaches the agent.

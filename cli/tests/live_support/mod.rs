@@ -5,8 +5,9 @@
 //!
 //! The agent binary is `xapi-ha` beside the `xe` binary under test (cargo
 //! does not build other packages' binaries for a test, so the first test
-//! that needs it runs `cargo build -p xapi_ha --bin xapi-ha`, a no-op when
-//! it is up to date), or the one named by `XE_TEST_XAPI_HA`.
+//! that needs it runs `cargo build -p xapi_ha --bin xapi-ha` and the VM
+//! keeper, a no-op when they are up to date), or the one named by
+//! `XE_TEST_XAPI_HA`.
 
 #![allow(dead_code)]
 
@@ -34,7 +35,9 @@ pub fn agent_binary() -> PathBuf {
     if !*built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "xapi_ha", "--bin", "xapi-ha"])
+            // The keeper too: without it the agent runs no VMs.
+            .args(["build", "-p", "xapi_ha", "-p", "xapi_vm"])
+            .args(["--bin", "xapi-ha", "--bin", "xha-vm-keeper"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build");
@@ -55,7 +58,7 @@ pub struct Agent {
     pub known_hosts: PathBuf,
 }
 
-fn config_text(dir: &Path, host: &str, tls: &str) -> String {
+fn config_text(dir: &Path, host: &str, tls: &str, drivers: &str) -> String {
     format!(
         r#"[host]
 uuid = "{host}"
@@ -67,7 +70,7 @@ unix_socket = "{d}/run/xapi-ha.sock"
 [data]
 dir = "{d}/data"
 [vm]
-drivers = ["qemu"]
+drivers = [{drivers}]
 [memory]
 total_bytes = 17179869184
 "#,
@@ -85,8 +88,18 @@ impl Agent {
 
     /// An agent with this host uuid, serving TLS on `tls`.
     pub fn start_with(host: &str, tls: &str) -> Agent {
+        Agent::start_full(host, tls, &["qemu"])
+    }
+
+    /// An agent offering these VM drivers (`vm.drivers`).
+    pub fn start_drivers(drivers: &[&str]) -> Agent {
+        Agent::start_full(HOST_UUID, "127.0.0.1:0", drivers)
+    }
+
+    fn start_full(host: &str, tls: &str, drivers: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = config_text(dir.path(), host, tls);
+        let drivers: Vec<String> = drivers.iter().map(|d| format!("{d:?}")).collect();
+        let text = config_text(dir.path(), host, tls, &drivers.join(", "));
         let process = AgentProcess::start(&agent_binary(), dir.path(), &text, "root", PASSWORD)
             .unwrap_or_else(|e| panic!("start xapi-ha: {e}"));
         Agent::wrap(process, dir)

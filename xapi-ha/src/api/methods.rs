@@ -50,6 +50,13 @@ pub enum Method {
     PoolAdmit,
     PoolEject,
     PoolDesignateNewMaster,
+    // vmlife
+    VdiCreate,
+    VbdCreate,
+    VbdDestroy,
+    VmAssertAgile,
+    VmGetAgilityProblems,
+    VmGetPossibleHosts,
 }
 
 const SELF: &[&str] = &["self"];
@@ -106,6 +113,12 @@ impl Method {
             Method::PoolAdmit => "pool.admit".into(),
             Method::PoolEject => "pool.eject".into(),
             Method::PoolDesignateNewMaster => "pool.designate_new_master".into(),
+            Method::VdiCreate => "VDI.create".into(),
+            Method::VbdCreate => "VBD.create".into(),
+            Method::VbdDestroy => "VBD.destroy".into(),
+            Method::VmAssertAgile => "VM.assert_agile".into(),
+            Method::VmGetAgilityProblems => "VM.get_agility_problems".into(),
+            Method::VmGetPossibleHosts => "VM.get_possible_hosts".into(),
         }
     }
 
@@ -138,6 +151,9 @@ impl Method {
             Method::PoolJoin => &["master_address", "master_username", "master_password"],
             Method::PoolAdmit => &["host_record"],
             Method::PoolEject | Method::PoolDesignateNewMaster => &["host"],
+            Method::VdiCreate | Method::VbdCreate => &["args"],
+            Method::VbdDestroy | Method::VmAssertAgile | Method::VmGetAgilityProblems => SELF,
+            Method::VmGetPossibleHosts => &["vm"],
         }
     }
 }
@@ -191,6 +207,12 @@ pub fn all() -> Vec<Method> {
         Method::PoolAdmit,
         Method::PoolEject,
         Method::PoolDesignateNewMaster,
+        Method::VdiCreate,
+        Method::VbdCreate,
+        Method::VbdDestroy,
+        Method::VmAssertAgile,
+        Method::VmGetAgilityProblems,
+        Method::VmGetPossibleHosts,
     ]);
     out
 }

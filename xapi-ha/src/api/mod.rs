@@ -31,7 +31,14 @@ pub mod methods;
 mod misc;
 pub mod pool;
 mod sr;
+pub mod start_order;
+// vmlife: VM disks and agility.
+pub mod diagnostics;
+#[cfg(test)]
+mod disk_tests;
 pub mod task;
+pub mod vbd;
+pub mod vdi;
 mod vm;
 pub mod vm_power;
 
@@ -78,6 +85,9 @@ pub enum Effect {
     /// Stop the VM on this host, cleanly (with the agent's timeout) or hard,
     /// and wait until it is gone.
     StopVm { vm: Ref, uuid: Uuid, hard: bool },
+    /// `VDI.create` on a `file` SR: a sparse file of `size` bytes at
+    /// `path` (refused if it exists).
+    CreateVdi { path: std::path::PathBuf, size: u64 },
     /// Forwarding (docs/pool.md): perform `effect` (a `StartVm` or
     /// `StopVm`) on the agent of `host`, another host of the pool, through
     /// the host-to-host client; the changes commit here once it succeeded.
@@ -197,6 +207,12 @@ pub fn call(
         Method::PoolAdmit => pool::admit(db, caller, &args[0]),
         Method::PoolEject => pool::eject(db, &args[0]),
         Method::PoolDesignateNewMaster => pool::designate_new_master(db, &args[0]),
+        Method::VdiCreate => vdi::create(db, caller, &args[0]),
+        Method::VbdCreate => vbd::create(db, caller, &args[0]),
+        Method::VbdDestroy => vbd::destroy(db, &args[0]),
+        Method::VmAssertAgile => diagnostics::assert_agile(db, &args[0]),
+        Method::VmGetAgilityProblems => diagnostics::get_agility_problems(db, &args[0]),
+        Method::VmGetPossibleHosts => diagnostics::get_possible_hosts(db, &args[0]),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

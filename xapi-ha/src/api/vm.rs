@@ -1,4 +1,4 @@
-//! `VM.create` and `VM.destroy`.
+//! `VM.create` and `VM.destroy` (which removes the VM's VBDs, not its VDIs).
 //!
 //! `VM.create(record)`: the record may give any field the constructor takes
 //! (RW and RO/constructor fields of the schema); every field left out gets
@@ -27,7 +27,7 @@ const MEMORY: [&str; 4] = [
 ];
 
 /// The record argument's pairs, whatever shape the decoder gave it.
-fn record_pairs(arg: &Value) -> Result<Vec<(String, &Value)>, ApiError> {
+pub(super) fn record_pairs(arg: &Value) -> Result<Vec<(String, &Value)>, ApiError> {
     match arg {
         Value::Map(pairs) => Ok(pairs.iter().map(|(k, v)| (k.to_wire(), v)).collect()),
         Value::Record(fields) => Ok(fields.iter().map(|(k, v)| (k.clone(), v)).collect()),
@@ -116,11 +116,24 @@ pub fn destroy(db: &Database, arg: &Value) -> Result<Outcome, ApiError> {
             "a control domain cannot be destroyed",
         ));
     }
+    // Its VBDs go with it (the VDIs stay), as in xapi.
+    let mut changes: Vec<Change> = match db.field(Class::Vm, r, "VBDs") {
+        Some(Value::Set(items)) => items
+            .iter()
+            .filter_map(Value::as_ref)
+            .map(|b| Change::Delete {
+                class: Class::Vbd,
+                r#ref: b,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    changes.push(Change::Delete {
+        class: Class::Vm,
+        r#ref: r,
+    });
     Ok(Outcome {
-        changes: vec![Change::Delete {
-            class: Class::Vm,
-            r#ref: r,
-        }],
+        changes,
         ..Outcome::value(Value::Void)
     })
 }

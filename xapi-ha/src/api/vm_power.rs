@@ -21,6 +21,7 @@ use crate::value::{DateTime, Ref, Value};
 
 use super::coerce::{self, to_text};
 use super::ids::Fresh;
+use super::vbd::vm_disks;
 use super::{ApiError, Caller, Effect, Outcome};
 
 /// xapi's message priority for VM lifecycle messages (informational).
@@ -58,7 +59,7 @@ fn expect_state(db: &Database, vm: Ref, expected: &str) -> Result<(), ApiError> 
 }
 
 /// Memory a VM takes on a host: `memory_static_max + memory_overhead`.
-fn vm_footprint(db: &Database, vm: Ref) -> i64 {
+pub fn vm_footprint(db: &Database, vm: Ref) -> i64 {
     int(db, Class::Vm, vm, "memory_static_max").saturating_add(int(
         db,
         Class::Vm,
@@ -90,8 +91,8 @@ pub fn host_free_memory(db: &Database, host: Ref) -> i64 {
         .saturating_sub(resident)
 }
 
-/// The driver's spec from the VM record (disks: none yet, VBDs are not
-/// modelled).
+/// The driver's spec from the VM record; its disks are the volumes of its
+/// VBDs in device order ([`super::vbd::vm_disks`]).
 pub fn vm_spec(db: &Database, vm: Ref) -> Result<VmSpec, ApiError> {
     let uuid_text = text(db, Class::Vm, vm, "uuid");
     let uuid = Uuid::parse_str(&uuid_text)
@@ -110,7 +111,18 @@ pub fn vm_spec(db: &Database, vm: Ref) -> Result<VmSpec, ApiError> {
         vcpus: u32::try_from(int(db, Class::Vm, vm, "VCPUs_at_startup")).unwrap_or(0),
         driver: text(db, Class::Vm, vm, "driver"),
         config,
-        disks: Vec::new(),
+        disks: vm_disks(db, vm)
+            .into_iter()
+            .map(|d| {
+                d.path.ok_or_else(|| {
+                    ApiError::operation_not_allowed(&format!(
+                        "disk {} of the VM (VDI {}) has no volume file on its SR",
+                        d.device,
+                        text(db, Class::Vdi, d.vdi, "uuid")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -141,7 +153,7 @@ fn message(
     }
 }
 
-fn host_label(db: &Database, host: Ref) -> String {
+pub fn host_label(db: &Database, host: Ref) -> String {
     format!(
         "{} (uuid: {})",
         text(db, Class::Host, host, "name_label"),
@@ -158,13 +170,7 @@ fn check_start(db: &Database, vm: Ref, host: Ref, start_paused: bool) -> Result<
         ));
     }
     let driver = text(db, Class::Vm, vm, "driver");
-    let offered = match db.field(Class::Host, host, "vm_drivers") {
-        Some(Value::Set(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let offered = super::diagnostics::host_drivers(db, host);
     if driver.is_empty() {
         return Err(ApiError::operation_not_allowed(
             "the VM has no driver: set VM.driver (qemu or process)",

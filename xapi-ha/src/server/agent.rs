@@ -636,6 +636,7 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
     let no_drivers = || Failure::from(ApiError::internal("this agent runs no VM drivers"));
     match effect {
         Effect::CreateSr { .. }
+        | Effect::CreateVdi { .. }
         | Effect::OnHost { .. }
         | Effect::JoinPool { .. }
         | Effect::EjectHost { .. }

@@ -9,6 +9,9 @@
 //! [path]`. A labelled directory (an SR forgotten and created again) is
 //! taken, its label rewritten. `type=block` is not prepared yet
 //! (`SR_BACKEND_FAILURE`).
+//!
+//! `VDI.create` on a `file` SR: a new sparse file (`O_EXCL`: an existing
+//! file is `SR_BACKEND_FAILURE`), synced with its directory.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -44,6 +47,7 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
                 ],
             )),
         },
+        Effect::CreateVdi { path, size } => create_volume(path, *size),
         Effect::StartVm { .. }
         | Effect::StopVm { .. }
         | Effect::OnHost { .. }
@@ -53,6 +57,30 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
             "a VM or pool effect is not a storage effect",
         )),
     }
+}
+
+/// A VDI's volume on a `file` SR: a new sparse file, synced with its
+/// directory entry.
+fn create_volume(path: &Path, size: u64) -> Result<(), ApiError> {
+    let io = |e: std::io::Error| {
+        ApiError::new(
+            "SR_BACKEND_FAILURE",
+            ["VDI_IO", "", &format!("{}: {e}", path.display())],
+        )
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
+    f.set_len(size).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 fn prepare_file_sr(dir: &Path, sr: &str) -> Result<(), ApiError> {
@@ -127,5 +155,22 @@ mod tests {
             perform(&effect(dir.path(), "block")).unwrap_err().code,
             "SR_BACKEND_FAILURE"
         );
+    }
+
+    #[test]
+    fn a_vdi_volume_is_a_new_sparse_file_of_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.img");
+        let effect = Effect::CreateVdi {
+            path: path.clone(),
+            size: 64 << 20,
+        };
+        perform(&effect).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 64 << 20);
+        // Sparse: nothing allocated yet.
+        assert!(std::os::unix::fs::MetadataExt::blocks(&meta) < 64);
+        // Never over an existing file.
+        assert_eq!(perform(&effect).unwrap_err().code, "SR_BACKEND_FAILURE");
     }
 }

@@ -15,21 +15,11 @@ use xapi_vm::{
 
 const LONG: Duration = Duration::from_secs(20);
 
-fn stopped_cause(ev: VmEvent) -> StopCause {
-    let VmEvent::Stopped { cause, .. } = ev;
-    cause
-}
-
 #[test]
 fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
+    let tmp = Scratch::new();
     let d0 = disk(tmp.path(), "disk0", 1);
-    let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "host-a"));
+    let mut drv = ProcessDriver::new(ctx(&tmp.run("run"), "host-a"));
     let spec = spec(
         "process",
         &[("command", &format!("exec {STAMP}"))],
@@ -51,15 +41,12 @@ fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
     });
     assert!(drv.memory_used(spec.uuid).unwrap() > 0);
     assert_eq!(drv.running(), vec![vm.clone()]);
-    assert_eq!(
-        drv.stop(spec.uuid, StopMode::Clean { timeout: LONG })
-            .unwrap(),
-        StopRequest::Clean
-    );
-    assert!(!pid_exists(vm.pid));
-    assert_eq!(
-        stopped_cause(wait_stopped(&mut drv, spec.uuid, LONG)),
-        StopCause::Requested(StopRequest::Clean)
+    stop_and_check(
+        &mut drv,
+        &vm,
+        StopMode::Clean { timeout: LONG },
+        StopRequest::Clean,
+        LONG,
     );
     assert_eq!(drv.state(spec.uuid).unwrap(), PowerState::Halted);
     assert!(drv.running().is_empty());
@@ -67,13 +54,8 @@ fn a_stamping_process_vm_runs_reports_memory_and_stops_cleanly() {
 
 #[test]
 fn a_clean_stop_that_is_ignored_ends_in_sigkill_and_a_hard_stop_kills_at_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
-    let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
+    let tmp = Scratch::new();
+    let mut drv = ProcessDriver::new(ctx(&tmp.run("run"), "h"));
     // The command ignores SIGTERM (and so does its sleep).
     let stubborn = spec(
         "process",
@@ -81,45 +63,25 @@ fn a_clean_stop_that_is_ignored_ends_in_sigkill_and_a_hard_stop_kills_at_once() 
         vec![],
     );
     let vm = drv.start(&stubborn).unwrap();
-    let out = drv
-        .stop(
-            stubborn.uuid,
-            StopMode::Clean {
-                timeout: Duration::from_millis(300),
-            },
-        )
-        .unwrap();
-    assert_eq!(out, StopRequest::CleanForced);
-    assert!(!pid_exists(vm.pid));
-    assert_eq!(
-        stopped_cause(wait_stopped(&mut drv, stubborn.uuid, LONG)),
-        StopCause::Requested(StopRequest::CleanForced)
-    );
+    let clean = StopMode::Clean {
+        timeout: Duration::from_millis(300),
+    };
+    stop_and_check(&mut drv, &vm, clean, StopRequest::CleanForced, LONG);
 
     let s = spec("process", &[("command", "sleep 100")], vec![]);
     let vm = drv.start(&s).unwrap();
-    assert_eq!(drv.stop(s.uuid, StopMode::Hard).unwrap(), StopRequest::Hard);
-    assert!(!pid_exists(vm.pid));
-    assert_eq!(
-        stopped_cause(wait_stopped(&mut drv, s.uuid, LONG)),
-        StopCause::Requested(StopRequest::Hard)
-    );
+    stop_and_check(&mut drv, &vm, StopMode::Hard, StopRequest::Hard, LONG);
 }
 
 #[test]
 fn a_vm_that_exits_or_is_killed_by_someone_else_is_reported_as_stopped_by_itself() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
-    let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
+    let tmp = Scratch::new();
+    let mut drv = ProcessDriver::new(ctx(&tmp.run("run"), "h"));
     let exits = spec("process", &[("command", "sleep 0.2; exit 3")], vec![]);
     drv.start(&exits).unwrap();
-    let cause = stopped_cause(wait_stopped(&mut drv, exits.uuid, LONG));
+    let c = cause(wait_stopped(&mut drv, exits.uuid, LONG));
     assert_eq!(
-        cause,
+        c,
         StopCause::ByItself {
             exit: Some(ExitStatus::Code(3)),
             guest_shutdown: None
@@ -133,10 +95,10 @@ fn a_vm_that_exits_or_is_killed_by_someone_else_is_reported_as_stopped_by_itself
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let cause = stopped_cause(wait_stopped(&mut drv, killed.uuid, LONG));
+    let c = cause(wait_stopped(&mut drv, killed.uuid, LONG));
     // sh -c with one command execs it, so the signal is the VM's own status.
     assert_eq!(
-        cause,
+        c,
         StopCause::ByItself {
             exit: Some(ExitStatus::Signal(9)),
             guest_shutdown: None
@@ -147,13 +109,8 @@ fn a_vm_that_exits_or_is_killed_by_someone_else_is_reported_as_stopped_by_itself
 #[test]
 fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_that_ended_meanwhile()
  {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
-    let run = tmp.path().join("run");
+    let tmp = Scratch::new();
+    let run = tmp.run("run");
     let d0 = disk(tmp.path(), "disk0", 1);
     let runs = spec(
         "process",
@@ -164,26 +121,7 @@ fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_
     // Another process owns the driver for the starts and exits: the agent
     // restarted. Its VMs must not be its children that die with it.
     for s in [&runs, &ends] {
-        let file = tmp.path().join(format!("{}.json", s.uuid));
-        std::fs::write(&file, serde_json::to_vec(s).unwrap()).unwrap();
-        let out = std::process::Command::new(XHA_VM)
-            .args([
-                "--run-dir",
-                run.to_str().unwrap(),
-                "--host",
-                "host-a",
-                "--keeper",
-                KEEPER,
-                "start",
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        start_elsewhere("process", &run, "host-a", tmp.path(), s);
     }
     wait_stamps(&d0, 0, runs.uuid, 2, LONG);
     std::thread::sleep(Duration::from_millis(600)); // `ends` has exited by now
@@ -213,15 +151,12 @@ fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_
     wait_for("more stamps", LONG, || {
         (records(&d0, 0).len() > before).then_some(())
     });
-    assert_eq!(
-        drv.stop(runs.uuid, StopMode::Clean { timeout: LONG })
-            .unwrap(),
-        StopRequest::Clean
-    );
-    assert!(!pid_exists(adopted[0].pid));
-    assert_eq!(
-        stopped_cause(wait_stopped(&mut drv, runs.uuid, LONG)),
-        StopCause::Requested(StopRequest::Clean)
+    stop_and_check(
+        &mut drv,
+        &adopted[0],
+        StopMode::Clean { timeout: LONG },
+        StopRequest::Clean,
+        LONG,
     );
     let log = wait_stamps(&d0, 0, runs.uuid, 1, LONG);
     assert_eq!(log.windows().len(), 1, "one boot only");
@@ -229,13 +164,8 @@ fn a_new_driver_owner_adopts_running_vms_refuses_a_second_start_and_reports_vms_
 
 #[test]
 fn a_reused_pid_is_never_taken_for_the_vm() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
-    let run = tmp.path().join("run");
+    let tmp = Scratch::new();
+    let run = tmp.run("run");
     let s = spec("process", &[("command", "sleep 100")], vec![]);
     // A run directory as a crashed agent left it, naming a pid that now
     // belongs to another process (this test): same pid, other start time.
@@ -277,13 +207,8 @@ fn a_reused_pid_is_never_taken_for_the_vm() {
 
 #[test]
 fn bad_specs_are_refused_naming_the_field_and_start_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![
-        tmp.path().join("run"),
-        tmp.path().join("run-a"),
-        tmp.path().join("run-b"),
-    ]);
-    let run = tmp.path().join("run");
+    let tmp = Scratch::new();
+    let run = tmp.run("run");
     let mut drv = ProcessDriver::new(ctx(&run, "h"));
     let err = drv.start(&spec("process", &[], vec![])).unwrap_err();
     assert!(
@@ -340,9 +265,8 @@ fn bad_specs_are_refused_naming_the_field_and_start_nothing() {
 
 #[test]
 fn a_stop_requested_without_waiting_ends_in_an_event_and_is_forced_by_polling() {
-    let tmp = tempfile::tempdir().unwrap();
-    let _guard = KillOnDrop(vec![tmp.path().join("run")]);
-    let mut drv = ProcessDriver::new(ctx(&tmp.path().join("run"), "h"));
+    let tmp = Scratch::new();
+    let mut drv = ProcessDriver::new(ctx(&tmp.run("run"), "h"));
     let polite = spec("process", &[("command", "sleep 100")], vec![]);
     let stubborn = spec(
         "process",

@@ -173,6 +173,12 @@ const VM: &[FieldDef] = &[
     f("domain_type", Ty::Enum(DOMAIN_TYPES), Create).or(Default::Str("unspecified")),
     f("driver", Ty::String, Rw).ours(),
     f("driver_config", STRING_MAP, Rw).ours(),
+    // vmlife: the VM's disks (docs/vm-drivers.md, "VM disks").
+    f(
+        "VBDs",
+        Ty::Set(&Ty::Ref(Class::Vbd)),
+        Derived(Class::Vbd, "VM"),
+    ),
 ];
 
 const SR: &[FieldDef] = &[
@@ -210,6 +216,29 @@ const VDI: &[FieldDef] = &[
     f("location", Ty::String, Ro),
     f("sm_config", STRING_MAP, Create),
     TAGS,
+    // vmlife: the VBDs that attach this VDI to VMs.
+    f(
+        "VBDs",
+        Ty::Set(&Ty::Ref(Class::Vbd)),
+        Derived(Class::Vbd, "VDI"),
+    ),
+];
+
+pub const VBD_MODES: &[&str] = &["RO", "RW"];
+pub const VBD_TYPES: &[&str] = &["CD", "Disk", "Floppy"];
+
+/// vmlife: a VM's disk: VDI `VDI` attached to `VM` as device `userdevice`.
+const VBD: &[FieldDef] = &[
+    UUID,
+    f("VM", Ty::Ref(Class::Vm), Create),
+    f("VDI", Ty::Ref(Class::Vdi), Create),
+    f("userdevice", Ty::String, Create),
+    f("bootable", Ty::Bool, Rw),
+    f("mode", Ty::Enum(VBD_MODES), Create).or(Default::Str("RW")),
+    f("type", Ty::Enum(VBD_TYPES), Create).or(Default::Str("Disk")),
+    f("empty", Ty::Bool, Create),
+    f("currently_attached", Ty::Bool, Ro),
+    OTHER_CONFIG,
 ];
 
 const MESSAGE: &[FieldDef] = &[
@@ -244,7 +273,7 @@ const TASK: &[FieldDef] = &[
 ];
 
 /// Indexed by `Class::index`.
-pub static CLASSES: [ClassDef; 8] = [
+pub static CLASSES: [ClassDef; 9] = [
     ClassDef {
         class: Class::Pool,
         name: "pool",
@@ -284,5 +313,10 @@ pub static CLASSES: [ClassDef; 8] = [
         class: Class::Task,
         name: "task",
         fields: TASK,
+    },
+    ClassDef {
+        class: Class::Vbd,
+        name: "VBD",
+        fields: VBD,
     },
 ];

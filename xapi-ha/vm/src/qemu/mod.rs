@@ -18,6 +18,7 @@
 pub mod accel;
 pub mod args;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,13 @@ pub struct QemuDriver {
     fleet: Fleet,
     cfg: QemuConfig,
     accel: Option<Accel>,
+    /// The QMP event listener of each VM; a VM's end is reported only after
+    /// its listener has read the last event (see `poll_events`).
+    listeners: HashMap<Uuid, std::thread::JoinHandle<()>>,
 }
+
+/// How long a listener may take to record the last event after QEMU exited.
+const LISTENER_DRAIN: Duration = Duration::from_secs(2);
 
 fn qmp_err(vm: Uuid) -> impl Fn(QmpError) -> DriverError {
     move |e| DriverError::Qmp {
@@ -101,6 +108,7 @@ impl QemuDriver {
             fleet: Fleet::new(ctx, NAME),
             cfg,
             accel: None,
+            listeners: HashMap::new(),
         }
     }
 
@@ -203,7 +211,9 @@ impl QemuDriver {
             }
             return Err(e);
         }
-        spawn_event_listener(spec.uuid, dir);
+        if let Some(h) = spawn_event_listener(spec.uuid, dir) {
+            self.listeners.insert(spec.uuid, h);
+        }
         tracing::info!(vm = %spec.uuid, pid = vm.pid, accel = accel.as_str(), "QEMU VM started");
         Ok(vm)
     }
@@ -356,7 +366,7 @@ fn powerdown(uuid: Uuid, qmp_path: &Path) -> Result<(), DriverError> {
 
 /// Holds the events socket and records `SHUTDOWN` as `guest REASON` or
 /// `host REASON` in the run directory's `shutdown` file. Ends with QEMU.
-fn spawn_event_listener(uuid: Uuid, dir: VmDir) {
+fn spawn_event_listener(uuid: Uuid, dir: VmDir) -> Option<std::thread::JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name(format!("qmp-events-{uuid}"))
         .spawn(move || {
@@ -378,9 +388,11 @@ fn spawn_event_listener(uuid: Uuid, dir: VmDir) {
                 }
             }
         });
-    if let Err(e) = spawned {
-        tracing::warn!(vm = %uuid, error = %e, "cannot start the QMP event listener");
-    }
+    spawned
+        .inspect_err(
+            |e| tracing::warn!(vm = %uuid, error = %e, "cannot start the QMP event listener"),
+        )
+        .ok()
 }
 
 impl VmDriver for QemuDriver {
@@ -427,8 +439,10 @@ impl VmDriver for QemuDriver {
         let before: Vec<Uuid> = self.fleet.vms.keys().copied().collect();
         let found = self.fleet.adopt()?;
         for vm in &found {
-            if !before.contains(&vm.uuid) {
-                spawn_event_listener(vm.uuid, self.fleet.dir(vm.uuid));
+            if !before.contains(&vm.uuid)
+                && let Some(h) = spawn_event_listener(vm.uuid, self.fleet.dir(vm.uuid))
+            {
+                self.listeners.insert(vm.uuid, h);
             }
         }
         Ok(found)
@@ -439,6 +453,23 @@ impl VmDriver for QemuDriver {
     }
 
     fn poll_events(&mut self) -> Vec<VmEvent> {
+        // QEMU sends SHUTDOWN and exits; the keeper may record the exit
+        // before the listener has written the event down. The listener ends
+        // at EOF of the events socket (QEMU gone): wait for that (briefly)
+        // so a guest shutdown is never reported without its reason.
+        let gone: Vec<Uuid> = self
+            .listeners
+            .keys()
+            .copied()
+            .filter(|u| !self.fleet.is_alive(*u))
+            .collect();
+        for uuid in gone {
+            if let Some(h) = self.listeners.remove(&uuid)
+                && wait_until(LISTENER_DRAIN, || h.is_finished())
+            {
+                let _ = h.join();
+            }
+        }
         self.fleet.poll()
     }
 }

@@ -1,5 +1,8 @@
-//! Shared by the driver tests: run directories, specs, stamp disks, polling.
+//! Shared by the driver tests: scratch directories, specs, stamp disks,
+//! polling, and the start / stop steps both drivers' tests take.
 #![allow(dead_code)]
+
+pub mod guest;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +11,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 use xapi_vm::stamp::region::REGION_BYTES;
 use xapi_vm::stamp::{StampLog, StampRecord, read_region};
-use xapi_vm::{DriverContext, VmDriver, VmEvent};
+use xapi_vm::{DriverContext, StopCause, StopMode, StopRequest, VmDriver, VmEvent};
 
 pub const KEEPER: &str = env!("CARGO_BIN_EXE_xha-vm-keeper");
 pub const STAMP: &str = env!("CARGO_BIN_EXE_xha-stamp");
@@ -128,4 +131,84 @@ impl Drop for KillOnDrop {
             }
         }
     }
+}
+
+/// A temporary directory whose run directories (`run`, `run-a`, `run-b`)
+/// have every VM killed when the scratch is dropped.
+pub struct Scratch {
+    // Dropped first: the VMs go before their directory.
+    _guard: KillOnDrop,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let _guard = KillOnDrop(
+            ["run", "run-a", "run-b"]
+                .map(|r| tmp.path().join(r))
+                .to_vec(),
+        );
+        Self { _guard, tmp }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `run`, `run-a` or `run-b`.
+    pub fn run(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
+
+/// The cause of a Stopped event.
+pub fn cause(ev: VmEvent) -> StopCause {
+    let VmEvent::Stopped { cause, .. } = ev;
+    cause
+}
+
+/// Stops `vm` with `mode` and checks the whole ending: the stop's answer is
+/// `want`, the VM's process `pid` is gone, and the one Stopped event says
+/// we stopped it that way.
+pub fn stop_and_check(
+    d: &mut dyn VmDriver,
+    vm: &xapi_vm::RunningVm,
+    mode: StopMode,
+    want: StopRequest,
+    timeout: Duration,
+) {
+    assert_eq!(d.stop(vm.uuid, mode).unwrap(), want);
+    assert!(!pid_exists(vm.pid), "the VM process {} is gone", vm.pid);
+    assert_eq!(
+        cause(wait_stopped(d, vm.uuid, timeout)),
+        StopCause::Requested(want)
+    );
+    assert!(d.running().iter().all(|v| v.uuid != vm.uuid));
+}
+
+/// Runs `xha-vm --driver DRIVER --run-dir RUN --host HOST ARGS...` (a driver
+/// owner in another process, which exits: an agent restart) and asserts it
+/// succeeded.
+pub fn xha_vm(driver: &str, run: &Path, host: &str, args: &[&str]) {
+    let out = std::process::Command::new(XHA_VM)
+        .args(["--driver", driver, "--run-dir"])
+        .arg(run)
+        .args(["--host", host, "--keeper", KEEPER])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "xha-vm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `spec` from another process (see [`xha_vm`]); the spec goes
+/// through a JSON file in `dir`.
+pub fn start_elsewhere(driver: &str, run: &Path, host: &str, dir: &Path, spec: &xapi_vm::VmSpec) {
+    let file = dir.join(format!("{}.json", spec.uuid));
+    std::fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
+    xha_vm(driver, run, host, &["start", file.to_str().unwrap()]);
 }

@@ -26,7 +26,7 @@ pub mod bootstrap;
 pub mod coerce;
 pub mod error;
 mod generic;
-mod ids;
+pub(crate) mod ids;
 pub mod methods;
 mod misc;
 mod sr;

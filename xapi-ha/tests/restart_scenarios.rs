@@ -189,35 +189,34 @@ impl Sim {
                 }
             })
             .collect();
-        let vms: Vec<VmView> = s
-            .vm
-            .iter()
-            .map(|v| {
-                names.insert(vm_uuid(&v.name), v.name.clone());
-                let on = v.on.as_deref().map(|h| {
-                    assert!(
-                        s.host.iter().any(|x| x.name == h),
-                        "vm {}: no host {h}",
-                        v.name
-                    );
-                    host_uuid(h)
-                });
-                VmView {
-                    uuid: vm_uuid(&v.name),
-                    name: v.name.clone(),
-                    memory: v.memory_gib * GIB,
-                    priority: priority(&v.priority),
-                    always_run: v.always_run.unwrap_or(v.priority == "restart"),
-                    order: v.order,
-                    start_delay_s: v.start_delay,
-                    running: on.is_some(),
-                    resident_on: on,
-                    affinity: None,
-                    scheduled_on: None,
-                    ha_state: None,
-                }
-            })
-            .collect();
+        let vms: Vec<VmView> =
+            s.vm.iter()
+                .map(|v| {
+                    names.insert(vm_uuid(&v.name), v.name.clone());
+                    let on = v.on.as_deref().map(|h| {
+                        assert!(
+                            s.host.iter().any(|x| x.name == h),
+                            "vm {}: no host {h}",
+                            v.name
+                        );
+                        host_uuid(h)
+                    });
+                    VmView {
+                        uuid: vm_uuid(&v.name),
+                        name: v.name.clone(),
+                        memory: v.memory_gib * GIB,
+                        priority: priority(&v.priority),
+                        always_run: v.always_run.unwrap_or(v.priority == "restart"),
+                        order: v.order,
+                        start_delay_s: v.start_delay,
+                        running: on.is_some(),
+                        resident_on: on,
+                        affinity: None,
+                        scheduled_on: None,
+                        ha_state: None,
+                    }
+                })
+                .collect();
         let view = PoolView {
             ha_enabled: s.pool.ha_enabled,
             reboot_on_internal_shutdown: s.pool.reboot_on_internal_shutdown,
@@ -272,9 +271,15 @@ impl Sim {
 
     fn perform(&mut self, a: Action) {
         let msg = match &a {
-            Action::MarkHostDead { host } => format!("{} is dead (proven fenced)", self.name(*host)),
+            Action::MarkHostDead { host } => {
+                format!("{} is dead (proven fenced)", self.name(*host))
+            }
             Action::ForceHalted { vm, host } => {
-                format!("force {} halted (was on {})", self.name(*vm), self.name(*host))
+                format!(
+                    "force {} halted (was on {})",
+                    self.name(*vm),
+                    self.name(*host)
+                )
             }
             Action::StartVm { vm, host } => {
                 assert!(
@@ -447,11 +452,7 @@ impl Sim {
                 let mut view = self.engine.view().clone();
                 for v in &mut view.vms {
                     v.ha_state = self.engine.ha_state(v.uuid);
-                    v.scheduled_on = self
-                        .pending
-                        .iter()
-                        .find(|p| p.vm == v.uuid)
-                        .map(|p| p.host);
+                    v.scheduled_on = self.pending.iter().find(|p| p.vm == v.uuid).map(|p| p.host);
                 }
                 self.engine = Engine::new(view, self.now);
                 self.drain();
@@ -477,7 +478,11 @@ impl Sim {
         };
         match reason {
             Some(reason) => {
-                let msg = format!("{} failed to start on {}: {reason}", self.name(vm), self.name(host));
+                let msg = format!(
+                    "{} failed to start on {}: {reason}",
+                    self.name(vm),
+                    self.name(host)
+                );
                 self.line("driver", &msg);
                 self.handle(Input::VmStartFailed {
                     vm,
@@ -561,7 +566,13 @@ fn diff(expected: &str, got: &str) -> String {
         match (e.get(i), g.get(i)) {
             (Some(a), Some(b)) if a == b => {}
             (a, b) => {
-                let _ = writeln!(out, "line {}:\n- {}\n+ {}", i + 1, a.unwrap_or(&""), b.unwrap_or(&""));
+                let _ = writeln!(
+                    out,
+                    "line {}:\n- {}\n+ {}",
+                    i + 1,
+                    a.unwrap_or(&""),
+                    b.unwrap_or(&"")
+                );
                 if out.lines().count() > 30 {
                     break;
                 }

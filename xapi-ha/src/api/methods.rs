@@ -45,6 +45,12 @@ pub enum Method {
     EventFrom,
     EventGetCurrentId,
     ListMethods,
+    // HA planning on the live pool (area `engine`, api/ha.rs).
+    PoolHaFailoverPlanExists,
+    PoolHaComputeMaxHostFailuresToTolerate,
+    PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
+    PoolHaComputeVmFailoverPlan,
+    PoolHaPreventRestartsFor,
 }
 
 const SELF: &[&str] = &["self"];
@@ -97,6 +103,15 @@ impl Method {
             Method::EventFrom => "event.from".into(),
             Method::EventGetCurrentId => "event.get_current_id".into(),
             Method::ListMethods => "system.listMethods".into(),
+            Method::PoolHaFailoverPlanExists => "pool.ha_failover_plan_exists".into(),
+            Method::PoolHaComputeMaxHostFailuresToTolerate => {
+                "pool.ha_compute_max_host_failures_to_tolerate".into()
+            }
+            Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => {
+                "pool.ha_compute_hypothetical_max_host_failures_to_tolerate".into()
+            }
+            Method::PoolHaComputeVmFailoverPlan => "pool.ha_compute_vm_failover_plan".into(),
+            Method::PoolHaPreventRestartsFor => "pool.ha_prevent_restarts_for".into(),
         }
     }
 
@@ -126,6 +141,11 @@ impl Method {
             Method::MessageGetSince => &["since"],
             Method::MessageGet => &["cls", "obj_uuid", "since"],
             Method::EventFrom => &["classes", "token", "timeout"],
+            Method::PoolHaComputeMaxHostFailuresToTolerate => NONE,
+            Method::PoolHaFailoverPlanExists => &["n"],
+            Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => &["configuration"],
+            Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
+            Method::PoolHaPreventRestartsFor => &["seconds"],
         }
     }
 }
@@ -175,6 +195,11 @@ pub fn all() -> Vec<Method> {
         Method::EventFrom,
         Method::EventGetCurrentId,
         Method::ListMethods,
+        Method::PoolHaFailoverPlanExists,
+        Method::PoolHaComputeMaxHostFailuresToTolerate,
+        Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
+        Method::PoolHaComputeVmFailoverPlan,
+        Method::PoolHaPreventRestartsFor,
     ]);
     out
 }

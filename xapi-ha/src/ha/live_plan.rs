@@ -70,7 +70,10 @@ const PLAN_FIELDS: &[(Class, &[&str])] = &[
             "is_a_template",
         ],
     ),
-    (Class::Host, &["enabled", "memory_overhead", "other_config", "metrics"]),
+    (
+        Class::Host,
+        &["enabled", "memory_overhead", "other_config", "metrics"],
+    ),
     (Class::HostMetrics, &["live", "memory_total"]),
     (Class::Pool, &["ha_enabled", "ha_host_failures_to_tolerate"]),
 ];

@@ -34,3 +34,6 @@ use crate::model::RestartPriority;
 pub fn is_protected(priority: RestartPriority, always_run: bool) -> bool {
     always_run && priority == RestartPriority::Restart
 }
+
+#[cfg(test)]
+mod tests;

@@ -86,8 +86,7 @@ impl fmt::Display for HaState {
 /// The values `VM.ha_state` may hold, for the schema's check: `""` (HA
 /// never looked at the VM yet) and every state.
 pub const HA_STATE_VALUES: &[&str] = &[
-    "",
-    "started", "starting", "stopping", "stopped", "fence", "recovery", "freeze", "error",
+    "", "started", "starting", "stopping", "stopped", "fence", "recovery", "freeze", "error",
     "ignored", "queued", "migrate", "disabled",
 ];
 

@@ -8,6 +8,7 @@ mod commands;
 mod fields;
 pub mod known_hosts;
 pub mod options;
+pub mod planning;
 mod session;
 pub mod transport;
 

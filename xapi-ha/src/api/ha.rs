@@ -1,7 +1,8 @@
 //! The HA planning calls on the live pool (docs/api.md, "HA planning"):
 //! `pool.ha_failover_plan_exists`, `pool.ha_compute_max_host_failures_to_tolerate`,
 //! `pool.ha_compute_hypothetical_max_host_failures_to_tolerate`,
-//! `pool.ha_compute_vm_failover_plan`, `pool.ha_prevent_restarts_for`, and
+//! `pool.ha_compute_vm_failover_plan`, `pool.ha_prevent_restarts_for`,
+//! `pool.ha_get_planning_pool` (ours), and
 //! [`guard`]: the overcommit check in front of the generic setters that can
 //! break the plan (`pool.set_ha_host_failures_to_tolerate`,
 //! `VM.set_ha_restart_priority`, `VM.set_ha_always_run`).
@@ -156,6 +157,15 @@ pub fn compute_vm_failover_plan(db: &Database, args: &[Value]) -> Result<Outcome
     Ok(Outcome::value(Value::Map(out)))
 }
 
+/// `pool.ha_get_planning_pool()` (ours): the pool as the planner sees it
+/// (`model::Pool` as JSON text), so `xe`'s planner commands run the same
+/// planner on the live pool and print what they print for a pool file.
+pub fn planning_pool(db: &Database) -> Result<Outcome, ApiError> {
+    let pool = PoolView::from_db(db).live_pool();
+    let text = serde_json::to_string(&pool).map_err(|e| ApiError::internal(&e.to_string()))?;
+    Ok(Outcome::value(Value::String(text)))
+}
+
 /// `pool.ha_prevent_restarts_for(seconds)`: the restart engine starts
 /// nothing until `now + seconds` (stored in
 /// `pool.ha_restarts_prevented_until`; 0 or less resumes at once). Allowed
@@ -229,6 +239,7 @@ pub fn call(
         }
         Method::PoolHaComputeVmFailoverPlan => compute_vm_failover_plan(db, args),
         Method::PoolHaPreventRestartsFor => prevent_restarts_for(db, caller, &args[0]),
+        Method::PoolHaGetPlanningPool => planning_pool(db),
         _ => return None,
     })
 }

@@ -51,6 +51,7 @@ pub enum Method {
     PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
     PoolHaComputeVmFailoverPlan,
     PoolHaPreventRestartsFor,
+    PoolHaGetPlanningPool,
 }
 
 const SELF: &[&str] = &["self"];
@@ -112,6 +113,7 @@ impl Method {
             }
             Method::PoolHaComputeVmFailoverPlan => "pool.ha_compute_vm_failover_plan".into(),
             Method::PoolHaPreventRestartsFor => "pool.ha_prevent_restarts_for".into(),
+            Method::PoolHaGetPlanningPool => "pool.ha_get_planning_pool".into(),
         }
     }
 
@@ -141,7 +143,7 @@ impl Method {
             Method::MessageGetSince => &["since"],
             Method::MessageGet => &["cls", "obj_uuid", "since"],
             Method::EventFrom => &["classes", "token", "timeout"],
-            Method::PoolHaComputeMaxHostFailuresToTolerate => NONE,
+            Method::PoolHaComputeMaxHostFailuresToTolerate | Method::PoolHaGetPlanningPool => NONE,
             Method::PoolHaFailoverPlanExists => &["n"],
             Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => &["configuration"],
             Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
@@ -200,6 +202,7 @@ pub fn all() -> Vec<Method> {
         Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
         Method::PoolHaComputeVmFailoverPlan,
         Method::PoolHaPreventRestartsFor,
+        Method::PoolHaGetPlanningPool,
     ]);
     out
 }

@@ -32,6 +32,20 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     {
         return live::pool_cmds::run(command, name, &connect, rest, out);
     }
+    // The planner commands run on the live pool when no pool-file= is
+    // given, so they take the connection options too.
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = table::find(name)
+        && planner_cmds::LIVE_CAPABLE.contains(&command.name)
+        && !rest.iter().any(|a| a == "--help" || a == "-h")
+    {
+        let invocation = args::parse(command, rest)?;
+        if invocation.value("pool-file").is_none() {
+            let pool = live::planning::fetch_pool(&connect)?;
+            return planner_cmds::run_on(command.name, &invocation, pool, out);
+        }
+        return (command.run)(&invocation, out);
+    }
     let Some((name, rest)) = argv.split_first() else {
         return Err(UsageError::NoCommand.into());
     };

@@ -1,5 +1,7 @@
-//! The offline planner commands: they read a pool description file and run
-//! the planner on it.
+//! The planner commands: they run the planner on a pool description file
+//! (`pool-file=`) or, without one, on the live pool (the agent hands over
+//! the pool as the planner sees it: `live::planning`), and print the same
+//! either way.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,15 +17,52 @@ use crate::args::Invocation;
 use crate::error::{CliError, UsageError};
 use crate::render;
 
+/// The commands that run on the live pool when no `pool-file=` is given.
+pub const LIVE_CAPABLE: &[&str] = &[
+    "pool-ha-compute-max-host-failures-to-tolerate",
+    "pool-ha-compute-hypothetical-max-host-failures-to-tolerate",
+    "pool-ha-compute-vm-failover-plan",
+];
+
+/// Runs planner command `name` on a pool already at hand (the live one).
+pub fn run_on(
+    name: &str,
+    inv: &Invocation,
+    pool: Pool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match name {
+        "pool-ha-compute-max-host-failures-to-tolerate" => max_failures_of(inv, &pool, out),
+        "pool-ha-compute-hypothetical-max-host-failures-to-tolerate" => {
+            hypothetical_of(inv, || Ok(pool), out)
+        }
+        "pool-ha-compute-vm-failover-plan" => failover_plan_of(inv, || Ok(pool), out),
+        _ => Err(CliError::Request(format!(
+            "{name} is not a planner command"
+        ))),
+    }
+}
+
 /// `pool-ha-compute-max-host-failures-to-tolerate`.
 pub fn max_failures(inv: &Invocation, out: &mut dyn Write) -> Result<(), CliError> {
-    let pool = load(inv)?;
-    let result = planner::max_host_failures(&pool);
-    print_max(inv, &pool, &result, &[], out)
+    max_failures_of(inv, &load(inv)?, out)
+}
+
+fn max_failures_of(inv: &Invocation, pool: &Pool, out: &mut dyn Write) -> Result<(), CliError> {
+    let result = planner::max_host_failures(pool);
+    print_max(inv, pool, &result, &[], out)
 }
 
 /// `pool-ha-compute-hypothetical-max-host-failures-to-tolerate`.
 pub fn hypothetical_max_failures(inv: &Invocation, out: &mut dyn Write) -> Result<(), CliError> {
+    hypothetical_of(inv, || load(inv), out)
+}
+
+fn hypothetical_of(
+    inv: &Invocation,
+    load: impl FnOnce() -> Result<Pool, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     // Check the priorities before reading the file: a malformed argument is a
     // usage error whatever the pool says.
     let priorities = inv
@@ -31,7 +70,7 @@ pub fn hypothetical_max_failures(inv: &Invocation, out: &mut dyn Write) -> Resul
         .into_iter()
         .map(parse_priority)
         .collect::<Result<Vec<_>, _>>()?;
-    let pool = load(inv)?;
+    let pool = load()?;
     let names = Names::new(&pool);
     let mut changes: Vec<(Uuid, RestartPriority)> = Vec::with_capacity(priorities.len());
     for (reference, priority) in inv.values("vm-uuid").into_iter().zip(priorities) {
@@ -56,8 +95,16 @@ pub fn hypothetical_max_failures(inv: &Invocation, out: &mut dyn Write) -> Resul
 
 /// `pool-ha-compute-vm-failover-plan`.
 pub fn failover_plan(inv: &Invocation, out: &mut dyn Write) -> Result<(), CliError> {
+    failover_plan_of(inv, || load(inv), out)
+}
+
+fn failover_plan_of(
+    inv: &Invocation,
+    load: impl FnOnce() -> Result<Pool, CliError>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let references = parse_host_list(inv.value("host-uuids").unwrap_or(""))?;
-    let pool = load(inv)?;
+    let pool = load()?;
     let names = Names::new(&pool);
     let mut failed: Vec<Uuid> = Vec::with_capacity(references.len());
     for reference in references {

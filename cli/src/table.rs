@@ -89,10 +89,10 @@ pub const EXPLAIN: Flag = Flag {
 
 pub const POOL_FILE: Param = Param {
     name: "pool-file",
-    required: true,
+    required: false,
     repeatable: false,
     kind: ParamKind::Value,
-    help: "pool description file (.toml or .json), see docs/cli.md",
+    help: "pool description file (.toml or .json), see docs/cli.md; without it, the live pool",
 };
 
 /// Every command, in the order `xe help` lists them.

@@ -58,9 +58,10 @@ fn unknown_missing_and_duplicate_keys() {
         fails(1, &[MAX, &file, "colour=red"]),
         format!("xe: {MAX} does not take the parameter \"colour\"; run \"xe help {MAX}\"")
     );
+    // Without pool-file= the planner commands ask the live pool.
     assert_eq!(
-        fails(1, &[MAX]),
-        format!("xe: {MAX} needs the parameter pool-file=...; run \"xe help {MAX}\"")
+        fails(7, &[MAX, "--socket", "/nonexistent/xapi-ha.sock"]),
+        "xe: cannot connect to /nonexistent/xapi-ha.sock: No such file or directory (os error 2)"
     );
     assert_eq!(
         fails(1, &[PLAN, &file]),

@@ -203,7 +203,8 @@ fn help_lists_commands_and_parameters() {
     }
     let text = ok(&["help", HYPO]);
     assert!(
-        text.contains("reqd params     : pool-file, vm-uuid, restart-priority"),
+        text.contains("reqd params     : vm-uuid, restart-priority")
+            && text.contains("optional params : pool-file"),
         "{text}"
     );
     assert!(text.contains("--json"), "{text}");

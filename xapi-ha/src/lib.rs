@@ -1,10 +1,11 @@
 //! The pool agent: pool model, HA planner, the pool database and the pure
 //! call handlers, the wire codecs, sessions and configuration of the agent
-//! process; (later) restart engine and alerts.
+//! process; the restart engine and the live failover plan (`ha`).
 
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod ha;
 pub mod model;
 pub mod planner;
 pub mod pool;

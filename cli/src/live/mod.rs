@@ -15,6 +15,7 @@ pub mod options;
 pub mod pool_cmds;
 mod param_cmds;
 mod read_cmds;
+pub mod planning;
 mod session;
 mod session_cmds;
 mod sr_cmds;

@@ -57,6 +57,13 @@ pub enum Method {
     VmAssertAgile,
     VmGetAgilityProblems,
     VmGetPossibleHosts,
+    // HA planning on the live pool (area `engine`, api/ha.rs).
+    PoolHaFailoverPlanExists,
+    PoolHaComputeMaxHostFailuresToTolerate,
+    PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
+    PoolHaComputeVmFailoverPlan,
+    PoolHaPreventRestartsFor,
+    PoolHaGetPlanningPool,
 }
 
 const SELF: &[&str] = &["self"];
@@ -119,6 +126,16 @@ impl Method {
             Method::VmAssertAgile => "VM.assert_agile".into(),
             Method::VmGetAgilityProblems => "VM.get_agility_problems".into(),
             Method::VmGetPossibleHosts => "VM.get_possible_hosts".into(),
+            Method::PoolHaFailoverPlanExists => "pool.ha_failover_plan_exists".into(),
+            Method::PoolHaComputeMaxHostFailuresToTolerate => {
+                "pool.ha_compute_max_host_failures_to_tolerate".into()
+            }
+            Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => {
+                "pool.ha_compute_hypothetical_max_host_failures_to_tolerate".into()
+            }
+            Method::PoolHaComputeVmFailoverPlan => "pool.ha_compute_vm_failover_plan".into(),
+            Method::PoolHaPreventRestartsFor => "pool.ha_prevent_restarts_for".into(),
+            Method::PoolHaGetPlanningPool => "pool.ha_get_planning_pool".into(),
         }
     }
 
@@ -154,6 +171,11 @@ impl Method {
             Method::VdiCreate | Method::VbdCreate => &["args"],
             Method::VbdDestroy | Method::VmAssertAgile | Method::VmGetAgilityProblems => SELF,
             Method::VmGetPossibleHosts => &["vm"],
+            Method::PoolHaComputeMaxHostFailuresToTolerate | Method::PoolHaGetPlanningPool => NONE,
+            Method::PoolHaFailoverPlanExists => &["n"],
+            Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => &["configuration"],
+            Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
+            Method::PoolHaPreventRestartsFor => &["seconds"],
         }
     }
 }
@@ -213,6 +235,12 @@ pub fn all() -> Vec<Method> {
         Method::VmAssertAgile,
         Method::VmGetAgilityProblems,
         Method::VmGetPossibleHosts,
+        Method::PoolHaFailoverPlanExists,
+        Method::PoolHaComputeMaxHostFailuresToTolerate,
+        Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate,
+        Method::PoolHaComputeVmFailoverPlan,
+        Method::PoolHaPreventRestartsFor,
+        Method::PoolHaGetPlanningPool,
     ]);
     out
 }

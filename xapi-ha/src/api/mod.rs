@@ -26,7 +26,8 @@ pub mod bootstrap;
 pub mod coerce;
 pub mod error;
 mod generic;
-mod ids;
+mod ha;
+pub(crate) mod ids;
 pub mod methods;
 mod misc;
 pub mod pool;
@@ -182,6 +183,10 @@ pub fn call(
             expected,
             args.len(),
         ));
+    }
+    ha::guard(db, m, args)?;
+    if let Some(answer) = ha::call(db, caller, m, args) {
+        return answer;
     }
     if let Some(answer) = generic::call(db, m, args) {
         return answer;

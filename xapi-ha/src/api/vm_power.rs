@@ -268,8 +268,8 @@ pub fn start(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome, 
     bool_arg("force", &args[2])?;
     let mut first_error = None;
     for host in placement(db, caller, vm) {
-        match check_start(db, vm, host, paused) {
-            Ok(()) => return start_on_host(db, caller, vm, host),
+        match check_start(db, vm, host, paused).and_then(|()| start_on_host(db, caller, vm, host)) {
+            Ok(outcome) => return Ok(outcome),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -314,6 +314,10 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 }
 
 fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
+    crate::ha::overcommit::check(
+        db,
+        &crate::ha::overcommit::Operation::VmArriving { vm, host },
+    )?;
     let start = Effect::StartVm {
         vm,
         spec: vm_spec(db, vm)?,

@@ -591,12 +591,26 @@ impl Agent {
             return Ok(());
         }
         let before = store.database().generation();
-        let generation = store.commit(changes).map_err(|e| {
+        let mut generation = store.commit(changes).map_err(|e| {
             tracing::error!(error = %e, "commit failed");
             Failure::from(ApiError::internal(&e.to_string()))
         })?;
         if self.is_master() {
             self.pool.backlog().record(before, generation, changes);
+        }
+        // The live failover plan follows every change that can move it
+        // (ha::live_plan); its own fields do not, so this ends here.
+        if self.is_master() && crate::ha::live_plan::affects_plan(changes) {
+            let plan = crate::ha::live_plan::follow_up(store.database(), &self.caller());
+            if !plan.is_empty() {
+                match store.commit(&plan) {
+                    Ok(g) => {
+                        self.pool.backlog().record(generation, g, &plan);
+                        generation = g;
+                    }
+                    Err(e) => tracing::error!(error = %e, "committing the failover plan failed"),
+                }
+            }
         }
         self.generation.send_replace(generation);
         Ok(())

@@ -91,6 +91,8 @@ const POOL: &[FieldDef] = &[
     f("ha_reboot_vm_on_internal_shutdown", Ty::Bool, Rw).or(Default::Bool(true)),
     f("redo_log_enabled", Ty::Bool, Ro),
     TAGS,
+    // restart engine (area `engine`): `pool.ha_prevent_restarts_for` sets it.
+    f("ha_restarts_prevented_until", Ty::DateTime, Ro).ours(),
 ];
 
 const HOST: &[FieldDef] = &[
@@ -179,6 +181,10 @@ const VM: &[FieldDef] = &[
         Ty::Set(&Ty::Ref(Class::Vbd)),
         Derived(Class::Vbd, "VM"),
     ),
+    // restart engine (area `engine`): what HA is doing with the VM.
+    f("ha_state", Ty::String, Ro)
+        .check(Check::OneOf(crate::ha::state::HA_STATE_VALUES))
+        .ours(),
 ];
 
 const SR: &[FieldDef] = &[

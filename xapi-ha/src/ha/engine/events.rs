@@ -1,0 +1,359 @@
+//! How each input changes the view and the tracks. Starts are decided
+//! afterwards, by `schedule`, from the state this leaves.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::track::{BEST_EFFORT_ATTEMPTS, Track, backoff};
+use super::{Action, Engine, Input};
+use crate::ha::messages;
+use crate::ha::state::HaState;
+use crate::ha::view::{Liveness, PoolView, VmView};
+use crate::model::RestartPriority;
+
+/// The track of a VM when an engine takes over, from its stored state.
+pub(super) fn resumed_track(view: &PoolView, vm: &VmView, now: Duration) -> Track {
+    let mut t = Track {
+        next_attempt: now,
+        starting_on: vm
+            .scheduled_on
+            .filter(|h| !vm.running && view.host(*h).is_some()),
+        ..Track::default()
+    };
+    match vm.ha_state {
+        Some(HaState::Recovery) if !vm.running => {
+            t.recovering = true;
+            t.best_effort = vm.priority == RestartPriority::BestEffort;
+        }
+        Some(HaState::Error) if !vm.running => t.gave_up = true,
+        Some(HaState::Freeze) => {
+            // Frozen with the host it ran on; a running VM tells which.
+            t.frozen_on = vm
+                .resident_on
+                .or_else(|| view.hosts.iter().find(|h| h.maintenance).map(|h| h.uuid));
+        }
+        _ => {}
+    }
+    t
+}
+
+impl Engine {
+    pub(super) fn apply(&mut self, input: Input) {
+        match input {
+            Input::Liveset { live, fenced } => self.liveset(&live, &fenced),
+            Input::VmStarted { vm, host } => self.started(vm, host),
+            Input::VmStartFailed { vm, host, reason } => self.start_failed(vm, host, &reason),
+            Input::VmStoppedByItself { vm } => self.stopped_by_itself(vm),
+            Input::VmStopRequested { vm } => {
+                if let Some(t) = self.tracks.get_mut(&vm) {
+                    t.stopping = true;
+                }
+            }
+            Input::VmStoppedByApi { vm } => self.stopped_by_api(vm),
+            Input::VmMigrating { vm, to } => {
+                if let Some(t) = self.tracks.get_mut(&vm) {
+                    t.migrating_to = Some(to);
+                }
+            }
+            Input::VmConfig {
+                vm,
+                priority,
+                always_run,
+                order,
+                start_delay_s,
+            } => self.configured(vm, priority, always_run, order, start_delay_s),
+            Input::HostEnabled { host, enabled } => {
+                if let Some(h) = self.view.host_mut(host) {
+                    h.enabled = enabled;
+                }
+                if enabled {
+                    self.room_may_have_appeared();
+                }
+            }
+            Input::HostMaintenance { host, on } => self.maintenance(host, on),
+            Input::PoolConfig {
+                ha_enabled,
+                reboot_on_internal_shutdown,
+                plan_exists_for,
+            } => {
+                self.view.ha_enabled = ha_enabled;
+                self.view.reboot_on_internal_shutdown = reboot_on_internal_shutdown;
+                self.view.plan_exists_for = plan_exists_for;
+            }
+            Input::PreventRestartsFor { seconds } => {
+                self.paused_until =
+                    (seconds > 0).then(|| self.now.saturating_add(Duration::from_secs(seconds)));
+                self.push(Action::Note(if seconds > 0 {
+                    format!("restarts prevented for {seconds} s")
+                } else {
+                    "restarts resumed".to_owned()
+                }));
+            }
+            Input::Tick => {}
+        }
+    }
+
+    fn liveset(&mut self, live: &[Uuid], fenced: &[Uuid]) {
+        let mut grew = false;
+        let mut newly_fenced = Vec::new();
+        for h in &mut self.view.hosts {
+            let next = if live.contains(&h.uuid) {
+                Liveness::Live
+            } else if fenced.contains(&h.uuid) || h.liveness == Liveness::Fenced {
+                Liveness::Fenced
+            } else {
+                Liveness::Lost
+            };
+            grew |= next == Liveness::Live && h.liveness != Liveness::Live;
+            if next == Liveness::Fenced && h.liveness != Liveness::Fenced {
+                newly_fenced.push((h.uuid, h.name.clone()));
+            }
+            h.liveness = next;
+        }
+        for (host, name) in newly_fenced {
+            self.host_fenced(host, &name);
+        }
+        if grew {
+            self.liveset_grew();
+            self.room_may_have_appeared();
+        }
+    }
+
+    /// VMs whose last attempt found no room are retried now.
+    fn room_may_have_appeared(&mut self) {
+        let now = self.now;
+        for t in self.tracks.values_mut() {
+            if t.no_room {
+                t.no_room = false;
+                t.next_attempt = now;
+            }
+        }
+    }
+
+    /// A host proven fenced: mark it dead, raise `HA_HOST_FAILED`, force its
+    /// VMs halted and queue the ones HA restores.
+    fn host_fenced(&mut self, host: Uuid, name: &str) {
+        self.push(Action::MarkHostDead { host });
+        self.push(Action::Message(messages::host_failed(
+            &host.hyphenated().to_string(),
+            name,
+        )));
+        let now = self.now;
+        for v in &mut self.view.vms {
+            let t = self.tracks.get_mut(&v.uuid).expect("a track per VM");
+            if t.starting_on == Some(host) {
+                // The start died with the host: it never ran there.
+                t.starting_on = None;
+                t.recovering = true;
+                t.next_attempt = now;
+                self.group_end = Some(self.group_end.map_or(now, |e| e.max(now)));
+            }
+            if !(v.running && v.resident_on == Some(host)) {
+                continue;
+            }
+            v.running = false;
+            v.resident_on = None;
+            t.migrating_to = None;
+            t.stopping = false;
+            self.actions
+                .push_back(Action::ForceHalted { vm: v.uuid, host });
+            if t.frozen_on.is_some() {
+                continue; // frozen: no failover until the host is back
+            }
+            t.failures = 0;
+            t.next_attempt = now;
+            match v.priority {
+                RestartPriority::Restart if v.always_run => t.recovering = true,
+                RestartPriority::BestEffort => {
+                    t.recovering = true;
+                    t.best_effort = true;
+                    t.gave_up = false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The liveset grew: best-effort VMs HA restores or gave up on get
+    /// their attempts back.
+    fn liveset_grew(&mut self) {
+        let now = self.now;
+        for v in &self.view.vms {
+            let t = self.tracks.get_mut(&v.uuid).expect("a track per VM");
+            if v.running || v.priority != RestartPriority::BestEffort {
+                continue;
+            }
+            if t.best_effort || t.gave_up {
+                t.best_effort = true;
+                t.gave_up = false;
+                t.recovering = true;
+                t.failures = 0;
+                t.next_attempt = now;
+            }
+        }
+    }
+
+    fn started(&mut self, vm: Uuid, host: Uuid) {
+        let now = self.now;
+        let Some(v) = self.view.vm_mut(vm) else {
+            return;
+        };
+        let delay = Duration::from_secs(v.start_delay_s);
+        v.running = true;
+        v.resident_on = Some(host);
+        if v.priority == RestartPriority::Restart {
+            // VM.start of a `restart` VM sets ha_always_run, as in xapi.
+            v.always_run = true;
+        }
+        let t = self.tracks.get_mut(&vm).expect("a track per VM");
+        if t.starting_on == Some(host) {
+            let end = now.saturating_add(delay);
+            self.group_end = Some(self.group_end.map_or(end, |e| e.max(end)));
+        }
+        t.ran();
+        t.stopping = false;
+    }
+
+    fn start_failed(&mut self, vm: Uuid, host: Uuid, reason: &str) {
+        let Some(t) = self.tracks.get_mut(&vm) else {
+            return;
+        };
+        if t.starting_on != Some(host) {
+            return; // a stale answer: the start was already given up
+        }
+        t.starting_on = None;
+        let now = self.now;
+        self.group_end = Some(self.group_end.map_or(now, |e| e.max(now)));
+        self.attempt_failed(vm, reason, false);
+    }
+
+    /// One failed attempt (a start that failed, or no room in the plan):
+    /// schedule the retry, or give up on a best-effort VM.
+    pub(super) fn attempt_failed(&mut self, vm: Uuid, reason: &str, no_room: bool) {
+        let now = self.now;
+        let Some(v) = self.view.vm(vm) else {
+            return;
+        };
+        let protected = v.protected();
+        let uuid = v.uuid.hyphenated().to_string();
+        let name = v.name.clone();
+        let t = self.tracks.get_mut(&vm).expect("a track per VM");
+        t.failures = t.failures.saturating_add(1);
+        t.recovering = true;
+        t.no_room = no_room;
+        if !protected && t.failures >= BEST_EFFORT_ATTEMPTS {
+            t.best_effort = false;
+            t.gave_up = true;
+            let failures = t.failures;
+            self.push(Action::Note(format!(
+                "giving up on best-effort VM '{name}' after {failures} attempts ({reason})"
+            )));
+            return;
+        }
+        t.next_attempt = now.saturating_add(backoff(t.failures));
+        let at = t.next_attempt;
+        let alert = protected && !t.alerted;
+        t.alerted |= protected;
+        self.push(Action::ScheduleRetry {
+            vm,
+            at,
+            reason: reason.to_owned(),
+        });
+        if alert {
+            self.push(Action::Message(messages::protected_vm_restart_failed(
+                &uuid,
+            )));
+        }
+    }
+
+    fn stopped_by_itself(&mut self, vm: Uuid) {
+        let now = self.now;
+        let reboot = self.view.reboot_on_internal_shutdown;
+        let Some(v) = self.view.vm_mut(vm) else {
+            return;
+        };
+        v.running = false;
+        v.resident_on = None;
+        let t = self.tracks.get_mut(&vm).expect("a track per VM");
+        t.stopping = false;
+        t.migrating_to = None;
+        let protected = v.protected();
+        if protected {
+            if reboot {
+                t.next_attempt = now; // level-triggered: started in its turn
+            } else {
+                v.always_run = false;
+                self.push(Action::ClearAlwaysRun { vm });
+            }
+        }
+        self.room_may_have_appeared();
+    }
+
+    fn stopped_by_api(&mut self, vm: Uuid) {
+        let Some(v) = self.view.vm_mut(vm) else {
+            return;
+        };
+        v.running = false;
+        v.resident_on = None;
+        // The API clears ha_always_run before stopping: no restart.
+        v.always_run = false;
+        let t = self.tracks.get_mut(&vm).expect("a track per VM");
+        *t = Track {
+            next_attempt: self.now,
+            ..Track::default()
+        };
+        self.room_may_have_appeared();
+    }
+
+    fn configured(
+        &mut self,
+        vm: Uuid,
+        priority: RestartPriority,
+        always_run: bool,
+        order: i64,
+        start_delay_s: u64,
+    ) {
+        let now = self.now;
+        let Some(v) = self.view.vm_mut(vm) else {
+            return;
+        };
+        let was = v.protected();
+        v.priority = priority;
+        v.always_run = always_run;
+        v.order = order;
+        v.start_delay_s = start_delay_s;
+        let t = self.tracks.get_mut(&vm).expect("a track per VM");
+        if v.protected() && !was {
+            t.next_attempt = now;
+        }
+        if !v.protected() {
+            t.alerted = false;
+            if priority != RestartPriority::BestEffort {
+                t.recovering = false;
+                t.best_effort = false;
+                t.gave_up = false;
+            }
+        }
+    }
+
+    fn maintenance(&mut self, host: Uuid, on: bool) {
+        let Some(h) = self.view.host_mut(host) else {
+            return;
+        };
+        h.maintenance = on;
+        let now = self.now;
+        for v in &self.view.vms {
+            let t = self.tracks.get_mut(&v.uuid).expect("a track per VM");
+            if on && v.running && v.resident_on == Some(host) {
+                t.frozen_on = Some(host);
+            } else if !on && t.frozen_on == Some(host) {
+                t.frozen_on = None;
+                t.next_attempt = now;
+            }
+        }
+        if !on {
+            self.room_may_have_appeared();
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `xe vm-start / vm-shutdown / vm-reboot / vm-migrate` against the real
 //! agent with the process driver: selection by `uuid=`, `vm=` and field
-//! filters, xe's `--multiple` rule, `on=HOST`, `--force`, and `vm-start
+//! filters, xe's `--multiple` rule, `on=HOST`, `--force`, `vm-start
 //! --multiple` honouring `order` and `start_delay` (seen in the times the
-//! VMs' commands wrote when they started).
+//! VMs' commands wrote when they started), and `diagnostic-vm-status`.
 
 mod live_support;
 
@@ -150,4 +150,25 @@ fn vm_lifecycle_commands_select_like_xe_and_start_by_order() {
         "{out:?}"
     );
     agent.xe(&["vm-shutdown", "vm=a", "--force"]).ok();
+
+    // diagnostic-vm-status: a process VM is agile here and can run on this
+    // host; a qemu VM cannot run anywhere (the agent offers process only).
+    let out = agent
+        .xe(&["diagnostic-vm-status", &format!("uuid={a}")])
+        .ok();
+    assert!(out.contains("agile: true"), "{out}");
+    assert!(
+        out.contains("possible hosts: ") && out.contains("(live-host)"),
+        "{out}"
+    );
+    let q = agent
+        .xe(&["vm-create", "name-label=q", "memory=128MiB", "driver=qemu"])
+        .ok();
+    let out = agent
+        .xe(&["diagnostic-vm-status", &format!("uuid={}", q.trim())])
+        .ok();
+    assert!(out.contains("agile: false"), "{out}");
+    assert!(out.contains("does not offer VM driver qemu"), "{out}");
+    let out = agent.xe(&["diagnostic-vm-status", "power-state=halted"]);
+    assert_ne!(out.code, 0, "several VMs: one at a time");
 }

@@ -402,3 +402,73 @@ fn ten_starts_each_reach_a_first_stamp() {
         }
     );
 }
+
+/// VM disks end to end: a VDI on a `file` SR (a sparse file the agent
+/// makes), attached with a VBD, is the disk the VM's stamp writer uses
+/// (its first disk, from the driver's `XHA_VM_DISKS`); agility follows the
+/// SR's `shared`.
+#[test]
+fn a_vm_stamps_on_its_vdi_and_is_agile_only_on_a_shared_sr() {
+    let (a, _vms) = start_agent();
+    let s = login(a.http);
+    let host = this_host(&a, &s);
+    let sr_dir = a.dir.path().join("sr");
+    std::fs::create_dir(&sr_dir).expect("sr dir");
+    let sr = |shared: bool, path: &Path| {
+        call2(
+            a.http,
+            "SR.create",
+            json!([s, host, {"path": path.display().to_string()}, 0, "sr", "", "file", "", shared, {}]),
+        )
+        .as_str()
+        .expect("sr ref")
+        .to_owned()
+    };
+    let shared = sr(true, &sr_dir);
+    let vdi = call2(
+        a.http,
+        "VDI.create",
+        json!([s, {"SR": shared, "virtual_size": REGION_BYTES, "name_label": "disk0"}]),
+    );
+    let location = call2(a.http, "VDI.get_location", json!([s, vdi]));
+    let file = sr_dir.join(location.as_str().expect("location"));
+    assert_eq!(
+        std::fs::metadata(&file).expect("volume").len(),
+        REGION_BYTES
+    );
+
+    let mut vm = create_vm(&a, &s, "disky", "exec {stamp}", 256 << 20);
+    vm.disk = file;
+    call2(
+        a.http,
+        "VBD.create",
+        json!([s, {"VM": vm.r#ref, "VDI": vdi, "userdevice": "0", "bootable": true, "mode": "RW", "type": "Disk"}]),
+    );
+    call2(a.http, "VM.assert_agile", json!([s, vm.r#ref]));
+    assert_eq!(
+        call2(a.http, "VM.get_possible_hosts", json!([s, vm.r#ref])),
+        json!([host])
+    );
+    call2(a.http, "VM.start", json!([s, vm.r#ref, false, false]));
+    wait_stamps(&vm, 2);
+    call2(a.http, "VM.hard_shutdown", json!([s, vm.r#ref]));
+
+    // A second disk on a local SR: not agile, and the SR is named.
+    let local_dir = a.dir.path().join("local-sr");
+    std::fs::create_dir(&local_dir).expect("local dir");
+    let local = sr(false, &local_dir);
+    let vdi2 = call2(
+        a.http,
+        "VDI.create",
+        json!([s, {"SR": local, "virtual_size": 1 << 20}]),
+    );
+    call2(
+        a.http,
+        "VBD.create",
+        json!([s, {"VM": vm.r#ref, "VDI": vdi2, "userdevice": "autodetect"}]),
+    );
+    let e = fail2(a.http, "VM.assert_agile", json!([s, vm.r#ref]));
+    assert_eq!(e, ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local.as_str()]);
+    let why = call2(a.http, "VM.get_agility_problems", json!([s, vm.r#ref]));
+    assert!(why[0].as_str().expect("text").contains("disk 1"), "{why}");
+}

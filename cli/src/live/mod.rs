@@ -87,11 +87,8 @@ pub fn find(name: &str) -> Option<Live> {
         "event-wait" => return Some(Live::EventWait),
         _ => {}
     }
-    if let Some(op) = name
-        .strip_prefix("vm-")
-        .and_then(|op| vm_cmds::OPERATIONS.iter().find(|o| **o == op))
-    {
-        return Some(Live::Generic(Class::Vm, op));
+    if let Some(live) = vm_cmds::find(name) {
+        return Some(live);
     }
     CLASSES.iter().find_map(|(prefix, class)| {
         let op = name.strip_prefix(prefix)?.strip_prefix('-')?;
@@ -110,7 +107,7 @@ pub fn names() -> Vec<String> {
         .flat_map(|(p, _)| OPERATIONS.iter().map(move |o| format!("{p}-{o}")))
         .collect();
     all.extend(OTHERS.iter().map(|s| (*s).to_owned()));
-    all.extend(vm_cmds::OPERATIONS.iter().map(|o| format!("vm-{o}")));
+    all.extend(vm_cmds::COMMANDS.iter().map(|(n, _)| (*n).to_owned()));
     all.sort();
     all
 }

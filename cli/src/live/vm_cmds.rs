@@ -1,6 +1,6 @@
 //! The VM lifecycle commands on a live pool: `vm-start [on=HOST] [--force]`,
-//! `vm-shutdown [--force]`, `vm-reboot [--force]`, `vm-migrate host=HOST`
-//! (docs/cli.md, "VM lifecycle").
+//! `vm-shutdown [--force]`, `vm-reboot [--force]`, `vm-migrate host=HOST`,
+//! and `diagnostic-vm-status` (docs/cli.md, "VM lifecycle").
 //!
 //! VMs are selected as xe selects them: `uuid=`, `vm=` (name-label or
 //! uuid) and any VM field as a filter (`power-state=halted`,
@@ -24,14 +24,30 @@ use super::session::Session;
 use super::{Live, unknown_key};
 use crate::error::{CliError, UsageError};
 
-/// The operations after `vm-` that this file runs.
-pub const OPERATIONS: &[&str] = &["start", "shutdown", "reboot", "migrate"];
+/// The commands this file runs, with their operation (a
+/// `Live::Generic(Class::Vm, operation)`).
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("vm-start", "start"),
+    ("vm-shutdown", "shutdown"),
+    ("vm-reboot", "reboot"),
+    ("vm-migrate", "migrate"),
+    ("diagnostic-vm-status", "diagnostic-status"),
+];
+
+/// The live command called `name`, if it is one of these.
+#[must_use]
+pub fn find(name: &str) -> Option<Live> {
+    COMMANDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, op)| Live::Generic(Class::Vm, op))
+}
 
 /// The lifecycle operation of `command`, if it is one.
 #[must_use]
 pub fn operation(command: Live) -> Option<&'static str> {
     match command {
-        Live::Generic(Class::Vm, op) => OPERATIONS.iter().copied().find(|o| *o == op),
+        Live::Generic(Class::Vm, op) => COMMANDS.iter().map(|(_, o)| *o).find(|o| *o == op),
         _ => None,
     }
 }
@@ -48,6 +64,7 @@ fn own_keys(op: &str) -> &'static [&'static str] {
 fn own_flags(op: &str) -> &'static [&'static str] {
     match op {
         "migrate" => &["--multiple"],
+        "diagnostic-status" => &[],
         _ => &["--force", "--multiple"],
     }
 }
@@ -294,6 +311,16 @@ fn run_on(
         _ => None,
     };
     let vms = select(session, op, line)?;
+    if op == "diagnostic-status" {
+        return match &vms[..] {
+            [(r, rec)] => diagnostic_status(session, r, rec, out),
+            [] => Err(CliError::Request("No matching VMs found".into())),
+            _ => Err(CliError::Request(format!(
+                "{} VMs match; diagnostic-vm-status shows one VM: give uuid=",
+                vms.len()
+            ))),
+        };
+    }
     match vms.len() {
         0 => return Err(CliError::Request("No matching VMs found".into())),
         1 => {}
@@ -356,6 +383,60 @@ fn run_on(
     }
 }
 
+/// `diagnostic-vm-status`: the VM's state, whether it is agile and why
+/// not, and the hosts it can run on (`VM.get_agility_problems`,
+/// `VM.get_possible_hosts`).
+fn diagnostic_status(
+    session: &mut Session,
+    vm: &str,
+    rec: &Record,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let strings = |v: Rpc| match v {
+        Rpc::Array(items) => items.iter().map(fields::plain).collect::<Vec<_>>(),
+        other => vec![fields::plain(&other)],
+    };
+    let vm_arg = || vec![Rpc::Str(vm.to_owned())];
+    let problems = strings(session.call("VM.get_agility_problems", vm_arg())?);
+    let hosts = strings(session.call("VM.get_possible_hosts", vm_arg())?);
+    let mut resolver = Resolver::default();
+    let host_name = |session: &mut Session, resolver: &mut Resolver, r: &str| {
+        let uuid = resolver.show(session, &Ty::Ref(Class::Host), &Rpc::Str(r.to_owned()));
+        let name = session
+            .call("host.get_name_label", vec![Rpc::Str(r.to_owned())])
+            .map(|v| fields::plain(&v))
+            .unwrap_or_default();
+        format!("{uuid} ({name})")
+    };
+    let resident = match rec.get("resident_on") {
+        Some(Rpc::Str(r)) if r != "OpaqueRef:NULL" => host_name(session, &mut resolver, r),
+        _ => String::new(),
+    };
+    let possible: Vec<String> = hosts
+        .iter()
+        .map(|h| host_name(session, &mut resolver, h))
+        .collect();
+    let rows = [
+        ("uuid", text(rec, "uuid")),
+        ("name-label", text(rec, "name_label")),
+        ("power-state", text(rec, "power_state").to_lowercase()),
+        ("resident-on", resident),
+        ("driver", text(rec, "driver")),
+        ("agile", problems.is_empty().to_string()),
+        ("not agile because", problems.join("; ")),
+        ("possible hosts", possible.join("; ")),
+    ];
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, value) in rows {
+        writeln!(
+            out,
+            "{name:>width$}: {}",
+            crate::render::escape_control(&value)
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +468,11 @@ mod tests {
     #[test]
     fn the_lifecycle_operations_are_vm_commands() {
         assert_eq!(operation(Live::Generic(Class::Vm, "start")), Some("start"));
+        assert_eq!(
+            find("diagnostic-vm-status").and_then(operation),
+            Some("diagnostic-status")
+        );
+        assert_eq!(find("vm-list"), None);
         assert_eq!(operation(Live::Generic(Class::Vm, "list")), None);
         assert_eq!(operation(Live::Generic(Class::Host, "start")), None);
     }

@@ -197,9 +197,11 @@ fn check_start(db: &Database, vm: Ref, host: Ref, start_paused: bool) -> Result<
 /// The changes of a VM now running on `host`, with a `VM_STARTED` message.
 fn started_changes(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Vec<Change> {
     let mut fresh = Fresh::new(db, caller);
+    // xapi's text (../shared/reference/xenapi.md, VM.start).
     let body = format!(
-        "VM '{}' started on host: {}",
+        "VM '{}' (uuid: {}) started on host: {}",
         text(db, Class::Vm, vm, "name_label"),
+        text(db, Class::Vm, vm, "uuid"),
         host_label(db, host)
     );
     vec![
@@ -224,7 +226,12 @@ fn halted_changes(
         this_host: Ref::NULL,
     };
     let mut fresh = Fresh::new(db, &caller);
-    let body = format!("VM '{}' shut down", text(db, Class::Vm, vm, "name_label"));
+    // xapi's text (../shared/reference/xenapi.md, VM.clean_shutdown).
+    let body = format!(
+        "VM '{}' (uuid: {}) shutdown",
+        text(db, Class::Vm, vm, "name_label"),
+        text(db, Class::Vm, vm, "uuid")
+    );
     let mut changes = vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Halted".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(Ref::NULL)),
@@ -500,6 +507,14 @@ mod tests {
             Some(Value::Ref(host))
         );
         assert_eq!(db.count(Class::Message), 1);
+        let (m, _) = db.objects(Class::Message).next().unwrap();
+        let vm_uuid = text(&db, Class::Vm, vm, "uuid");
+        assert_eq!(
+            text(&db, Class::Message, m, "body"),
+            format!(
+                "VM 'vm1' (uuid: {vm_uuid}) started on host: h1 (uuid: 6a0b3b2e-8f2e-4d0b-9a57-0c3c2a4b5d6e)"
+            )
+        );
         let e = start(&db, host, vm).unwrap_err();
         assert_eq!(e.code, "VM_BAD_POWER_STATE");
         assert_eq!(e.params[1..], ["halted", "running"]);

@@ -346,8 +346,8 @@ impl Agent {
         let s = lock(&self.sessions)
             .check(&r, self.now())
             .map_err(|_| Failure::from(ApiError::session_invalid(&r)))?;
-        if let (Role::Slave(master), Kind::Pool) = (&self.role, s.kind) {
-            return Err(ApiError::host_is_slave(master).into());
+        if let (Role::Slave(master), Kind::Pool) = (self.role(), s.kind) {
+            return Err(ApiError::host_is_slave(&master).into());
         }
         let agent = Arc::clone(self);
         tokio::task::spawn_blocking(move || {

@@ -3,7 +3,7 @@
 
 use xe::error::{
     EXIT_API, EXIT_CONNECT, EXIT_INTERRUPTED, EXIT_LAB, EXIT_OK, EXIT_OUTPUT, EXIT_POOL_FILE,
-    EXIT_REQUEST, EXIT_UNTRUSTED, EXIT_USAGE,
+    EXIT_REQUEST, EXIT_TIMED_OUT, EXIT_UNTRUSTED, EXIT_USAGE,
 };
 use xe::table::COMMANDS;
 
@@ -54,11 +54,33 @@ fn every_exit_code_is_documented() {
         EXIT_API,
         EXIT_CONNECT,
         EXIT_UNTRUSTED,
+        EXIT_TIMED_OUT,
         EXIT_INTERRUPTED,
     ] {
         assert!(
             text.contains(&format!("\n| {code} |")),
             "exit code {code} undocumented"
+        );
+    }
+}
+
+#[test]
+fn every_live_command_is_documented() {
+    let text = reference();
+    let start = text
+        .find("## The live pool")
+        .expect("docs/cli.md has a section \"The live pool\"");
+    let live = &text[start..];
+    for name in xe::live::OTHERS {
+        assert!(
+            live.contains(&format!("| `{name}")),
+            "live command {name} has no row in docs/cli.md \"The live pool\""
+        );
+    }
+    for op in xe::live::OPERATIONS {
+        assert!(
+            live.contains(&format!("`CLASS-{op}")),
+            "live operation CLASS-{op} undocumented"
         );
     }
 }

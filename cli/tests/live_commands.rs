@@ -468,5 +468,49 @@ fn live_member_redirects_to_the_master() {
         out.stdout, "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a\n",
         "{out:?}"
     );
+
+    // `--fingerprint=` is the -s host's: with a fresh known-hosts file and
+    // the member's fingerprint, the member is accepted and the unknown
+    // master refused, named with its own fingerprint. Remembered once
+    // directly, the way through the member works without flags.
+    let fingerprint_of = |addr: &str| {
+        known
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{addr}:{port} ")))
+            .expect("remembered")
+            .to_owned()
+    };
+    let (member_fp, master_fp) = (fingerprint_of("127.0.0.1"), fingerprint_of("127.0.0.2"));
+    assert_ne!(member_fp, master_fp);
+    std::fs::remove_file(&member.known_hosts).unwrap();
+    let given = format!("--fingerprint={member_fp}");
+    let mut with_member_fp = args.to_vec();
+    with_member_fp.push(&given);
+    let out = member.run(&with_member_fp);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("redirected to its pool master 127.0.0.2"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains(&master_fp), "{out:?}");
+    let direct = format!("--fingerprint={master_fp}");
+    let out = member.run(&[
+        "host-list",
+        "--minimal",
+        "-s",
+        "127.0.0.2",
+        "-p",
+        &p,
+        "-pw",
+        PASSWORD,
+        &direct,
+    ]);
+    assert_eq!(out.ok(), "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a\n");
+    assert_eq!(
+        member.run(&args).ok(),
+        "6f2b1c2e-8f33-4e4d-9a1c-0c7c2d1e5f0a\n",
+        "both hosts remembered: no flag needed"
+    );
     drop(master);
 }

@@ -58,6 +58,13 @@ const KNOWN: &[(&str, &str, &[&str])] = &[
         &["driver"],
     ),
     (
+        "SR_DEVICE_IN_USE",
+        "The SR operation cannot be performed because a device underlying the SR is in use by the host.",
+        // Ours: the device and what it holds (xapi sends none); `sr-create
+        // --force` overwrites it.
+        &["device", "holds"],
+    ),
+    (
         "VM_BAD_POWER_STATE",
         "You attempted an operation on a VM that was not in an appropriate power state at the time; for example, you attempted to start a VM that was already running.  The parameters returned are the VM's handle, and the expected and actual VM state at the time of the call.",
         &["vm", "expected", "actual"],

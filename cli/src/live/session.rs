@@ -144,8 +144,23 @@ impl Session {
                         });
                     };
                     // The member names its master's address; the master
-                    // serves TLS on the same port as the one asked.
-                    transport = connect_tls(opts, master, port)?;
+                    // serves TLS on the same port as the one asked. Every
+                    // host has its own certificate, so `--fingerprint=`
+                    // (given for the `-s` host) is not the master's: the
+                    // master must be remembered, or `--trust-new` given.
+                    let redirected = ConnectOptions {
+                        fingerprint: None,
+                        ..opts.clone()
+                    };
+                    transport = connect_tls(&redirected, master, port).map_err(|e| match e {
+                        CliError::Untrusted(why) => CliError::Untrusted(format!(
+                            "{} redirected to its pool master {master}: {why} (run xe -s {master} \
+                             with --fingerprint= once to remember it, then go through the member \
+                             again)",
+                            transport.target
+                        )),
+                        other => other,
+                    })?;
                 }
                 Err(f) => {
                     return Err(CliError::Api {

@@ -12,7 +12,7 @@ use super::session::Session;
 use crate::error::{CliError, UsageError};
 
 /// `sr-create name-label= type= [shared=] [physical-size=] [host-uuid=]
-/// [device-config:K=V ...] [sm-config:K=V ...]`.
+/// [device-config:K=V ...] [sm-config:K=V ...] [--force]`.
 pub(super) fn sr_create(
     session: &mut Session,
     args: &Args,
@@ -53,11 +53,18 @@ pub(super) fn sr_create(
             session.call("pool.get_master", vec![pool])?
         }
     };
+    // `--force`: overwrite a device holding someone else's data (block SRs;
+    // the agent does not store the key).
+    let mut config = args.map("device-config");
+    if args.flag("--force") && !config.iter().any(|(k, _)| *k == "force") {
+        config.push(("force", "true"));
+    }
+    let device_config = string_map(config);
     let r = session.call(
         "SR.create",
         vec![
             host,
-            string_map(args.map("device-config")),
+            device_config,
             Rpc::Int(size),
             Rpc::Str(required(args, "name-label").to_owned()),
             Rpc::Str(args.get("name-description").unwrap_or("").to_owned()),

@@ -1,8 +1,10 @@
 //! The SR label on a device (a block device or a plain file used as one),
 //! through the O_DIRECT layer: [`probe`] what the device holds,
-//! [`write_label`] one slot, and [`label_device`], what `SR.create
-//! type=block` does: refuse someone else's data unless forced, zero the
-//! label region of a fresh device, and write the label.
+//! [`write_label`] one slot, [`label_device`], what `SR.create
+//! type=block` does (refuse someone else's data unless forced, zero the
+//! label region of a fresh device, write the label), and
+//! [`allocate_volume`], which adds a volume (the statefile, the metadata
+//! volume, a VM disk) to the table.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +88,41 @@ pub fn label_device(path: &Path, sr_uuid: Uuid, force: bool) -> Result<SrLabel, 
     Ok(label)
 }
 
+/// Adds a volume of `size` bytes to the label on the device at `path`
+/// (first fit, aligned; [`SrLabel::allocate`]) and writes the label's next
+/// generation to the other slot: the previous label stays intact until the
+/// new one is durable. Returns the volume.
+pub fn allocate_volume(
+    path: &Path,
+    uuid: Uuid,
+    kind: super::label::VolumeKind,
+    size: u64,
+) -> Result<super::label::Volume, AllocateError> {
+    let dev = BlockDevice::open(path, OpenMode::ReadWrite)?;
+    let Content::Label(current) = probe(&dev)? else {
+        return Err(AllocateError::NotLabelled {
+            path: path.to_path_buf(),
+        });
+    };
+    let mut next = current.next();
+    let volume = next.allocate(uuid, kind, size)?;
+    write_label(&dev, &next)?;
+    Ok(volume)
+}
+
+/// Why a volume could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocateError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The device holds no SR label.
+    #[error("{path} holds no SR label", path = path.display())]
+    NotLabelled { path: PathBuf },
+    /// No room, or the table is full.
+    #[error(transparent)]
+    Label(#[from] super::label::LabelError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +157,29 @@ mod tests {
         let l = label_device(f.path(), sr, true).unwrap();
         let dev = BlockDevice::open(f.path(), OpenMode::ReadOnly).unwrap();
         assert_eq!(probe(&dev).unwrap(), Content::Label(l));
+
+        // Volumes: allocated, aligned, kept across a takeover.
+        use crate::srlabel::VolumeKind;
+        let v = allocate_volume(
+            f.path(),
+            Uuid::from_u128(21),
+            VolumeKind::Statefile,
+            4 << 20,
+        )
+        .unwrap();
+        assert_eq!((v.offset, v.size), (LABEL_REGION, 4 << 20));
+        let w = allocate_volume(f.path(), Uuid::from_u128(22), VolumeKind::Metadata, 1000).unwrap();
+        assert_eq!(w.offset, LABEL_REGION + (4 << 20));
+        let Content::Label(l) = probe(&dev).unwrap() else {
+            panic!("label")
+        };
+        assert_eq!(l.volumes, vec![v, w]);
+        assert!(matches!(
+            allocate_volume(f.path(), Uuid::from_u128(23), VolumeKind::Disk, 1 << 30),
+            Err(AllocateError::Label(_))
+        ));
+        let taken = label_device(f.path(), Uuid::from_u128(13), false).unwrap();
+        assert_eq!(taken.volumes, vec![v, w]);
 
         let small = file(1 << 20, &[]);
         assert!(matches!(

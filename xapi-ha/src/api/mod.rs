@@ -76,9 +76,13 @@ pub enum Effect {
     /// committed. The record is in the outcome's changes.
     CreateSr {
         sr: Ref,
+        /// The new SR's uuid (a block SR's label names it).
+        uuid: String,
         sr_type: String,
         device_config: Vec<(String, String)>,
         shared: bool,
+        /// Overwrite a device holding someone else's data (`type=block`).
+        force: bool,
     },
     /// Start the VM on this host (`VM.start`, `VM.start_on`, a reboot's
     /// second half); the record's changes commit once it runs.

@@ -7,7 +7,9 @@
 //!   `file` (device_config `path`: a directory on shared storage) or
 //!   `block` (device_config `device`: a shared LUN); another type is
 //!   `SR_UNKNOWN_DRIVER [type]`, a missing key `INVALID_VALUE
-//!   ["device_config:<key>"; ""]`.
+//!   ["device_config:<key>"; ""]`. `device_config:force=true` lets a
+//!   block SR overwrite a device holding someone else's data; it is not
+//!   stored.
 //! - `SR.forget(sr)`: removes the SR's record and its VDIs' records (the
 //!   data stays), clearing `pool.default_SR` if it named the SR. Refused
 //!   with `HA_IS_ENABLED []` while one of its VDIs is an HA statefile.
@@ -19,6 +21,11 @@ use crate::value::{Ref, Value};
 use super::coerce::{self, to_text};
 use super::ids::Fresh;
 use super::{ApiError, Caller, Effect, Outcome};
+
+/// The `device_config` key that lets `type=block` overwrite a device
+/// holding someone else's data (`xe sr-create --force` sets it); not
+/// stored.
+pub const FORCE_KEY: &str = "force";
 
 /// SR types and the `device_config` key each needs.
 pub const SR_TYPES: &[(&str, &str)] = &[("file", "path"), ("block", "device")];
@@ -55,10 +62,23 @@ pub fn create(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome,
             &to_text(&physical_size),
         ));
     }
+    let force = config.iter().any(|(k, v)| k == FORCE_KEY && v == "true");
+    // `force` is an instruction for this create, not configuration: it is
+    // not stored with the SR.
+    let device_config = match device_config {
+        Value::Map(pairs) => Value::Map(
+            pairs
+                .into_iter()
+                .filter(|(k, _)| k.to_wire() != FORCE_KEY)
+                .collect(),
+        ),
+        other => other,
+    };
     let mut fresh = Fresh::new(db, caller);
     let r = fresh.r#ref();
+    let uuid = fresh.uuid();
     let fields = vec![
-        ("uuid".to_owned(), Value::String(fresh.uuid())),
+        ("uuid".to_owned(), Value::String(uuid.clone())),
         ("name_label".to_owned(), Value::String(name_label)),
         (
             "name_description".to_owned(),
@@ -79,8 +99,10 @@ pub fn create(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome,
         }],
         effects: vec![Effect::CreateSr {
             sr: r,
+            uuid,
             sr_type,
-            device_config: config,
+            device_config: config.into_iter().filter(|(k, _)| k != FORCE_KEY).collect(),
+            force,
             shared: shared.as_bool().unwrap_or(false),
         }],
         ..Outcome::value(Value::Ref(r))

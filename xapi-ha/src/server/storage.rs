@@ -7,14 +7,20 @@
 //! label file, [`LABEL`], naming the SR. A directory that holds other files
 //! but no label is someone else's data: refused with `SR_DEVICE_IN_USE
 //! [path]`. A labelled directory (an SR forgotten and created again) is
-//! taken, its label rewritten. `type=block` is not prepared yet
-//! (`SR_BACKEND_FAILURE`).
+//! taken, its label rewritten.
+//!
+//! `SR.create` with `type=block`: `device_config:device` must be an
+//! absolute path of a block device or a file; it gets the SR label with
+//! its volume table ([`prepare_block_sr`]).
 //!
 //! `VDI.create` on a `file` SR: a new sparse file (`O_EXCL`: an existing
 //! file is `SR_BACKEND_FAILURE`), synced with its directory.
 
 use std::io::Write as _;
 use std::path::Path;
+
+use sr_heartbeat::srlabel;
+use sr_heartbeat::srlabel::device::LabelDeviceError;
 
 use crate::api::{ApiError, Effect};
 
@@ -25,28 +31,25 @@ pub const LABEL: &str = ".xapi-ha-sr";
 pub fn perform(effect: &Effect) -> Result<(), ApiError> {
     match effect {
         Effect::CreateSr {
-            sr,
+            uuid,
             sr_type,
             device_config,
+            force,
             ..
-        } => match sr_type.as_str() {
-            "file" => {
-                let path = device_config
+        } => {
+            let key = |name: &str| {
+                device_config
                     .iter()
-                    .find(|(k, _)| k == "path")
+                    .find(|(k, _)| k == name)
                     .map(|(_, v)| v.as_str())
-                    .ok_or_else(|| ApiError::invalid_value("device_config:path", ""))?;
-                prepare_file_sr(Path::new(path), &sr.to_string())
+                    .ok_or_else(|| ApiError::invalid_value(&format!("device_config:{name}"), ""))
+            };
+            match sr_type.as_str() {
+                "file" => prepare_file_sr(Path::new(key("path")?), uuid),
+                "block" => prepare_block_sr(Path::new(key("device")?), uuid, *force),
+                other => Err(ApiError::sr_unknown_driver(other)),
             }
-            other => Err(ApiError::new(
-                "SR_BACKEND_FAILURE",
-                [
-                    "SR_NOT_PREPARED",
-                    "",
-                    &format!("this agent does not prepare {other} SRs yet"),
-                ],
-            )),
-        },
+        }
         Effect::CreateVdi { path, size } => create_volume(path, *size),
         Effect::StartVm { .. }
         | Effect::StopVm { .. }
@@ -81,6 +84,42 @@ fn create_volume(path: &Path, size: u64) -> Result<(), ApiError> {
             .map_err(io)?;
     }
     Ok(())
+}
+
+/// `type=block`: the device (a shared LUN, or a plain file used as one)
+/// gets the SR label with its volume table (`sr_heartbeat::srlabel`,
+/// docs/on-disk-format.md "Block SR label"). Someone else's data is
+/// `SR_DEVICE_IN_USE [device, what]` unless `force`.
+fn prepare_block_sr(device: &Path, sr: &str, force: bool) -> Result<(), ApiError> {
+    let shown = device.display().to_string();
+    if !device.is_absolute() || !device.exists() {
+        return Err(ApiError::invalid_value("device_config:device", &shown));
+    }
+    let sr_uuid = uuid::Uuid::parse_str(sr).map_err(|e| ApiError::internal(&e.to_string()))?;
+    match srlabel::device::label_device(device, sr_uuid, force) {
+        Ok(label) => {
+            tracing::info!(device = %shown, sr, generation = label.generation, volumes = label.volumes.len(), "block SR labelled");
+            Ok(())
+        }
+        Err(LabelDeviceError::InUse { what, .. }) => {
+            Err(ApiError::new("SR_DEVICE_IN_USE", [shown, what]))
+        }
+        Err(LabelDeviceError::TooSmall { size, .. }) => Err(ApiError::new(
+            "SR_BACKEND_FAILURE",
+            [
+                "SR_DEVICE_TOO_SMALL".to_owned(),
+                String::new(),
+                format!(
+                    "{shown} has {size} bytes; a block SR needs at least {}",
+                    srlabel::device::MIN_DEVICE_BYTES
+                ),
+            ],
+        )),
+        Err(LabelDeviceError::Io(e)) => Err(ApiError::new(
+            "SR_BACKEND_FAILURE",
+            ["SR_IO".to_owned(), String::new(), e.to_string()],
+        )),
+    }
 }
 
 fn prepare_file_sr(dir: &Path, sr: &str) -> Result<(), ApiError> {
@@ -124,11 +163,14 @@ mod tests {
     use crate::value::Ref;
 
     fn effect(path: &Path, sr_type: &str) -> Effect {
+        let key = if sr_type == "block" { "device" } else { "path" };
         Effect::CreateSr {
             sr: Ref::from_uuid(uuid::Uuid::nil()),
+            uuid: "5e0a1b2c-0000-4000-8000-000000000001".into(),
             sr_type: sr_type.into(),
-            device_config: vec![("path".into(), path.display().to_string())],
+            device_config: vec![(key.into(), path.display().to_string())],
             shared: true,
+            force: false,
         }
     }
 
@@ -151,9 +193,40 @@ mod tests {
                 .code,
             "INVALID_VALUE"
         );
+    }
+
+    #[test]
+    fn block_sr_labels_a_zeroed_file_and_refuses_foreign_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("lun");
+        std::fs::File::create(&dev)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        perform(&effect(&dev, "block")).unwrap();
+        let opened =
+            sr_heartbeat::io::BlockDevice::open(&dev, sr_heartbeat::io::OpenMode::ReadOnly)
+                .unwrap();
+        assert!(matches!(
+            srlabel::device::probe(&opened).unwrap(),
+            srlabel::Content::Label(l) if l.sr_uuid.to_string() == "5e0a1b2c-0000-4000-8000-000000000001"
+        ));
+        let foreign = dir.path().join("foreign");
+        let mut bytes = vec![0u8; 16 << 20];
+        bytes[0] = 0x42;
+        std::fs::write(&foreign, &bytes).unwrap();
+        let e = perform(&effect(&foreign, "block")).unwrap_err();
+        assert_eq!(e.code, "SR_DEVICE_IN_USE");
+        let mut forced = effect(&foreign, "block");
+        if let Effect::CreateSr { force, .. } = &mut forced {
+            *force = true;
+        }
+        perform(&forced).unwrap();
         assert_eq!(
-            perform(&effect(dir.path(), "block")).unwrap_err().code,
-            "SR_BACKEND_FAILURE"
+            perform(&effect(Path::new("relative"), "block"))
+                .unwrap_err()
+                .code,
+            "INVALID_VALUE"
         );
     }
 

@@ -14,7 +14,7 @@ use std::process::Command;
 use api_support::{PASSWORD, USER, call2, fail2};
 use pool_support::{
     Host, StopVmsOnDrop, host_ref, join, local_call, pool_conf, process_alive, session,
-    start_hosts, vm_pid, wait_for, xe_binary,
+    start_hosts, try_local_call, vm_pid, wait_for, xe_binary,
 };
 use serde_json::{Value, json};
 
@@ -63,7 +63,7 @@ fn forwarding_to_a_member_and_eject() {
     assert!(vm_pid(master, &uuid).is_none(), "not on the master");
     // The member's copy says so too.
     wait_for("the member's copy", || {
-        (local_call(member, "VM.get_power_state", json!([vm])) == "Running").then_some(())
+        (try_local_call(member, "VM.get_power_state", json!([vm]))? == "Running").then_some(())
     });
 
     // Eject refused while the VM runs there, and for the master.

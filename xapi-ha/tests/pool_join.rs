@@ -93,7 +93,9 @@ fn three_agents_form_a_pool_and_members_keep_copies() {
         assert_eq!(metrics, json!(16i64 << 30), "{h:?}", h = h.uuid);
     }
 
-    // A change on the master reaches every member's copy.
+    // A change on the master reaches every member's copy, at the same
+    // generation (the same batches applied to the same database).
+    let sent = std::time::Instant::now();
     call2(
         master.agent.http,
         "VM.create",
@@ -101,8 +103,15 @@ fn three_agents_form_a_pool_and_members_keep_copies() {
     );
     let want = vm_names(master);
     assert_eq!(want, ["replicated"]);
+    let generation = call2(master.agent.http, "event.get_current_id", json!([s]));
     for m in [m1, m2] {
         wait_for("the member's copy", || (vm_names(m) == want).then_some(()));
+        println!(
+            "measured: the change was in {}'s copy {:?} after the master's reply was sent",
+            m.address,
+            sent.elapsed()
+        );
+        assert_eq!(local_call(m, "event.get_current_id", json!([])), generation);
         assert_eq!(host_uuids(m), host_uuids(master));
         // The copy is durable: the member's own redo log.
         assert!(m.agent.dir.path().join("data/pool-db").exists());

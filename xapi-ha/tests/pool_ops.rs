@@ -14,7 +14,7 @@ use std::process::Command;
 use api_support::{PASSWORD, USER, call2, fail2};
 use pool_support::{
     Host, StopVmsOnDrop, host_ref, join, local_call, pool_conf, process_alive, session,
-    start_hosts, vm_pid, wait_for, xe_binary,
+    start_hosts, try_local_call, vm_pid, wait_for, xe_binary,
 };
 use serde_json::{Value, json};
 
@@ -63,7 +63,7 @@ fn forwarding_to_a_member_and_eject() {
     assert!(vm_pid(master, &uuid).is_none(), "not on the master");
     // The member's copy says so too.
     wait_for("the member's copy", || {
-        (local_call(member, "VM.get_power_state", json!([vm])) == "Running").then_some(())
+        (try_local_call(member, "VM.get_power_state", json!([vm]))? == "Running").then_some(())
     });
 
     // Eject refused while the VM runs there, and for the master.
@@ -268,4 +268,47 @@ fn designate_new_master_moves_the_role_and_xe_follows() {
             .map(Vec::len),
         Some(3)
     );
+}
+
+#[test]
+fn a_member_reports_a_stop_when_the_master_is_back() {
+    let mut pool = start_hosts(2);
+    let _vms = StopVmsOnDrop::of(&pool);
+    let member = pool.hosts.pop().expect("member");
+    let master = pool.hosts.pop().expect("master");
+    join(&member, &master);
+    let s = session(&master);
+    let m = host_ref(&master, &member);
+    let (vm, uuid) = create_vm(&master, &s, "orphan");
+    call2(
+        master.agent.http,
+        "VM.start_on",
+        json!([s, vm, m, false, false]),
+    );
+    let pid = wait_for("the VM's process", || vm_pid(&member, &uuid));
+
+    // The master is down when the VM dies; the member keeps the report.
+    let Host {
+        agent,
+        address,
+        uuid: host_uuid,
+    } = master;
+    let (dir, code, _) = agent.terminate();
+    assert_eq!(code, Some(0));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the VM");
+    wait_for("the VM gone", || (!process_alive(pid)).then_some(()));
+    let master = Host {
+        agent: api_support::Agent::restart(dir),
+        address,
+        uuid: host_uuid,
+    };
+    let s = session(&master);
+    wait_for("the master records the reported stop", || {
+        (record(&master, &s, &vm)["power_state"] == "Halted").then_some(())
+    });
+    assert_eq!(record(&master, &s, &vm)["resident_on"], "OpaqueRef:NULL");
 }

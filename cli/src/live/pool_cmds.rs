@@ -154,7 +154,13 @@ mod tests {
         let e = parse(PoolCommand::Join, "pool-join", &v(&["master-address=x"])).unwrap_err();
         assert!(e.to_string().contains("master-username"), "{e}");
         let e = parse(PoolCommand::Eject, "pool-eject", &v(&["host=x"])).unwrap_err();
-        assert!(e.to_string().contains("host-uuid"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("does not take the parameter \"host\""),
+            "{e}"
+        );
+        let e = parse(PoolCommand::Eject, "pool-eject", &v(&[])).unwrap_err();
+        assert!(e.to_string().contains("host-uuid="), "{e}");
         let e = parse(
             PoolCommand::Eject,
             "pool-eject",

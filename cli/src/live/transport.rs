@@ -4,19 +4,16 @@
 //! XML-RPC calls (`xapi_ha::rpc::xmlrpc`).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use xapi_ha::rpc::{Call, Failure, Rpc, xmlrpc};
-use xapi_ha::server::tls::fingerprint;
+use xapi_ha::server::tls::pinned_client_config;
 
 /// How long to wait for a connection and for each reply. Generous: the
 /// agent hashes passwords (argon2) on login.
@@ -50,74 +47,7 @@ pub enum TransportError {
 }
 
 /// What the TLS verifier saw: the fingerprint of the server's certificate.
-pub type Seen = Arc<Mutex<Option<String>>>;
-
-/// Accepts the server certificate whose fingerprint is `expected` (any
-/// when `None`), and records the fingerprint it saw either way.
-#[derive(Debug)]
-struct PinnedVerifier {
-    expected: Option<String>,
-    seen: Seen,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let fp = fingerprint(end_entity.as_ref());
-        let ok = self.expected.as_ref().is_none_or(|e| *e == fp);
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(fp);
-        }
-        if ok {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "certificate fingerprint mismatch".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+pub use xapi_ha::server::tls::Seen;
 
 /// An open connection.
 pub struct Transport {
@@ -158,22 +88,11 @@ impl Transport {
         seen: Seen,
     ) -> Result<Transport, TransportError> {
         let target = format!("{host}:{port}");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = PinnedVerifier {
-            expected,
-            seen,
-            provider: provider.clone(),
-        };
         let tls_err = |e: rustls::Error| TransportError::Tls {
             target: target.clone(),
             source: std::io::Error::other(e),
         };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(tls_err)?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let config = pinned_client_config(expected, seen).map_err(tls_err)?;
         // The name only selects SNI: the pin, not the name, authenticates.
         let name = ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
             ServerName::try_from("xapi-ha")

@@ -523,10 +523,11 @@ impl Agent {
         // Lock order: the VM host, then the database (as in a power call).
         let mut vms = lock(vms);
         let events = vms.poll();
-        if events.is_empty() {
+        if events.is_empty() && self.is_master() {
             return;
         }
         if !self.is_master() {
+            // A member reports to the master (and retries earlier reports).
             let stopped = events
                 .into_iter()
                 .map(|xapi_vm::VmEvent::Stopped { uuid, cause }| {

@@ -177,7 +177,9 @@ async fn send(
         }
         let s = session.clone().unwrap_or_default();
         match peers::call_with(&push.target, &s, peer::SYNC, params.clone()).await {
+            // XML-RPC carries integers as text (xapi's style, docs/api.md).
             Ok(Rpc::Int(g)) => return Ok(u64::try_from(g).unwrap_or(0)),
+            Ok(Rpc::Str(g)) if g.parse::<u64>().is_ok() => return Ok(g.parse().unwrap_or(0)),
             Ok(other) => {
                 return Err(CallError::Api(crate::rpc::Failure::new(
                     "INTERNAL_ERROR",

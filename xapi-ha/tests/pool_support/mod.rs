@@ -143,6 +143,21 @@ pub fn local_call(h: &Host, method: &str, params: Value) -> Value {
     call2(h.agent.http, method, Value::Array(all))
 }
 
+/// [`local_call`] that gives `None` when the call fails (for polling a
+/// member's copy that may lag).
+pub fn try_local_call(h: &Host, method: &str, params: Value) -> Option<Value> {
+    let s = local_session(h);
+    let mut all = vec![Value::String(s)];
+    if let Value::Array(p) = params {
+        all.extend(p);
+    }
+    let (_, v) = crate::api_support::jsonrpc(
+        h.agent.http,
+        &json!({"jsonrpc": "2.0", "method": method, "params": all, "id": 1}),
+    );
+    v.get("result").cloned()
+}
+
 /// The reference of `h`'s host record in the database `on` serves.
 pub fn host_ref(on: &Host, h: &Host) -> String {
     local_call(on, "host.get_by_uuid", json!([h.uuid]))

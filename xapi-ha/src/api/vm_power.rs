@@ -283,10 +283,7 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 fn start_here(db: &Database, caller: &Caller, vm: Ref, paused: bool) -> Result<Outcome, ApiError> {
     let host = caller.this_host;
     check_start(db, vm, host, paused)?;
-    crate::ha::overcommit::check(
-        db,
-        &crate::ha::overcommit::Operation::VmArriving { vm, host },
-    )?;
+    crate::ha::overcommit::check_start(db, vm, host)?;
     Ok(Outcome {
         effects: vec![Effect::StartVm {
             vm,

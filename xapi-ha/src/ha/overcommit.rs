@@ -114,3 +114,8 @@ pub fn check(db: &Database, op: &Operation) -> Result<(), ApiError> {
         Ok(())
     }
 }
+
+/// [`check`] of a VM about to start on `host` (`VM.start`, `VM.start_on`).
+pub fn check_start(db: &Database, vm: Ref, host: Ref) -> Result<(), ApiError> {
+    check(db, &Operation::VmArriving { vm, host })
+}

@@ -321,10 +321,7 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 }
 
 fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
-    crate::ha::overcommit::check(
-        db,
-        &crate::ha::overcommit::Operation::VmArriving { vm, host },
-    )?;
+    crate::ha::overcommit::check_start(db, vm, host)?;
     let start = Effect::StartVm {
         vm,
         spec: vm_spec(db, vm)?,

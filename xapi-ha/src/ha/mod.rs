@@ -12,12 +12,15 @@
 //!   messages that follow from it after a commit.
 //! - [`overcommit`]: the one check that refuses an operation breaking the
 //!   failover plan (`HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN`).
+//! - [`shell`]: the database changes of the engine's actions, and the
+//!   engine inputs of a configuration change (the pure part of the wiring).
 //! - [`messages`]: the HA messages with xapi's names, priorities and texts.
 
 pub mod engine;
 pub mod live_plan;
 pub mod messages;
 pub mod overcommit;
+pub mod shell;
 pub mod state;
 pub mod view;
 

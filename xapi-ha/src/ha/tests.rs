@@ -226,6 +226,19 @@ fn starts_that_break_the_plan_are_refused_unless_overcommit_is_allowed() {
         )
         .unwrap_err();
     assert_eq!(e.code, "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN");
+    // A protected VM found halted (it stopped from inside, or its host
+    // failed) is HA's to restore: its start is never refused.
+    let mut restoring = p.db.clone();
+    let _ = restoring
+        .apply(&[Change::set(
+            Class::Vm,
+            vms[2],
+            "ha_always_run",
+            Value::Bool(true),
+        )])
+        .unwrap();
+    let start = [Value::Ref(vms[2]), Value::Bool(false), Value::Bool(false)];
+    assert!(call(&restoring, &caller(998, h2), "VM.start", &start).is_ok());
     // With ha_allow_overcommit the start goes through (the effect is the
     // server's) and the plan follows.
     p.call(
@@ -399,4 +412,129 @@ fn nothing_is_maintained_while_ha_is_off() {
         &[Value::Ref(pool), int(5)],
     )
     .unwrap();
+}
+
+/// The engine over a real database: its actions committed through
+/// `shell::changes_for_all`, its start performed by the real `VM.start`
+/// handler on the target host, its state readable in `VM.ha_state`.
+#[test]
+fn the_engine_drives_a_real_database_through_the_shell() {
+    use super::engine::{Action, Engine, Input};
+    use super::shell;
+    use std::time::Duration;
+
+    let mut p = Pool::new(2, 1);
+    let db_vm = p.vm("db", 4, "restart");
+    let scratch = p.vm("scratch", 2, "");
+    p.run(db_vm, p.hosts[0]);
+    p.run(scratch, p.hosts[0]);
+    let uuid = |p: &Pool, class, r| Uuid::parse_str(p.db.get(class, r).unwrap().uuid()).unwrap();
+    let (h0, h1) = (
+        uuid(&p, Class::Host, p.hosts[0]),
+        uuid(&p, Class::Host, p.hosts[1]),
+    );
+    let vm = uuid(&p, Class::Vm, db_vm);
+
+    let mut engine = Engine::new(super::PoolView::from_db(&p.db), Duration::ZERO);
+    let commit = |p: &mut Pool, actions: &[Action]| {
+        let changes = shell::changes_for_all(&p.db, &caller(500, Ref::NULL), actions);
+        let _ = p.db.apply(&changes).expect("engine changes apply");
+        // What the server does after every commit.
+        if live_plan::affects_plan(&changes) {
+            let follow = live_plan::follow_up(&p.db, &caller(501, Ref::NULL));
+            let _ = p.db.apply(&follow).expect("plan changes apply");
+        }
+        p.db.check_invariants().unwrap();
+    };
+    let first: Vec<Action> = std::iter::from_fn(|| engine.poll_action()).collect();
+    commit(&mut p, &first);
+    let state = |p: &Pool, r| p.db.field(Class::Vm, r, "ha_state").unwrap();
+    assert_eq!(state(&p, db_vm), Value::String("started".into()));
+    assert_eq!(state(&p, scratch), Value::String("ignored".into()));
+
+    // host 0 is proven fenced.
+    let actions = engine.step(
+        Duration::from_secs(10),
+        Input::Liveset {
+            live: vec![h1],
+            fenced: vec![h0],
+        },
+    );
+    assert!(
+        actions.contains(&Action::StartVm { vm, host: h1 }),
+        "{actions:?}"
+    );
+    commit(&mut p, &actions);
+    let metrics =
+        p.db.field(Class::Host, p.hosts[0], "metrics")
+            .unwrap()
+            .as_ref()
+            .unwrap();
+    assert_eq!(
+        p.db.field(Class::HostMetrics, metrics, "live"),
+        Some(Value::Bool(false))
+    );
+    assert_eq!(p.messages("HA_HOST_FAILED"), ["Server 'h0' has failed"]);
+    assert_eq!(
+        p.db.field(Class::Vm, scratch, "power_state"),
+        Some(Value::Enum("Halted".into()))
+    );
+    assert_eq!(state(&p, db_vm), Value::String("starting".into()));
+
+    // The target host's agent starts it with the real handler.
+    p.call_on(
+        p.hosts[1],
+        "VM.start",
+        &[Value::Ref(db_vm), Value::Bool(false), Value::Bool(false)],
+    )
+    .expect("the start the engine asked for");
+    let actions = engine.step(Duration::from_secs(12), Input::VmStarted { vm, host: h1 });
+    commit(&mut p, &actions);
+    assert_eq!(state(&p, db_vm), Value::String("started".into()));
+    assert_eq!(
+        p.db.field(Class::Vm, scratch, "ha_state"),
+        Some(Value::String("ignored".into()))
+    );
+    assert_eq!(engine.poll_timeout(), None, "nothing left to do");
+}
+
+#[test]
+fn configuration_changes_become_engine_inputs() {
+    use super::PoolView;
+    use super::engine::Input;
+    use super::shell::config_inputs;
+
+    let mut p = Pool::new(2, 1);
+    let a = p.vm("a", 4, "");
+    let before = PoolView::from_db(&p.db);
+    p.call(
+        "VM.set_ha_restart_priority",
+        &[Value::Ref(a), Value::String("restart".into())],
+    )
+    .unwrap();
+    p.call("VM.set_order", &[Value::Ref(a), int(3)]).unwrap();
+    p.call(
+        "host.add_to_other_config",
+        &[
+            Value::Ref(p.hosts[1]),
+            Value::String(super::view::MAINTENANCE_KEY.into()),
+            Value::String("true".into()),
+        ],
+    )
+    .unwrap();
+    let after = PoolView::from_db(&p.db);
+    let inputs = config_inputs(&before, &after);
+    let vm = Uuid::parse_str(p.db.get(Class::Vm, a).unwrap().uuid()).unwrap();
+    assert!(
+        inputs.iter().any(|i| matches!(i,
+            Input::VmConfig { vm: v, order: 3, .. } if *v == vm)),
+        "{inputs:?}"
+    );
+    assert!(
+        inputs
+            .iter()
+            .any(|i| matches!(i, Input::HostMaintenance { on: true, .. })),
+        "{inputs:?}"
+    );
+    assert_eq!(config_inputs(&after, &after), []);
 }

@@ -207,12 +207,21 @@ impl Engine {
             v.always_run = true;
         }
         let t = self.tracks.get_mut(&vm).expect("a track per VM");
-        if t.starting_on == Some(host) {
+        let elsewhere = t.starting_on.filter(|h| *h != host);
+        if t.starting_on.is_some() {
             let end = now.saturating_add(delay);
             self.group_end = Some(self.group_end.map_or(end, |e| e.max(end)));
         }
         t.ran();
         t.stopping = false;
+        if let Some(other) = elsewhere {
+            // Someone else started it while our start on `other` is on its
+            // way: its answer is ignored; logged, because only the shell
+            // (one start per VM at a time) can keep both from running.
+            self.push(Action::Note(format!(
+                "VM {vm} runs on host {host} while its start on host {other} was pending"
+            )));
+        }
     }
 
     fn start_failed(&mut self, vm: Uuid, host: Uuid, reason: &str) {

@@ -186,6 +186,10 @@ impl Agent {
                 if let (Role::Slave(master), Kind::Pool) = (&self.role, s.kind) {
                     return Err(ApiError::host_is_slave(master).into());
                 }
+                if method == crate::alerts::TEST_MAIL_METHOD {
+                    arity(&method, &params, 1..=1)?;
+                    return super::mailer::send_test(self).await;
+                }
                 let args = params.into_iter().skip(1).map(to_value).collect();
                 self.run(&method, args).await
             }
@@ -410,6 +414,20 @@ impl Agent {
         })?;
         self.generation.send_replace(generation);
         Ok(())
+    }
+
+    /// mail: runs `f` on the database as it is and commits the changes it
+    /// returns, under the lock (for the mail sender, `server::mailer`).
+    pub fn transact<R>(&self, f: impl FnOnce(&Database) -> (Vec<Change>, R)) -> Result<R, Failure> {
+        let mut store = lock(&self.store);
+        let (changes, r) = f(store.database());
+        self.commit(&mut store, &changes)?;
+        Ok(r)
+    }
+
+    /// mail: a receiver that sees every commit's generation.
+    pub fn watch_generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Expires idle sessions (called periodically).

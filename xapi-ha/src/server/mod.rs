@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod http;
 pub mod listen;
+pub mod mailer;
 pub mod role;
 pub mod storage;
 pub mod tls;

@@ -19,11 +19,13 @@ pub enum Class {
     Vdi,
     Message,
     Task,
+    /// Ours (area mail): the durable mail queue (`alerts::queue`).
+    Mail,
 }
 
 impl Class {
     /// Every class, in table order.
-    pub const ALL: [Class; 8] = [
+    pub const ALL: [Class; 9] = [
         Class::Pool,
         Class::Host,
         Class::HostMetrics,
@@ -32,6 +34,7 @@ impl Class {
         Class::Vdi,
         Class::Message,
         Class::Task,
+        Class::Mail,
     ];
 
     /// The name in method names and errors (`VM`, `host_metrics`).

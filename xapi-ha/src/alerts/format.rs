@@ -65,7 +65,6 @@ pub fn compose_for(pool: &str, settings: &MailSettings, mail: &Mail) -> MailText
     let mut body = lang::fill(&pair.body, &values);
     if mail.count > 1 {
         body.push_str(&lang::fill(&lang.coalesced.body, &values));
-        body.push('\n');
     }
     MailText {
         subject: lang::fill(&pair.subject, &values),
@@ -158,7 +157,7 @@ mod tests {
             "Field\t\tValue\n-----\t\t-----\nName:\t\tHA_POOL_OVERCOMMITTED\nPriority:\t3\nClass:\t\tHost\n\
              Object UUID:\t0d2a5a8e-0000-4000-8000-000000000001\nTimestamp:\t20231114T22:13:20Z\n\
              Message UUID:\t7e1f0c8e-0000-4000-8000-000000000002\nPool name:\tpool0\nBody:\t\tb\n\
-             \nThis alert was raised 3 times from 20231114T22:13:20Z to 20231114T22:14:02Z.\n"
+             \nThis alert was raised 3 times from 20231114T22:13:20Z to 20231114T22:14:02Z."
         );
     }
 }

@@ -9,7 +9,8 @@ use std::os::unix::fs::MetadataExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::Body;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -187,10 +188,25 @@ fn message(s: &MailSettings, text: &MailText) -> Result<Message, String> {
     for to in &s.destinations {
         b = b.to(to.clone());
     }
-    b.subject(text.subject.clone())
+    // As mail-alarm sends it: the text as is, not quoted-printable, when
+    // every line fits SMTP's 998 octets (RFC 5321; labelled 8bit, RFC
+    // 6152); else lettre picks an encoding.
+    let fits = text.body.lines().all(|l| l.len() <= 998);
+    let body = if fits {
+        Body::new_with_encoding(text.body.clone(), ContentTransferEncoding::Binary)
+            .unwrap_or_else(|_| Body::new(text.body.clone()))
+    } else {
+        Body::new(text.body.clone())
+    };
+    let mut m = b
+        .subject(text.subject.clone())
         .header(ContentType::TEXT_PLAIN)
-        .body(text.body.clone())
-        .map_err(|e| format!("building the mail: {e}"))
+        .body(body)
+        .map_err(|e| format!("building the mail: {e}"))?;
+    if fits {
+        m.headers_mut().set(ContentTransferEncoding::EightBit);
+    }
+    Ok(m)
 }
 
 /// Sends one mail; the server's verdict.

@@ -121,3 +121,207 @@ fn formats_priority_filter_and_destinations() {
     assert_eq!(all_now.len(), 3, "{all_now:#?}");
     assert!(all.iter().all(|m| !m.data.contains("VM_STARTED")));
 }
+
+/// The settings every delivery test uses: fast retries.
+fn fast(hub: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("mail-destination", "ops@example.com".into()),
+        ("ssmtp-mailhub", hub.to_owned()),
+        ("mail-retry-seconds", "1".into()),
+        ("mail-retry-max-seconds", "2".into()),
+        ("mail-smtp-timeout", "5".into()),
+    ]
+}
+
+fn apply(a: std::net::SocketAddr, s: &str, pairs: &[(&'static str, String)]) {
+    let p: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    set_other_config(a, s, &p);
+}
+
+/// The message body of each received mail (`Body:` line of the table).
+fn bodies(mails: &[Received]) -> Vec<String> {
+    mails
+        .iter()
+        .map(|m| {
+            m.body()
+                .lines()
+                .find_map(|l| l.strip_prefix("Body:\t\t"))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn server_down_then_back_and_agent_restart_every_mail_once() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let port = free_port();
+    apply(a, &s, &fast(&format!("127.0.0.1:{port}")));
+    let pool_uuid = first_field(a, &s, "pool", "uuid");
+    for i in 0..3 {
+        create_message(
+            a,
+            &s,
+            "HA_POOL_DROP_IN_PLAN_EXISTS_FOR",
+            3,
+            "Pool",
+            &pool_uuid,
+            &i.to_string(),
+        );
+    }
+    // Nobody listens: every mail is tried and stays queued.
+    wait_for(60, "three failed attempts", || {
+        let q = queue(a, &s);
+        (q.len() == 3 && q.iter().all(|m| m["attempts"].as_i64() >= Some(1))).then_some(())
+    });
+    // The queue is in the pool database: it survives SIGKILL.
+    let agent = agent.kill9_and_restart();
+    let (a, s) = (agent.http, login(agent.http));
+    assert_eq!(queue(a, &s).len(), 3);
+    let sink = Sink::start(
+        &py,
+        port,
+        &sink_dir(&agent, "sink"),
+        &SinkOptions::default(),
+    );
+    let got = wait_mails(&sink.out, 3);
+    let mut b = bodies(&got);
+    b.sort();
+    assert_eq!(b, ["0", "1", "2"]);
+    // A barrier mail, then still each exactly once.
+    create_message(a, &s, "HA_STATEFILE_LOST", 2, "Pool", &pool_uuid, "barrier");
+    wait_mails(&sink.out, 4);
+    assert_eq!(received(&sink.out).len(), 4);
+}
+
+#[test]
+fn transient_4xx_then_success() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let sink = Sink::start(
+        &py,
+        free_port(),
+        &sink_dir(&agent, "sink"),
+        &SinkOptions::default(),
+    );
+    sink.set_mode("4xx");
+    apply(a, &s, &fast(&format!("127.0.0.1:{}", sink.port)));
+    let pool_uuid = first_field(a, &s, "pool", "uuid");
+    create_message(a, &s, "HA_POOL_OVERCOMMITTED", 3, "Pool", &pool_uuid, "x");
+    let answer = wait_for(60, "a 451 answer recorded", || {
+        let q = queue(a, &s);
+        let m = q.first()?;
+        let ans = m["last_answer"].as_str()?.to_owned();
+        (ans.contains("451") && m["state"] == "queued").then_some(ans)
+    });
+    assert!(answer.contains("try again later"), "{answer}");
+    sink.set_mode("ok");
+    let got = wait_mails(&sink.out, 1);
+    assert_eq!(bodies(&got), ["x"]);
+    wait_for(60, "the mail recorded as sent", || {
+        queue(a, &s)
+            .iter()
+            .all(|m| m["state"] == "sent")
+            .then_some(())
+    });
+    assert_eq!(received(&sink.out).len(), 1);
+}
+
+#[test]
+fn permanent_5xx_drops_the_mail_with_a_message() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let sink = Sink::start(
+        &py,
+        free_port(),
+        &sink_dir(&agent, "sink"),
+        &SinkOptions::default(),
+    );
+    sink.set_mode("5xx");
+    apply(a, &s, &fast(&format!("127.0.0.1:{}", sink.port)));
+    let pool_uuid = first_field(a, &s, "pool", "uuid");
+    create_message(
+        a,
+        &s,
+        "HA_POOL_OVERCOMMITTED",
+        3,
+        "Pool",
+        &pool_uuid,
+        "refused",
+    );
+    let report = wait_for(60, "MAIL_DELIVERY_FAILED", || {
+        messages(a, &s)
+            .into_iter()
+            .find(|m| m["name"] == "MAIL_DELIVERY_FAILED")
+    });
+    let body = report["body"].as_str().unwrap();
+    assert!(
+        body.contains("554") && body.contains("ops@example.com"),
+        "{body}"
+    );
+    assert_eq!(report["priority"], 3);
+    assert!(queue(a, &s).is_empty(), "the refused mail is dropped");
+    // The report itself is never mailed (it could loop); later mails go.
+    sink.set_mode("ok");
+    create_message(a, &s, "HA_STATEFILE_LOST", 2, "Pool", &pool_uuid, "after");
+    let got = wait_mails(&sink.out, 1);
+    assert_eq!(bodies(&got), ["after"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(received(&sink.out).len(), 1);
+}
+
+#[test]
+fn flapping_alert_is_coalesced_into_a_mail_that_says_how_many() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let sink = Sink::start(
+        &py,
+        free_port(),
+        &sink_dir(&agent, "sink"),
+        &SinkOptions::default(),
+    );
+    let mut settings = fast(&format!("127.0.0.1:{}", sink.port));
+    settings.push(("mail-coalesce-seconds", "3".into()));
+    apply(a, &s, &settings);
+    let host = first_field(a, &s, "host", "uuid");
+    for _ in 0..20 {
+        create_message(
+            a,
+            &s,
+            "HA_HOST_FAILED",
+            3,
+            "Host",
+            &host,
+            "Server 'h2' has failed",
+        );
+    }
+    // The first goes out at once or with the others; the rest wait for
+    // the window and come as one mail. Together they count 20.
+    let count = |m: &Received| -> usize {
+        m.body()
+            .split("This alert was raised ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .map_or(1, |n| n.parse().expect("a count"))
+    };
+    let got = wait_for(60, "mails counting 20 alerts", || {
+        let r = received(&sink.out);
+        (r.iter().map(count).sum::<usize>() >= 20).then_some(r)
+    });
+    assert!(got.len() <= 2, "{} mails for one flapping alert", got.len());
+    assert_eq!(got.iter().map(count).sum::<usize>(), 20);
+    let last = got.last().unwrap();
+    assert!(
+        last.body().contains(&format!(
+            "This alert was raised {} times from ",
+            count(last)
+        )),
+        "{}",
+        last.body()
+    );
+}

@@ -69,22 +69,15 @@ async fn transact<R: Send + 'static>(
 /// How long to sleep after.
 async fn round(agent: &Arc<Agent>, last_problem: &mut Option<String>) -> Result<Duration, Failure> {
     let now = wall_clock();
-    let (settings, due) = transact(agent, move |db| {
+    // First the queue takes in what was committed (and commits that);
+    // then the due mails are read from the result, so a mail sent carries
+    // every alert it stands for.
+    let settings = transact(agent, move |db| {
         let settings = MailSettings::from_db(db);
         let usable = settings.as_ref().ok();
         let mut changes = queue::enqueue(db, usable, now, Uuid::new_v4());
         changes.extend(queue::expire(db, usable, now));
-        let due: Vec<(Mail, MailText)> = match usable {
-            Some(s) => queue::due(db, now)
-                .into_iter()
-                .map(|m| {
-                    let t = format::compose(db, s, &m);
-                    (m, t)
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        (changes, (settings, due))
+        (changes, settings)
     })
     .await?;
     let settings = match settings {
@@ -101,6 +94,18 @@ async fn round(agent: &Arc<Agent>, last_problem: &mut Option<String>) -> Result<
             return Ok(IDLE);
         }
     };
+    let s = settings.clone();
+    let due: Vec<(Mail, MailText)> = transact(agent, move |db| {
+        let due = queue::due(db, now)
+            .into_iter()
+            .map(|m| {
+                let t = format::compose(db, &s, &m);
+                (m, t)
+            })
+            .collect();
+        (Vec::new(), due)
+    })
+    .await?;
     for (mail, text) in due {
         let outcome = deliver(&settings, &text).await;
         match &outcome {

@@ -325,3 +325,205 @@ fn flapping_alert_is_coalesced_into_a_mail_that_says_how_many() {
         last.body()
     );
 }
+
+/// A self-signed certificate for 127.0.0.1 (PEM files in `dir`).
+fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("certificate");
+    let (cert, key) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("cert file");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("key file");
+    (cert, key)
+}
+
+fn password_file(dir: &std::path::Path, password: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = dir.join("smtp-password");
+    std::fs::write(&p, format!("{password}\n")).expect("password file");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    p
+}
+
+fn send_test(a: std::net::SocketAddr, s: &str) -> Result<String, Vec<String>> {
+    let (_, v) = api_support::jsonrpc(
+        a,
+        &json!({"jsonrpc": "2.0", "method": "pool.send_test_email", "params": [s], "id": 1}),
+    );
+    match v.get("result") {
+        Some(r) => Ok(r.as_str().expect("answer").to_owned()),
+        None => Err(
+            std::iter::once(v["error"]["message"].as_str().unwrap().to_owned())
+                .chain(
+                    v["error"]["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_str().unwrap().to_owned()),
+                )
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn starttls_tls_and_auth_with_the_test_mail() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let dir = agent.dir.path();
+    let (cert, key) = certificate(dir);
+    let opts = SinkOptions {
+        starttls: Some((cert.clone(), key.clone())),
+        auth: Some("mailer:s3cret".into()),
+        ..SinkOptions::default()
+    };
+    let sink = Sink::start(&py, free_port(), &dir.join("sink"), &opts);
+    let pw = password_file(dir, "s3cret", 0o600);
+    let hub = format!("127.0.0.1:{}", sink.port);
+    let mut base = fast(&hub);
+    base.extend([
+        ("mail-smtp-tls", "starttls".to_owned()),
+        ("mail-smtp-user", "mailer".to_owned()),
+        ("mail-smtp-password-file", pw.display().to_string()),
+        ("mail-smtp-ca-file", cert.display().to_string()),
+    ]);
+    apply(a, &s, &base);
+    let answer = send_test(a, &s).expect("the test mail is accepted");
+    assert!(answer.starts_with("250 "), "{answer}");
+    let got = wait_mails(&sink.out, 1);
+    assert!(
+        got[0]
+            .header("Subject")
+            .unwrap()
+            .ends_with("xha-rs test message")
+    );
+
+    // A password file others can read is refused before connecting.
+    password_file(dir, "s3cret", 0o644);
+    let e = send_test(a, &s).unwrap_err();
+    assert_eq!(e[0], "MAIL_SEND_FAILED", "{e:?}");
+    assert!(e[2].contains("readable by root only"), "{e:?}");
+    // A wrong password: the server's 535.
+    password_file(dir, "wrong", 0o600);
+    let e = send_test(a, &s).unwrap_err();
+    assert!(e[2].contains("535"), "{e:?}");
+    password_file(dir, "s3cret", 0o600);
+    // Without the CA the server's certificate is not trusted.
+    let no_ca: Vec<_> = base
+        .iter()
+        .filter(|(k, _)| *k != "mail-smtp-ca-file")
+        .cloned()
+        .collect();
+    apply(a, &s, &no_ca);
+    let e = send_test(a, &s).unwrap_err();
+    assert_eq!(e[0], "MAIL_SEND_FAILED", "{e:?}");
+    // Without TLS the server (STARTTLS required) refuses.
+    let mut plain = base.clone();
+    plain.retain(|(k, _)| *k != "mail-smtp-tls");
+    apply(a, &s, &plain);
+    let e = send_test(a, &s).unwrap_err();
+    assert_eq!(e[0], "MAIL_SEND_FAILED", "{e:?}");
+    assert_eq!(received(&sink.out).len(), 1);
+
+    // TLS from the first byte.
+    let tls_sink = Sink::start(
+        &py,
+        free_port(),
+        &dir.join("sink-tls"),
+        &SinkOptions {
+            tls: Some((cert.clone(), key)),
+            auth: Some("mailer:s3cret".into()),
+            ..SinkOptions::default()
+        },
+    );
+    let mut tls = base.clone();
+    for (k, v) in &mut tls {
+        match *k {
+            "mail-smtp-tls" => *v = "tls".into(),
+            "ssmtp-mailhub" => *v = format!("127.0.0.1:{}", tls_sink.port),
+            _ => {}
+        }
+    }
+    apply(a, &s, &tls);
+    let answer = send_test(a, &s).expect("accepted over TLS");
+    assert!(answer.starts_with("250 "), "{answer}");
+    wait_mails(&tls_sink.out, 1);
+}
+
+#[test]
+fn bad_settings_are_refused_and_nothing_is_sent() {
+    let py = python_or_skip!();
+    let agent = Agent::start();
+    let (a, s) = (agent.http, login(agent.http));
+    let sink = Sink::start(
+        &py,
+        free_port(),
+        &sink_dir(&agent, "sink"),
+        &SinkOptions::default(),
+    );
+    let p = pool(a, &s);
+    let pool_uuid = first_field(a, &s, "pool", "uuid");
+    // Without mail-destination: the test mail says so; messages are not
+    // mailed (nor later, once it is set).
+    let e = send_test(a, &s).unwrap_err();
+    assert_eq!(
+        e[..2],
+        ["INVALID_VALUE", "other_config:mail-destination"],
+        "{e:?}"
+    );
+    create_message(
+        a,
+        &s,
+        "HA_STATEFILE_LOST",
+        2,
+        "Pool",
+        &pool_uuid,
+        "unconfigured",
+    );
+    let before = call2(a, "pool.get_other_config", json!([s, p]));
+    for (key, value) in [
+        ("mail-min-priority", "9"),
+        ("mail-destination", "not an address"),
+        ("mail-smtp-tls", "ssl"),
+        ("ssmtp-mailhub", "host:99999"),
+        ("mail-language", "xx-XX"),
+        ("mail-smtp-password-file", "relative"),
+    ] {
+        let e = fail2(a, "pool.add_to_other_config", json!([s, p, key, value]));
+        assert_eq!(
+            e[..3],
+            [
+                "INVALID_VALUE".to_owned(),
+                format!("other_config:{key}"),
+                value.to_owned()
+            ],
+            "{e:?}"
+        );
+        let e = set_other_config_fails(a, &s, &[(key, value)]);
+        assert_eq!(e[1], format!("other_config:{key}"), "{e:?}");
+        assert_eq!(
+            call2(a, "pool.get_other_config", json!([s, p])),
+            before,
+            "nothing changed"
+        );
+    }
+    apply(a, &s, &fast(&format!("127.0.0.1:{}", sink.port)));
+    create_message(
+        a,
+        &s,
+        "HA_STATEFILE_LOST",
+        2,
+        "Pool",
+        &pool_uuid,
+        "configured",
+    );
+    let got = wait_mails(&sink.out, 1);
+    assert_eq!(bodies(&got), ["configured"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        received(&sink.out).len(),
+        1,
+        "the unconfigured alert was not mailed"
+    );
+}

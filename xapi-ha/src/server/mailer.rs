@@ -224,7 +224,18 @@ pub async fn deliver(s: &MailSettings, text: &MailText) -> Delivery {
         Ok(m) => m,
         Err(why) => return Delivery::Permanent(why),
     };
-    match t.send(m).await {
+    // lettre's timeout bounds each read but not every step (a server that
+    // never answers AUTH held it): the whole exchange gets a deadline too.
+    let deadline = Duration::from_secs(s.timeout_seconds.saturating_mul(3));
+    let Ok(sent) = tokio::time::timeout(deadline, t.send(m)).await else {
+        return Delivery::Transient(format!(
+            "no complete answer from {}:{} within {} s",
+            s.host,
+            s.port,
+            deadline.as_secs()
+        ));
+    };
+    match sent {
         Ok(r) => Delivery::Sent(format!(
             "{} {}",
             r.code(),

@@ -81,12 +81,13 @@ def main():
                 and data.login.decode() == user
                 and data.password.decode() == password
             )
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs.update(
             authenticator=authenticator,
             auth_required=True,
-            auth_require_tls=bool(pair),
+            # With --tls aiosmtpd does not know the socket is TLS already.
+            auth_require_tls=bool(a.starttls),
         )
     kwargs.pop("server_kwargs", None)
     c = Controller(Sink(a.out), hostname="127.0.0.1", port=a.port, **kwargs)

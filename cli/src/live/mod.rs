@@ -7,6 +7,7 @@ pub mod api_errors;
 mod commands;
 mod fields;
 pub mod known_hosts;
+mod message_cmds;
 pub mod options;
 mod session;
 pub mod transport;
@@ -62,6 +63,9 @@ pub fn find(name: &str) -> Option<Live> {
         "sr-create" => return Some(Live::SrCreate),
         _ => {}
     }
+    if let Some(c) = message_cmds::find(name) {
+        return Some(c);
+    }
     CLASSES.iter().find_map(|(prefix, class)| {
         let op = name.strip_prefix(prefix)?.strip_prefix('-')?;
         OPERATIONS
@@ -79,6 +83,7 @@ pub fn names() -> Vec<String> {
         .flat_map(|(p, _)| OPERATIONS.iter().map(move |o| format!("{p}-{o}")))
         .collect();
     all.extend(OTHERS.iter().map(|s| (*s).to_owned()));
+    all.extend(message_cmds::COMMANDS.iter().map(|(n, _)| (*n).to_owned()));
     all.sort();
     all
 }
@@ -91,6 +96,9 @@ pub fn run(
     args: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if message_cmds::owns(command) {
+        return message_cmds::run(command, name, opts, args, out);
+    }
     let parsed = commands::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never
     // reaches the agent.

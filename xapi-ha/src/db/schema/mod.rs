@@ -6,6 +6,9 @@
 
 mod classes;
 
+/// mail: xe prints a message's class as named here (`Host`, not `host`).
+pub use classes::MESSAGE_CLASSES;
+
 use crate::value::{DateTime, Key, Ref, Value};
 
 /// The classes of the pool database.

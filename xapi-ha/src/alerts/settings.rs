@@ -460,6 +460,41 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text for any key: no panic; accepted, or refused naming the
+        /// key and the value; an accepted set of keys reads back.
+        #[test]
+        fn any_value_is_accepted_or_refused_by_name(
+            i in 0..KEYS.len(),
+            value in ".{0,40}",
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            let key = KEYS[i];
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            for v in [value.as_str(), raw.as_str()] {
+                match check_key(key, v) {
+                    Ok(()) => {
+                        let mut p = pairs(&[(DESTINATION, "a@b.c"), (MAILHUB, "mx")]);
+                        p.retain(|(k, _)| k != key);
+                        p.push((key.to_owned(), v.to_owned()));
+                        // Only the retry pair is checked across keys.
+                        if let Err(e) = MailSettings::from_pairs(&p, "h") {
+                            proptest::prop_assert!(matches!(
+                                e,
+                                SettingsError::Invalid { key: RETRY_MAX, .. }
+                            ), "{e}");
+                        }
+                    }
+                    Err(e) => {
+                        let api = e.to_api();
+                        proptest::prop_assert_eq!(&api.params[0], &format!("other_config:{key}"));
+                        proptest::prop_assert_eq!(&api.params[1], v);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn only_changed_keys_are_checked() {
         let s = |k: &str, v: &str| (Key::String(k.into()), Value::String(v.into()));

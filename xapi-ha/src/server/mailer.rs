@@ -136,9 +136,10 @@ async fn round(agent: &Arc<Agent>, last_problem: &mut Option<String>) -> Result<
     .await?;
     let now = wall_clock();
     Ok(next.map_or(IDLE, |at| {
-        let secs = (at.unix_seconds - now.unix_seconds).clamp(0, IDLE.as_secs().cast_signed());
+        let idle = i64::try_from(IDLE.as_secs()).unwrap_or(i64::MAX);
+        let secs = (at.unix_seconds - now.unix_seconds).clamp(0, idle);
         // Whole-second dates: wake just after the second turns.
-        Duration::from_secs(secs.cast_unsigned()) + Duration::from_millis(200)
+        Duration::from_secs(u64::try_from(secs).unwrap_or(0)) + Duration::from_millis(200)
     }))
 }
 

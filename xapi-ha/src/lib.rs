@@ -2,6 +2,7 @@
 //! call handlers, the wire codecs, sessions and configuration of the agent
 //! process; the restart engine and the live failover plan (`ha`).
 
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod db;

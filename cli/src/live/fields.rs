@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use xapi_ha::db::Class;
+use xapi_ha::db::schema::MESSAGE_CLASSES;
 use xapi_ha::db::schema::{Access as SchemaAccess, FieldDef, Ty};
 use xapi_ha::rpc::Rpc;
 
@@ -16,6 +17,10 @@ use crate::render::Access;
 /// The CLI name of an API field.
 #[must_use]
 pub fn cli_name(field: &str) -> String {
+    // xe calls message.cls "class" (records.ml).
+    if field == "cls" {
+        return "class".to_owned();
+    }
     field.replace('_', "-")
 }
 
@@ -70,6 +75,8 @@ impl Resolver {
     pub fn show(&mut self, session: &mut Session, ty: &Ty, value: &Rpc) -> String {
         match (ty, value) {
             (Ty::Ref(class), Rpc::Str(r)) => self.uuid(session, *class, r),
+            // xe prints a message's class as the API names it (`Host`).
+            (Ty::Enum(names), Rpc::Str(s)) if *names == MESSAGE_CLASSES => s.clone(),
             (Ty::Enum(_), Rpc::Str(s)) => s.to_lowercase(),
             (Ty::Set(inner), Rpc::Array(items)) => items
                 .iter()

@@ -11,6 +11,7 @@ mod create_cmds;
 mod event_cmds;
 mod fields;
 pub mod known_hosts;
+mod message_cmds;
 pub mod options;
 pub mod pool_cmds;
 mod param_cmds;
@@ -90,6 +91,9 @@ pub fn find(name: &str) -> Option<Live> {
     if let Some(live) = vm_cmds::find(name) {
         return Some(live);
     }
+    if let Some(c) = message_cmds::find(name) {
+        return Some(c);
+    }
     CLASSES.iter().find_map(|(prefix, class)| {
         let op = name.strip_prefix(prefix)?.strip_prefix('-')?;
         OPERATIONS
@@ -108,6 +112,7 @@ pub fn names() -> Vec<String> {
         .collect();
     all.extend(OTHERS.iter().map(|s| (*s).to_owned()));
     all.extend(vm_cmds::COMMANDS.iter().map(|(n, _)| (*n).to_owned()));
+    all.extend(message_cmds::COMMANDS.iter().map(|(n, _)| (*n).to_owned()));
     all.sort();
     all
 }
@@ -122,6 +127,9 @@ pub fn run(
 ) -> Result<(), CliError> {
     if let Some(op) = vm_cmds::operation(command) {
         return vm_cmds::run(op, name, opts, args, out);
+    }
+    if message_cmds::owns(command) {
+        return message_cmds::run(command, name, opts, args, out);
     }
     let parsed = args::Args::parse(name, args)?;
     // Check the arguments before connecting: a bad command line never

@@ -78,6 +78,9 @@ fn set(db: &Database, c: Class, i: usize, args: &[Value]) -> Result<Outcome, Api
     let r = coerce::object(db, c, "self", &args[0])?;
     let f = &c.fields()[i];
     let v = coerce::field_value(db, f, &args[1])?;
+    if c == Class::Pool && f.name == "other_config" {
+        super::message::check_pool_other_config(db, r, &v)?;
+    }
     let mut fields = vec![(f.name.to_owned(), v.clone())];
     // xapi: a running VM's ha_always_run follows its restart priority.
     if c == Class::Vm && f.name == "ha_restart_priority" {
@@ -148,11 +151,11 @@ fn add_to_map(db: &Database, c: Class, i: usize, args: &[Value]) -> Result<Outco
         ));
     }
     pairs.push((key, value));
-    Ok(modify(
-        c,
-        r,
-        vec![(f.name.to_owned(), canonical_map(pairs))],
-    ))
+    let map = canonical_map(pairs);
+    if c == Class::Pool && f.name == "other_config" {
+        super::message::check_pool_other_config(db, r, &map)?;
+    }
+    Ok(modify(c, r, vec![(f.name.to_owned(), map)]))
 }
 
 fn remove_from_map(db: &Database, c: Class, i: usize, args: &[Value]) -> Result<Outcome, ApiError> {

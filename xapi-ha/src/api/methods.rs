@@ -42,6 +42,10 @@ pub enum Method {
     HostGetServertime,
     MessageGetSince,
     MessageGet,
+    // mail
+    MessageCreate,
+    MessageDestroy,
+    PoolSendTestEmail,
     EventFrom,
     EventGetCurrentId,
     ListMethods,
@@ -113,6 +117,9 @@ impl Method {
             Method::HostGetServertime => "host.get_servertime".into(),
             Method::MessageGetSince => "message.get_since".into(),
             Method::MessageGet => "message.get".into(),
+            Method::MessageCreate => "message.create".into(),
+            Method::MessageDestroy => "message.destroy".into(),
+            Method::PoolSendTestEmail => crate::alerts::TEST_MAIL_METHOD.into(),
             Method::EventFrom => "event.from".into(),
             Method::EventGetCurrentId => "event.get_current_id".into(),
             Method::ListMethods => "system.listMethods".into(),
@@ -146,8 +153,14 @@ impl Method {
             Method::GetAll(_)
             | Method::GetAllRecords(_)
             | Method::EventGetCurrentId
+            | Method::PoolSendTestEmail
             | Method::ListMethods => NONE,
-            Method::GetRecord(_) | Method::Get(..) | Method::VmDestroy | Method::SrForget => SELF,
+            Method::GetRecord(_)
+            | Method::Get(..)
+            | Method::VmDestroy
+            | Method::SrForget
+            | Method::MessageDestroy => SELF,
+            Method::MessageCreate => &["name", "priority", "cls", "obj_uuid", "body"],
             Method::VmCleanShutdown
             | Method::VmHardShutdown
             | Method::VmCleanReboot
@@ -222,6 +235,9 @@ pub fn all() -> Vec<Method> {
         Method::HostGetServertime,
         Method::MessageGetSince,
         Method::MessageGet,
+        Method::MessageCreate,
+        Method::MessageDestroy,
+        Method::PoolSendTestEmail,
         Method::EventFrom,
         Method::EventGetCurrentId,
         Method::ListMethods,

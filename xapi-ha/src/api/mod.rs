@@ -28,6 +28,7 @@ pub mod error;
 mod generic;
 mod ha;
 pub(crate) mod ids;
+mod message;
 pub mod methods;
 mod misc;
 pub mod pool;
@@ -209,6 +210,12 @@ pub fn call(
         Method::HostGetServertime => misc::get_servertime(db, caller, &args[0]),
         Method::MessageGetSince => misc::message_get_since(db, &args[0]),
         Method::MessageGet => misc::message_get(db, args),
+        Method::MessageCreate => message::create(db, caller, args),
+        Method::MessageDestroy => message::destroy(db, &args[0]),
+        // The agent sends the mail (I/O): `server::mailer::send_test`.
+        Method::PoolSendTestEmail => Err(ApiError::internal(
+            "pool.send_test_email is answered by the agent",
+        )),
         Method::EventFrom => misc::event_from(db, args),
         Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
         Method::ListMethods => Ok(Outcome::value(misc::list_methods())),

@@ -405,6 +405,8 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         })
     };
     let replication = tokio::spawn(xapi_ha::server::replicate::run(Arc::clone(&agent)));
+    // mail: the master sends the pool's email alerts.
+    let mailer = (role == Role::Master).then(|| xapi_ha::server::mailer::spawn(Arc::clone(&agent)));
     let limits = Limits {
         max_body_bytes: cfg.api.max_body_bytes,
         body_timeout: cfg.api.body_timeout,
@@ -434,6 +436,9 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             expiry.abort();
             vm_events.abort();
             replication.abort();
+            if let Some(m) = &mailer {
+                m.abort();
+            }
             Err(Fail(exit::RUNTIME, "every listener stopped".into()))
         }
         _ = term.recv() => { info!("SIGTERM: stopping"); Ok(()) }

@@ -211,7 +211,7 @@ impl Agent {
     }
 
     /// A receiver of the database generation (replication waits on it).
-    pub(super) fn watch_generation(&self) -> watch::Receiver<u64> {
+    pub fn watch_generation(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
     }
 
@@ -269,6 +269,10 @@ impl Agent {
                 }
                 if let (Role::Slave(master), Kind::Pool) = (self.role(), s.kind) {
                     return Err(ApiError::host_is_slave(&master).into());
+                }
+                if method == crate::alerts::TEST_MAIL_METHOD {
+                    arity(&method, &params, 1..=1)?;
+                    return super::mailer::send_test(self).await;
                 }
                 let args = params.into_iter().skip(1).map(to_value).collect();
                 self.run(&method, args).await
@@ -627,6 +631,15 @@ impl Agent {
             }
             _ => Ok(()),
         }
+    }
+
+    /// mail: runs `f` on the database as it is and commits the changes it
+    /// returns, under the lock (for the mail sender, `server::mailer`).
+    pub fn transact<R>(&self, f: impl FnOnce(&Database) -> (Vec<Change>, R)) -> Result<R, Failure> {
+        let mut store = lock(&self.store);
+        let (changes, r) = f(store.database());
+        self.commit(&mut store, &changes)?;
+        Ok(r)
     }
 
     /// Expires idle sessions (called periodically).

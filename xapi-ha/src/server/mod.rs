@@ -10,6 +10,7 @@ mod peer_calls;
 pub mod peers;
 pub mod replicate;
 pub mod password;
+pub mod mailer;
 pub mod role;
 pub mod storage;
 pub mod tls;

@@ -93,6 +93,9 @@ const POOL: &[FieldDef] = &[
     TAGS,
     // restart engine (area `engine`): `pool.ha_prevent_restarts_for` sets it.
     f("ha_restarts_prevented_until", Ty::DateTime, Ro).ours(),
+    // mail: the generation through which messages were looked at for mail
+    // (`alerts::queue::enqueue`).
+    f("mail_enqueued_through", Ty::Int, Ro).ours(),
 ];
 
 const HOST: &[FieldDef] = &[
@@ -278,8 +281,30 @@ const TASK: &[FieldDef] = &[
     ),
 ];
 
+// mail: one queued (or recently sent) mail; it stands for `count`
+// identical messages (`alerts::queue`, docs/alerts.md).
+pub const MAIL_STATES: &[&str] = &["queued", "sent"];
+
+const MAIL: &[FieldDef] = &[
+    UUID,
+    f("name", Ty::String, Ro).ours(),
+    f("priority", Ty::Int, Ro).ours(),
+    f("cls", Ty::Enum(MESSAGE_CLASSES), Ro).ours(),
+    f("obj_uuid", Ty::String, Ro).ours(),
+    f("body", Ty::String, Ro).ours(),
+    f("message_uuid", Ty::String, Ro).ours(),
+    f("count", Ty::Int, Ro).or(Default::Int(1)).ours(),
+    f("first", Ty::DateTime, Ro).ours(),
+    f("last", Ty::DateTime, Ro).ours(),
+    f("state", Ty::Enum(MAIL_STATES), Ro).ours(),
+    f("attempts", Ty::Int, Ro).ours(),
+    f("next_attempt", Ty::DateTime, Ro).ours(),
+    f("sent_at", Ty::DateTime, Ro).ours(),
+    f("last_answer", Ty::String, Ro).ours(),
+];
+
 /// Indexed by `Class::index`.
-pub static CLASSES: [ClassDef; 9] = [
+pub static CLASSES: [ClassDef; 10] = [
     ClassDef {
         class: Class::Pool,
         name: "pool",
@@ -324,5 +349,10 @@ pub static CLASSES: [ClassDef; 9] = [
         class: Class::Vbd,
         name: "VBD",
         fields: VBD,
+    },
+    ClassDef {
+        class: Class::Mail,
+        name: "mail",
+        fields: MAIL,
     },
 ];

@@ -6,6 +6,9 @@
 
 mod classes;
 
+/// mail: xe prints a message's class as named here (`Host`, not `host`).
+pub use classes::MESSAGE_CLASSES;
+
 use crate::value::{DateTime, Key, Ref, Value};
 
 /// The classes of the pool database.
@@ -21,11 +24,13 @@ pub enum Class {
     Task,
     /// vmlife: a VM's disk (VM, VDI, device).
     Vbd,
+    /// Ours (area mail): the durable mail queue (`alerts::queue`).
+    Mail,
 }
 
 impl Class {
     /// Every class, in table order.
-    pub const ALL: [Class; 9] = [
+    pub const ALL: [Class; 10] = [
         Class::Pool,
         Class::Host,
         Class::HostMetrics,
@@ -35,6 +40,7 @@ impl Class {
         Class::Message,
         Class::Task,
         Class::Vbd,
+        Class::Mail,
     ];
 
     /// The name in method names and errors (`VM`, `host_metrics`).

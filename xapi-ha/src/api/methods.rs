@@ -45,6 +45,9 @@ pub enum Method {
     EventFrom,
     EventGetCurrentId,
     ListMethods,
+    // haenable
+    PoolEnableHa,
+    PoolDisableHa,
 }
 
 const SELF: &[&str] = &["self"];
@@ -97,6 +100,8 @@ impl Method {
             Method::EventFrom => "event.from".into(),
             Method::EventGetCurrentId => "event.get_current_id".into(),
             Method::ListMethods => "system.listMethods".into(),
+            Method::PoolEnableHa => "pool.enable_ha".into(),
+            Method::PoolDisableHa => "pool.disable_ha".into(),
         }
     }
 
@@ -107,7 +112,9 @@ impl Method {
             Method::GetAll(_)
             | Method::GetAllRecords(_)
             | Method::EventGetCurrentId
-            | Method::ListMethods => NONE,
+            | Method::ListMethods
+            | Method::PoolDisableHa => NONE,
+            Method::PoolEnableHa => &["heartbeat_srs", "configuration"],
             Method::GetRecord(_) | Method::Get(..) | Method::VmDestroy | Method::SrForget => SELF,
             Method::VmCleanShutdown
             | Method::VmHardShutdown
@@ -175,6 +182,8 @@ pub fn all() -> Vec<Method> {
         Method::EventFrom,
         Method::EventGetCurrentId,
         Method::ListMethods,
+        Method::PoolEnableHa,
+        Method::PoolDisableHa,
     ]);
     out
 }

@@ -26,6 +26,7 @@ pub mod bootstrap;
 pub mod coerce;
 pub mod error;
 mod generic;
+pub mod ha_enable;
 mod ids;
 pub mod methods;
 mod misc;
@@ -77,6 +78,14 @@ pub enum Effect {
     /// Stop the VM on this host, cleanly (with the agent's timeout) or hard,
     /// and wait until it is gone.
     StopVm { vm: Ref, uuid: Uuid, hard: bool },
+    /// `pool.enable_ha`, checked: the agent creates the heartbeat files,
+    /// starts `xhad`, waits for the liveset and moves the database
+    /// (`ha_link`, docs/ha-enable.md). The outcome has no changes: they
+    /// commit onto the metadata volume ([`ha_enable::enabled_changes`]).
+    EnableHa(ha_enable::EnableRequest),
+    /// `pool.disable_ha`, checked: the agent stops `xhad` and moves the
+    /// database back ([`ha_enable::disabled_changes`]).
+    DisableHa(ha_enable::DisableRequest),
 }
 
 /// An `event.from` that found nothing yet: wait for a generation newer than
@@ -159,6 +168,8 @@ pub fn call(
         Method::EventFrom => misc::event_from(db, args),
         Method::EventGetCurrentId => Ok(misc::event_get_current_id(db)),
         Method::ListMethods => Ok(Outcome::value(misc::list_methods())),
+        Method::PoolEnableHa => ha_enable::enable(db, args),
+        Method::PoolDisableHa => ha_enable::disable(db),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::ha_ops::HaLink;
 use super::role::Role;
 use super::vms::VmHost;
 use crate::api::{self, ApiError, Caller, Effect, EventWait};
@@ -61,6 +62,8 @@ pub struct Agent {
     host: HostFacts,
     /// The VM drivers, once attached ([`Agent::attach_vms`]).
     vms: OnceLock<Mutex<VmHost>>,
+    /// haenable: the link to `xhad` (`ha_ops`).
+    ha: HaLink,
 }
 
 impl From<ApiError> for Failure {
@@ -119,7 +122,23 @@ impl Agent {
             generation,
             host,
             vms: OnceLock::new(),
+            ha: HaLink::default(),
         })
+    }
+
+    /// haenable: the HA link (`ha_ops`).
+    pub(crate) fn ha(&self) -> &HaLink {
+        &self.ha
+    }
+
+    /// haenable: the durable database, locked (`ha_ops` moves it).
+    pub(crate) fn store(&self) -> MutexGuard<'_, LocalStore> {
+        lock(&self.store)
+    }
+
+    /// haenable: tells `event.from` waiters about a new generation.
+    pub(crate) fn published(&self, generation: u64) {
+        self.generation.send_replace(generation);
     }
 
     /// The agent's monotonic clock: the one place it is read.
@@ -127,7 +146,7 @@ impl Agent {
         self.started.elapsed()
     }
 
-    fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -263,12 +282,27 @@ impl Agent {
         }
     }
 
-    fn run_blocking(&self, method: &str, args: &[Value]) -> Result<Step, Failure> {
+    fn run_blocking(self: &Arc<Self>, method: &str, args: &[Value]) -> Result<Step, Failure> {
         let caller = self.caller();
         let mut store = lock(&self.store);
         let outcome = api::call(store.database(), &caller, method, args)?;
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
+        }
+        // haenable: enabling and disabling HA run outside the database lock
+        // (they wait for xhad) and commit themselves (`ha_ops`).
+        if let Some(ha) = outcome
+            .effects
+            .iter()
+            .find(|e| matches!(e, Effect::EnableHa(_) | Effect::DisableHa(_)))
+        {
+            drop(store);
+            match ha {
+                Effect::EnableHa(req) => self.enable_ha(req)?,
+                Effect::DisableHa(req) => self.disable_ha(req)?,
+                _ => {}
+            }
+            return Ok(Step::Done(to_rpc(&outcome.result)));
         }
         // Storage effects are done under the database lock; VM effects
         // (which may wait 30 s) are not (`run_with_effects`).
@@ -442,6 +476,9 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
             .ok_or_else(no_drivers)?
             .stop(*uuid, *hard)
             .map_err(driver_failed),
+        Effect::EnableHa(_) | Effect::DisableHa(_) => {
+            Err(ApiError::internal("an HA effect is not a VM effect").into())
+        }
     }
 }
 
@@ -450,6 +487,9 @@ enum Step {
     Done(Rpc),
     Wait(EventWait),
 }
+
+/// The local database file's name in the data directory (while HA is off).
+pub const LOCAL_DB_FILE: &str = "pool-db";
 
 /// The `host.other_config` key that holds the TLS certificate's SHA-256
 /// fingerprint (written at every start; docs/api.md).

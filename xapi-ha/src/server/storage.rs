@@ -44,9 +44,12 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
                 ],
             )),
         },
-        Effect::StartVm { .. } | Effect::StopVm { .. } => {
-            Err(ApiError::internal("a VM effect is not a storage effect"))
-        }
+        Effect::StartVm { .. }
+        | Effect::StopVm { .. }
+        | Effect::EnableHa(_)
+        | Effect::DisableHa(_) => Err(ApiError::internal(
+            "a VM or HA effect is not a storage effect",
+        )),
     }
 }
 

@@ -91,6 +91,12 @@ const POOL: &[FieldDef] = &[
     f("ha_reboot_vm_on_internal_shutdown", Ty::Bool, Rw).or(Default::Bool(true)),
     f("redo_log_enabled", Ty::Bool, Ro),
     TAGS,
+    // haenable: what xhad reports, followed through `watch` (docs/ha-enable.md).
+    f("ha_generation", Ty::String, Ro).ours(),
+    f("ha_master", Ty::Ref(Class::Host), Ro).ours(),
+    f("ha_master_epoch", Ty::Int, Ro).ours(),
+    f("ha_warnings", STRING_SET, Ro).ours(),
+    f("ha_statefile_lost", Ty::Bool, Ro).ours(),
 ];
 
 const HOST: &[FieldDef] = &[
@@ -123,6 +129,9 @@ const HOST_METRICS: &[FieldDef] = &[
     f("live", Ty::Bool, Ro),
     f("last_updated", Ty::DateTime, Ro),
     OTHER_CONFIG,
+    // haenable: the host's xhad latencies (milliseconds, last measured).
+    f("ha_statefile_latency_ms", Ty::Float, Ro).ours(),
+    f("ha_heartbeat_latency_ms", Ty::Float, Ro).ours(),
 ];
 
 const VM: &[FieldDef] = &[

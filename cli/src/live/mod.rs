@@ -6,6 +6,7 @@
 pub mod api_errors;
 mod commands;
 mod fields;
+pub mod ha_cmds;
 pub mod known_hosts;
 pub mod options;
 mod session;
@@ -41,7 +42,15 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 /// Commands that are not `<class>-<operation>`.
-pub const OTHERS: &[&str] = &["vm-create", "vm-destroy", "sr-create"];
+pub const OTHERS: &[&str] = &[
+    "vm-create",
+    "vm-destroy",
+    "sr-create",
+    // haenable: cli/src/live/ha_cmds.rs (dispatched from lib.rs).
+    "pool-ha-enable",
+    "pool-ha-disable",
+    "pool-ha-status",
+];
 
 /// What a live command name means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,7 @@ pub struct Agent {
     pub known_hosts: PathBuf,
 }
 
-fn config_text(dir: &Path, host: &str, tls: &str) -> String {
+fn config_text(dir: &Path, host: &str, tls: &str, extra: &str) -> String {
     format!(
         r#"[host]
 uuid = "{host}"
@@ -68,7 +68,7 @@ dir = "{d}/data"
 drivers = ["qemu"]
 [memory]
 total_bytes = 17179869184
-"#,
+{extra}"#,
         d = dir.display()
     )
 }
@@ -83,10 +83,16 @@ impl Agent {
 
     /// An agent with this host uuid, serving TLS on `tls`.
     pub fn start_with(host: &str, tls: &str) -> Agent {
+        Agent::start_extra(host, tls, |_| String::new())
+    }
+
+    /// haenable: an agent whose configuration ends with `extra(dir)`.
+    pub fn start_extra(host: &str, tls: &str, extra: impl FnOnce(&Path) -> String) -> Agent {
         let binary = agent_binary();
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("xapi-ha.toml");
-        std::fs::write(&config, config_text(dir.path(), host, tls)).expect("config");
+        let text = config_text(dir.path(), host, tls, &extra(dir.path()));
+        std::fs::write(&config, text).expect("config");
         let config = config.to_str().expect("utf-8 path").to_owned();
         let mut passwd = Command::new(&binary)
             .args(["--config", &config, "passwd", "--user", "root"])

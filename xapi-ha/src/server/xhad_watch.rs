@@ -4,7 +4,7 @@
 //! When the stream ends (the daemon restarted, or is gone) it connects
 //! again, waiting a little longer each time up to [`MAX_BACKOFF`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -66,7 +66,7 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
     }
 }
 
-fn run(agent: &Weak<Agent>, socket: &PathBuf, stop: &Arc<AtomicBool>) {
+fn run(agent: &Weak<Agent>, socket: &Path, stop: &Arc<AtomicBool>) {
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
     while !stop.load(Ordering::Relaxed) {

@@ -44,6 +44,17 @@ pub enum StateError {
 }
 
 impl HaState {
+    /// Parses the record's text (a fuzz target checks this decoder:
+    /// `xapi-ha/fuzz`, `ha_state`).
+    pub fn parse(text: &str) -> Result<HaState, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The record's text.
+    pub fn to_text(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
+
     /// The record in `data_dir`, if HA is on.
     pub fn load(data_dir: &Path) -> Result<Option<HaState>, StateError> {
         let path = data_dir.join(FILE_NAME);
@@ -56,16 +67,14 @@ impl HaState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(e.to_string())),
         };
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| err(e.to_string()))
+        HaState::parse(&text).map(Some).map_err(err)
     }
 
     /// Writes the record durably.
     pub fn save(&self, data_dir: &Path) -> Result<(), StateError> {
-        let text = toml::to_string(self).map_err(|e| StateError::Read {
+        let text = self.to_text().map_err(|reason| StateError::Read {
             path: data_dir.join(FILE_NAME),
-            reason: e.to_string(),
+            reason,
         })?;
         write_atomic(&data_dir.join(FILE_NAME), text.as_bytes())?;
         Ok(())

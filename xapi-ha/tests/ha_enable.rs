@@ -389,3 +389,63 @@ fn startup_failures_roll_back() {
         assert!(!a.dir.path().join("data/ha-state.toml").exists());
     }
 }
+
+/// The agent follows xhad through `watch`: the statefile is reformatted
+/// under the pool (another generation), xhad treats it as lost, and the
+/// database says so at once (`HA_STATEFILE_LOST`, no statefile access);
+/// then HA is disabled all the same (through the network: the agent logs
+/// "the statefile is not reachable: disabling HA through the network").
+#[test]
+fn a_lost_statefile_is_recorded_and_disable_still_works() {
+    use sr_heartbeat::io::{BlockDevice, OpenMode};
+    use sr_heartbeat::statefile::{MAX_HOSTS_LIMIT, Statefile};
+    let a = agent();
+    let p = pool(&a);
+    let (sr, sr_dir) = file_sr(&a, &p, "sr", true);
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    assert_eq!(call2(a.http, "message.get_all", json!([p.s])), json!([]));
+    let statefile = names_in(&sr_dir)
+        .into_iter()
+        .find(|n| n.starts_with("ha-statefile-"))
+        .map(|n| sr_dir.join(n))
+        .expect("statefile");
+    let dev = BlockDevice::open(&statefile, OpenMode::ReadWrite).expect("open statefile");
+    let reformatted = Instant::now();
+    Statefile::format(dev, uuid::Uuid::new_v4(), MAX_HOSTS_LIMIT).expect("reformat");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool_field(&a, &p, "ha_statefile_lost") != json!(true) {
+        assert!(Instant::now() < deadline, "the loss was not recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "statefile loss recorded {:?} after the reformat",
+        reformatted.elapsed()
+    );
+    let messages = call2(a.http, "message.get_all_records", json!([p.s]));
+    let names: Vec<&str> = messages
+        .as_object()
+        .expect("records")
+        .values()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["HA_STATEFILE_LOST"]);
+    assert_eq!(
+        call2(a.http, "host.get_ha_statefiles", json!([p.s, p.host])),
+        json!([])
+    );
+    // Still live: nobody fences when every host lost the statefile.
+    let metrics = call2(a.http, "host.get_metrics", json!([p.s, p.host]));
+    assert_eq!(
+        call2(a.http, "host_metrics.get_live", json!([p.s, metrics])),
+        json!(true)
+    );
+    let xhad_pid = pid_in(&a.dir.path().join("xhad/xhad.pid")).expect("pid");
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+    wait_gone(xhad_pid);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
+}

@@ -509,18 +509,32 @@ impl Agent {
             || paths.control_socket.clone(),
             |s| s.control_socket.clone(),
         );
-        // Through the statefile when it is reachable (the pool state
-        // becomes invalid: no host may act on it any more), through the
-        // network when not (every host disarms).
-        match client::request(
-            &socket,
-            Request::SetPoolState(PoolState::Invalid),
-            REQUEST_TIMEOUT,
-        ) {
-            Ok(_) => tracing::info!("disabling HA through the statefile"),
-            Err(e) => {
-                tracing::warn!(error = %e, "the pool state could not be set: disabling HA through the network")
+        // Through the statefile when this host reaches it (the pool state
+        // becomes invalid: no host may act on the pool any more); through
+        // the network when not (every daemon is told to disarm and stop
+        // over its control socket, below).
+        let report = client::request(&socket, Request::QueryLiveset, REQUEST_TIMEOUT)
+            .ok()
+            .and_then(|r| r.result);
+        let via_statefile = report.as_ref().is_some_and(|r| {
+            !translate::statefile_lost_everywhere(r)
+                && r.hosts
+                    .iter()
+                    .any(|h| h.uuid == r.local_host && h.statefile_access)
+        });
+        if via_statefile {
+            match client::request(
+                &socket,
+                Request::SetPoolState(PoolState::Invalid),
+                REQUEST_TIMEOUT,
+            ) {
+                Ok(_) => tracing::info!("disabling HA through the statefile"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the pool state could not be set: disabling HA through the network")
+                }
             }
+        } else {
+            tracing::info!("the statefile is not reachable: disabling HA through the network");
         }
         let daemon = running
             .and_then(|r| r.daemon)

@@ -449,3 +449,39 @@ fn a_lost_statefile_is_recorded_and_disable_still_works() {
     assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
     assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
 }
+
+/// The agent dies after starting xhad but before the enable's commit point
+/// (simulated: killed after the enable, its `ha-state.toml` removed): the
+/// restarted agent has HA off, stops the leftover daemon and removes the
+/// enable's files.
+#[test]
+fn an_interrupted_enable_is_cleaned_up_at_restart() {
+    let a = agent();
+    let p = pool(&a);
+    let (sr, sr_dir) = file_sr(&a, &p, "sr", true);
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let xhad_pid = pid_in(&a.dir.path().join("xhad/xhad.pid")).expect("pid");
+    let supervisor_pid = pid_in(&a.dir.path().join("xhad/supervisor.pid")).expect("pid");
+    let state = a.dir.path().join("data/ha-state.toml");
+    // Kill, then remove the commit point before the restart.
+    let a = a.kill9_and_restart_with(|| std::fs::remove_file(&state).expect("remove state"));
+    assert!(!state.exists());
+    wait_gone(xhad_pid);
+    wait_gone(supervisor_pid);
+    let p = pool(&a);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
+    let left = names_in(&a.dir.path().join("xhad"));
+    assert!(left.iter().all(|n| n.ends_with(".log")), "{left:?}");
+    // And HA can be enabled again.
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+}

@@ -162,9 +162,76 @@ pub fn remove_all(paths: &[PathBuf]) {
     }
 }
 
+/// The first line of every `xhad.toml` the agent writes (`xhad_config`),
+/// so a leftover is recognised as the agent's own.
+pub const CONFIG_MARK: &str = "# Written by xapi-ha at pool.enable_ha";
+
+/// The SR files named by an `xhad.toml` the agent wrote: its statefiles
+/// and, beside the first, the metadata volume of the same generation.
+/// Empty when the text is not the agent's or does not parse.
+#[must_use]
+pub fn sr_files_of_config(text: &str) -> Vec<PathBuf> {
+    if !text.starts_with(CONFIG_MARK) {
+        return Vec::new();
+    }
+    let Ok(v) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let generation = v
+        .get("pool-generation")
+        .and_then(|g| g.as_str())
+        .and_then(|g| Uuid::parse_str(g).ok());
+    let statefiles: Vec<PathBuf> = v
+        .get("statefiles")
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = statefiles.clone();
+    if let (Some(g), Some(dir)) = (generation, statefiles.first().and_then(|p| p.parent())) {
+        out.push(metadata_path(dir, g));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sr_files_of_a_written_config_are_found() {
+        use crate::ha_link::xhad_config::{Fencing, XhadConfig, text};
+        let g = Uuid::from_u128(3);
+        let c = XhadConfig {
+            generation: g,
+            local: Uuid::from_u128(1),
+            timeout_s: 10,
+            secret_file: PathBuf::from("/etc/xhad/pool-secret"),
+            statefiles: vec![
+                statefile_path(Path::new("/sr/a"), g),
+                statefile_path(Path::new("/sr/b"), g),
+            ],
+            control_socket: None,
+            state_dir: None,
+            fencing: Fencing::Linux,
+            hosts: vec![(Uuid::from_u128(1), "127.0.0.1:694".parse().unwrap())],
+        };
+        let t = text(&c).unwrap();
+        assert_eq!(
+            sr_files_of_config(&t),
+            vec![
+                statefile_path(Path::new("/sr/a"), g),
+                statefile_path(Path::new("/sr/b"), g),
+                metadata_path(Path::new("/sr/a"), g),
+            ]
+        );
+        // Not the agent's: nothing.
+        assert!(sr_files_of_config(&t.replacen("# Written", "# written", 1)).is_empty());
+        assert!(sr_files_of_config("garbage").is_empty());
+    }
 
     #[test]
     fn statefile_and_metadata_are_made_once() {

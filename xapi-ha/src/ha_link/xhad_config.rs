@@ -54,7 +54,7 @@ fn quoted(key: &'static str, p: &Path) -> Result<String, NotUtf8> {
 /// The TOML text. `master-candidate` is false: the agent proposes its
 /// master (`propose-master`), as xapi does.
 pub fn text(c: &XhadConfig) -> Result<String, NotUtf8> {
-    let mut t = String::from("# Written by xapi-ha at pool.enable_ha (docs/ha-enable.md).\n");
+    let mut t = format!("{} (docs/ha-enable.md).\n", super::files::CONFIG_MARK);
     let _ = writeln!(t, "pool-generation = \"{}\"", c.generation);
     let _ = writeln!(t, "host = \"{}\"", c.local);
     let _ = writeln!(t, "timeout = {}", c.timeout_s);

@@ -277,6 +277,8 @@ impl Agent {
                 daemon,
                 follower,
             });
+        } else {
+            clean_up_interrupted_enable(&ctx, &paths);
         }
         let _ = self.ha().ctx.set(ctx);
     }
@@ -585,6 +587,30 @@ impl Agent {
         self.published(store.database().generation());
         Ok(())
     }
+}
+
+/// HA is off (no `ha-state.toml`) but an enable left its daemon or files
+/// behind (the agent died before the commit point): stop the daemon and
+/// remove what the enable made, as its rollback would have.
+fn clean_up_interrupted_enable(ctx: &HaContext, paths: &XhadPaths) {
+    let Ok(text) = std::fs::read_to_string(&paths.config) else {
+        return;
+    };
+    let sr_files = files::sr_files_of_config(&text);
+    if sr_files.is_empty() {
+        // Not a configuration this agent wrote: leave it alone.
+        return;
+    }
+    tracing::warn!(
+        config = %paths.config.display(),
+        "HA is off but an interrupted enable left xhad's configuration: cleaning up"
+    );
+    if let Some(daemon) = xhad_launcher::find(&ctx.launcher, &ctx.xhad_path, paths) {
+        stop_daemon(&daemon, &paths.control_socket);
+    }
+    let mut leftovers = paths.created_files();
+    leftovers.extend(sr_files);
+    files::remove_all(&leftovers);
 }
 
 /// Runs `xhad --check` on the configuration: exit 8 is

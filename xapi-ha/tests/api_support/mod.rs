@@ -146,11 +146,18 @@ impl Agent {
 
     /// Kills the agent with SIGKILL and starts it again on the same data
     /// directory (new ports).
-    pub fn kill9_and_restart(mut self) -> Agent {
+    pub fn kill9_and_restart(self) -> Agent {
+        self.kill9_and_restart_with(|| {})
+    }
+
+    /// [`Agent::kill9_and_restart`], running `between` while the agent is
+    /// down (haenable: to remove a file the agent wrote).
+    pub fn kill9_and_restart_with(mut self, between: impl FnOnce()) -> Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
         drop(self);
+        between();
         let config = dir.path().join("xapi-ha.toml");
         Agent::start_in(dir, &config)
     }

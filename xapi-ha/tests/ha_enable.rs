@@ -141,6 +141,62 @@ fn query(socket: &Path) -> xha_control::LivesetReport {
     .expect("report")
 }
 
+/// Stops the daemon and supervisor an enable started when a test ends (a
+/// failing test included: they are detached and outlive the agent by
+/// design). Made right after the enable: it reads the pidfiles then, and
+/// later signals only those pids, and only while they still run this
+/// test's configuration.
+struct StopDaemons {
+    dir: PathBuf,
+    pids: Vec<i32>,
+}
+
+impl StopDaemons {
+    fn new(dir: PathBuf) -> StopDaemons {
+        let read = |f: &str| -> Option<i32> {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let pids = [read("xhad.pid"), read("supervisor.pid")]
+            .into_iter()
+            .flatten()
+            .collect();
+        StopDaemons { dir, pids }
+    }
+}
+
+impl Drop for StopDaemons {
+    fn drop(&mut self) {
+        let socket = self.dir.join("control.sock");
+        for r in [
+            xha_control::Request::DisarmFencing,
+            xha_control::Request::Stop,
+        ] {
+            let _ = xha_control::client::request(&socket, r, xha_control::client::REQUEST_TIMEOUT);
+        }
+        let marker = self.dir.to_string_lossy().into_owned();
+        let ours = |pid: i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        };
+        for &pid in &self.pids {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while ours(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if ours(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
 /// What a check that fails must leave as it was.
 fn snapshot(a: &Agent, p: &Pool) -> (Value, Value) {
     (
@@ -166,6 +222,7 @@ fn enable_survives_an_agent_kill_and_disable_brings_everything_back() {
         "pool.enable_ha",
         json!([p.s, [sr], {"timeout": "10"}]),
     );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
     eprintln!("pool.enable_ha took {:?}", started.elapsed());
     assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(true));
     assert_eq!(
@@ -407,6 +464,7 @@ fn a_lost_statefile_is_recorded_and_disable_still_works() {
         "pool.enable_ha",
         json!([p.s, [sr], {"timeout": "10"}]),
     );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
     assert_eq!(call2(a.http, "message.get_all", json!([p.s])), json!([]));
     let statefile = names_in(&sr_dir)
         .into_iter()
@@ -464,6 +522,7 @@ fn an_interrupted_enable_is_cleaned_up_at_restart() {
         "pool.enable_ha",
         json!([p.s, [sr], {"timeout": "10"}]),
     );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
     let xhad_pid = pid_in(&a.dir.path().join("xhad/xhad.pid")).expect("pid");
     let supervisor_pid = pid_in(&a.dir.path().join("xhad/supervisor.pid")).expect("pid");
     let state = a.dir.path().join("data/ha-state.toml");
@@ -483,5 +542,6 @@ fn an_interrupted_enable_is_cleaned_up_at_restart() {
         "pool.enable_ha",
         json!([p.s, [sr], {"timeout": "10"}]),
     );
+    let _daemons_again = StopDaemons::new(a.dir.path().join("xhad"));
     call2(a.http, "pool.disable_ha", json!([p.s]));
 }

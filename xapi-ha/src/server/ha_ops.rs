@@ -3,6 +3,9 @@
 //! one fails. The per-host work (files, `xhad` configuration, starting and
 //! stopping the daemon) is addressed to this host; a pool of more than one
 //! host is refused until host-to-host calls exist.
+//!
+//! About 600 lines on purpose: the two sequences, their rollback and the
+//! start-up clean-up share their steps and read best side by side.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};

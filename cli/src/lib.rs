@@ -22,6 +22,12 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     // xe's connection options (`-s`, `-pw`, ...) may come before the
     // command name too.
     let (connect, live_argv) = live::options::extract(argv)?;
+    // haenable: pool-ha-enable, pool-ha-disable, pool-ha-status.
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::ha_cmds::find(name)
+    {
+        return live::ha_cmds::run(command, name, &connect, rest, out);
+    }
     if let Some((name, rest)) = live_argv.split_first()
         && let Some(command) = live::find(name)
     {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod ha;
+pub mod ha_link;
 pub mod model;
 pub mod planner;
 pub mod pool;

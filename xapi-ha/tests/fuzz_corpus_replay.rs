@@ -112,8 +112,25 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "snapshot" => snapshot_seeds(),
         "delta" => delta_seeds(),
+        "ha_state" => ha_state_seeds(),
         other => panic!("no seeds for target {other}"),
     }
+}
+
+/// haenable: the local HA record, as the agent writes it.
+fn ha_state_seeds() -> Vec<Vec<u8>> {
+    let state = xapi_ha::ha_link::state::HaState {
+        generation: Uuid::from_u128(0x5eed),
+        timeout_s: 30,
+        metadata: PathBuf::from("/srv/ha/ha-metadata-x"),
+        epoch: 4,
+        statefiles: vec![
+            PathBuf::from("/srv/ha/ha-statefile-x"),
+            PathBuf::from("/srv/ha2/ha-statefile-x"),
+        ],
+        control_socket: PathBuf::from("/run/xhad/control.sock"),
+    };
+    vec![state.to_text().expect("seed").into_bytes()]
 }
 
 /// The common mutations, plus inserting a token that matters to JSON or to

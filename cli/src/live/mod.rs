@@ -10,13 +10,14 @@ mod commands;
 mod create_cmds;
 mod event_cmds;
 mod fields;
+pub mod ha_cmds;
 pub mod known_hosts;
 mod message_cmds;
 pub mod options;
-pub mod pool_cmds;
 mod param_cmds;
-mod read_cmds;
 pub mod planning;
+pub mod pool_cmds;
+mod read_cmds;
 mod session;
 mod session_cmds;
 mod sr_cmds;
@@ -63,6 +64,10 @@ pub const OTHERS: &[&str] = &[
     "pool-designate-new-master",
     "user-password-change",
     "event-wait",
+    // haenable: cli/src/live/ha_cmds.rs (dispatched from lib.rs).
+    "pool-ha-enable",
+    "pool-ha-disable",
+    "pool-ha-status",
 ];
 
 /// What a live command name means.

@@ -58,7 +58,7 @@ pub struct Agent {
     pub known_hosts: PathBuf,
 }
 
-fn config_text(dir: &Path, host: &str, tls: &str, drivers: &str) -> String {
+fn config_text(dir: &Path, host: &str, tls: &str, drivers: &str, extra: &str) -> String {
     format!(
         r#"[host]
 uuid = "{host}"
@@ -73,7 +73,7 @@ dir = "{d}/data"
 drivers = [{drivers}]
 [memory]
 total_bytes = 17179869184
-"#,
+{extra}"#,
         d = dir.display()
     )
 }
@@ -88,18 +88,34 @@ impl Agent {
 
     /// An agent with this host uuid, serving TLS on `tls`.
     pub fn start_with(host: &str, tls: &str) -> Agent {
-        Agent::start_full(host, tls, &["qemu"])
+        Agent::start_full(host, tls, &["qemu"], |_| String::new())
     }
 
     /// An agent offering these VM drivers (`vm.drivers`).
     pub fn start_drivers(drivers: &[&str]) -> Agent {
-        Agent::start_full(HOST_UUID, "127.0.0.1:0", drivers)
+        Agent::start_full(HOST_UUID, "127.0.0.1:0", drivers, |_| String::new())
     }
 
-    fn start_full(host: &str, tls: &str, drivers: &[&str]) -> Agent {
+    /// haenable: an agent whose configuration ends with `extra(dir)`.
+    pub fn start_extra(host: &str, tls: &str, extra: impl FnOnce(&Path) -> String) -> Agent {
+        Agent::start_full(host, tls, &["qemu"], extra)
+    }
+
+    fn start_full(
+        host: &str,
+        tls: &str,
+        drivers: &[&str],
+        extra: impl FnOnce(&Path) -> String,
+    ) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let drivers: Vec<String> = drivers.iter().map(|d| format!("{d:?}")).collect();
-        let text = config_text(dir.path(), host, tls, &drivers.join(", "));
+        let text = config_text(
+            dir.path(),
+            host,
+            tls,
+            &drivers.join(", "),
+            &extra(dir.path()),
+        );
         let process = AgentProcess::start(&agent_binary(), dir.path(), &text, "root", PASSWORD)
             .unwrap_or_else(|e| panic!("start xapi-ha: {e}"));
         Agent::wrap(process, dir)

@@ -70,8 +70,29 @@ pub fn check_delta(data: &[u8]) {
     }
 }
 
+/// haenable: the local HA record (`<data.dir>/ha-state.toml`): an accepted
+/// record writes back to text that parses to the same record.
+pub fn check_ha_state(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bounded(data)) else {
+        return;
+    };
+    let Ok(state) = xapi_ha::ha_link::state::HaState::parse(text) else {
+        return;
+    };
+    let again = state.to_text().expect("an accepted record writes back");
+    assert_eq!(
+        xapi_ha::ha_link::state::HaState::parse(&again).expect("written record parses"),
+        state,
+        "ha_state pair"
+    );
+}
+
 /// A check: panics when a property of a decoder is broken.
 pub type Check = fn(&[u8]);
 
 /// Every target: name and check.
-pub const TARGETS: &[(&str, Check)] = &[("snapshot", check_snapshot), ("delta", check_delta)];
+pub const TARGETS: &[(&str, Check)] = &[
+    ("snapshot", check_snapshot),
+    ("delta", check_delta),
+    ("ha_state", check_ha_state),
+];

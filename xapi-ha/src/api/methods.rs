@@ -68,6 +68,9 @@ pub enum Method {
     PoolHaComputeVmFailoverPlan,
     PoolHaPreventRestartsFor,
     PoolHaGetPlanningPool,
+    // haenable
+    PoolEnableHa,
+    PoolDisableHa,
 }
 
 const SELF: &[&str] = &["self"];
@@ -143,6 +146,8 @@ impl Method {
             Method::PoolHaComputeVmFailoverPlan => "pool.ha_compute_vm_failover_plan".into(),
             Method::PoolHaPreventRestartsFor => "pool.ha_prevent_restarts_for".into(),
             Method::PoolHaGetPlanningPool => "pool.ha_get_planning_pool".into(),
+            Method::PoolEnableHa => "pool.enable_ha".into(),
+            Method::PoolDisableHa => "pool.disable_ha".into(),
         }
     }
 
@@ -154,6 +159,7 @@ impl Method {
             | Method::GetAllRecords(_)
             | Method::EventGetCurrentId
             | Method::PoolSendTestEmail
+            | Method::PoolDisableHa
             | Method::ListMethods => NONE,
             Method::GetRecord(_)
             | Method::Get(..)
@@ -161,6 +167,7 @@ impl Method {
             | Method::SrForget
             | Method::MessageDestroy => SELF,
             Method::MessageCreate => &["name", "priority", "cls", "obj_uuid", "body"],
+            Method::PoolEnableHa => &["heartbeat_srs", "configuration"],
             Method::VmCleanShutdown
             | Method::VmHardShutdown
             | Method::VmCleanReboot
@@ -257,6 +264,8 @@ pub fn all() -> Vec<Method> {
         Method::PoolHaComputeVmFailoverPlan,
         Method::PoolHaPreventRestartsFor,
         Method::PoolHaGetPlanningPool,
+        Method::PoolEnableHa,
+        Method::PoolDisableHa,
     ]);
     out
 }

@@ -27,6 +27,7 @@ pub mod coerce;
 pub mod error;
 mod generic;
 mod ha;
+pub mod ha_enable;
 pub(crate) mod ids;
 mod message;
 pub mod methods;
@@ -111,6 +112,14 @@ pub enum Effect {
     /// `pool.designate_new_master`: hand the database (with this call's
     /// changes) and the master role to `host`.
     HandOverMaster { host: Ref },
+    /// `pool.enable_ha`, checked: the agent creates the heartbeat files,
+    /// starts `xhad`, waits for the liveset and moves the database
+    /// (`ha_link`, docs/ha-enable.md). The outcome has no changes: they
+    /// commit onto the metadata volume ([`ha_enable::enabled_changes`]).
+    EnableHa(ha_enable::EnableRequest),
+    /// `pool.disable_ha`, checked: the agent stops `xhad` and moves the
+    /// database back ([`ha_enable::disabled_changes`]).
+    DisableHa(ha_enable::DisableRequest),
 }
 
 impl Effect {
@@ -229,6 +238,8 @@ pub fn call(
         Method::VmAssertAgile => diagnostics::assert_agile(db, &args[0]),
         Method::VmGetAgilityProblems => diagnostics::get_agility_problems(db, &args[0]),
         Method::VmGetPossibleHosts => diagnostics::get_possible_hosts(db, &args[0]),
+        Method::PoolEnableHa => ha_enable::enable(db, args),
+        Method::PoolDisableHa => ha_enable::disable(db),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

@@ -24,8 +24,12 @@ use xapi_ha::api::bootstrap::{self, HostInfo};
 use xapi_ha::config::{self, Config};
 use xapi_ha::db::store::Store;
 use xapi_ha::db::{Change, Class, Database};
+use xapi_ha::ha_link::state::HaState;
 use xapi_ha::pool::secret::PoolSecret;
-use xapi_ha::server::agent::{HostFacts, LocalStore, TLS_FINGERPRINT_KEY, wall_clock};
+use xapi_ha::server::agent::{
+    HostFacts, LOCAL_DB_FILE, LocalStore, TLS_FINGERPRINT_KEY, wall_clock,
+};
+use xapi_ha::server::ha_ops::{self, HaContext};
 use xapi_ha::server::http::{self, Limits};
 use xapi_ha::server::listen::{self, ConnConfig, Listener};
 use xapi_ha::server::role::Role;
@@ -165,13 +169,31 @@ fn memory_total(cfg: &Config) -> Result<u64, Fail> {
 /// an agent restart, so running VMs are adopted).
 const VM_RUN_DIR: &str = "vm-run";
 
-/// The database file's name inside the data directory.
-const DB_FILE: &str = "pool-db";
-
 /// Opens the durable database and makes sure this host is in it: a fresh
 /// host becomes the master of a pool of one.
-fn open_database(cfg: &Config, role: &Role, info: &HostInfo) -> Result<(LocalStore, Ref), Fail> {
-    let path = cfg.data_dir.join(DB_FILE);
+fn open_database(
+    cfg: &Config,
+    role: &Role,
+    info: &HostInfo,
+    ha: Option<&HaState>,
+) -> Result<(LocalStore, Ref), Fail> {
+    // haenable: while HA is on the database is on the metadata volume.
+    if let Some(state) = ha {
+        let store = ha_ops::open_ha_store(state).map_err(|e| Fail(exit::STATE, e))?;
+        let host = store
+            .database()
+            .objects(Class::Host)
+            .find(|(_, o)| o.uuid() == cfg.host_uuid.to_string())
+            .map(|(r, _)| r)
+            .ok_or_else(|| {
+                Fail(
+                    exit::STATE,
+                    "the HA database does not hold this host".into(),
+                )
+            })?;
+        return Ok((store, host));
+    }
+    let path = cfg.data_dir.join(LOCAL_DB_FILE);
     let (mut store, report) = Store::open_file(&path, Layout::standard(), 0)
         .map_err(|e| Fail(exit::STATE, e.to_string()))?;
     info!(
@@ -308,7 +330,8 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         memory_overhead: 0,
         vm_drivers: cfg.drivers.clone(),
     };
-    let (mut store, host) = open_database(&cfg, &role, &info)?;
+    let ha_state = HaState::load(&cfg.data_dir).map_err(|e| Fail(exit::STATE, e.to_string()))?;
+    let (mut store, host) = open_database(&cfg, &role, &info, ha_state.as_ref())?;
     let secret = pool_secret(&cfg.data_dir, &role)?;
 
     let mut listeners = Vec::new();
@@ -374,6 +397,18 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
             peer_port,
         },
         secret,
+    );
+    agent.attach_ha(
+        HaContext {
+            data_dir: cfg.data_dir.clone(),
+            host_uuid: cfg.host_uuid,
+            host_address: cfg.host_address.clone(),
+            xhad_path: cfg.xhad_path.clone(),
+            launcher: cfg.xhad_launcher.clone(),
+            config_dir: cfg.xhad_config_dir.clone(),
+            heartbeat_address: cfg.xhad_heartbeat_address,
+        },
+        ha_state,
     );
     // Without the keeper no VM can run here: the agent still serves the
     // API (power calls then fail with INTERNAL_ERROR saying so).

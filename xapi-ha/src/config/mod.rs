@@ -38,6 +38,23 @@ pub struct Config {
     pub xhad_path: PathBuf,
     /// The directory of `xhad`'s configuration.
     pub xhad_config_dir: PathBuf,
+    /// haenable: how the agent starts `xhad` (docs/ha-enable.md).
+    pub xhad_launcher: XhadLauncher,
+    /// haenable: this host's heartbeat address (`xhad.heartbeat_address`;
+    /// default `host.address` on port 694, resolved at enable time).
+    pub xhad_heartbeat_address: Option<SocketAddr>,
+}
+
+/// How `xhad` is started and found again after an agent restart
+/// (`xhad.launcher`; docs/ha-enable.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XhadLauncher {
+    /// Production: `systemctl start UNIT` (the unit runs `xhad --config
+    /// <config_dir>/xhad.toml`, watchdog `linux`, fence action `reboot`).
+    Systemd { unit: String },
+    /// The lab: a detached process in its own session with a pidfile, and
+    /// its `xha-supervisor` (watchdog `supervisor`, fence action `kill-host`).
+    Process { supervisor_path: PathBuf },
 }
 
 /// The API listeners and their limits.
@@ -191,6 +208,15 @@ struct RawXhad {
     path: PathBuf,
     #[serde(default = "default_xhad_config_dir")]
     config_dir: PathBuf,
+    // haenable: the launcher and the heartbeat address.
+    #[serde(default = "default_xhad_launcher")]
+    launcher: String,
+    #[serde(default = "default_xhad_unit")]
+    unit: String,
+    #[serde(default = "default_supervisor_path")]
+    supervisor_path: PathBuf,
+    #[serde(default)]
+    heartbeat_address: Option<SocketAddr>,
 }
 
 impl Default for RawXhad {
@@ -198,8 +224,22 @@ impl Default for RawXhad {
         RawXhad {
             path: default_xhad_path(),
             config_dir: default_xhad_config_dir(),
+            launcher: default_xhad_launcher(),
+            unit: default_xhad_unit(),
+            supervisor_path: default_supervisor_path(),
+            heartbeat_address: None,
         }
     }
+}
+
+fn default_xhad_launcher() -> String {
+    "systemd".into()
+}
+fn default_xhad_unit() -> String {
+    "xhad.service".into()
+}
+fn default_supervisor_path() -> PathBuf {
+    PathBuf::from("/usr/sbin/xha-supervisor")
 }
 
 fn default_xhad_path() -> PathBuf {
@@ -315,6 +355,25 @@ impl Config {
         if raw.memory.total_bytes == Some(0) {
             return Err(invalid("memory.total_bytes", "is 0"));
         }
+        let x = raw.xhad;
+        let xhad_launcher = match x.launcher.as_str() {
+            "systemd" => XhadLauncher::Systemd { unit: x.unit },
+            "process" => XhadLauncher::Process {
+                supervisor_path: x.supervisor_path,
+            },
+            other => {
+                return Err(invalid(
+                    "xhad.launcher",
+                    format!("{other:?} is not \"systemd\" or \"process\""),
+                ));
+            }
+        };
+        if !x.config_dir.is_absolute() {
+            return Err(invalid(
+                "xhad.config_dir",
+                format!("{} is not an absolute path", x.config_dir.display()),
+            ));
+        }
         Ok(Config {
             host_uuid,
             host_name: raw.host.name,
@@ -323,8 +382,10 @@ impl Config {
             data_dir: raw.data.dir,
             drivers: raw.vm.drivers,
             memory_total_bytes: raw.memory.total_bytes,
-            xhad_path: raw.xhad.path,
-            xhad_config_dir: raw.xhad.config_dir,
+            xhad_path: x.path,
+            xhad_config_dir: x.config_dir,
+            xhad_launcher,
+            xhad_heartbeat_address: x.heartbeat_address,
         })
     }
 

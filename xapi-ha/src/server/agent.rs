@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::ha_ops::HaLink;
 use super::membership::{self, PoolState};
 use super::role::Role;
 use super::vms::VmHost;
@@ -84,6 +85,8 @@ pub struct Agent {
     host: HostFacts,
     /// The VM drivers, once attached ([`Agent::attach_vms`]).
     vms: OnceLock<Mutex<VmHost>>,
+    /// haenable: the link to `xhad` (`ha_ops`).
+    ha: HaLink,
 }
 
 impl From<ApiError> for Failure {
@@ -145,7 +148,20 @@ impl Agent {
             generation,
             host,
             vms: OnceLock::new(),
+            ha: HaLink::default(),
         })
+    }
+
+    /// haenable: the HA link (`ha_ops`).
+    pub(crate) fn ha(&self) -> &HaLink {
+        &self.ha
+    }
+
+    /// The durable database, locked (`ha_ops` moves it; the pool
+    /// operations of `membership` and `replicate` use it; lock order: the
+    /// VM host before the database).
+    pub(crate) fn store(&self) -> MutexGuard<'_, LocalStore> {
+        lock(&self.store)
     }
 
     /// The agent's monotonic clock: the one place it is read.
@@ -153,7 +169,7 @@ impl Agent {
         self.started.elapsed()
     }
 
-    fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -184,12 +200,6 @@ impl Agent {
         &self.host
     }
 
-    /// The database, locked (for the pool operations of `membership` and
-    /// `replicate`; lock order: the VM host before the database).
-    pub(super) fn store(&self) -> MutexGuard<'_, LocalStore> {
-        lock(&self.store)
-    }
-
     /// Changes the role and this host's reference (join, eject, handover),
     /// with the database lock held by the caller, so no commit sees a
     /// half-changed agent. `pool.conf` is the caller's to write first.
@@ -206,7 +216,7 @@ impl Agent {
     }
 
     /// Publishes a new generation (a member's copy changed).
-    pub(super) fn publish(&self, generation: u64) {
+    pub(crate) fn publish(&self, generation: u64) {
         self.generation.send_replace(generation);
     }
 
@@ -391,7 +401,7 @@ impl Agent {
         }
     }
 
-    fn run_blocking(&self, method: &str, args: &[Value]) -> Result<Step, Failure> {
+    fn run_blocking(self: &Arc<Self>, method: &str, args: &[Value]) -> Result<Step, Failure> {
         let caller = self.caller();
         let mut store = lock(&self.store);
         let outcome = api::call(store.database(), &caller, method, args)?;
@@ -399,6 +409,21 @@ impl Agent {
             return Ok(Step::Wait(w));
         }
         self.refuse_changes_on_member(&outcome)?;
+        // haenable: enabling and disabling HA run outside the database lock
+        // (they wait for xhad) and commit themselves (`ha_ops`).
+        if let Some(ha) = outcome
+            .effects
+            .iter()
+            .find(|e| matches!(e, Effect::EnableHa(_) | Effect::DisableHa(_)))
+        {
+            drop(store);
+            match ha {
+                Effect::EnableHa(req) => self.enable_ha(req)?,
+                Effect::DisableHa(req) => self.disable_ha(req)?,
+                _ => {}
+            }
+            return Ok(Step::Done(to_rpc(&outcome.result)));
+        }
         // Storage effects are done under the database lock; VM effects
         // (which may wait 30 s) are not (`run_with_effects`); pool effects
         // hold the database for the whole operation (`membership`).
@@ -677,6 +702,9 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
             .ok_or_else(no_drivers)?
             .stop(*uuid, *hard)
             .map_err(driver_failed),
+        Effect::EnableHa(_) | Effect::DisableHa(_) => {
+            Err(ApiError::internal("an HA effect is not a VM effect").into())
+        }
     }
 }
 
@@ -687,6 +715,9 @@ enum Step {
 }
 
 pub use crate::api::pool::TLS_FINGERPRINT_KEY;
+
+/// The local database file's name in the data directory (while HA is off).
+pub const LOCAL_DB_FILE: &str = "pool-db";
 
 /// The wall clock as an API date (whole seconds, UTC).
 pub fn wall_clock() -> DateTime {

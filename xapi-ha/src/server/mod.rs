@@ -3,17 +3,20 @@
 //! sessions and commits, the role file and the TLS identity.
 
 pub mod agent;
+pub mod ha_ops;
 pub mod http;
 pub mod listen;
+pub mod mailer;
 pub mod membership;
+pub mod password;
 mod peer_calls;
 pub mod peers;
 pub mod replicate;
-pub mod password;
-pub mod mailer;
 pub mod role;
 pub mod storage;
 pub mod tls;
 pub mod vms;
+pub mod xhad_launcher;
+pub mod xhad_watch;
 
 pub use agent::Agent;

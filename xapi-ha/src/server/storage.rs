@@ -56,8 +56,10 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
         | Effect::OnHost { .. }
         | Effect::JoinPool { .. }
         | Effect::EjectHost { .. }
-        | Effect::HandOverMaster { .. } => Err(ApiError::internal(
-            "a VM or pool effect is not a storage effect",
+        | Effect::HandOverMaster { .. }
+        | Effect::EnableHa(_)
+        | Effect::DisableHa(_) => Err(ApiError::internal(
+            "a VM, pool or HA effect is not a storage effect",
         )),
     }
 }

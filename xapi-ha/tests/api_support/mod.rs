@@ -96,11 +96,18 @@ impl Agent {
     /// Kills the agent with SIGKILL and starts it again on the same data
     /// directory (new ports).
     pub fn kill9_and_restart(self) -> Agent {
+        self.kill9_and_restart_with(|| {})
+    }
+
+    /// [`Agent::kill9_and_restart`], running `between` while the agent is
+    /// down (haenable: to remove a file the agent wrote).
+    pub fn kill9_and_restart_with(self, between: impl FnOnce()) -> Agent {
         let Agent {
             mut process, dir, ..
         } = self;
         process.kill();
         drop(process);
+        between();
         Agent::run_in(dir)
     }
 

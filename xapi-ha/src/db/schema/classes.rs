@@ -96,6 +96,12 @@ const POOL: &[FieldDef] = &[
     // mail: the generation through which messages were looked at for mail
     // (`alerts::queue::enqueue`).
     f("mail_enqueued_through", Ty::Int, Ro).ours(),
+    // haenable: what xhad reports, followed through `watch` (docs/ha-enable.md).
+    f("ha_generation", Ty::String, Ro).ours(),
+    f("ha_master", Ty::Ref(Class::Host), Ro).ours(),
+    f("ha_master_epoch", Ty::Int, Ro).ours(),
+    f("ha_warnings", STRING_SET, Ro).ours(),
+    f("ha_statefile_lost", Ty::Bool, Ro).ours(),
 ];
 
 const HOST: &[FieldDef] = &[
@@ -128,6 +134,9 @@ const HOST_METRICS: &[FieldDef] = &[
     f("live", Ty::Bool, Ro),
     f("last_updated", Ty::DateTime, Ro),
     OTHER_CONFIG,
+    // haenable: the host's xhad latencies (milliseconds, last measured).
+    f("ha_statefile_latency_ms", Ty::Float, Ro).ours(),
+    f("ha_heartbeat_latency_ms", Ty::Float, Ro).ours(),
 ];
 
 const VM: &[FieldDef] = &[

@@ -1,0 +1,153 @@
+//! `xe pool-ha-enable`, `pool-ha-status` and `pool-ha-disable` against a
+//! real agent with real `xhad` and `xha-supervisor` (process launcher), a
+//! `file` SR in the agent's temporary directory.
+
+mod live_support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use live_support::{Agent, HOST_UUID};
+
+/// Builds `xhad` and `xha-supervisor` beside `xe` (a no-op when current).
+fn xha_bins() -> (PathBuf, PathBuf) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "xha", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build -p xha --bins");
+    assert!(status.success(), "cargo build -p xha --bins failed");
+    let xe = PathBuf::from(env!("CARGO_BIN_EXE_xe"));
+    (
+        xe.with_file_name("xhad"),
+        xe.with_file_name("xha-supervisor"),
+    )
+}
+
+/// Stops the daemon and supervisor an enable started when a test ends (a
+/// failing test included: they are detached and outlive the agent by
+/// design). Made right after the enable: it reads the pidfiles then, and
+/// later signals only those pids, and only while they still run this
+/// test's configuration.
+struct StopDaemons {
+    dir: PathBuf,
+    pids: Vec<i32>,
+}
+
+impl StopDaemons {
+    fn new(dir: PathBuf) -> StopDaemons {
+        let read = |f: &str| -> Option<i32> {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let pids = [read("xhad.pid"), read("supervisor.pid")]
+            .into_iter()
+            .flatten()
+            .collect();
+        StopDaemons { dir, pids }
+    }
+}
+
+impl Drop for StopDaemons {
+    fn drop(&mut self) {
+        let socket = self.dir.join("control.sock");
+        for r in [
+            xha_control::Request::DisarmFencing,
+            xha_control::Request::Stop,
+        ] {
+            let _ = xha_control::client::request(&socket, r, xha_control::client::REQUEST_TIMEOUT);
+        }
+        let marker = self.dir.to_string_lossy().into_owned();
+        let ours = |pid: i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        };
+        for &pid in &self.pids {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while ours(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if ours(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pool_ha_enable_status_disable() {
+    let (xhad, supervisor) = xha_bins();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port();
+    let agent = Agent::start_extra(HOST_UUID, "127.0.0.1:0", |dir| {
+        format!(
+            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{port}\"\n",
+            xhad.display(),
+            dir.display(),
+            supervisor.display()
+        )
+    });
+    let sr_dir = agent.dir.path().join("sr");
+    std::fs::create_dir(&sr_dir).expect("SR dir");
+    let sr = agent
+        .xe(&[
+            "sr-create",
+            "name-label=heartbeat",
+            "type=file",
+            "shared=true",
+            &format!("device-config:path={}", sr_dir.display()),
+        ])
+        .ok();
+    let sr = sr.trim();
+
+    // Checked before connecting: a misspelt key never reaches the agent.
+    let out = agent.xe(&["pool-ha-enable", "heartbeat-sr-uuid=x"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("heartbeat-sr-uuids"), "{out:?}");
+
+    let off = agent.xe(&["pool-ha-status"]).ok();
+    assert_eq!(off.trim(), "ha-enabled ( RO): false");
+    let out = agent.xe(&["pool-ha-disable"]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(out.stderr.contains("HA_NOT_ENABLED"), "{out:?}");
+
+    agent
+        .xe(&[
+            "pool-ha-enable",
+            &format!("heartbeat-sr-uuids={sr}"),
+            "ha-config:timeout=10",
+        ])
+        .ok();
+    let _daemons = StopDaemons::new(agent.dir.path().join("xhad"));
+    let status: serde_json::Value =
+        serde_json::from_str(&agent.xe(&["pool-ha-status", "--json"]).ok()).expect("JSON");
+    assert_eq!(status["ha_enabled"], true, "{status}");
+    assert_eq!(status["timeout"], "10");
+    assert_eq!(status["master"]["uuid"], HOST_UUID);
+    assert!(status["master_epoch"].as_i64().unwrap_or(0) > 0, "{status}");
+    assert_eq!(status["liveset"], serde_json::json!([HOST_UUID]));
+    assert_eq!(status["hosts"][0]["live"], true);
+    assert_eq!(status["hosts"][0]["statefile_access"], true);
+    let text = agent.xe(&["pool-ha-status"]).ok();
+    assert!(
+        text.contains(&format!("master ( RO): {HOST_UUID}")),
+        "{text}"
+    );
+    assert!(text.contains("statefile-access ( RO): true"), "{text}");
+
+    let out = agent.xe(&["pool-ha-enable", &format!("heartbeat-sr-uuids={sr}")]);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(out.stderr.contains("HA is enabled on the Pool"), "{out:?}");
+    agent.xe(&["pool-ha-disable"]).ok();
+    let off = agent.xe(&["pool-ha-status"]).ok();
+    assert_eq!(off.trim(), "ha-enabled ( RO): false");
+}

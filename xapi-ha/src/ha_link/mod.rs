@@ -1,0 +1,12 @@
+//! The agent's link to `xhad` (docs/ha-enable.md): the configuration it
+//! writes for the daemon ([`xhad_config`]), the files an enable creates and
+//! the local record that says HA is on ([`files`], [`state`]), and the pure
+//! translation of `xhad`'s `watch` reports into database changes
+//! ([`translate`]). The process side (starting `xhad`, following it, the
+//! enable and disable sequences) is in `server::{xhad_launcher,
+//! xhad_watch, ha_ops}`.
+
+pub mod files;
+pub mod state;
+pub mod translate;
+pub mod xhad_config;

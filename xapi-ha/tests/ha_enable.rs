@@ -1,0 +1,547 @@
+//! `pool.enable_ha` and `pool.disable_ha` on a pool of one, with real
+//! processes: the `xapi-ha` agent, `xhad` and `xha-supervisor` (process
+//! launcher), a `file` SR in a temporary directory (docs/ha-enable.md).
+//!
+//! `xhad` and `xha-supervisor` are built with `cargo build -p xha --bins`
+//! into the same target directory as the agent under test.
+
+mod api_support;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use api_support::{Agent, call2, config_text, fail2, login};
+use serde_json::{Value, json};
+
+/// The directory of the agent under test's binaries (target/debug).
+fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_xapi-ha"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+/// Builds `xhad` and `xha-supervisor` (a no-op when they are current).
+fn xha_bins() -> (PathBuf, PathBuf) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "xha", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build -p xha --bins");
+    assert!(status.success(), "cargo build -p xha --bins failed");
+    (bin_dir().join("xhad"), bin_dir().join("xha-supervisor"))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// An agent whose `xhad` is `xhad` (process launcher), its xhad files in
+/// `<dir>/xhad`.
+fn agent_with(xhad: &Path, supervisor: &Path) -> Agent {
+    let port = free_udp_port();
+    let (xhad, supervisor) = (xhad.to_path_buf(), supervisor.to_path_buf());
+    Agent::start_configured(move |dir| {
+        let mut t = config_text(dir, "");
+        t.push_str(&format!(
+            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{port}\"\n",
+            xhad.display(),
+            dir.display(),
+            supervisor.display()
+        ));
+        t
+    })
+}
+
+fn agent() -> Agent {
+    let (xhad, supervisor) = xha_bins();
+    agent_with(&xhad, &supervisor)
+}
+
+struct Pool {
+    s: String,
+    pool: String,
+    host: String,
+}
+
+fn pool(a: &Agent) -> Pool {
+    let s = login(a.http);
+    let pool = call2(a.http, "pool.get_all", json!([s]))[0]
+        .as_str()
+        .expect("pool")
+        .to_owned();
+    let host = call2(a.http, "pool.get_master", json!([s, pool]))
+        .as_str()
+        .expect("host")
+        .to_owned();
+    Pool { s, pool, host }
+}
+
+/// A `file` SR on a new directory under the agent's temporary directory.
+fn file_sr(a: &Agent, p: &Pool, name: &str, shared: bool) -> (String, PathBuf) {
+    let dir = a.dir.path().join(name);
+    std::fs::create_dir(&dir).expect("SR dir");
+    let sr = call2(
+        a.http,
+        "SR.create",
+        json!([p.s, p.host, {"path": dir.display().to_string()}, 0, name, "", "file", "", shared, {}]),
+    );
+    (sr.as_str().expect("SR ref").to_owned(), dir)
+}
+
+fn pool_field(a: &Agent, p: &Pool, field: &str) -> Value {
+    call2(a.http, &format!("pool.get_{field}"), json!([p.s, p.pool]))
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn pid_in(file: &Path) -> Option<i32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn query(socket: &Path) -> xha_control::LivesetReport {
+    xha_control::client::request(
+        socket,
+        xha_control::Request::QueryLiveset,
+        xha_control::client::REQUEST_TIMEOUT,
+    )
+    .expect("query-liveset")
+    .result
+    .expect("report")
+}
+
+/// Stops the daemon and supervisor an enable started when a test ends (a
+/// failing test included: they are detached and outlive the agent by
+/// design). Made right after the enable: it reads the pidfiles then, and
+/// later signals only those pids, and only while they still run this
+/// test's configuration.
+struct StopDaemons {
+    dir: PathBuf,
+    pids: Vec<i32>,
+}
+
+impl StopDaemons {
+    fn new(dir: PathBuf) -> StopDaemons {
+        let read = |f: &str| -> Option<i32> {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let pids = [read("xhad.pid"), read("supervisor.pid")]
+            .into_iter()
+            .flatten()
+            .collect();
+        StopDaemons { dir, pids }
+    }
+}
+
+impl Drop for StopDaemons {
+    fn drop(&mut self) {
+        let socket = self.dir.join("control.sock");
+        for r in [
+            xha_control::Request::DisarmFencing,
+            xha_control::Request::Stop,
+        ] {
+            let _ = xha_control::client::request(&socket, r, xha_control::client::REQUEST_TIMEOUT);
+        }
+        let marker = self.dir.to_string_lossy().into_owned();
+        let ours = |pid: i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        };
+        for &pid in &self.pids {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while ours(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if ours(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// What a check that fails must leave as it was.
+fn snapshot(a: &Agent, p: &Pool) -> (Value, Value) {
+    (
+        call2(a.http, "pool.get_record", json!([p.s, p.pool])),
+        call2(a.http, "VDI.get_all", json!([p.s])),
+    )
+}
+
+#[test]
+fn enable_survives_an_agent_kill_and_disable_brings_everything_back() {
+    let a = agent();
+    let p = pool(&a);
+    let (sr, sr_dir) = file_sr(&a, &p, "sr1", true);
+    call2(
+        a.http,
+        "pool.set_name_label",
+        json!([p.s, p.pool, "before HA"]),
+    );
+
+    let started = Instant::now();
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
+    eprintln!("pool.enable_ha took {:?}", started.elapsed());
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(true));
+    assert_eq!(
+        pool_field(&a, &p, "ha_configuration"),
+        json!({"timeout": "10"})
+    );
+    assert_eq!(pool_field(&a, &p, "ha_cluster_stack"), json!("xhad"));
+    assert_eq!(pool_field(&a, &p, "ha_master"), json!(p.host));
+    assert!(pool_field(&a, &p, "ha_master_epoch").as_i64().unwrap_or(0) > 0);
+    let statefiles = pool_field(&a, &p, "ha_statefiles");
+    assert_eq!(statefiles.as_array().map(Vec::len), Some(1), "{statefiles}");
+    let vdi = statefiles[0].as_str().expect("vdi").to_owned();
+    assert_eq!(
+        call2(a.http, "VDI.get_type", json!([p.s, vdi])),
+        json!("ha_statefile")
+    );
+    assert_eq!(
+        call2(a.http, "host.get_ha_statefiles", json!([p.s, p.host])),
+        statefiles
+    );
+    let metrics = call2(a.http, "host.get_metrics", json!([p.s, p.host]));
+    assert_eq!(
+        call2(a.http, "host_metrics.get_live", json!([p.s, metrics])),
+        json!(true)
+    );
+    // The files: a statefile and the metadata volume on the SR; xhad's
+    // configuration, secret and pidfiles; the local HA record.
+    let on_sr = names_in(&sr_dir);
+    assert!(
+        on_sr.iter().any(|n| n.starts_with("ha-statefile-")),
+        "{on_sr:?}"
+    );
+    assert!(
+        on_sr.iter().any(|n| n.starts_with("ha-metadata-")),
+        "{on_sr:?}"
+    );
+    let xhad_dir = a.dir.path().join("xhad");
+    let xhad_pid = pid_in(&xhad_dir.join("xhad.pid")).expect("xhad pidfile");
+    let supervisor_pid = pid_in(&xhad_dir.join("supervisor.pid")).expect("supervisor pidfile");
+    assert!(alive(xhad_pid) && alive(supervisor_pid));
+    let data = a.dir.path().join("data");
+    assert!(data.join("ha-state.toml").exists());
+    let report = query(&xhad_dir.join("control.sock"));
+    assert_eq!(report.status, xha_control::Status::Online);
+    assert!(report.fencing_armed);
+    // HA_IS_ENABLED, and nothing changes.
+    assert_eq!(
+        fail2(a.http, "pool.enable_ha", json!([p.s, [sr], {}])),
+        vec!["HA_IS_ENABLED"]
+    );
+    // A change after the move goes to the metadata volume.
+    call2(
+        a.http,
+        "pool.set_name_label",
+        json!([p.s, p.pool, "with HA"]),
+    );
+    let local_db = std::fs::metadata(data.join("pool-db"))
+        .expect("local db")
+        .modified()
+        .ok();
+
+    // kill -9 the agent: xhad keeps running, the agent finds it again and
+    // the database (on the metadata volume) is intact.
+    let a = a.kill9_and_restart();
+    let p = pool(&a);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(true));
+    assert_eq!(pool_field(&a, &p, "name_label"), json!("with HA"));
+    assert!(alive(xhad_pid), "xhad died with the agent");
+    assert!(alive(supervisor_pid), "xha-supervisor died with the agent");
+    assert_eq!(
+        std::fs::metadata(data.join("pool-db"))
+            .expect("local db")
+            .modified()
+            .ok(),
+        local_db,
+        "the local file is not written while HA is on"
+    );
+    // The re-found daemon is followed again: a change it reports shows up.
+    call2(
+        a.http,
+        "pool.set_name_label",
+        json!([p.s, p.pool, "after restart"]),
+    );
+
+    let started = Instant::now();
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+    eprintln!("pool.disable_ha took {:?}", started.elapsed());
+    wait_gone(xhad_pid);
+    wait_gone(supervisor_pid);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    assert_eq!(pool_field(&a, &p, "ha_statefiles"), json!([]));
+    assert_eq!(call2(a.http, "VDI.get_all", json!([p.s])), json!([]));
+    assert!(!data.join("ha-state.toml").exists());
+    assert_eq!(
+        names_in(&sr_dir),
+        vec![".xapi-ha-sr"],
+        "the HA files are removed"
+    );
+    assert_eq!(
+        fail2(a.http, "pool.disable_ha", json!([p.s])),
+        vec!["HA_NOT_ENABLED"]
+    );
+    // Nothing lost: the database is back on the local file.
+    let (dir, code, _) = a.terminate();
+    assert_eq!(code, Some(0));
+    let a = Agent::restart(dir);
+    let p = pool(&a);
+    assert_eq!(pool_field(&a, &p, "name_label"), json!("after restart"));
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+}
+
+#[test]
+fn failed_checks_change_nothing() {
+    let a = agent();
+    let p = pool(&a);
+    let (shared, _) = file_sr(&a, &p, "shared", true);
+    let (local, _) = file_sr(&a, &p, "local", false);
+    let (gone, gone_dir) = file_sr(&a, &p, "gone", true);
+    std::fs::remove_dir_all(&gone_dir).expect("remove SR dir");
+    let before = snapshot(&a, &p);
+    let cases: Vec<(Value, Vec<String>)> = vec![
+        (
+            json!([p.s, [local], {}]),
+            vec![
+                "HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED".into(),
+                local.clone(),
+            ],
+        ),
+        (
+            json!([p.s, [], {}]),
+            vec!["CANNOT_CREATE_STATE_FILE".into()],
+        ),
+        (
+            json!([p.s, [shared], {"timeout": "5"}]),
+            vec![
+                "INVALID_VALUE".into(),
+                "configuration:timeout".into(),
+                "5".into(),
+            ],
+        ),
+        (
+            json!([p.s, [shared], {"timeout": "3601"}]),
+            vec![
+                "INVALID_VALUE".into(),
+                "configuration:timeout".into(),
+                "3601".into(),
+            ],
+        ),
+        (
+            json!([p.s, [shared], {"timeuot": "10"}]),
+            vec![
+                "INVALID_VALUE".into(),
+                "configuration:timeuot".into(),
+                "10".into(),
+            ],
+        ),
+        (
+            json!([p.s, [gone], {}]),
+            vec!["CANNOT_CREATE_STATE_FILE".into()],
+        ),
+    ];
+    for (params, want) in cases {
+        assert_eq!(
+            fail2(a.http, "pool.enable_ha", params.clone()),
+            want,
+            "{params}"
+        );
+        assert_eq!(snapshot(&a, &p), before, "{params} changed the database");
+        assert!(names_in(&a.dir.path().join("xhad")).is_empty(), "{params}");
+    }
+    assert_eq!(
+        fail2(a.http, "pool.disable_ha", json!([p.s])),
+        vec!["HA_NOT_ENABLED"]
+    );
+    assert_eq!(snapshot(&a, &p), before);
+}
+
+/// A daemon that cannot start, and one that exits before the liveset
+/// forms: everything is rolled back and the named error reported.
+#[test]
+fn startup_failures_roll_back() {
+    let (_, supervisor) = xha_bins();
+    let scripts = tempfile::tempdir().expect("tempdir");
+    // Passes `--check`, then exits 13 (cannot join the liveset) when run.
+    let leaves = scripts.path().join("xhad-leaves");
+    std::fs::write(
+        &leaves,
+        "#!/bin/sh\ncase \"$*\" in *--check*) exit 0;; esac\nexit 13\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&leaves, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    for (xhad, want) in [
+        (
+            PathBuf::from("/nonexistent/xhad"),
+            "HA_HEARTBEAT_DAEMON_STARTUP_FAILED",
+        ),
+        (leaves, "HA_FAILED_TO_FORM_LIVESET"),
+    ] {
+        let a = agent_with(&xhad, &supervisor);
+        let p = pool(&a);
+        let (sr, sr_dir) = file_sr(&a, &p, "sr", true);
+        let before = snapshot(&a, &p);
+        assert_eq!(
+            fail2(
+                a.http,
+                "pool.enable_ha",
+                json!([p.s, [sr], {"timeout": "10"}])
+            ),
+            vec![want],
+            "{}",
+            xhad.display()
+        );
+        assert_eq!(snapshot(&a, &p), before);
+        assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
+        let left = names_in(&a.dir.path().join("xhad"));
+        assert!(
+            left.iter().all(|n| n.ends_with(".log")),
+            "only logs stay: {left:?}"
+        );
+        assert!(!a.dir.path().join("data/ha-state.toml").exists());
+    }
+}
+
+/// The agent follows xhad through `watch`: the statefile is reformatted
+/// under the pool (another generation), xhad treats it as lost, and the
+/// database says so at once (`HA_STATEFILE_LOST`, no statefile access);
+/// then HA is disabled all the same (through the network: the agent logs
+/// "the statefile is not reachable: disabling HA through the network").
+#[test]
+fn a_lost_statefile_is_recorded_and_disable_still_works() {
+    use sr_heartbeat::io::{BlockDevice, OpenMode};
+    use sr_heartbeat::statefile::{MAX_HOSTS_LIMIT, Statefile};
+    let a = agent();
+    let p = pool(&a);
+    let (sr, sr_dir) = file_sr(&a, &p, "sr", true);
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
+    assert_eq!(call2(a.http, "message.get_all", json!([p.s])), json!([]));
+    let statefile = names_in(&sr_dir)
+        .into_iter()
+        .find(|n| n.starts_with("ha-statefile-"))
+        .map(|n| sr_dir.join(n))
+        .expect("statefile");
+    let dev = BlockDevice::open(&statefile, OpenMode::ReadWrite).expect("open statefile");
+    let reformatted = Instant::now();
+    Statefile::format(dev, uuid::Uuid::new_v4(), MAX_HOSTS_LIMIT).expect("reformat");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool_field(&a, &p, "ha_statefile_lost") != json!(true) {
+        assert!(Instant::now() < deadline, "the loss was not recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "statefile loss recorded {:?} after the reformat",
+        reformatted.elapsed()
+    );
+    let messages = call2(a.http, "message.get_all_records", json!([p.s]));
+    let names: Vec<&str> = messages
+        .as_object()
+        .expect("records")
+        .values()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["HA_STATEFILE_LOST"]);
+    assert_eq!(
+        call2(a.http, "host.get_ha_statefiles", json!([p.s, p.host])),
+        json!([])
+    );
+    // Still live: nobody fences when every host lost the statefile.
+    let metrics = call2(a.http, "host.get_metrics", json!([p.s, p.host]));
+    assert_eq!(
+        call2(a.http, "host_metrics.get_live", json!([p.s, metrics])),
+        json!(true)
+    );
+    let xhad_pid = pid_in(&a.dir.path().join("xhad/xhad.pid")).expect("pid");
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+    wait_gone(xhad_pid);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
+}
+
+/// The agent dies after starting xhad but before the enable's commit point
+/// (simulated: killed after the enable, its `ha-state.toml` removed): the
+/// restarted agent has HA off, stops the leftover daemon and removes the
+/// enable's files.
+#[test]
+fn an_interrupted_enable_is_cleaned_up_at_restart() {
+    let a = agent();
+    let p = pool(&a);
+    let (sr, sr_dir) = file_sr(&a, &p, "sr", true);
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
+    let xhad_pid = pid_in(&a.dir.path().join("xhad/xhad.pid")).expect("pid");
+    let supervisor_pid = pid_in(&a.dir.path().join("xhad/supervisor.pid")).expect("pid");
+    let state = a.dir.path().join("data/ha-state.toml");
+    // Kill, then remove the commit point before the restart.
+    let a = a.kill9_and_restart_with(|| std::fs::remove_file(&state).expect("remove state"));
+    assert!(!state.exists());
+    wait_gone(xhad_pid);
+    wait_gone(supervisor_pid);
+    let p = pool(&a);
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    assert_eq!(names_in(&sr_dir), vec![".xapi-ha-sr"]);
+    let left = names_in(&a.dir.path().join("xhad"));
+    assert!(left.iter().all(|n| n.ends_with(".log")), "{left:?}");
+    // And HA can be enabled again.
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let _daemons_again = StopDaemons::new(a.dir.path().join("xhad"));
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+}

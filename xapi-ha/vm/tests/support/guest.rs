@@ -36,10 +36,15 @@ pub struct Guest {
 }
 
 /// The test guest, or None with the reason printed: QEMU not installed, the
-/// guest not built, or `XHA_QEMU_TESTS=0`.
+/// guest not built, or `XHA_QEMU_TESTS=1` not set (opt-in: see
+/// docs/vm-drivers.md, "The QEMU tests under load": boots that hang with
+/// 40 s of CPU time and an empty console are not yet explained).
 pub fn guest() -> Option<Guest> {
-    if std::env::var_os("XHA_QEMU_TESTS").is_some_and(|v| v == "0") {
-        eprintln!("SKIP: XHA_QEMU_TESTS=0");
+    if std::env::var_os("XHA_QEMU_TESTS").is_none_or(|v| v != "1") {
+        eprintln!(
+            "SKIP: the QEMU tests are opt-in (XHA_QEMU_TESTS=1): test-guest boots \
+             that hang with 40 s of CPU time are not explained yet (docs/vm-drivers.md)"
+        );
         return None;
     }
     let which = std::process::Command::new("sh")

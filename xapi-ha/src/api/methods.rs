@@ -68,6 +68,8 @@ pub enum Method {
     PoolHaComputeVmFailoverPlan,
     PoolHaPreventRestartsFor,
     PoolHaGetPlanningPool,
+    // migrate: VM.pool_migrate (api/migrate.rs)
+    VmPoolMigrate,
 }
 
 const SELF: &[&str] = &["self"];
@@ -143,6 +145,7 @@ impl Method {
             Method::PoolHaComputeVmFailoverPlan => "pool.ha_compute_vm_failover_plan".into(),
             Method::PoolHaPreventRestartsFor => "pool.ha_prevent_restarts_for".into(),
             Method::PoolHaGetPlanningPool => "pool.ha_get_planning_pool".into(),
+            Method::VmPoolMigrate => "VM.pool_migrate".into(),
         }
     }
 
@@ -189,6 +192,7 @@ impl Method {
             Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => &["configuration"],
             Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
             Method::PoolHaPreventRestartsFor => &["seconds"],
+            Method::VmPoolMigrate => &["vm", "host", "options"],
         }
     }
 }
@@ -257,6 +261,7 @@ pub fn all() -> Vec<Method> {
         Method::PoolHaComputeVmFailoverPlan,
         Method::PoolHaPreventRestartsFor,
         Method::PoolHaGetPlanningPool,
+        Method::VmPoolMigrate,
     ]);
     out
 }

@@ -405,7 +405,10 @@ impl Agent {
         let vm_effects = outcome.effects.iter().any(|e| {
             matches!(
                 e,
-                Effect::StartVm { .. } | Effect::StopVm { .. } | Effect::OnHost { .. }
+                Effect::StartVm { .. }
+                    | Effect::StopVm { .. }
+                    | Effect::OnHost { .. }
+                    | Effect::MigrateVm { .. }
             )
         });
         let pool_effects = outcome.effects.iter().any(|e| {
@@ -449,6 +452,9 @@ impl Agent {
         for effect in &outcome.effects {
             match effect {
                 Effect::OnHost { host, effect } => membership::forward(self, *host, effect)?,
+                Effect::MigrateVm { .. } => {
+                    super::migration::perform(self, caller.this_host, vms.as_deref_mut(), effect)?
+                }
                 _ => perform(vms.as_deref_mut(), effect)?,
             }
         }
@@ -468,6 +474,23 @@ impl Agent {
                             && let Err(e) = v.stop(spec.uuid, true)
                         {
                             tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                        }
+                    }
+                    Effect::MigrateVm {
+                        vm, spec, target, ..
+                    } => {
+                        let stop = Effect::StopVm {
+                            vm: *vm,
+                            uuid: spec.uuid,
+                            hard: true,
+                        };
+                        let stopped = if *target == caller.this_host {
+                            perform(vms.as_deref_mut(), &stop)
+                        } else {
+                            membership::forward(self, *target, &stop)
+                        };
+                        if let Err(e) = stopped {
+                            tracing::error!(vm = %spec.uuid, error = ?e, "stopping it failed");
                         }
                     }
                     Effect::OnHost { host, effect } => {
@@ -656,7 +679,7 @@ pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
 pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
 
 /// Performs one effect of a call on this host's VM drivers.
-fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
+pub(super) fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
     let driver_failed = |e: super::vms::VmHostError| {
         tracing::warn!(error = %e, "VM effect failed");
         Failure::from(ApiError::internal(&e.to_string()))
@@ -677,6 +700,10 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
             .ok_or_else(no_drivers)?
             .stop(*uuid, *hard)
             .map_err(driver_failed),
+        Effect::MigrateVm { .. } => Err(ApiError::internal(
+            "a migration is performed by server::migration, not on one host",
+        )
+        .into()),
     }
 }
 

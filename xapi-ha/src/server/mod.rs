@@ -6,11 +6,13 @@ pub mod agent;
 pub mod http;
 pub mod listen;
 pub mod membership;
+// migrate: VM.pool_migrate's effect.
+pub mod mailer;
+mod migration;
+pub mod password;
 mod peer_calls;
 pub mod peers;
 pub mod replicate;
-pub mod password;
-pub mod mailer;
 pub mod role;
 pub mod storage;
 pub mod tls;

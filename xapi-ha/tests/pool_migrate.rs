@@ -2,7 +2,8 @@
 //! master -> member through the API and back with `xe vm-migrate`; its
 //! process runs on exactly the host the record names after each move.
 //! Refusals (same host, halted VM, no room on the target) change nothing:
-//! the record and the running process stay as they were.
+//! the record and the running process stay as they were. A target that
+//! cannot start it (its agent killed) leaves the VM running on the source.
 
 mod api_support;
 mod pool_support;
@@ -144,6 +145,29 @@ fn a_process_vm_migrates_there_and_back_and_refusals_change_nothing() {
     );
     assert!(process_alive(large_pid));
     assert!(live_pid(member, &large_uuid).is_none());
+
+    // The target's start fails (its agent is gone): the VM is started on
+    // the source again and the call fails with the target's error.
+    call2(master.agent.http, "VM.hard_shutdown", json!([s, big]));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(member.agent.pid()).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the member's agent");
+    let e = fail2(
+        master.agent.http,
+        "VM.pool_migrate",
+        json!([s, large, m, {}]),
+    );
+    assert_eq!(e, ["CANNOT_CONTACT_HOST", m.as_str()]);
+    assert_eq!(
+        where_is(master, &s, &large),
+        (json!("Running"), json!(me.as_str()))
+    );
+    assert!(!process_alive(large_pid), "it was stopped on the source");
+    wait_for("the large VM running on the master again", || {
+        live_pid(master, &large_uuid)
+    });
 
     // Refused: a halted VM.
     call2(master.agent.http, "VM.hard_shutdown", json!([s, vm]));

@@ -29,9 +29,8 @@ mod generic;
 mod ha;
 pub(crate) mod ids;
 mod message;
-// migrate: VM.pool_migrate.
 pub mod methods;
-pub mod migrate;
+pub mod migrate; // migrate: VM.pool_migrate
 mod misc;
 pub mod pool;
 mod sr;

@@ -5,10 +5,9 @@
 pub mod agent;
 pub mod http;
 pub mod listen;
-pub mod membership;
-// migrate: VM.pool_migrate's effect.
 pub mod mailer;
-mod migration;
+pub mod membership;
+mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;
 mod peer_calls;
 pub mod peers;

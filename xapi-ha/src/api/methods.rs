@@ -71,6 +71,8 @@ pub enum Method {
     // haenable
     PoolEnableHa,
     PoolDisableHa,
+    // migrate: VM.pool_migrate (api/migrate.rs)
+    VmPoolMigrate,
 }
 
 const SELF: &[&str] = &["self"];
@@ -148,6 +150,7 @@ impl Method {
             Method::PoolHaGetPlanningPool => "pool.ha_get_planning_pool".into(),
             Method::PoolEnableHa => "pool.enable_ha".into(),
             Method::PoolDisableHa => "pool.disable_ha".into(),
+            Method::VmPoolMigrate => "VM.pool_migrate".into(),
         }
     }
 
@@ -196,6 +199,7 @@ impl Method {
             Method::PoolHaComputeHypotheticalMaxHostFailuresToTolerate => &["configuration"],
             Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
             Method::PoolHaPreventRestartsFor => &["seconds"],
+            Method::VmPoolMigrate => &["vm", "host", "options"],
         }
     }
 }
@@ -266,6 +270,7 @@ pub fn all() -> Vec<Method> {
         Method::PoolHaGetPlanningPool,
         Method::PoolEnableHa,
         Method::PoolDisableHa,
+        Method::VmPoolMigrate,
     ]);
     out
 }

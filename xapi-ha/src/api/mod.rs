@@ -31,6 +31,7 @@ pub mod ha_enable;
 pub(crate) mod ids;
 mod message;
 pub mod methods;
+pub mod migrate; // migrate: VM.pool_migrate
 mod misc;
 pub mod pool;
 mod sr;
@@ -99,6 +100,18 @@ pub enum Effect {
     /// `StopVm`) on the agent of `host`, another host of the pool, through
     /// the host-to-host client; the changes commit here once it succeeded.
     OnHost { host: Ref, effect: Box<Effect> },
+    /// `VM.pool_migrate` of a process VM (docs/vm-drivers.md, "Migration"):
+    /// stop it on `source` (cleanly, or hard with `hard`), then start it on
+    /// `target`, each here or forwarded; if the start on `target` fails it
+    /// is started on `source` again and the call fails with the target's
+    /// error. The changes (resident_on = target) commit once it runs there.
+    MigrateVm {
+        vm: Ref,
+        spec: xapi_vm::VmSpec,
+        source: Ref,
+        target: Ref,
+        hard: bool,
+    },
     /// `pool.join` on the joining host: log in to the master, be admitted
     /// (`pool.admit`), take the pool secret and the database copy, and
     /// become a member.
@@ -240,6 +253,7 @@ pub fn call(
         Method::VmGetPossibleHosts => diagnostics::get_possible_hosts(db, &args[0]),
         Method::PoolEnableHa => ha_enable::enable(db, args),
         Method::PoolDisableHa => ha_enable::disable(db),
+        Method::VmPoolMigrate => migrate::pool_migrate(db, args),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

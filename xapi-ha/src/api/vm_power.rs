@@ -45,7 +45,7 @@ fn text(db: &Database, class: Class, r: Ref, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn expect_state(db: &Database, vm: Ref, expected: &str) -> Result<(), ApiError> {
+pub fn expect_state(db: &Database, vm: Ref, expected: &str) -> Result<(), ApiError> {
     let actual = power_state(db, vm);
     if actual == expected {
         Ok(())
@@ -169,6 +169,14 @@ fn check_start(db: &Database, vm: Ref, host: Ref, start_paused: bool) -> Result<
             "start_paused: the VM drivers cannot start a VM paused",
         ));
     }
+    check_room(db, vm, host)
+}
+
+/// Checks that `host` can take `vm`: it offers the VM's driver
+/// (`OPERATION_NOT_ALLOWED`) and has its footprint free
+/// (`HOST_NOT_ENOUGH_FREE_MEMORY [needed; available]`). For a start and
+/// for the target of a migration.
+pub fn check_room(db: &Database, vm: Ref, host: Ref) -> Result<(), ApiError> {
     let driver = text(db, Class::Vm, vm, "driver");
     let offered = super::diagnostics::host_drivers(db, host);
     if driver.is_empty() {
@@ -257,7 +265,7 @@ fn bool_arg(name: &str, v: &Value) -> Result<bool, ApiError> {
 
 /// The host a running VM is resident on (power calls for it run there:
 /// here, or forwarded to that host's agent).
-fn resident_host(db: &Database, vm: Ref) -> Result<Ref, ApiError> {
+pub fn resident_host(db: &Database, vm: Ref) -> Result<Ref, ApiError> {
     db.field(Class::Vm, vm, "resident_on")
         .and_then(|v| v.as_ref())
         .filter(|r| !r.is_null() && db.get(Class::Host, *r).is_some())

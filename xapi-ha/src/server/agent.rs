@@ -430,7 +430,10 @@ impl Agent {
         let vm_effects = outcome.effects.iter().any(|e| {
             matches!(
                 e,
-                Effect::StartVm { .. } | Effect::StopVm { .. } | Effect::OnHost { .. }
+                Effect::StartVm { .. }
+                    | Effect::StopVm { .. }
+                    | Effect::OnHost { .. }
+                    | Effect::MigrateVm { .. }
             )
         });
         let pool_effects = outcome.effects.iter().any(|e| {
@@ -474,6 +477,9 @@ impl Agent {
         for effect in &outcome.effects {
             match effect {
                 Effect::OnHost { host, effect } => membership::forward(self, *host, effect)?,
+                Effect::MigrateVm { .. } => {
+                    super::migration::perform(self, caller.this_host, vms.as_deref_mut(), effect)?
+                }
                 _ => perform(vms.as_deref_mut(), effect)?,
             }
         }
@@ -493,6 +499,23 @@ impl Agent {
                             && let Err(e) = v.stop(spec.uuid, true)
                         {
                             tracing::error!(vm = %spec.uuid, error = %e, "stopping it failed");
+                        }
+                    }
+                    Effect::MigrateVm {
+                        vm, spec, target, ..
+                    } => {
+                        let stop = Effect::StopVm {
+                            vm: *vm,
+                            uuid: spec.uuid,
+                            hard: true,
+                        };
+                        let stopped = if *target == caller.this_host {
+                            perform(vms.as_deref_mut(), &stop)
+                        } else {
+                            membership::forward(self, *target, &stop)
+                        };
+                        if let Err(e) = stopped {
+                            tracing::error!(vm = %spec.uuid, error = ?e, "stopping it failed");
                         }
                     }
                     Effect::OnHost { host, effect } => {
@@ -681,7 +704,7 @@ pub const EVENT_FROM_MAX_WAIT: Duration = Duration::from_secs(3600);
 pub const EVENT_BATCH_DELAY: Duration = Duration::from_millis(50);
 
 /// Performs one effect of a call on this host's VM drivers.
-fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
+pub(super) fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
     let driver_failed = |e: super::vms::VmHostError| {
         tracing::warn!(error = %e, "VM effect failed");
         Failure::from(ApiError::internal(&e.to_string()))
@@ -705,6 +728,10 @@ fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), Failure> {
         Effect::EnableHa(_) | Effect::DisableHa(_) => {
             Err(ApiError::internal("an HA effect is not a VM effect").into())
         }
+        Effect::MigrateVm { .. } => Err(ApiError::internal(
+            "a migration is performed by server::migration, not on one host",
+        )
+        .into()),
     }
 }
 

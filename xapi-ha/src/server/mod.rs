@@ -8,6 +8,7 @@ pub mod http;
 pub mod listen;
 pub mod mailer;
 pub mod membership;
+mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;
 mod peer_calls;
 pub mod peers;

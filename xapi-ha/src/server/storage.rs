@@ -53,6 +53,7 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
         Effect::CreateVdi { path, size } => create_volume(path, *size),
         Effect::StartVm { .. }
         | Effect::StopVm { .. }
+        | Effect::MigrateVm { .. }
         | Effect::OnHost { .. }
         | Effect::JoinPool { .. }
         | Effect::EjectHost { .. }

@@ -5,9 +5,9 @@
 
 mod api_support;
 
+use api_support::vm_binaries;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use api_support::{Agent, call2, config_text, fail2, login};
@@ -19,26 +19,6 @@ use xapi_vm::stamp::region::REGION_BYTES;
 use xapi_vm::{DriverContext, StopMode, VmDriver as _};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// `xha-vm-keeper` and `xha-stamp` are another package's binaries: built
-/// once here, next to `xapi-ha` (where the agent looks for the keeper).
-fn vm_binaries() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "xapi_vm", "--bins"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build -p xapi_vm");
-        assert!(status.success(), "building the VM binaries failed");
-        let dir = Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
-            .parent()
-            .expect("bin dir")
-            .to_path_buf();
-        assert!(dir.join("xha-vm-keeper").exists(), "no keeper in {dir:?}");
-        dir
-    })
-}
 
 /// Stops (hard) every VM still running under an agent's data directory
 /// when dropped, so a failing test leaves no process behind: the product's

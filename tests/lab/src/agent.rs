@@ -255,3 +255,61 @@ fn write_private(path: &Path, text: &str) -> Result<(), AgentError> {
     f.write_all(text.as_bytes())
         .map_err(io_error("write the password file", path))
 }
+
+/// Stops the daemon and supervisor an enable started when a test ends (a
+/// failing test included: they are detached and outlive the agent by
+/// design). Made right after the enable: it reads the pidfiles then, and
+/// later signals only those pids, and only while they still run this
+/// test's configuration.
+pub struct StopDaemons {
+    dir: PathBuf,
+    pids: Vec<i32>,
+}
+
+impl StopDaemons {
+    /// Reads the pidfiles in `dir` (the agent's xhad directory) now.
+    #[must_use]
+    pub fn new(dir: PathBuf) -> StopDaemons {
+        let read = |f: &str| -> Option<i32> {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        let pids = [read("xhad.pid"), read("supervisor.pid")]
+            .into_iter()
+            .flatten()
+            .collect();
+        StopDaemons { dir, pids }
+    }
+}
+
+impl Drop for StopDaemons {
+    fn drop(&mut self) {
+        let socket = self.dir.join("control.sock");
+        for r in [
+            xha_control::Request::DisarmFencing,
+            xha_control::Request::Stop,
+        ] {
+            let _ = xha_control::client::request(&socket, r, xha_control::client::REQUEST_TIMEOUT);
+        }
+        let marker = self.dir.to_string_lossy().into_owned();
+        let ours = |pid: i32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        };
+        for &pid in &self.pids {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while ours(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if ours(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}

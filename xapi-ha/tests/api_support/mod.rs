@@ -11,6 +11,7 @@ use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use xha_lab::agent::AgentProcess;
@@ -254,18 +255,28 @@ pub fn login(addr: SocketAddr) -> String {
 /// A Python with the `XenAPI` package: `XAPI_HA_PYTHON`, the venv that
 /// .ci/run makes under target/, or `python3` if it has the package.
 pub fn python_with_xenapi() -> Result<PathBuf, String> {
+    python_with("XAPI_HA_PYTHON", "xenapi-venv", "XenAPI", true)
+}
+
+/// A Python that can `import module`: the one named by the environment
+/// variable `env`, the venv `target/<venv>` that .ci/run makes, or (with
+/// `system`) `python3` if it has the module. The error says how .ci/run
+/// installs it.
+pub fn python_with(env: &str, venv: &str, module: &str, system: bool) -> Result<PathBuf, String> {
     let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("XAPI_HA_PYTHON") {
+    if let Some(p) = std::env::var_os(env) {
         candidates.push(PathBuf::from(p));
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    candidates.push(target.join("xenapi-venv/bin/python3"));
-    candidates.push(PathBuf::from("python3"));
+    candidates.push(target.join(venv).join("bin/python3"));
+    if system {
+        candidates.push(PathBuf::from("python3"));
+    }
     for c in &candidates {
         let ok = Command::new(c)
-            .args(["-c", "import XenAPI"])
+            .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -275,7 +286,27 @@ pub fn python_with_xenapi() -> Result<PathBuf, String> {
         }
     }
     Err(format!(
-        "no Python with the XenAPI package (tried {candidates:?}); .ci/run installs it with \
-         `python3 -m venv target/xenapi-venv && target/xenapi-venv/bin/pip install XenAPI`"
+        "no Python with {module} (tried {candidates:?}); .ci/run installs it with \
+         `python3 -m venv target/{venv} && target/{venv}/bin/pip install {module}`"
     ))
+}
+
+/// `xha-vm-keeper` and `xha-stamp` (another package's binaries) built
+/// once, next to `xapi-ha`, where the agent looks for the keeper.
+pub fn vm_binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "xapi_vm", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p xapi_vm");
+        assert!(status.success(), "building the VM binaries failed");
+        let dir = Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        assert!(dir.join("xha-vm-keeper").exists(), "no keeper in {dir:?}");
+        dir
+    })
 }

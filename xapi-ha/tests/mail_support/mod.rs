@@ -17,29 +17,7 @@ use crate::api_support::{call2, fail2};
 /// The Python with aiosmtpd: `XAPI_HA_SMTP_PYTHON`, or the venv under
 /// target/ that .ci/run makes.
 pub fn python() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("XAPI_HA_SMTP_PYTHON") {
-        candidates.push(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    candidates.push(target.join("smtp-venv/bin/python3"));
-    for c in &candidates {
-        let ok = Command::new(c)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Ok(c.clone());
-        }
-    }
-    Err(format!(
-        "no Python with aiosmtpd (tried {candidates:?}); .ci/run installs it with \
-         `python3 -m venv target/smtp-venv && target/smtp-venv/bin/pip install aiosmtpd`"
-    ))
+    crate::api_support::python_with("XAPI_HA_SMTP_PYTHON", "smtp-venv", "aiosmtpd", false)
 }
 
 /// A free loopback port (bound, then released for the server to take).

@@ -30,25 +30,7 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// `xha-vm-keeper` (another package's binary) built next to `xapi-ha`,
-/// where the agent looks for it.
-pub fn vm_binaries() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "xapi_vm", "--bins"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build -p xapi_vm");
-        assert!(status.success(), "building the VM binaries failed");
-        let dir = Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
-            .parent()
-            .expect("bin dir")
-            .to_path_buf();
-        assert!(dir.join("xha-vm-keeper").exists(), "no keeper in {dir:?}");
-        dir
-    })
-}
+pub use crate::api_support::vm_binaries;
 
 /// One host of a test pool.
 pub struct Host {

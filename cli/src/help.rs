@@ -36,31 +36,44 @@ fn list(out: &mut dyn Write) -> Result<(), CliError> {
         "Usage: xe COMMAND [key=value ...] [--json] [--minimal]"
     )?;
     writeln!(out)?;
+    // One list for help, docs/cli.md's command index and the completions
+    // (crate::catalog).
+    let entries = crate::catalog::entries();
+    let label = |name: &str| {
+        if name == "help" {
+            "help [COMMAND]".to_owned()
+        } else {
+            name.to_owned()
+        }
+    };
+    let width = entries
+        .iter()
+        .map(|e| label(&e.name).len())
+        .max()
+        .unwrap_or(0);
     writeln!(out, "Commands:")?;
-    let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    writeln!(
-        out,
-        "  {:width$}  Show this list, or one command's parameters",
-        "help [COMMAND]"
-    )?;
-    for command in COMMANDS {
-        writeln!(out, "  {:width$}  {}", command.name, command.summary)?;
+    for entry in entries
+        .iter()
+        .filter(|e| !e.live || e.name.starts_with("pool-ha-compute"))
+    {
+        writeln!(out, "  {:width$}  {}", label(&entry.name), entry.summary)?;
     }
     writeln!(out)?;
     writeln!(
         out,
-        "Live pool (docs/cli.md, \"The live pool\"): CLASS-list, CLASS-param-list, CLASS-param-get,"
-    )?;
-    writeln!(
-        out,
-        "  CLASS-param-set, CLASS-param-add, CLASS-param-remove, CLASS-param-clear (CLASS: {}),",
+        "Live pool (docs/cli.md, \"The live pool\"; CLASS: {}):",
         crate::live::CLASSES
             .iter()
             .map(|(p, _)| *p)
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(out, "  {}", crate::live::OTHERS.join(", "))?;
+    for entry in entries
+        .iter()
+        .filter(|e| e.live && !e.name.starts_with("pool-ha-compute"))
+    {
+        writeln!(out, "  {:width$}  {}", entry.name, entry.summary)?;
+    }
     writeln!(
         out,
         "  connection: [-s HOST [-p PORT] [--trust-new | --fingerprint=FP]] [--socket PATH] [-u USER] [-pw PASSWORD | -pwf FILE] (no password as root on the socket)"
@@ -72,6 +85,15 @@ fn list(out: &mut dyn Write) -> Result<(), CliError> {
         "Exit codes: 0 success, 1 usage error, 2 pool file error, 3 arguments that do not fit the pool, 4 output error, 5 a lab step failed, 6 the agent refused the call, 7 agent unreachable or no login, 8 untrusted TLS certificate, 130 lab interrupted."
     )?;
     Ok(())
+}
+
+/// `xe help` as printed, for docs/cli.md's generated copy.
+#[must_use]
+pub fn list_text() -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = list(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// XenServer's `xe help COMMAND` layout, plus one line per parameter.

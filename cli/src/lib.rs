@@ -5,6 +5,8 @@
 //! line on stderr. The reference is `docs/cli.md`.
 
 pub mod args;
+pub mod catalog;
+pub mod completion;
 pub mod error;
 pub mod help;
 pub mod lab_cmd;

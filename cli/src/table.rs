@@ -184,6 +184,25 @@ pub static COMMANDS: &[Command] = &[
         pairs: &[],
         run: lab_cmd::run_from_table,
     },
+    // pkg: shell completions generated from the command catalogue.
+    Command {
+        name: "completion",
+        summary: "Print the bash or zsh completion script for xe",
+        description: "Prints the completion script for the shell, generated from the same \
+                      command list as xe help: command names, parameter names, flags, fixed \
+                      values and object UUIDs from the local agent (xe CLASS-list --minimal). \
+                      The xha package installs both; see docs/packaging.md.",
+        params: &[Param {
+            name: "shell",
+            required: true,
+            repeatable: false,
+            kind: ParamKind::Value,
+            help: "bash or zsh",
+        }],
+        flags: &[],
+        pairs: &[],
+        run: crate::completion::run,
+    },
 ];
 
 /// The command with this exact name.

@@ -96,6 +96,15 @@ fn shape(command: Live) -> Shape {
     }
 }
 
+/// The keys, map keys (`name:`) and flags `command` takes, for the command
+/// catalogue (`crate::catalog`: help, docs and completions).
+pub(crate) fn keys_maps_flags(
+    command: Live,
+) -> (Vec<String>, Vec<String>, &'static [&'static str]) {
+    let shape = shape(command);
+    (shape.keys, shape.maps, shape.flags)
+}
+
 fn class_of(command: Live) -> Class {
     match command {
         Live::Generic(class, _) => class,

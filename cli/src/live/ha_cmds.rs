@@ -39,6 +39,16 @@ pub fn find(name: &str) -> Option<HaCommand> {
     }
 }
 
+/// The keys (`ha-config:timeout` as written) and flags of the HA command
+/// `name`, for the command catalogue (`crate::catalog`).
+pub(crate) fn keys_and_flags(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match find(name) {
+        Some(HaCommand::Enable) => (&["heartbeat-sr-uuids", "ha-config:timeout"], &[]),
+        Some(HaCommand::Status) => (&[], &["--json"]),
+        Some(HaCommand::Disable) | None => (&[], &[]),
+    }
+}
+
 /// The parsed arguments: `heartbeat-sr-uuids`, `ha-config:*`, `--json`.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct HaArgs {

@@ -40,6 +40,20 @@ const OBJECT_KEYS: &[(&str, &str)] = &[
     ("pool-uuid", "Pool"),
 ];
 
+/// The keys the command `name` of this file takes, for the command
+/// catalogue (`crate::catalog`).
+pub(crate) fn keys_of(name: &str) -> Vec<&'static str> {
+    match find(name) {
+        Some(Live::Generic(_, CREATE)) => {
+            let mut keys = vec!["name", "priority", "body"];
+            keys.extend(OBJECT_KEYS.iter().map(|(k, _)| *k));
+            keys
+        }
+        Some(Live::Generic(_, DESTROY)) => vec!["uuid"],
+        _ => Vec::new(),
+    }
+}
+
 /// The command called `name`, if it is one of this file's.
 #[must_use]
 pub fn find(name: &str) -> Option<Live> {

@@ -6,6 +6,8 @@
 pub mod api_errors;
 mod args;
 mod calls;
+// pkg: the live commands' keys for the command catalogue (crate::catalog).
+pub(crate) mod catalog_keys;
 mod commands;
 mod create_cmds;
 mod event_cmds;

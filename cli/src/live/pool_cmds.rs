@@ -31,6 +31,12 @@ pub fn find(name: &str) -> Option<PoolCommand> {
     }
 }
 
+/// The keys the pool command `name` takes, for the command catalogue
+/// (`crate::catalog`).
+pub(crate) fn keys_of(name: &str) -> &'static [&'static str] {
+    find(name).map_or(&[], keys)
+}
+
 /// The keys a command takes (all required).
 fn keys(command: PoolCommand) -> &'static [&'static str] {
     match command {

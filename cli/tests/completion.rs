@@ -116,9 +116,9 @@ fn bash_completes_uuids_from_the_live_pool() {
     assert_eq!(c("xe vm-param-list uuid="), vms);
     assert_eq!(
         c(&format!("xe vm-destroy uuid={}", &vms[0][..8])),
-        [vms[0].clone()]
+        [vms[0].as_str()]
     );
-    assert_eq!(c("xe vm-start on="), [host.clone()]);
+    assert_eq!(c("xe vm-start on="), [host.as_str()]);
     assert_eq!(c("xe pool-eject host-uuid="), [host]);
     // No agent there: nothing, quickly, and no error.
     let none = [
@@ -128,8 +128,35 @@ fn bash_completes_uuids_from_the_live_pool() {
     assert!(complete(s.path(), "xe vm-param-list uuid=", &none).is_empty());
 }
 
+/// What the zsh script offers for the words `line` (cursor at the end of
+/// the last), with zsh's completion builtins replaced by stand-ins:
+/// `compadd` prints the candidates that start with `PREFIX`, `compset -P`
+/// drops the prefix up to `=`.
+fn complete_zsh(script: &Path, line: &[&str]) -> Vec<String> {
+    let stubs = r#"compadd() { while [[ $1 != -- ]]; do shift; done; shift
+  local w; for w in "$@"; do [[ $w == ${PREFIX}* ]] && print -r -- "$w"; done; return 0 }
+compset() { PREFIX=${PREFIX#*=} }
+_files() { }
+words=("${@:2}"); CURRENT=$(( $# - 1 )); PREFIX=${@[-1]}
+source "$1""#;
+    let out = Command::new("zsh")
+        .args(["-f", "-c", stubs, "zsh"])
+        .arg(script)
+        .args(line)
+        .output()
+        .expect("run zsh");
+    assert!(out.status.success(), "{out:?}");
+    let mut words: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    words.sort();
+    words
+}
+
 #[test]
-fn zsh_script_parses() {
+fn zsh_completes_names_parameters_and_values() {
     if Command::new("zsh").arg("--version").output().is_err() {
         println!("skipped: zsh is not installed (.ci/run installs it)");
         return;
@@ -141,4 +168,13 @@ fn zsh_script_parses() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let c = |line: &[&str]| complete_zsh(s.path(), line);
+    assert_eq!(c(&["xe", "pool-ha-en"]), ["pool-ha-enable"]);
+    assert_eq!(c(&["xe", "-s", "h", "vm-sta"]), ["vm-start"]);
+    assert_eq!(
+        c(&["xe", "pool-ha-enable", "heart"]),
+        ["heartbeat-sr-uuids="]
+    );
+    assert_eq!(c(&["xe", "sr-create", "type="]), ["block", "file"]);
+    assert_eq!(c(&["xe", "help", "pool-ej"]), ["pool-eject"]);
 }

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${XHA_DEB_PROFILE:-release}
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
-cargo build --profile "$profile" -p xapi_ha -p xha -p sr_heartbeat -p xe --bins
+cargo build --profile "$profile" -p xapi_ha -p xha -p sr_heartbeat -p xapi_vm -p xe --bins
 mkdir -p target/debian
 cargo deb -p xapi_ha --no-build --profile "$profile" -o target/debian/ >&2
 ls -t target/debian/xha_*.deb | head -n1

@@ -70,7 +70,7 @@ dpkg-deb -c "$deb" | awk '{print $1, $6}' | sed 's|\./|/|' > "$scratch/contents"
 
 # --- install ---------------------------------------------------------------
 check "dpkg -i installs it" dpkg -i "$deb"
-for f in /usr/sbin/xapi-ha /usr/sbin/xhad /usr/sbin/xha-supervisor /usr/sbin/sr-heartbeat /usr/bin/xe; do
+for f in /usr/sbin/xapi-ha /usr/sbin/xha-vm-keeper /usr/sbin/xhad /usr/sbin/xha-supervisor /usr/sbin/sr-heartbeat /usr/bin/xe; do
   mode_is "$f" 755 root:root
 done
 for f in /lib/systemd/system/xapi-ha.service /lib/systemd/system/xhad.service \

@@ -157,7 +157,12 @@ fn summary(p: &mut Page, db: &Database, pool: Option<Ref>) {
     );
     // Green when not overcommitted.
     let (_, t) = yes_no(overcommitted);
-    row(p, "Overcommitted", t, if overcommitted { "no" } else { "yes" });
+    row(
+        p,
+        "Overcommitted",
+        t,
+        if overcommitted { "no" } else { "yes" },
+    );
     row(
         p,
         "Limiting failure set",

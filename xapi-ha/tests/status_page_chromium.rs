@@ -136,3 +136,47 @@ fn chromium_shows_the_status_page_before_and_after_a_vm_starts() {
     let msg = row(&later, "messages", "STATUS_PAGE_TEST");
     assert!(msg.contains("a &lt;b&gt;note&lt;/b&gt;"), "{msg}");
 }
+
+#[test]
+fn root_on_the_unix_socket_needs_no_login_and_a_member_names_its_master() {
+    use std::io::{Read as _, Write as _};
+    // A master first (so the database holds this host), then a member.
+    let a = api_support::Agent::start();
+    let mut s = std::os::unix::net::UnixStream::connect(&a.unix).expect("unix socket");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let as_root = running_as_root();
+    if as_root {
+        assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+        assert!(raw.contains("<table id=\"vms\">"), "{raw}");
+    } else {
+        eprintln!("not root: the Unix-socket peer is not trusted, checking the refusal");
+        assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    }
+    let (dir, code, _) = a.terminate();
+    assert_eq!(code, Some(0));
+    std::fs::write(dir.path().join("data/pool.conf"), "slave:192.0.2.7\n").expect("role");
+    let m = api_support::Agent::restart(dir);
+    let (user, password) = credentials();
+    assert_eq!(get(m.http, "/", None).status, 401);
+    let page = get(m.http, "/", Some((user, password)));
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("pool member"), "{}", page.body);
+    assert!(page.body.contains("192.0.2.7"), "{}", page.body);
+    assert!(!page.body.contains("<table"), "{}", page.body);
+    // Every host serves /metrics.
+    let metrics = get(m.http, "/metrics", None);
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains("xha_hosts 1"), "{}", metrics.body);
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}

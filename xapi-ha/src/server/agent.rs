@@ -87,6 +87,8 @@ pub struct Agent {
     vms: OnceLock<Mutex<VmHost>>,
     /// haenable: the link to `xhad` (`ha_ops`).
     ha: HaLink,
+    /// metrics: the Prometheus handles (`crate::metrics`, docs/metrics.md).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl From<ApiError> for Failure {
@@ -149,6 +151,7 @@ impl Agent {
             host,
             vms: OnceLock::new(),
             ha: HaLink::default(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 
@@ -375,7 +378,7 @@ impl Agent {
     /// Checks a password against the user file as it is now on disk (so
     /// `xapi-ha passwd` takes effect without a restart; a file that no
     /// longer parses keeps the last good one and is logged).
-    fn check_password(&self, user: &str, password: &str) -> bool {
+    pub(super) fn check_password(&self, user: &str, password: &str) -> bool {
         match Users::load(&self.users_path) {
             Ok(u) => *lock(&self.users) = u,
             Err(e) => tracing::warn!(error = %e, "user file unreadable: using the last good copy"),

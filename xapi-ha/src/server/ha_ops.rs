@@ -295,6 +295,7 @@ impl Agent {
         if current != Some(report.pool_generation) {
             return;
         }
+        self.metrics.observe_report(report);
         let caller = self.caller();
         let mut store = self.store();
         let changes = translate::changes(store.database(), report, caller.now, caller.seed);

@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use super::agent::{Agent, Origin};
 use crate::rpc::{DecodeError, Failure, jsonrpc, xmlrpc};
@@ -47,10 +47,18 @@ pub mod code {
 /// The routes over `agent`.
 pub fn router(agent: Arc<Agent>, limits: Limits) -> Router {
     Router::new()
-        .route("/", post(xml).options(preflight))
+        .route("/", get(super::web::status).post(xml).options(preflight))
+        .route("/metrics", get(super::web::metrics))
         .route("/RPC2", post(xml))
         .route("/jsonrpc", post(json).options(preflight))
         .with_state(AppState { agent, limits })
+}
+
+// metrics: the GET routes (`web`) take the agent alone.
+impl axum::extract::FromRef<AppState> for Arc<Agent> {
+    fn from_ref(st: &AppState) -> Arc<Agent> {
+        Arc::clone(&st.agent)
+    }
 }
 
 /// The CORS pre-flight answer xapi gives on `OPTIONS /` and `/jsonrpc`.
@@ -164,8 +172,17 @@ async fn xml(
             );
         }
     };
+    let method = call.method.clone();
     let r = st.agent.dispatch(call, origin_of(origin)).await;
+    count(&st.agent, &method, &r);
     xml_reply(StatusCode::OK, &r)
+}
+
+/// metrics: counts one answered call (`xha_api_requests_total`).
+fn count(agent: &Agent, method: &str, r: &Result<crate::rpc::Rpc, Failure>) {
+    agent
+        .metrics
+        .api_request(method, r.as_ref().err().map(|f| f.code.as_str()));
 }
 
 /// A decode error as a failure; non-UTF-8 gets xapi's `INVALID_VALUE`.
@@ -208,7 +225,9 @@ async fn json(
             );
         }
     };
+    let method = req.call.method.clone();
     let r = st.agent.dispatch(req.call, origin_of(origin)).await;
+    count(&st.agent, &method, &r);
     json_reply(
         StatusCode::OK,
         jsonrpc::encode_response(req.version, &req.id, &r),

@@ -113,9 +113,11 @@ async fn round(agent: &Arc<Agent>, last_problem: &mut Option<String>) -> Result<
                 tracing::info!(mail = %mail.name, count = mail.count, answer = %a, "mail sent")
             }
             Delivery::Transient(a) => {
+                agent.metrics.mail_send_failure(false);
                 tracing::warn!(mail = %mail.name, answer = %a, "mail not sent: will retry")
             }
             Delivery::Permanent(a) => {
+                agent.metrics.mail_send_failure(true);
                 tracing::error!(mail = %mail.name, answer = %a, "mail refused: dropped")
             }
         }

@@ -17,6 +17,7 @@ pub mod role;
 pub mod storage;
 pub mod tls;
 pub mod vms;
+pub mod web; // metrics: GET /metrics and the status page
 pub mod xhad_launcher;
 pub mod xhad_watch;
 

@@ -28,13 +28,12 @@ pub struct Launch<'a> {
 }
 
 /// The machine: microvm without the legacy PIT and 8259 PIC. With them,
-/// the PIT (counting from reset) raises IRQ 0 through a PIC the guest
-/// kernel never programs (its vector base stays 0), and when the kernel
-/// first enables interrupts in `start_kernel` a pending tick arrives as
-/// vector 0, a "divide error" in the idle task: panic, and the guest spins
-/// silently (before the console exists) at full CPU for ever. It hit most
-/// boots on an idle host, few on a loaded one (docs/vm-drivers.md, "The
-/// boot hang"). The guest needs neither: the LAPIC timer and the IOAPIC do
+/// the PIT (counting from reset) raises IRQ 0 through a PIC whose vector
+/// base is still 0, and when the kernel first enables interrupts in
+/// `start_kernel` a pending tick arrives as vector 0, a "divide error" in
+/// the idle task: panic, and the guest spins silently (before the console
+/// exists) at full CPU for ever. It hit most boots on an idle host, few on
+/// a loaded one (docs/vm-drivers.md, "The boot hang"). The guest needs neither: the LAPIC timer and the IOAPIC do
 /// the work, and `tsc_early_khz` replaces the PIT calibration.
 pub const MACHINE: &str = "microvm,pit=off,pic=off";
 

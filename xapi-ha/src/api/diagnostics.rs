@@ -64,7 +64,7 @@ impl Problem {
         }
     }
 
-    fn error(&self, db: &Database) -> ApiError {
+    pub(crate) fn error(&self, db: &Database) -> ApiError {
         match self {
             Problem::SrNotShared { sr, .. } => {
                 ApiError::new("HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", [sr.to_string()])

@@ -11,12 +11,14 @@
 //! the HA failover plan (`HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN`, through
 //! [`crate::ha::overcommit::check`] with `VmArriving`).
 //!
-//! A process VM moves by [`Effect::MigrateVm`]: stopped on its host, then
-//! started on the target; the server starts it on the source again if the
-//! target's start fails. A QEMU VM is refused for now (live migration
-//! through the agents is not wired yet; the driver's `-incoming` support
-//! is in xapi-ha/vm/src/qemu/). On success the VM is Running with
-//! `resident_on` = target; no message (xapi raises none for a migration).
+//! A VM moves by [`Effect::MigrateVm`]. A process VM is stopped on its
+//! host, then started on the target; the server starts it on the source
+//! again if the target's start fails. A QEMU VM moves live (QMP `migrate`
+//! to a QEMU started with `-incoming` on the target,
+//! `server::live_migration`); its disks must be on shared SRs
+//! (`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]`, the target opens the same
+//! files). On success the VM is Running with `resident_on` = target; no
+//! message (xapi raises none for a migration).
 
 use crate::db::{Change, Class, Database};
 use crate::ha::overcommit::{self, Operation};
@@ -78,11 +80,12 @@ pub fn pool_migrate(db: &Database, args: &[Value]) -> Result<Outcome, ApiError> 
     check_room(db, vm, target)?;
     overcommit::check(db, &Operation::VmArriving { vm, host: target })?;
     let spec = vm_spec(db, vm)?;
-    if spec.driver != "process" {
-        return Err(ApiError::operation_not_allowed(&format!(
-            "VM.pool_migrate of a {} VM is not supported yet (only process VMs move)",
-            spec.driver
-        )));
+    if spec.driver == xapi_vm::qemu::NAME
+        && let Some(p) = super::diagnostics::problems(db, vm)
+            .into_iter()
+            .find(|p| matches!(p, super::diagnostics::Problem::SrNotShared { .. }))
+    {
+        return Err(p.error(db));
     }
     Ok(Outcome {
         effects: vec![Effect::MigrateVm {

@@ -29,9 +29,14 @@ pub const SET_MASTER: &str = "pool.peer_set_master";
 /// a pool of one with a fresh database (`pool.eject`).
 pub const EJECT: &str = "pool.peer_eject";
 
+/// master -> source or target host: `(step)`: one step of a QEMU live
+/// migration (`server::live_migration::Step` as JSON); returns the
+/// target's listen address for the first step, "" for the others.
+pub const MIGRATE: &str = "host.peer_migrate";
+
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
-    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT,
+    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE,
 ];
 
 /// `SYNC` kinds.

@@ -151,6 +151,15 @@ pub fn forward(agent: &Agent, host: Ref, effect: &Effect) -> Result<(), Failure>
         .map_err(contact_error(host))
 }
 
+/// A host-to-host call `method(params)` on `host`'s agent; its answer
+/// (blocking thread).
+pub fn call_host(agent: &Agent, host: Ref, method: &str, params: Vec<Rpc>) -> Result<Rpc, Failure> {
+    let target = target_of(agent, agent.store().database(), host)?;
+    let secret = secret(agent)?;
+    tracing::info!(%host, target = %target, method, "host-to-host call");
+    block_on(peers::peer_call(&target, &secret, method, params)).map_err(contact_error(host))
+}
+
 /// The reply to `pool.admit` on the master, right after its commit: the new
 /// host, the pool secret and the database copy (which holds the host).
 pub fn admit_reply(agent: &Agent, store: &LocalStore, result: &Value) -> Result<Rpc, Failure> {

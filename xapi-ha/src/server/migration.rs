@@ -1,8 +1,9 @@
-//! Performs [`Effect::MigrateVm`] (`VM.pool_migrate` of a process VM,
-//! docs/vm-drivers.md "Migration"): stop the VM on its host, start it on
-//! the target, each on this host's drivers or forwarded to the host's agent
-//! (docs/pool.md); if the target's start fails, start it on the source
-//! again and fail with the target's error, so the VM keeps running.
+//! Performs [`Effect::MigrateVm`] (`VM.pool_migrate`, docs/vm-drivers.md
+//! "Migration"). A QEMU VM moves live ([`super::live_migration`]). A
+//! process VM is stopped on its host and started on the target, each on
+//! this host's drivers or forwarded to the host's agent (docs/pool.md); if
+//! the target's start fails, it is started on the source again and the
+//! call fails with the target's error, so the VM keeps running.
 
 use super::agent::{self, Agent};
 use super::membership;
@@ -43,6 +44,9 @@ pub fn perform(
     else {
         return Err(ApiError::internal(&format!("not a migration: {effect:?}")).into());
     };
+    if spec.driver == xapi_vm::qemu::NAME {
+        return super::live_migration::perform(agent, here, vms, effect);
+    }
     let stop = Effect::StopVm {
         vm: *vm,
         uuid: spec.uuid,

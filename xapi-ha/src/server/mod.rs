@@ -6,6 +6,7 @@ pub mod agent;
 pub mod ha_ops;
 pub mod http;
 pub mod listen;
+mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
 pub mod mailer;
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect

@@ -77,6 +77,7 @@ fn peer_blocking(agent: &Agent, method: &str, args: &[Rpc]) -> Result<Rpc, Failu
             tracing::info!(vm = %uuid, hard, "stopped at the master's request");
             Ok(Rpc::Str(String::new()))
         }
+        peer::MIGRATE => super::live_migration::peer_step(agent, args),
         peer::VM_STOPPED => {
             let host_uuid = param_str(args, 0, "host_uuid")?;
             let vm_uuid = param_str(args, 1, "vm_uuid")?;

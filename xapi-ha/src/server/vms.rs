@@ -34,7 +34,8 @@ pub enum VmHostError {
 
 /// The drivers of this host.
 pub struct VmHost {
-    drivers: Vec<Box<dyn VmDriver>>,
+    process: ProcessDriver,
+    qemu: Option<QemuDriver>,
 }
 
 impl VmHost {
@@ -46,25 +47,41 @@ impl VmHost {
             run_dir,
             keeper,
         };
-        let mut drivers: Vec<Box<dyn VmDriver>> = vec![Box::new(ProcessDriver::new(ctx.clone()))];
-        if names.iter().any(|n| n == xapi_vm::qemu::NAME) {
-            drivers.push(Box::new(QemuDriver::new(ctx, QemuConfig::default())));
-        }
-        VmHost { drivers }
+        let process = ProcessDriver::new(ctx.clone());
+        let qemu = names
+            .iter()
+            .any(|n| n == xapi_vm::qemu::NAME)
+            .then(|| QemuDriver::new(ctx, QemuConfig::default()));
+        VmHost { process, qemu }
     }
 
-    fn driver(&mut self, name: &str) -> Result<&mut Box<dyn VmDriver>, VmHostError> {
-        self.drivers
-            .iter_mut()
+    fn drivers(&mut self) -> Vec<&mut dyn VmDriver> {
+        let mut out: Vec<&mut dyn VmDriver> = vec![&mut self.process];
+        if let Some(q) = self.qemu.as_mut() {
+            out.push(q);
+        }
+        out
+    }
+
+    fn driver(&mut self, name: &str) -> Result<&mut dyn VmDriver, VmHostError> {
+        self.drivers()
+            .into_iter()
             .find(|d| d.name() == name)
             .ok_or_else(|| VmHostError::NoDriver(name.to_owned()))
     }
 
     /// The driver running `uuid`, if any.
-    fn running_driver(&mut self, uuid: Uuid) -> Option<&mut Box<dyn VmDriver>> {
-        self.drivers
-            .iter_mut()
+    fn running_driver(&mut self, uuid: Uuid) -> Option<&mut dyn VmDriver> {
+        self.drivers()
+            .into_iter()
             .find(|d| d.running().iter().any(|r| r.uuid == uuid))
+    }
+
+    /// The QEMU driver (live migration), when this host offers it.
+    pub fn qemu(&mut self) -> Result<&mut QemuDriver, VmHostError> {
+        self.qemu
+            .as_mut()
+            .ok_or_else(|| VmHostError::NoDriver(xapi_vm::qemu::NAME.to_owned()))
     }
 
     /// Starts a VM; refused by the driver if it already runs here.
@@ -93,15 +110,15 @@ impl VmHost {
 
     /// Whether the VM runs on this host now.
     pub fn is_running(&mut self, uuid: Uuid) -> bool {
-        self.drivers
-            .iter_mut()
+        self.drivers()
+            .into_iter()
             .any(|d| matches!(d.state(uuid), Ok(PowerState::Running | PowerState::Paused)))
     }
 
     /// Adopts the VMs still running from an earlier agent; their uuids.
     pub fn adopt(&mut self) -> Vec<Uuid> {
         let mut out = Vec::new();
-        for d in &mut self.drivers {
+        for d in self.drivers() {
             match d.adopt() {
                 Ok(vms) => {
                     for vm in vms {
@@ -117,8 +134,8 @@ impl VmHost {
 
     /// The VMs that stopped since the last poll.
     pub fn poll(&mut self) -> Vec<VmEvent> {
-        self.drivers
-            .iter_mut()
+        self.drivers()
+            .into_iter()
             .flat_map(|d| d.poll_events())
             .collect()
     }

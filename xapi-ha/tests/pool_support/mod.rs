@@ -45,7 +45,7 @@ pub struct Hosts {
     pub port: u16,
 }
 
-fn config(dir: &Path, uuid: &str, address: &str, port: u16, i: usize) -> String {
+fn config(dir: &Path, uuid: &str, address: &str, port: u16, i: usize, drivers: &str) -> String {
     format!(
         r#"[host]
 uuid = "{uuid}"
@@ -58,7 +58,7 @@ unix_socket = "{d}/run/xapi-ha.sock"
 [data]
 dir = "{d}/data"
 [vm]
-drivers = ["process"]
+drivers = [{drivers}]
 [memory]
 total_bytes = {mem}
 "#,
@@ -69,6 +69,16 @@ total_bytes = {mem}
 
 /// Starts `n` agents, each the master of its own pool of one.
 pub fn start_hosts(n: usize) -> Hosts {
+    start_hosts_with(n, &["process"])
+}
+
+/// [`start_hosts`] with these VM drivers on every host.
+pub fn start_hosts_with(n: usize, drivers: &[&str]) -> Hosts {
+    let drivers = drivers
+        .iter()
+        .map(|d| format!("{d:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     vm_binaries();
     let mut rng = rand::thread_rng();
     let net = format!("127.{}.{}", rng.gen_range(1..=254), rng.gen_range(0..=254));
@@ -77,7 +87,8 @@ pub fn start_hosts(n: usize) -> Hosts {
         .map(|i| {
             let address = format!("{net}.{i}");
             let uuid = uuid::Uuid::new_v4().to_string();
-            let agent = Agent::start_configured(|dir| config(dir, &uuid, &address, port, i));
+            let agent =
+                Agent::start_configured(|dir| config(dir, &uuid, &address, port, i, &drivers));
             Host {
                 agent,
                 address,
@@ -183,6 +194,18 @@ impl Drop for StopVmsOnDrop {
             for vm in d.adopt().unwrap_or_default() {
                 eprintln!("stopping VM {} left running", vm.uuid);
                 let _ = d.stop(vm.uuid, xapi_vm::StopMode::Hard);
+            }
+            let mut q = xapi_vm::qemu::QemuDriver::new(
+                xapi_vm::DriverContext {
+                    host: "test".into(),
+                    run_dir: dir.clone(),
+                    keeper: vm_binaries().join("xha-vm-keeper"),
+                },
+                xapi_vm::qemu::QemuConfig::default(),
+            );
+            for vm in q.adopt().unwrap_or_default() {
+                eprintln!("stopping QEMU VM {} left running", vm.uuid);
+                let _ = q.stop(vm.uuid, xapi_vm::StopMode::Hard);
             }
         }
     }

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use support::guest::*;
@@ -160,11 +160,13 @@ fn a_new_owner_adopts_the_vm_and_second_starts_are_refused() {
     assert_eq!(log.windows().len(), 1, "one boot: never started twice");
 }
 
-fn free_port() -> SocketAddr {
+/// A loopback port nobody listens on (bound, then closed).
+fn free_port() -> String {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -180,7 +182,9 @@ fn live_migration_moves_the_vm_and_a_failed_one_leaves_it_running() {
     wait_stamps(&d0, 0, s.uuid, 2, BOOT);
 
     // Nothing listens there: the migration fails, the VM keeps running here.
-    let err = src.migrate(s.uuid, free_port(), BOOT, || true).unwrap_err();
+    let err = src
+        .migrate(s.uuid, &free_port(), BOOT, || true)
+        .unwrap_err();
     assert!(matches!(err, DriverError::MigrationFailed { .. }), "{err}");
     assert_eq!(src.state(s.uuid).unwrap(), PowerState::Running);
     let n = records(&d0, 0).len();
@@ -188,15 +192,16 @@ fn live_migration_moves_the_vm_and_a_failed_one_leaves_it_running() {
         (records(&d0, 0).len() > n).then_some(())
     });
 
-    let addr = free_port();
-    dst.start_incoming(&s, addr).unwrap();
+    // The target opens the same disk while the source holds it: QEMU's
+    // image lock lets an `-incoming` QEMU do that (it opens it inactive).
+    let addr = dst.start_incoming(&s, "127.0.0.1").unwrap();
     assert_eq!(
         dst.state(s.uuid).unwrap(),
         PowerState::Paused,
         "waiting for the migration"
     );
-    src.migrate(s.uuid, addr, BOOT, || {
-        dst.wait_running(s.uuid, BOOT).is_ok()
+    src.migrate(s.uuid, &addr, BOOT, || {
+        dst.resume_incoming(s.uuid, BOOT).is_ok()
     })
     .unwrap();
     assert_eq!(

@@ -148,3 +148,62 @@ fn a_target_without_the_driver_is_refused() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_qemu_vm_moves_live_only_with_its_disks_on_shared_srs() {
+    let (mut db, master, member, vm) = pool(8 << 30);
+    let qemu = Value::Set(vec![Value::String("qemu".into())]);
+    let _ = db
+        .apply(&[
+            Change::set(Class::Host, master, "vm_drivers", qemu.clone()),
+            Change::set(Class::Host, member, "vm_drivers", qemu),
+            Change::set(Class::Vm, vm, "driver", Value::String("qemu".into())),
+        ])
+        .unwrap();
+    // No disks: it moves (live, by the server).
+    let out = migrate(&db, master, vm, member, &[]).unwrap();
+    assert!(
+        matches!(&out.effects[..], [Effect::MigrateVm { spec, target, .. }] if spec.driver == "qemu" && *target == member),
+        "{:?}",
+        out.effects
+    );
+    // A disk on an unshared SR: refused, naming the SR, nothing changes.
+    let sr_args = [
+        Value::Ref(master),
+        Value::Map(vec![(
+            Key::String("path".into()),
+            Value::String("/nonexistent/local-sr".into()),
+        )]),
+        Value::Int(0),
+        Value::String("local".into()),
+        Value::String(String::new()),
+        Value::String("file".into()),
+        Value::String(String::new()),
+        Value::Bool(false),
+        Value::Map(vec![]),
+    ];
+    let out = call(&db, &caller(10, master), "SR.create", &sr_args).unwrap();
+    let _ = db.apply(&out.changes).unwrap();
+    let sr = out.result.as_ref().unwrap();
+    let vdi = Value::Record(vec![
+        ("SR".into(), Value::Ref(sr)),
+        ("virtual_size".into(), Value::Int(1 << 20)),
+    ]);
+    let out = call(&db, &caller(11, master), "VDI.create", &[vdi]).unwrap();
+    let _ = db.apply(&out.changes).unwrap();
+    let vdi = out.result.as_ref().unwrap();
+    let vbd = Value::Record(vec![
+        ("VM".into(), Value::Ref(vm)),
+        ("VDI".into(), Value::Ref(vdi)),
+        ("userdevice".into(), Value::String("0".into())),
+    ]);
+    // VBD.create wants a halted VM: plug the disk "offline".
+    let state = |s: &str| Change::set(Class::Vm, vm, "power_state", Value::Enum(s.into()));
+    let _ = db.apply(&[state("Halted")]).unwrap();
+    let out = call(&db, &caller(12, master), "VBD.create", &[vbd]).unwrap();
+    let _ = db.apply(&out.changes).unwrap();
+    let _ = db.apply(&[state("Running")]).unwrap();
+    let e = migrate(&db, master, vm, member, &[]).unwrap_err();
+    assert_eq!(e.code, "HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED");
+    assert_eq!(e.params, [sr.to_string()]);
+}

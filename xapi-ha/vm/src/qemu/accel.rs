@@ -93,7 +93,7 @@ pub fn probe_kvm(qemu: &Path, kernel: &Path, initrd: Option<&Path>) -> bool {
     let mut cmd = Command::new(qemu);
     cmd.args([
         "-M",
-        "microvm",
+        super::args::MACHINE,
         "-accel",
         "kvm",
         "-m",

@@ -1,7 +1,6 @@
 //! The QEMU command line for a VM (docs/vm-drivers.md, "QEMU command line").
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::Path;
 
 use super::accel::Accel;
@@ -23,8 +22,20 @@ pub struct Launch<'a> {
     pub stamp: bool,
     pub slot: u64,
     pub extra_cmdline: Option<&'a str>,
-    pub incoming: Option<SocketAddr>,
+    /// Target of a live migration: paused (`-S`), waiting for
+    /// `migrate-incoming` (`-incoming defer`).
+    pub incoming: bool,
 }
+
+/// The machine: microvm without the legacy PIT and 8259 PIC. With them,
+/// the PIT (counting from reset) raises IRQ 0 through a PIC whose vector
+/// base is still 0, and when the kernel first enables interrupts in
+/// `start_kernel` a pending tick arrives as vector 0, a "divide error" in
+/// the idle task: panic, and the guest spins silently (before the console
+/// exists) at full CPU for ever. It hit most boots on an idle host, few on
+/// a loaded one (docs/vm-drivers.md, "The boot hang"). The guest needs neither: the LAPIC timer and the IOAPIC do
+/// the work, and `tsc_early_khz` replaces the PIT calibration.
+pub const MACHINE: &str = "microvm,pit=off,pic=off";
 
 /// QEMU's option syntax: a comma inside a value is written twice.
 fn esc(s: &str) -> String {
@@ -54,7 +65,7 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
         "-uuid".into(),
         spec.uuid.hyphenated().to_string(),
         "-M".into(),
-        "microvm".into(),
+        MACHINE.into(),
         "-accel".into(),
         l.accel.as_str().into(),
         "-m".into(),
@@ -91,8 +102,8 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
         a.push("-device".into());
         a.push(format!("virtio-blk-device,drive=disk{i}"));
     }
-    if let Some(addr) = l.incoming {
-        a.extend(["-incoming".into(), format!("tcp:{addr}")]);
+    if l.incoming {
+        a.extend(["-S".into(), "-incoming".into(), "defer".into()]);
     }
     a.into_iter().map(OsString::from).collect()
 }

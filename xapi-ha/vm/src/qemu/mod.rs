@@ -17,14 +17,13 @@
 
 pub mod accel;
 pub mod args;
+mod migrate;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::qmp::{Qmp, QmpError};
@@ -126,11 +125,7 @@ impl QemuDriver {
     }
 
     /// Starts QEMU for `spec`; `incoming` makes it wait for a migration.
-    fn launch(
-        &mut self,
-        spec: &VmSpec,
-        incoming: Option<SocketAddr>,
-    ) -> Result<RunningVm, DriverError> {
+    fn launch(&mut self, spec: &VmSpec, incoming: bool) -> Result<RunningVm, DriverError> {
         spec.check_common(NAME)?;
         spec.check_keys(KEYS)?;
         if spec.get(KEY_IMAGE).is_some() {
@@ -193,11 +188,7 @@ impl QemuDriver {
         let argv = args::build(spec, &launch);
         let binary = OsString::from(self.cfg.binary.as_os_str());
         let vm = self.fleet.spawn(spec, &binary, &argv, &[])?.running_vm();
-        let want = if incoming.is_some() {
-            "inmigrate"
-        } else {
-            "running"
-        };
+        let want = if incoming { "inmigrate" } else { "running" };
         if let Err(e) = self.wait_qmp_status(spec.uuid, want) {
             // Nothing left running: kill what may be there, drop the record, no event.
             if let Some(mut t) = self.fleet.vms.remove(&spec.uuid) {
@@ -248,102 +239,6 @@ impl QemuDriver {
             vm: uuid,
             reason: format!("QMP not {want} after {QMP_UP_DEADLINE:?}: {last}"),
         })
-    }
-
-    /// Target side of a live migration: starts QEMU for `spec` waiting for
-    /// the VM's state on `listen` (`-incoming tcp:ADDR`).
-    pub fn start_incoming(
-        &mut self,
-        spec: &VmSpec,
-        listen: SocketAddr,
-    ) -> Result<RunningVm, DriverError> {
-        self.launch(spec, Some(listen))
-    }
-
-    /// Target side: waits until the migrated VM runs here.
-    pub fn wait_running(&mut self, uuid: Uuid, timeout: Duration) -> Result<(), DriverError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.fleet.is_alive(uuid) {
-                return Err(DriverError::NotRunning(uuid));
-            }
-            if let Ok(s) = self
-                .qmp(uuid)
-                .and_then(|mut q| q.status().map_err(qmp_err(uuid)))
-                && s == "running"
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(DriverError::MigrationFailed {
-                    vm: uuid,
-                    reason: "target not running in time".into(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Source side of a live migration to a QEMU waiting on `target`
-    /// ([`QemuDriver::start_incoming`] there). `target_runs` is asked after
-    /// the state is transferred; only when it says the target runs is the
-    /// source stopped (event: `Requested(Migrated)`). Otherwise, and on any
-    /// failure or after `timeout`, the VM is resumed here and keeps running.
-    pub fn migrate(
-        &mut self,
-        uuid: Uuid,
-        target: SocketAddr,
-        timeout: Duration,
-        target_runs: impl FnOnce() -> bool,
-    ) -> Result<(), DriverError> {
-        let mut q = self.qmp(uuid)?;
-        let resume = |q: &mut Qmp, reason: String| -> DriverError {
-            let _ = q.execute("migrate_cancel", None);
-            // `cont` re-activates the disks the migration had handed over.
-            if let Err(e) = q.execute("cont", None) {
-                tracing::error!(vm = %uuid, error = %e, "cannot resume the VM after a failed migration");
-            }
-            DriverError::MigrationFailed { vm: uuid, reason }
-        };
-        if let Err(e) = q.execute("migrate", Some(json!({ "uri": format!("tcp:{target}") }))) {
-            return Err(resume(&mut q, e.to_string()));
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = match q.execute("query-migrate", None) {
-                Ok(r) => r["status"].as_str().unwrap_or("").to_owned(),
-                Err(e) => return Err(resume(&mut q, e.to_string())),
-            };
-            match status.as_str() {
-                "completed" => break,
-                "failed" | "cancelled" => {
-                    return Err(resume(&mut q, format!("migration {status}")));
-                }
-                _ if Instant::now() >= deadline => {
-                    return Err(resume(
-                        &mut q,
-                        format!("not completed within {timeout:?} (status {status})"),
-                    ));
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        if !target_runs() {
-            return Err(resume(
-                &mut q,
-                "the target did not report the VM running".into(),
-            ));
-        }
-        self.fleet.mark_stop(uuid, StopRequest::Migrated)?;
-        let _ = q.execute("quit", None);
-        drop(q);
-        // `quit` exits QEMU at once; SIGKILL only if it does not.
-        if !self.fleet.wait_gone(uuid, Duration::from_secs(5)) {
-            self.fleet.signal(uuid, nix::sys::signal::Signal::SIGKILL)?;
-            self.fleet.wait_gone(uuid, Duration::from_secs(10));
-        }
-        self.fleet.finish(uuid);
-        Ok(())
     }
 }
 
@@ -401,7 +296,7 @@ impl VmDriver for QemuDriver {
     }
 
     fn start(&mut self, spec: &VmSpec) -> Result<RunningVm, DriverError> {
-        self.launch(spec, None)
+        self.launch(spec, false)
     }
 
     fn stop(&mut self, uuid: Uuid, mode: StopMode) -> Result<StopRequest, DriverError> {

@@ -17,6 +17,7 @@ pub mod role;
 pub mod storage;
 pub mod tls;
 pub mod vms;
+pub mod volumes; // blocksr: block SR regions and VDI removal
 pub mod xhad_launcher;
 pub mod xhad_watch;
 

@@ -83,6 +83,25 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
     for (i, d) in spec.disks.iter().enumerate() {
         // cache=none: writes go to the (shared) storage, not this host's page
         // cache. Image locking stays on (QEMU's default).
+        if let Some(r) = spec.disk_region(i) {
+            // A region of a block SR's device: the raw format driver's
+            // offset and size keep every guest access inside it.
+            let file_driver = if is_block_device(d) {
+                "host_device"
+            } else {
+                "file"
+            };
+            a.push("-blockdev".into());
+            a.push(format!(
+                "driver=raw,node-name=disk{i},offset={},size={},cache.direct=on,file.driver={file_driver},file.filename={},file.cache.direct=on",
+                r.offset,
+                r.size,
+                esc(&d.display().to_string())
+            ));
+            a.push("-device".into());
+            a.push(format!("virtio-blk-device,drive=disk{i}"));
+            continue;
+        }
         a.push("-drive".into());
         a.push(format!(
             "file={},format=raw,if=none,id=disk{i},cache=none",
@@ -95,6 +114,13 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
         a.extend(["-incoming".into(), format!("tcp:{addr}")]);
     }
     a.into_iter().map(OsString::from).collect()
+}
+
+/// Whether `path` is a block device (QEMU's `host_device` driver) rather
+/// than a regular file.
+fn is_block_device(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 /// The host's TSC frequency in kHz, from /proc/cpuinfo's `cpu MHz`.

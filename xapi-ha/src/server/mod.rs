@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod ha_ops;
+pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;
 pub mod listen;
 pub mod mailer;

@@ -40,6 +40,7 @@ pub mod start_order;
 pub mod diagnostics;
 #[cfg(test)]
 mod disk_tests;
+pub mod pool_import; // blocksr: a joiner's halted VMs are kept
 pub mod task;
 pub mod vbd;
 pub mod vdi;

@@ -129,6 +129,8 @@ fn ha_state_seeds() -> Vec<Vec<u8>> {
             PathBuf::from("/srv/ha2/ha-statefile-x"),
         ],
         control_socket: PathBuf::from("/run/xhad/control.sock"),
+        metadata_region: None,
+        statefile_regions: Vec::new(),
     };
     vec![state.to_text().expect("seed").into_bytes()]
 }

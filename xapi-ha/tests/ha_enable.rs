@@ -490,3 +490,122 @@ fn an_interrupted_enable_is_cleaned_up_at_restart() {
     let _daemons_again = StopDaemons::new(a.dir.path().join("xhad"));
     call2(a.http, "pool.disable_ha", json!([p.s]));
 }
+
+/// blocksr: a loop device over a sparse image, detached on drop.
+struct LoopDevice(PathBuf);
+
+impl LoopDevice {
+    fn attach(image: &Path) -> LoopDevice {
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--sector-size", "512"])
+            .arg(image)
+            .output()
+            .expect("run losetup");
+        assert!(out.status.success(), "losetup: {out:?}");
+        LoopDevice(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).output();
+    }
+}
+
+/// blocksr: HA on a shared `type=block` SR (a loop device; root): the
+/// statefile (4 MiB) and the metadata volume (256 MiB) are regions of the
+/// device in its label's volume table, `xhad` opens its statefile as a
+/// region (`{ path, offset, length }`, checked by `xhad --check` first),
+/// the database lives in the metadata region across an agent SIGKILL, a
+/// VM disk allocated meanwhile goes after them, and disable frees both
+/// regions while the disk stays.
+#[test]
+fn enable_and_disable_on_a_block_sr_use_regions_of_its_device() {
+    use sr_heartbeat::srlabel::VolumeKind;
+    use sr_heartbeat::srlabel::device::read_label;
+    use std::os::unix::fs::MetadataExt;
+    if !std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        println!("skipped: needs root for losetup (HA on a block SR)");
+        eprintln!("skipped: needs root for losetup (HA on a block SR)");
+        return;
+    }
+    let images = tempfile::tempdir().expect("tempdir");
+    let image = images.path().join("lun.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(320 << 20))
+        .expect("image");
+    let lun = LoopDevice::attach(&image);
+    let a = agent();
+    let p = pool(&a);
+    let sr = call2(
+        a.http,
+        "SR.create",
+        json!([p.s, p.host, {"device": lun.0.display().to_string()}, 0, "lun", "", "block", "", true, {}]),
+    );
+    call2(
+        a.http,
+        "pool.enable_ha",
+        json!([p.s, [sr], {"timeout": "10"}]),
+    );
+    let _daemons = StopDaemons::new(a.dir.path().join("xhad"));
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(true));
+    let label = read_label(&lun.0).expect("label");
+    let kinds: Vec<(VolumeKind, u64, u64)> = label
+        .volumes
+        .iter()
+        .map(|v| (v.kind, v.offset, v.size))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (VolumeKind::Statefile, 1 << 20, 4 << 20),
+            (VolumeKind::Metadata, 5 << 20, 256 << 20),
+        ]
+    );
+    let config = std::fs::read_to_string(a.dir.path().join("xhad/xhad.toml")).expect("config");
+    assert!(
+        config.contains(&format!(
+            "{{ path = \"{}\", offset = 1048576, length = 4194304 }}",
+            lun.0.display()
+        )),
+        "{config}"
+    );
+    let statefile = pool_field(&a, &p, "ha_statefiles")[0]
+        .as_str()
+        .expect("vdi")
+        .to_owned();
+    let rec = call2(a.http, "VDI.get_record", json!([p.s, statefile]));
+    assert_eq!(rec["sm_config"]["region_offset"], json!("1048576"));
+    let report = query(&a.dir.path().join("xhad/control.sock"));
+    assert_eq!(report.status, xha_control::Status::Online);
+
+    // The database is in the metadata region: a change survives a SIGKILL.
+    call2(
+        a.http,
+        "pool.set_name_label",
+        json!([p.s, p.pool, "on the LUN"]),
+    );
+    let a = a.kill9_and_restart();
+    let p = pool(&a);
+    assert_eq!(pool_field(&a, &p, "name_label"), json!("on the LUN"));
+    // A VM disk goes after the heartbeat regions.
+    let disk = call2(
+        a.http,
+        "VDI.create",
+        json!([p.s, {"SR": sr, "virtual_size": 1 << 20}]),
+    );
+    let rec = call2(a.http, "VDI.get_record", json!([p.s, disk]));
+    assert_eq!(
+        rec["sm_config"]["region_offset"],
+        json!(((1u64 + 4 + 256) << 20).to_string())
+    );
+
+    call2(a.http, "pool.disable_ha", json!([p.s]));
+    assert_eq!(pool_field(&a, &p, "ha_enabled"), json!(false));
+    let label = read_label(&lun.0).expect("label");
+    assert_eq!(label.volumes.len(), 1, "{label:?}");
+    assert_eq!(label.volumes[0].kind, VolumeKind::Disk);
+    assert_eq!(call2(a.http, "VDI.get_all", json!([p.s])), json!([disk]));
+    assert!(lun.0.exists(), "the device is never removed");
+    assert_eq!(pool_field(&a, &p, "name_label"), json!("on the LUN"));
+}

@@ -251,3 +251,47 @@ fn a_member_that_was_down_gets_a_snapshot_and_joins_are_checked() {
     assert_eq!(pool_conf(&outsider).trim(), "master");
     let _ = host_ref(&master, &master);
 }
+
+/// blocksr (issue 11): a joining host's own halted VMs are kept: the master
+/// adds them (same uuid, same settings) when it admits the host, and every
+/// copy has them; the master's own VMs stay.
+#[test]
+fn a_joiners_halted_vms_are_kept() {
+    let pool = start_hosts(2);
+    let [master, joiner] = &pool.hosts[..] else {
+        unreachable!()
+    };
+    let sm = session(master);
+    call2(
+        master.agent.http,
+        "VM.create",
+        json!([sm, {"name_label": "masters", "memory_static_max": 1 << 20}]),
+    );
+    let sj = session(joiner);
+    let vm = call2(
+        joiner.agent.http,
+        "VM.create",
+        json!([sj, {
+            "name_label": "joiners",
+            "memory_static_max": 2 << 20,
+            "ha_restart_priority": "restart",
+            "order": 7,
+            "driver": "process",
+            "driver_config": {"command": "sleep 1"},
+        }]),
+    );
+    let uuid = call2(joiner.agent.http, "VM.get_uuid", json!([sj, vm]));
+    join(joiner, master);
+    assert_eq!(vm_names(master), ["joiners", "masters"]);
+    let r = local_call(master, "VM.get_by_uuid", json!([uuid]));
+    let rec = local_call(master, "VM.get_record", json!([r]));
+    assert_eq!(rec["name_label"], "joiners");
+    assert_eq!(rec["power_state"], "Halted");
+    assert_eq!(rec["ha_restart_priority"], "restart");
+    assert_eq!(rec["order"], json!(7));
+    assert_eq!(rec["memory_static_max"], json!(2 << 20));
+    assert_eq!(rec["driver_config"]["command"], "sleep 1");
+    wait_for("the joiner's copy", || {
+        (vm_names(joiner) == ["joiners", "masters"]).then_some(())
+    });
+}

@@ -107,6 +107,25 @@ pub fn check_sr_label(data: &[u8]) {
             Ok(&label),
             "SR label pair check"
         );
+        // The table operations keep a decoded table valid: freeing a
+        // volume and placing it back gives the same label; a first-fit
+        // allocation in the freed room stays valid and encodes.
+        if let Some(first) = label.volumes.first().copied() {
+            let mut l = label.clone();
+            assert_eq!(l.free(first.uuid), Ok(first), "SR label free");
+            assert!(l.validate().is_ok(), "SR label invalid after free");
+            let mut back = l.clone();
+            assert_eq!(back.place(first), Ok(()), "SR label place back");
+            assert_eq!(back, label, "SR label free + place");
+            if let Ok(v) = l.allocate(first.uuid, first.kind, first.size) {
+                assert!(v.offset <= first.offset, "first fit skipped a gap");
+                assert_eq!(
+                    SrLabel::decode(&l.to_bytes()).as_ref(),
+                    Ok(&l),
+                    "SR label after allocate"
+                );
+            }
+        }
     }
     if let Content::Label(label) = classify(data) {
         assert!(

@@ -23,7 +23,28 @@ pub enum OpenMode {
     ReadWrite,
 }
 
-/// A regular file or block device opened for direct I/O.
+/// A byte range of a device: what a volume of a block SR is (the
+/// statefile, the metadata volume, a VM disk). Both numbers are multiples of
+/// [`REGION_ALIGN`] and the range lies inside the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Region {
+    /// Bytes from the start of the device.
+    pub offset: u64,
+    /// Bytes; not zero.
+    pub len: u64,
+}
+
+/// Regions start and end on this boundary: a whole number of sectors of
+/// every device this layer accepts (512 to 4096 bytes), and the block SR
+/// label's volume alignment.
+pub const REGION_ALIGN: u64 = 4096;
+
+/// A regular file or block device opened for direct I/O, whole or as one
+/// [`Region`] of it. Opened as a region, every offset the caller gives is
+/// relative to the region's start and [`BlockDevice::size_bytes`] is the
+/// region's length: the formats work on a region exactly as on a whole
+/// file, and a request that would leave the region is refused before the
+/// syscall ([`IoError::OutsideRegion`]).
 ///
 /// Every request is checked before the syscall: offset, length and buffer
 /// address must be multiples of [`BlockDevice::sector_size`] and the request
@@ -37,6 +58,7 @@ pub struct BlockDevice {
     sector_size: usize,
     size_bytes: u64,
     is_block_device: bool,
+    region: Option<Region>,
 }
 
 fn describe(ft: &std::fs::FileType) -> &'static str {
@@ -114,7 +136,60 @@ impl BlockDevice {
             sector_size,
             size_bytes,
             is_block_device,
+            region: None,
         })
+    }
+
+    /// Opens `region` of the device at `path` for direct I/O: offsets are
+    /// relative to `region.offset` and the usable size is `region.len`.
+    /// The region must be [`REGION_ALIGN`]-aligned, not empty, and inside the
+    /// device ([`IoError::RegionMisaligned`], [`IoError::RegionOutOfRange`],
+    /// both naming the offset and the length).
+    pub fn open_region(
+        path: &Path,
+        mode: OpenMode,
+        region: Region,
+    ) -> Result<BlockDevice, IoError> {
+        if region.len == 0
+            || !region.offset.is_multiple_of(REGION_ALIGN)
+            || !region.len.is_multiple_of(REGION_ALIGN)
+        {
+            return Err(IoError::RegionMisaligned {
+                path: path.to_owned(),
+                offset: region.offset,
+                len: region.len,
+                align: REGION_ALIGN,
+            });
+        }
+        let mut dev = BlockDevice::open(path, mode)?;
+        let device_size = dev.size_bytes;
+        if region
+            .offset
+            .checked_add(region.len)
+            .is_none_or(|end| end > device_size)
+        {
+            return Err(IoError::RegionOutOfRange {
+                path: path.to_owned(),
+                offset: region.offset,
+                len: region.len,
+                device_size,
+            });
+        }
+        dev.size_bytes = region.len;
+        dev.region = Some(region);
+        Ok(dev)
+    }
+
+    /// The region this device was opened as, or `None` for the whole
+    /// device.
+    pub fn region(&self) -> Option<Region> {
+        self.region
+    }
+
+    /// The byte on the device that offset `offset` of this device (or
+    /// region) is.
+    fn device_offset(&self, offset: u64) -> u64 {
+        self.region.map_or(offset, |r| r.offset + offset)
     }
 
     /// Logical sector size: `BLKSSZGET` for a block device, 4096 for a file.
@@ -173,6 +248,15 @@ impl BlockDevice {
         }
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|end| end > self.size_bytes) {
+            if let Some(region) = self.region {
+                return Err(IoError::OutsideRegion {
+                    op,
+                    offset,
+                    len: buf.len(),
+                    region_offset: region.offset,
+                    region_len: region.len,
+                });
+            }
             return Err(IoError::OutOfRange {
                 op,
                 offset,
@@ -188,7 +272,7 @@ impl BlockDevice {
     pub fn read_at(&self, offset: u64, buf: &mut AlignedBuf) -> Result<(), IoError> {
         self.check(IoOp::Read, offset, buf)?;
         self.file
-            .read_exact_at(buf, offset)
+            .read_exact_at(buf, self.device_offset(offset))
             .map_err(|source| IoError::Io {
                 op: IoOp::Read,
                 offset,
@@ -205,7 +289,7 @@ impl BlockDevice {
         }
         self.check(IoOp::Write, offset, buf)?;
         self.file
-            .write_all_at(buf, offset)
+            .write_all_at(buf, self.device_offset(offset))
             .map_err(|source| IoError::Io {
                 op: IoOp::Write,
                 offset,
@@ -252,5 +336,112 @@ impl BlockIo for BlockDevice {
     }
     fn write(&self, offset: u64, buf: AlignedBuf) -> Result<(), IoError> {
         self.write_at(offset, &buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        f.as_file().set_len(len).expect("size");
+        f
+    }
+
+    fn filled(len: usize, byte: u8) -> AlignedBuf {
+        let mut b = AlignedBuf::new(len).expect("buf");
+        b.fill(byte);
+        b
+    }
+
+    #[test]
+    fn a_region_is_a_device_of_its_own_length_at_its_offset() {
+        let f = file(1 << 20);
+        let region = Region {
+            offset: 64 << 10,
+            len: 16 << 10,
+        };
+        let dev = BlockDevice::open_region(f.path(), OpenMode::ReadWrite, region).expect("open");
+        assert_eq!(dev.size_bytes(), 16 << 10);
+        assert_eq!(dev.region(), Some(region));
+        dev.write_at(0, &filled(4096, 0xa1)).expect("first block");
+        dev.write_at(12 << 10, &filled(4096, 0xa2))
+            .expect("last block");
+        // On the whole device the bytes are at the region's offset, and
+        // nothing before or after it was touched.
+        let whole = BlockDevice::open(f.path(), OpenMode::ReadOnly).expect("whole");
+        let mut all = AlignedBuf::new(1 << 20).expect("buf");
+        whole.read_at(0, &mut all).expect("read");
+        assert!(all[..64 << 10].iter().all(|&b| b == 0));
+        assert!(all[64 << 10..68 << 10].iter().all(|&b| b == 0xa1));
+        assert!(all[68 << 10..76 << 10].iter().all(|&b| b == 0));
+        assert!(all[76 << 10..80 << 10].iter().all(|&b| b == 0xa2));
+        assert!(all[80 << 10..].iter().all(|&b| b == 0));
+        let mut back = AlignedBuf::new(4096).expect("buf");
+        dev.read_at(12 << 10, &mut back).expect("read back");
+        assert!(back.iter().all(|&b| b == 0xa2));
+    }
+
+    #[test]
+    fn requests_leaving_the_region_are_refused_naming_it() {
+        let f = file(1 << 20);
+        let region = Region {
+            offset: 8192,
+            len: 8192,
+        };
+        let dev = BlockDevice::open_region(f.path(), OpenMode::ReadWrite, region).expect("open");
+        match dev.write_at(4096, &filled(8192, 1)) {
+            Err(IoError::OutsideRegion {
+                op: IoOp::Write,
+                offset: 4096,
+                len: 8192,
+                region_offset: 8192,
+                region_len: 8192,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        let mut buf = AlignedBuf::new(4096).expect("buf");
+        let e = dev.read_at(8192, &mut buf).expect_err("past the end");
+        assert!(
+            e.to_string()
+                .contains("region at offset 8192 of length 8192"),
+            "{e}"
+        );
+        // Nothing was written by the refused request.
+        let whole = BlockDevice::open(f.path(), OpenMode::ReadOnly).expect("whole");
+        let mut all = AlignedBuf::new(1 << 20).expect("buf");
+        whole.read_at(0, &mut all).expect("read");
+        assert!(all.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn bad_regions_are_refused_at_open() {
+        let f = file(1 << 20);
+        for (offset, len) in [(512, 4096), (4096, 512), (4096, 0)] {
+            match BlockDevice::open_region(f.path(), OpenMode::ReadOnly, Region { offset, len }) {
+                Err(IoError::RegionMisaligned {
+                    offset: o, len: l, ..
+                }) => assert_eq!((o, l), (offset, len)),
+                other => panic!("{offset}+{len}: {other:?}"),
+            }
+        }
+        for (offset, len) in [(1 << 20, 4096), (0, 2 << 20), (u64::MAX - 4095, 8192)] {
+            match BlockDevice::open_region(f.path(), OpenMode::ReadOnly, Region { offset, len }) {
+                Err(IoError::RegionOutOfRange {
+                    offset: o,
+                    len: l,
+                    device_size,
+                    ..
+                }) => assert_eq!((o, l, device_size), (offset, len, 1 << 20)),
+                other => panic!("{offset}+{len}: {other:?}"),
+            }
+        }
+        // The whole device is a valid region.
+        let whole = Region {
+            offset: 0,
+            len: 1 << 20,
+        };
+        assert!(BlockDevice::open_region(f.path(), OpenMode::ReadOnly, whole).is_ok());
     }
 }

@@ -73,6 +73,34 @@ pub enum IoError {
         len: usize,
         size: u64,
     },
+    /// A region to open is empty or not aligned (`open_region`).
+    #[error("{path}: region at offset {offset} of length {len} is empty or not a multiple of {align} bytes", path = path.display())]
+    RegionMisaligned {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        align: u64,
+    },
+    /// A region to open reaches past the end of its device.
+    #[error("{path}: region at offset {offset} of length {len} ends past the device size {device_size}", path = path.display())]
+    RegionOutOfRange {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        device_size: u64,
+    },
+    /// A request on a device opened as a region leaves the region (the
+    /// offset is relative to the region's start).
+    #[error(
+        "{op} of {len} bytes at offset {offset} leaves the region at offset {region_offset} of length {region_len}"
+    )]
+    OutsideRegion {
+        op: IoOp,
+        offset: u64,
+        len: usize,
+        region_offset: u64,
+        region_len: u64,
+    },
     /// An aligned buffer must be a non-zero multiple of the page size.
     #[error("buffer length {len} is not a non-zero multiple of {page}", page = super::PAGE_SIZE)]
     BufferLength { len: usize },

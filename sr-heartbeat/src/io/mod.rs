@@ -5,6 +5,8 @@
 //! - [`BlockDevice`]: a regular file or block device opened with `O_DIRECT`
 //!   (and `O_DSYNC` when writable); every offset, length and buffer address is
 //!   checked against the device's logical sector size before the syscall.
+//!   Opened as a [`Region`] (a volume of a block SR), offsets are relative
+//!   to the region, which behaves as the whole device.
 //! - [`IoThread`]: one dedicated thread per device that runs the requests, so
 //!   a caller waits at most until its deadline even when the device hangs.
 //! - [`BlockIo`]: what the on-disk formats need from either of them, so the
@@ -16,7 +18,7 @@ mod error;
 mod thread;
 
 pub use buf::{AlignedBuf, PAGE_SIZE};
-pub use device::{BlockDevice, OpenMode};
+pub use device::{BlockDevice, OpenMode, REGION_ALIGN, Region};
 pub use error::{IoError, IoOp};
 pub use thread::{DeadlineIo, IoThread, LatencyStats, Pending, QUEUE_DEPTH};
 

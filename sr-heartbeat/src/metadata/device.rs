@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::io::{AlignedBuf, BlockDevice, IoError, IoThread, OpenMode};
+use crate::io::{AlignedBuf, BlockDevice, IoError, IoThread, OpenMode, Region};
 
 use super::io::{Deadlines, IoClass, IoFailure, MetaIo};
 
@@ -61,6 +61,12 @@ impl ThreadedIo {
     /// the default deadlines: what the pool agent uses for its redo log.
     pub fn open(path: &Path) -> Result<ThreadedIo, IoError> {
         ThreadedIo::spawn(BlockDevice::open(path, OpenMode::ReadWrite)?)
+    }
+
+    /// Opens `region` of the device at `path` the same way: the metadata
+    /// volume of a block SR, a region of the shared LUN.
+    pub fn open_region(path: &Path, region: Region) -> Result<ThreadedIo, IoError> {
+        ThreadedIo::spawn(BlockDevice::open_region(path, OpenMode::ReadWrite, region)?)
     }
 }
 

@@ -3,8 +3,9 @@
 //! [`write_label`] one slot, [`label_device`], what `SR.create
 //! type=block` does (refuse someone else's data unless forced, zero the
 //! label region of a fresh device, write the label), and
-//! [`allocate_volume`], which adds a volume (the statefile, the metadata
-//! volume, a VM disk) to the table.
+//! [`allocate_volume`], [`place_volume`] and [`free_volume`], which add a
+//! volume (the statefile, the metadata volume, a VM disk) to the table or
+//! remove it, each as one crash-safe label write.
 
 use std::path::{Path, PathBuf};
 
@@ -88,16 +89,25 @@ pub fn label_device(path: &Path, sr_uuid: Uuid, force: bool) -> Result<SrLabel, 
     Ok(label)
 }
 
-/// Adds a volume of `size` bytes to the label on the device at `path`
-/// (first fit, aligned; [`SrLabel::allocate`]) and writes the label's next
-/// generation to the other slot: the previous label stays intact until the
-/// new one is durable. Returns the volume.
-pub fn allocate_volume(
+/// The label on the device at `path` (the newer valid slot).
+pub fn read_label(path: &Path) -> Result<SrLabel, AllocateError> {
+    let dev = BlockDevice::open(path, OpenMode::ReadOnly)?;
+    match probe(&dev)? {
+        Content::Label(label) => Ok(label),
+        _ => Err(AllocateError::NotLabelled {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Reads the label, applies `change` to its next generation and writes that
+/// to the other slot: the previous label stays intact until the new one is
+/// durable, so a crash at any moment leaves the table before or after the
+/// change, never a mix. Nothing is written when `change` fails.
+fn update_label<T>(
     path: &Path,
-    uuid: Uuid,
-    kind: super::label::VolumeKind,
-    size: u64,
-) -> Result<super::label::Volume, AllocateError> {
+    change: impl FnOnce(&mut SrLabel) -> Result<T, super::label::LabelError>,
+) -> Result<T, AllocateError> {
     let dev = BlockDevice::open(path, OpenMode::ReadWrite)?;
     let Content::Label(current) = probe(&dev)? else {
         return Err(AllocateError::NotLabelled {
@@ -105,12 +115,37 @@ pub fn allocate_volume(
         });
     };
     let mut next = current.next();
-    let volume = next.allocate(uuid, kind, size)?;
+    let out = change(&mut next)?;
     write_label(&dev, &next)?;
-    Ok(volume)
+    Ok(out)
 }
 
-/// Why a volume could not be added.
+/// Adds a volume of `size` bytes to the label on the device at `path`
+/// (first fit, aligned; [`SrLabel::allocate`]), crash-safe
+/// ([`update_label`]). Returns the volume.
+pub fn allocate_volume(
+    path: &Path,
+    uuid: Uuid,
+    kind: super::label::VolumeKind,
+    size: u64,
+) -> Result<super::label::Volume, AllocateError> {
+    update_label(path, |l| l.allocate(uuid, kind, size))
+}
+
+/// Adds `volume` to the label exactly where it says ([`SrLabel::place`]:
+/// an allocation the pool agent decided from its copy of the table);
+/// refused when it conflicts with the table on the device.
+pub fn place_volume(path: &Path, volume: super::label::Volume) -> Result<(), AllocateError> {
+    update_label(path, |l| l.place(volume))
+}
+
+/// Removes the volume `uuid` from the label ([`SrLabel::free`]),
+/// crash-safe; returns it. Its bytes are not overwritten.
+pub fn free_volume(path: &Path, uuid: Uuid) -> Result<super::label::Volume, AllocateError> {
+    update_label(path, |l| l.free(uuid))
+}
+
+/// Why a volume could not be added, placed or freed.
 #[derive(Debug, thiserror::Error)]
 pub enum AllocateError {
     #[error(transparent)]
@@ -118,7 +153,7 @@ pub enum AllocateError {
     /// The device holds no SR label.
     #[error("{path} holds no SR label", path = path.display())]
     NotLabelled { path: PathBuf },
-    /// No room, or the table is full.
+    /// No room, the table is full, a conflict, or no such volume.
     #[error(transparent)]
     Label(#[from] super::label::LabelError),
 }
@@ -180,6 +215,32 @@ mod tests {
         ));
         let taken = label_device(f.path(), Uuid::from_u128(13), false).unwrap();
         assert_eq!(taken.volumes, vec![v, w]);
+
+        // Freed: the gap is reused first; a stale slot write leaves the
+        // newer label in force.
+        assert_eq!(free_volume(f.path(), v.uuid).unwrap(), v);
+        assert!(matches!(
+            free_volume(f.path(), v.uuid),
+            Err(AllocateError::Label(
+                crate::srlabel::LabelError::NoSuchVolume(_)
+            ))
+        ));
+        let placed = crate::srlabel::Volume {
+            uuid: Uuid::from_u128(24),
+            kind: VolumeKind::Disk,
+            offset: LABEL_REGION,
+            size: 8192,
+        };
+        place_volume(f.path(), placed).unwrap();
+        assert!(matches!(
+            place_volume(f.path(), placed),
+            Err(AllocateError::Label(
+                crate::srlabel::LabelError::Conflict { .. }
+            ))
+        ));
+        let now = read_label(f.path()).unwrap();
+        assert_eq!(now.volumes, vec![placed, w]);
+        assert_eq!(now.generation, taken.generation + 2);
 
         let small = file(1 << 20, &[]);
         assert!(matches!(

@@ -125,6 +125,15 @@ pub enum LabelError {
     NoSpace { size: u64 },
     #[error("SR label: the volume table is full ({MAX_VOLUMES} volumes)")]
     TableFull,
+    #[error("SR label: no volume {0} in the table")]
+    NoSuchVolume(Uuid),
+    #[error("SR label: volume {uuid} at offset {offset} of size {size} overlaps {reason}")]
+    Conflict {
+        uuid: Uuid,
+        offset: u64,
+        size: u64,
+        reason: String,
+    },
 }
 
 fn bad(field: &'static str, reason: String) -> LabelError {
@@ -205,6 +214,30 @@ impl SrLabel {
         Ok(())
     }
 
+    /// The offset at which [`SrLabel::allocate`] would put a volume of
+    /// `size` bytes (rounded up to [`VOLUME_ALIGN`]): the lowest gap it
+    /// fits in (first fit), and the rounded size.
+    pub fn first_fit(&self, size: u64) -> Result<(u64, u64), LabelError> {
+        if self.volumes.len() >= MAX_VOLUMES {
+            return Err(LabelError::TableFull);
+        }
+        let size = size
+            .max(1)
+            .checked_next_multiple_of(VOLUME_ALIGN)
+            .ok_or(LabelError::NoSpace { size })?;
+        let mut at = LABEL_REGION;
+        for v in &self.volumes {
+            if v.offset.saturating_sub(at) >= size {
+                return Ok((at, size));
+            }
+            at = v.offset + v.size;
+        }
+        if at.checked_add(size).is_none_or(|e| e > self.device_bytes) {
+            return Err(LabelError::NoSpace { size });
+        }
+        Ok((at, size))
+    }
+
     /// Adds a volume of `size` bytes (rounded up to [`VOLUME_ALIGN`]) at
     /// the lowest free offset; returns it. The label's generation is not
     /// bumped here: [`SrLabel::next`] does, for the write.
@@ -214,34 +247,82 @@ impl SrLabel {
         kind: VolumeKind,
         size: u64,
     ) -> Result<Volume, LabelError> {
-        if self.volumes.len() >= MAX_VOLUMES {
-            return Err(LabelError::TableFull);
-        }
-        let size = size
-            .max(1)
-            .checked_next_multiple_of(VOLUME_ALIGN)
-            .ok_or(LabelError::NoSpace { size })?;
-        let mut at = LABEL_REGION;
-        let mut index = self.volumes.len();
-        for (i, v) in self.volumes.iter().enumerate() {
-            if v.offset.saturating_sub(at) >= size {
-                index = i;
-                break;
-            }
-            at = v.offset + v.size;
-        }
-        if at.checked_add(size).is_none_or(|e| e > self.device_bytes) {
-            return Err(LabelError::NoSpace { size });
-        }
+        let (offset, size) = self.first_fit(size)?;
         let volume = Volume {
             uuid,
             kind,
-            offset: at,
+            offset,
             size,
         };
-        self.volumes.insert(index, volume);
-        self.validate()?;
+        self.place(volume)?;
         Ok(volume)
+    }
+
+    /// Adds `volume` exactly where it says (an allocation decided
+    /// elsewhere, from a copy of this table): refused with
+    /// [`LabelError::Conflict`] when it overlaps the label or another
+    /// volume, reuses a uuid, is misaligned or leaves the device. The table
+    /// is unchanged on error.
+    pub fn place(&mut self, volume: Volume) -> Result<(), LabelError> {
+        if self.volumes.len() >= MAX_VOLUMES {
+            return Err(LabelError::TableFull);
+        }
+        let conflict = |reason: String| LabelError::Conflict {
+            uuid: volume.uuid,
+            offset: volume.offset,
+            size: volume.size,
+            reason,
+        };
+        if let Some(v) = self.volumes.iter().find(|v| v.uuid == volume.uuid) {
+            return Err(conflict(format!(
+                "the volume of the same uuid at offset {}",
+                v.offset
+            )));
+        }
+        let end = volume.offset.saturating_add(volume.size);
+        if let Some(v) = self
+            .volumes
+            .iter()
+            .find(|v| volume.offset < v.offset + v.size && v.offset < end)
+        {
+            return Err(conflict(format!(
+                "volume {} at offset {} of size {}",
+                v.uuid, v.offset, v.size
+            )));
+        }
+        let index = self
+            .volumes
+            .iter()
+            .position(|v| v.offset > volume.offset)
+            .unwrap_or(self.volumes.len());
+        let mut next = self.volumes.clone();
+        next.insert(index, volume);
+        let candidate = SrLabel {
+            volumes: next,
+            ..self.clone()
+        };
+        if let Err(e) = candidate.validate() {
+            return Err(conflict(format!("the table's rules ({e})")));
+        }
+        *self = candidate;
+        Ok(())
+    }
+
+    /// Removes the volume `uuid` from the table and returns it; its bytes
+    /// become free for the next allocation.
+    pub fn free(&mut self, uuid: Uuid) -> Result<Volume, LabelError> {
+        let i = self
+            .volumes
+            .iter()
+            .position(|v| v.uuid == uuid)
+            .ok_or(LabelError::NoSuchVolume(uuid))?;
+        Ok(self.volumes.remove(i))
+    }
+
+    /// The volume `uuid`, if the table has it.
+    #[must_use]
+    pub fn volume(&self, uuid: Uuid) -> Option<&Volume> {
+        self.volumes.iter().find(|v| v.uuid == uuid)
     }
 
     /// The same label with the next generation (what a rewrite writes).
@@ -407,6 +488,50 @@ mod tests {
             Err(LabelError::NoSpace { size: 1 << 30 })
         );
         assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn free_and_place() {
+        let mut l = label();
+        let meta = l.free(Uuid::from_u128(2)).unwrap();
+        assert_eq!(meta.offset, LABEL_REGION + (4 << 20));
+        assert_eq!(
+            l.free(Uuid::from_u128(2)),
+            Err(LabelError::NoSuchVolume(Uuid::from_u128(2)))
+        );
+        // The freed gap is found first; a volume placed in it must fit.
+        assert_eq!(l.first_fit(8 << 20).unwrap(), (meta.offset, 8 << 20));
+        let clash = Volume {
+            uuid: Uuid::from_u128(9),
+            kind: VolumeKind::Disk,
+            offset: LABEL_REGION,
+            size: 4096,
+        };
+        let before = l.clone();
+        assert!(matches!(l.place(clash), Err(LabelError::Conflict { .. })));
+        let same_uuid = Volume {
+            uuid: Uuid::from_u128(1),
+            offset: meta.offset,
+            ..clash
+        };
+        assert!(matches!(
+            l.place(same_uuid),
+            Err(LabelError::Conflict { .. })
+        ));
+        let odd = Volume {
+            offset: meta.offset + 512,
+            ..clash
+        };
+        assert!(matches!(l.place(odd), Err(LabelError::Conflict { .. })));
+        assert_eq!(l, before, "refused placements change nothing");
+        let fits = Volume {
+            offset: meta.offset + 4096,
+            ..clash
+        };
+        l.place(fits).unwrap();
+        assert!(l.validate().is_ok());
+        assert_eq!(l.volumes[1], fits);
+        assert_eq!(SrLabel::decode(&l.to_bytes()), Ok(l.clone()));
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Pool {
 }
 
 #[test]
-fn a_vdi_on_a_file_sr_is_a_file_effect_and_a_block_sr_is_not_implemented() {
+fn a_vdi_on_a_file_sr_is_a_file_effect() {
     let mut p = Pool::new();
     let sr = p.sr("file", "path", "/srv/sr1", true);
     let (vdi, out) = p.vdi(sr, 8 << 20);
@@ -178,16 +178,6 @@ fn a_vdi_on_a_file_sr_is_a_file_effect_and_a_block_sr_is_not_implemented() {
         p.db.field(Class::Vdi, vdi, "type"),
         Some(Value::Enum("user".into()))
     );
-    let block = p.sr("block", "device", "/dev/sdz", true);
-    let e = p.err(
-        "VDI.create",
-        &[map(&[
-            ("SR", Value::Ref(block)),
-            ("virtual_size", Value::Int(1)),
-        ])],
-    );
-    assert_eq!(e.code, "NOT_IMPLEMENTED");
-    assert!(e.params[0].contains("block SR helper"), "{e:?}");
     assert_eq!(
         p.err("VDI.create", &[map(&[("virtual_size", Value::Int(1))])])
             .code,
@@ -302,4 +292,77 @@ fn agility_needs_shared_disks_and_the_driver_on_every_host() {
     assert!(p.set_of_text("VM.get_possible_hosts", big).is_empty());
     let none = p.vm("");
     assert!(p.set_of_text("VM.get_agility_problems", none)[0].contains("no driver"));
+}
+
+/// blocksr: VDIs on a block SR are regions, placed first fit from the
+/// records, freed by VDI.destroy; bad sizes are refused naming the field.
+#[test]
+fn a_vdi_on_a_block_sr_is_a_region_of_its_device() {
+    let mut p = Pool::new();
+    let sr = p.sr("block", "device", "/dev/sdz", true);
+    let region = |p: &Pool, v| vdi_region::region_of(&p.db, v).unwrap();
+    let (a, out) = p.vdi(sr, 8 << 20);
+    let lun = std::path::PathBuf::from("/dev/sdz");
+    let uuid = p.db.get(Class::Vdi, a).unwrap().uuid().to_owned();
+    assert_eq!(region(&p, a), (1 << 20, 8 << 20));
+    assert_eq!(
+        out.effects,
+        vec![Effect::CreateRegion {
+            device: lun.clone(),
+            volume: sr_heartbeat::srlabel::Volume {
+                uuid: Uuid::parse_str(&uuid).unwrap(),
+                kind: sr_heartbeat::srlabel::VolumeKind::Disk,
+                offset: 1 << 20,
+                size: 8 << 20,
+            }
+        }]
+    );
+    assert_eq!(p.db.field(Class::Vdi, a, "location"), Some(s(&uuid)));
+    let (b, _) = p.vdi(sr, 4096);
+    assert_eq!(region(&p, b), (9 << 20, 4096));
+    // The VM's spec names the device and the region.
+    let vm = p.vm("process");
+    p.vbd(vm, b, "0").unwrap();
+    let spec = vm_power::vm_spec(&p.db, vm).unwrap();
+    assert_eq!(spec.disks, vec![lun.clone()]);
+    assert_eq!(
+        spec.disk_regions,
+        vec![Some(xapi_vm::spec::DiskRegion {
+            offset: 9 << 20,
+            size: 4096
+        })]
+    );
+    assert!(p.set_of_text("VM.get_agility_problems", vm).is_empty());
+    // Destroy frees a's region (the effect) and the first fit reuses it.
+    let out = p.outcome("VDI.destroy", &[Value::Ref(a)]);
+    assert_eq!(
+        out.effects,
+        vec![Effect::DeleteVolume {
+            path: lun.clone(),
+            region: Some(Uuid::parse_str(&uuid).unwrap())
+        }]
+    );
+    assert!(p.db.get(Class::Vdi, a).is_none());
+    let (c, _) = p.vdi(sr, 2 << 20);
+    assert_eq!(region(&p, c), (1 << 20, 2 << 20));
+    // Bad sizes.
+    for bad in [0, -4096, 1000, (1 << 20) + 1] {
+        let e = p.err(
+            "VDI.create",
+            &[map(&[
+                ("SR", Value::Ref(sr)),
+                ("virtual_size", Value::Int(bad)),
+            ])],
+        );
+        assert_eq!(e.code, "INVALID_VALUE", "{bad}");
+        assert_eq!(e.params[0], "virtual_size", "{bad}");
+    }
+    // Not while a running VM has it; its VBDs go with it.
+    let args = [Value::Ref(vm), Value::Bool(false), Value::Bool(false)];
+    p.call("VM.start", &args).unwrap();
+    let e = p.err("VDI.destroy", &[Value::Ref(b)]);
+    assert_eq!(e.code, "VDI_IN_USE");
+    p.call("VM.hard_shutdown", &[Value::Ref(vm)]).unwrap();
+    p.call("VDI.destroy", &[Value::Ref(b)]).unwrap();
+    assert_eq!(p.db.count(Class::Vbd), 0);
 }

@@ -10,9 +10,9 @@
 //! (`HOST_OFFLINE [host]`); at least one heartbeat SR
 //! (`CANNOT_CREATE_STATE_FILE []`), at most `MAX_STATEFILES`; each one a
 //! known SR (`HANDLE_INVALID`), shared
-//! (`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]`) and of type `file`
-//! (`CANNOT_CREATE_STATE_FILE []`: the agent cannot yet place a statefile on
-//! another type); `configuration` holds only `timeout`, a whole number of
+//! (`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]`) and of type `file` or
+//! `block` (`CANNOT_CREATE_STATE_FILE []` for another type; on a block SR
+//! the statefile and metadata volume are regions of the device); `configuration` holds only `timeout`, a whole number of
 //! seconds within xha's range (`INVALID_VALUE ["configuration:timeout";
 //! v]`). The timeout defaults to `pool.other_config:default_ha_timeout`,
 //! then to 60 s (xapi's default). Whether the SRs are reachable is checked
@@ -46,8 +46,12 @@ pub const STATEFILE_LOST_BODY: &str = "All live servers have lost access to the 
 pub struct HeartbeatSr {
     pub sr: Ref,
     pub uuid: String,
-    /// `device_config:path` of the `file` SR.
+    /// `device_config:path` of the `file` SR, or `device_config:device`
+    /// of the `block` SR.
     pub path: PathBuf,
+    /// blocksr: a `block` SR: the statefile and the metadata volume are
+    /// regions of the device `path` (`ha_link::regions`).
+    pub block: bool,
 }
 
 /// One host of the pool, as the enable needs it.
@@ -87,6 +91,11 @@ pub struct CreatedFiles {
     pub metadata: PathBuf,
     pub statefile_bytes: i64,
     pub metadata_bytes: i64,
+    /// blocksr: per statefile (same index), its region `(offset, size)`
+    /// when it is a volume of a block SR; missing entries are files.
+    pub statefile_regions: Vec<Option<(u64, u64)>>,
+    /// blocksr: the metadata volume's region, on a block SR.
+    pub metadata_region: Option<(u64, u64)>,
 }
 
 /// The one pool.
@@ -201,8 +210,11 @@ pub fn check_enable(db: &Database, args: &[Value]) -> Result<EnableRequest, ApiE
                 [sr.to_string()],
             ));
         }
-        let path = map_get(db, Class::Sr, sr, "device_config", "path");
-        let (true, Some(path)) = (text(db, Class::Sr, sr, "type") == "file", path) else {
+        let block = text(db, Class::Sr, sr, "type") == "block";
+        let key = if block { "device" } else { "path" };
+        let path = map_get(db, Class::Sr, sr, "device_config", key);
+        let sr_type = text(db, Class::Sr, sr, "type");
+        let (true, Some(path)) = (sr_type == "file" || block, path) else {
             return Err(ApiError::new(
                 "CANNOT_CREATE_STATE_FILE",
                 Vec::<String>::new(),
@@ -212,6 +224,7 @@ pub fn check_enable(db: &Database, args: &[Value]) -> Result<EnableRequest, ApiE
             sr,
             uuid: text(db, Class::Sr, sr, "uuid"),
             path: PathBuf::from(path),
+            block,
         });
     }
     let configuration = coerce::coerce(&STRING_MAP, "configuration", &args[1])?;
@@ -255,39 +268,51 @@ pub fn enabled_changes(
     let mut fresh = Fresh::new(db, caller);
     let mut changes = Vec::new();
     let generation = files.generation.hyphenated().to_string();
-    let mut vdi = |sr: Ref, ty: &str, label: &str, path: &PathBuf, size: i64| {
-        let r = fresh.r#ref();
-        changes.push(Change::Create {
-            class: Class::Vdi,
-            r#ref: r,
-            fields: vec![
-                ("uuid".into(), Value::String(fresh.uuid())),
-                ("name_label".into(), Value::String(label.into())),
-                ("SR".into(), Value::Ref(sr)),
-                ("virtual_size".into(), Value::Int(size)),
-                ("physical_utilisation".into(), Value::Int(size)),
-                ("type".into(), Value::Enum(ty.into())),
-                ("sharable".into(), Value::Bool(true)),
-                ("location".into(), Value::String(path.display().to_string())),
-                (
-                    "other_config".into(),
-                    Value::string_map([("ha_generation", generation.as_str())]),
-                ),
-            ],
-        });
-        r
-    };
+    let mut vdi =
+        |sr: Ref, ty: &str, label: &str, path: &PathBuf, size: i64, region: Option<(u64, u64)>| {
+            let r = fresh.r#ref();
+            // blocksr: a region records where it is, as a block SR's VDIs do.
+            let sm_config = match region {
+                Some((offset, len)) => Value::string_map([
+                    (super::vdi_region::REGION_OFFSET_KEY, offset.to_string()),
+                    (super::vdi_region::REGION_SIZE_KEY, len.to_string()),
+                ]),
+                None => Value::Map(Vec::new()),
+            };
+            changes.push(Change::Create {
+                class: Class::Vdi,
+                r#ref: r,
+                fields: vec![
+                    ("uuid".into(), Value::String(fresh.uuid())),
+                    ("name_label".into(), Value::String(label.into())),
+                    ("SR".into(), Value::Ref(sr)),
+                    ("virtual_size".into(), Value::Int(size)),
+                    ("physical_utilisation".into(), Value::Int(size)),
+                    ("type".into(), Value::Enum(ty.into())),
+                    ("sharable".into(), Value::Bool(true)),
+                    ("location".into(), Value::String(path.display().to_string())),
+                    (
+                        "other_config".into(),
+                        Value::string_map([("ha_generation", generation.as_str())]),
+                    ),
+                    ("sm_config".into(), sm_config),
+                ],
+            });
+            r
+        };
     let statefiles: Vec<Ref> = req
         .srs
         .iter()
         .zip(&files.statefiles)
-        .map(|(sr, path)| {
+        .enumerate()
+        .map(|(i, (sr, path))| {
             vdi(
                 sr.sr,
                 "ha_statefile",
                 "Statefile for HA",
                 path,
                 files.statefile_bytes,
+                files.statefile_regions.get(i).copied().flatten(),
             )
         })
         .collect();
@@ -298,6 +323,7 @@ pub fn enabled_changes(
             "Metadata for HA",
             &files.metadata,
             files.metadata_bytes,
+            files.metadata_region,
         );
     }
     let statefile_set = Value::string_set(statefiles.iter().map(ToString::to_string));

@@ -40,9 +40,11 @@ pub mod start_order;
 pub mod diagnostics;
 #[cfg(test)]
 mod disk_tests;
+pub mod pool_import; // blocksr: a joiner's halted VMs are kept
 pub mod task;
 pub mod vbd;
 pub mod vdi;
+pub mod vdi_region; // blocksr: VDIs as regions of a block SR
 mod vm;
 pub mod vm_power;
 
@@ -96,6 +98,20 @@ pub enum Effect {
     /// `VDI.create` on a `file` SR: a sparse file of `size` bytes at
     /// `path` (refused if it exists).
     CreateVdi { path: std::path::PathBuf, size: u64 },
+    /// blocksr: `VDI.create` on a `block` SR: write `volume` (decided by
+    /// `vdi_region::place`) into the label's volume table on `device`,
+    /// exactly there (refused if the label disagrees).
+    CreateRegion {
+        device: std::path::PathBuf,
+        volume: sr_heartbeat::srlabel::Volume,
+    },
+    /// blocksr: `VDI.destroy`: delete the volume's file at `path`, or, with
+    /// `region` (the volume's uuid), free that region in the label of the
+    /// device at `path`. A volume already gone is not an error.
+    DeleteVolume {
+        path: std::path::PathBuf,
+        region: Option<Uuid>,
+    },
     /// Forwarding (docs/pool.md): perform `effect` (a `StartVm` or
     /// `StopVm`) on the agent of `host`, another host of the pool, through
     /// the host-to-host client; the changes commit here once it succeeded.
@@ -246,6 +262,7 @@ pub fn call(
         Method::PoolEject => pool::eject(db, &args[0]),
         Method::PoolDesignateNewMaster => pool::designate_new_master(db, &args[0]),
         Method::VdiCreate => vdi::create(db, caller, &args[0]),
+        Method::VdiDestroy => vdi::destroy(db, &args[0]),
         Method::VbdCreate => vbd::create(db, caller, &args[0]),
         Method::VbdDestroy => vbd::destroy(db, &args[0]),
         Method::VmAssertAgile => diagnostics::assert_agile(db, &args[0]),

@@ -214,6 +214,9 @@ pub fn admit(db: &Database, caller: &Caller, arg: &Value) -> Result<Outcome, Api
             Value::String(fingerprint),
         )]),
     ));
+    // blocksr: the joiner's own halted VMs are kept (api::pool_import).
+    let imported = super::pool_import::import_vms(db, caller, record, &changes)?;
+    changes.extend(imported);
     Ok(Outcome {
         changes,
         ..Outcome::value(Value::Ref(host))

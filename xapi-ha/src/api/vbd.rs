@@ -148,8 +148,11 @@ pub struct Disk {
     pub sr: Ref,
     /// The device number.
     pub device: u32,
-    /// The volume's file (None when the SR holds no files).
+    /// The volume's file, or the block SR's device (None when unknown).
     pub path: Option<PathBuf>,
+    /// blocksr: the volume's region of the device, `(offset, size)`, on a
+    /// block SR.
+    pub region: Option<(u64, u64)>,
 }
 
 /// The disks of `vm` in device order: its non-empty `Disk` VBDs.
@@ -175,6 +178,7 @@ pub fn vm_disks(db: &Database, vm: Ref) -> Vec<Disk> {
                     .parse()
                     .unwrap_or(u32::MAX),
                 path: vdi::volume_path(db, vdi),
+                region: super::vdi_region::region_of(db, vdi),
             })
         })
         .collect();

@@ -11,9 +11,18 @@
 //!   the server ([`Effect::CreateVdi`]) before the record commits; the
 //!   record's `location` is the file name. The drivers open it with
 //!   O_DIRECT (QEMU `cache=none`, the stamp writer `O_DIRECT`).
-//! - On a `type=block` SR: `NOT_IMPLEMENTED ["VDI.create on a type=block
-//!   SR: ..."]`: volumes on block SRs are regions of the LUN, which the
-//!   block SR helper adds.
+//! - On a `type=block` SR the volume is a region of the SR's device, an
+//!   entry of its label's volume table: `virtual_size` must be positive
+//!   and a multiple of 4096; the record's `sm_config` says where the region
+//!   is (`region_offset`, `region_size`) and `location` is the volume's
+//!   uuid ([`super::vdi_region`]).
+//!
+//! `VDI.destroy(self)`: refused with `VDI_IN_USE [vdi; "destroy"]` while a
+//! VM that is not halted has it attached, and with `HA_IS_ENABLED []` for
+//! an HA statefile or metadata volume while HA is on. Its VBDs go with it;
+//! the volume is removed by the server before the records go
+//! ([`Effect::DeleteVolume`]: the file is deleted, or the region freed in
+//! the label).
 
 use crate::db::{Change, Class, Database};
 use crate::value::{Ref, Value};
@@ -64,11 +73,14 @@ pub fn create(db: &Database, caller: &Caller, arg: &Value) -> Result<Outcome, Ap
         .field(Class::Sr, sr, "type")
         .map(|v| to_text(&v))
         .unwrap_or_default();
+    if sr_type == "block" {
+        return super::vdi_region::create(db, caller, sr, size, given);
+    }
     if sr_type != "file" {
         return Err(ApiError::new(
             "NOT_IMPLEMENTED",
             [format!(
-                "VDI.create on a type={sr_type} SR: only type=file SRs hold VDIs here; volumes on block SRs are regions of the LUN, which the block SR helper adds"
+                "VDI.create on a type={sr_type} SR: only type=file and type=block SRs hold VDIs here"
             )],
         ));
     }
@@ -95,10 +107,80 @@ pub fn create(db: &Database, caller: &Caller, arg: &Value) -> Result<Outcome, Ap
     })
 }
 
-/// The path of `vdi`'s volume, when it is a file on a `file` SR.
+/// The path of `vdi`'s volume: its file on a `file` SR, or the device of
+/// a `block` SR (where the volume is the region [`super::vdi_region::region_of`]).
 pub fn volume_path(db: &Database, vdi: Ref) -> Option<std::path::PathBuf> {
     let sr = db.field(Class::Vdi, vdi, "SR")?.as_ref()?;
+    if super::vdi_region::region_of(db, vdi).is_some() {
+        return sr_config(db, sr, "device").map(std::path::PathBuf::from);
+    }
     let dir = sr_config(db, sr, "path")?;
     let location = db.field(Class::Vdi, vdi, "location").map(|v| to_text(&v))?;
     (!location.is_empty()).then(|| std::path::Path::new(&dir).join(location))
+}
+
+/// `VDI.destroy(self)` (see the module's documentation).
+pub fn destroy(db: &Database, arg: &Value) -> Result<Outcome, ApiError> {
+    let vdi = coerce::object(db, Class::Vdi, "self", arg)?;
+    let ty = db
+        .field(Class::Vdi, vdi, "type")
+        .map(|v| to_text(&v))
+        .unwrap_or_default();
+    let ha_on = db
+        .objects(Class::Pool)
+        .any(|(p, _)| db.field(Class::Pool, p, "ha_enabled") == Some(Value::Bool(true)));
+    if ha_on && (ty == "ha_statefile" || ty == "redo_log") {
+        return Err(ApiError::ha_is_enabled());
+    }
+    let vbds: Vec<Ref> = match db.field(Class::Vdi, vdi, "VBDs") {
+        Some(Value::Set(items)) => items.iter().filter_map(Value::as_ref).collect(),
+        _ => Vec::new(),
+    };
+    for vbd in &vbds {
+        let vm = db.field(Class::Vbd, *vbd, "VM").and_then(|v| v.as_ref());
+        let running = vm.is_some_and(|vm| {
+            db.get(Class::Vm, vm).is_some()
+                && db
+                    .field(Class::Vm, vm, "power_state")
+                    .is_some_and(|s| to_text(&s) != "Halted")
+        });
+        if running {
+            return Err(ApiError::new(
+                "VDI_IN_USE",
+                [vdi.to_string(), "destroy".to_owned()],
+            ));
+        }
+    }
+    let region = super::vdi_region::region_of(db, vdi);
+    let effect = match (volume_path(db, vdi), region) {
+        (Some(device), Some(_)) => {
+            let uuid = db.field(Class::Vdi, vdi, "location").map(|v| to_text(&v));
+            let volume = uuid
+                .as_deref()
+                .and_then(|u| uuid::Uuid::parse_str(u).ok())
+                .ok_or_else(|| ApiError::internal(&format!("VDI {vdi} has no volume uuid")))?;
+            Some(Effect::DeleteVolume {
+                path: device,
+                region: Some(volume),
+            })
+        }
+        (Some(path), None) => Some(Effect::DeleteVolume { path, region: None }),
+        (None, _) => None,
+    };
+    let mut changes: Vec<Change> = vbds
+        .into_iter()
+        .map(|r| Change::Delete {
+            class: Class::Vbd,
+            r#ref: r,
+        })
+        .collect();
+    changes.push(Change::Delete {
+        class: Class::Vdi,
+        r#ref: vdi,
+    });
+    Ok(Outcome {
+        changes,
+        effects: effect.into_iter().collect(),
+        ..Outcome::value(Value::Void)
+    })
 }

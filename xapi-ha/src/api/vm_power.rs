@@ -111,6 +111,13 @@ pub fn vm_spec(db: &Database, vm: Ref) -> Result<VmSpec, ApiError> {
         vcpus: u32::try_from(int(db, Class::Vm, vm, "VCPUs_at_startup")).unwrap_or(0),
         driver: text(db, Class::Vm, vm, "driver"),
         config,
+        disk_regions: vm_disks(db, vm)
+            .into_iter()
+            .map(|d| {
+                d.region
+                    .map(|(offset, size)| xapi_vm::spec::DiskRegion { offset, size })
+            })
+            .collect(),
         disks: vm_disks(db, vm)
             .into_iter()
             .map(|d| {

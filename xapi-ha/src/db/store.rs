@@ -208,4 +208,21 @@ impl Store<BlockDevice> {
             BlockDevice::open(path, OpenMode::ReadWrite).map_err(|e| file_err(e.to_string()))?;
         Store::open(MetadataVolume::open(dev)?, epoch)
     }
+
+    /// blocksr: opens the store kept in `region` of the device at `path`
+    /// (the metadata volume of a block SR, formatted when it was
+    /// allocated; never formatted here).
+    pub fn open_region(
+        path: &Path,
+        region: sr_heartbeat::io::Region,
+        epoch: u64,
+    ) -> Result<(Store<BlockDevice>, OpenReport), StoreError> {
+        let dev = BlockDevice::open_region(path, OpenMode::ReadWrite, region).map_err(|e| {
+            StoreError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        Store::open(MetadataVolume::open(dev)?, epoch)
+    }
 }

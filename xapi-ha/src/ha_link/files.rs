@@ -214,6 +214,7 @@ mod tests {
                 statefile_path(Path::new("/sr/a"), g),
                 statefile_path(Path::new("/sr/b"), g),
             ],
+            statefile_regions: Vec::new(),
             control_socket: None,
             state_dir: None,
             fencing: Fencing::Linux,

@@ -7,6 +7,7 @@
 //! xhad_watch, ha_ops}`.
 
 pub mod files;
+pub mod regions; // blocksr: heartbeat volumes as regions of a block SR
 pub mod state;
 pub mod translate;
 pub mod xhad_config;

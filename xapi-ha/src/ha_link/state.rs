@@ -32,6 +32,14 @@ pub struct HaState {
     pub statefiles: Vec<PathBuf>,
     /// `xhad`'s control socket.
     pub control_socket: PathBuf,
+    /// blocksr: on a block SR, the metadata volume's region of the device
+    /// `metadata` (absent for a file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_region: Option<super::regions::HaVolume>,
+    /// blocksr: the statefiles that are regions of a block SR's device
+    /// (freed by a disable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statefile_regions: Vec<super::regions::HaVolume>,
 }
 
 /// Why the record could not be read.
@@ -117,7 +125,26 @@ mod tests {
             epoch: 3,
             statefiles: vec![PathBuf::from("/sr/ha-statefile")],
             control_socket: PathBuf::from("/run/xhad/control.sock"),
+            metadata_region: None,
+            statefile_regions: Vec::new(),
         };
+        s.save(dir.path()).unwrap();
+        assert_eq!(HaState::load(dir.path()).unwrap(), Some(s.clone()));
+        // blocksr: regions of a block SR round-trip too.
+        let region = |offset| crate::ha_link::regions::HaVolume {
+            path: PathBuf::from("/dev/sdz"),
+            uuid: Uuid::new_v4(),
+            offset,
+            len: 4 << 20,
+        };
+        let b = HaState {
+            metadata: PathBuf::from("/dev/sdz"),
+            metadata_region: Some(region(5 << 20)),
+            statefile_regions: vec![region(1 << 20)],
+            ..s.clone()
+        };
+        b.save(dir.path()).unwrap();
+        assert_eq!(HaState::load(dir.path()).unwrap(), Some(b));
         s.save(dir.path()).unwrap();
         assert_eq!(HaState::load(dir.path()).unwrap(), Some(s));
         HaState::remove(dir.path()).unwrap();

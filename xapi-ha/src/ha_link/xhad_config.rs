@@ -25,6 +25,10 @@ pub struct XhadConfig {
     pub timeout_s: u64,
     pub secret_file: PathBuf,
     pub statefiles: Vec<PathBuf>,
+    /// blocksr: for each statefile (same index), its region of the device
+    /// when it is a volume of a block SR (written as `{ path, offset,
+    /// length }`); missing entries are whole files.
+    pub statefile_regions: Vec<Option<sr_heartbeat::io::Region>>,
     /// `None`: xhad's default (`/run/xhad/control.sock`).
     pub control_socket: Option<PathBuf>,
     /// `None`: xhad's default (`/var/lib/xhad`).
@@ -66,7 +70,17 @@ pub fn text(c: &XhadConfig) -> Result<String, NotUtf8> {
     let statefiles: Result<Vec<String>, NotUtf8> = c
         .statefiles
         .iter()
-        .map(|p| quoted("statefiles", p))
+        .enumerate()
+        .map(|(i, p)| {
+            let path = quoted("statefiles", p)?;
+            Ok(match c.statefile_regions.get(i).copied().flatten() {
+                Some(r) => format!(
+                    "{{ path = {path}, offset = {}, length = {} }}",
+                    r.offset, r.len
+                ),
+                None => path,
+            })
+        })
         .collect();
     let _ = writeln!(t, "statefiles = [{}]", statefiles?.join(", "));
     let action = match c.fencing {
@@ -117,6 +131,7 @@ mod tests {
                 PathBuf::from("/srv/sr1/ha-statefile"),
                 PathBuf::from("/srv/sr \"2\"/ha-statefile"),
             ],
+            statefile_regions: Vec::new(),
             control_socket: Some(PathBuf::from("/run/x/control.sock")),
             state_dir: Some(PathBuf::from("/var/lib/x")),
             fencing,
@@ -146,6 +161,24 @@ mod tests {
         assert_eq!(parsed.timeouts.base.as_secs(), 10);
         assert_eq!(parsed.control_socket, PathBuf::from("/run/x/control.sock"));
         assert!(!parsed.master_candidate);
+
+        // blocksr: a statefile that is a region of a block SR's device.
+        let region = sr_heartbeat::io::Region {
+            offset: 1 << 20,
+            len: 4 << 20,
+        };
+        let mut b = sample(Fencing::Linux);
+        b.statefile_regions = vec![None, Some(region)];
+        let t = text(&b).unwrap();
+        let parsed =
+            Config::parse(&t, Path::new("/etc/xhad")).unwrap_or_else(|e| panic!("{e}\n{t}"));
+        assert_eq!(parsed.statefiles, b.statefiles);
+        assert_eq!(parsed.statefile_regions, vec![None, Some(region)]);
+        assert!(
+            crate::ha_link::files::sr_files_of_config(&t)
+                .iter()
+                .all(|p| p.starts_with("/srv/sr1"))
+        );
 
         let linux = text(&sample(Fencing::Linux)).unwrap();
         let parsed = Config::parse(&linux, Path::new("/etc/xhad")).unwrap();

@@ -716,6 +716,8 @@ pub(super) fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), F
     match effect {
         Effect::CreateSr { .. }
         | Effect::CreateVdi { .. }
+        | Effect::CreateRegion { .. }
+        | Effect::DeleteVolume { .. }
         | Effect::OnHost { .. }
         | Effect::JoinPool { .. }
         | Effect::EjectHost { .. }

@@ -105,6 +105,8 @@ impl HaLink {
 struct Undo {
     files: Vec<PathBuf>,
     daemon: Option<(Daemon, PathBuf)>,
+    /// blocksr: the heartbeat volumes made (files and block SR regions).
+    volumes: super::ha_volumes::Made,
 }
 
 impl Undo {
@@ -113,6 +115,7 @@ impl Undo {
             stop_daemon(daemon, socket);
         }
         files::remove_all(&self.files);
+        super::ha_volumes::remove(&self.volumes);
     }
 }
 
@@ -151,7 +154,7 @@ pub fn open_ha_store(state: &HaState) -> Result<LocalStore, String> {
     .filter(|r| r.pool_generation == state.generation)
     .map_or(0, |r| r.master_epoch);
     let epoch = state.epoch.max(live_epoch);
-    let (store, report) = Store::open_file(&state.metadata, Layout::standard(), epoch)
+    let (store, report) = super::ha_volumes::open_store(state, epoch)
         .map_err(|e| format!("{}: {e}", state.metadata.display()))?;
     tracing::info!(
         volume = %state.metadata.display(),
@@ -319,7 +322,7 @@ impl Agent {
             return Err(ApiError::new("HOST_OFFLINE", [other.host.to_string()]));
         }
         for sr in &req.srs {
-            if let Err(e) = files::check_writable_dir(&sr.path) {
+            if let Err(e) = super::ha_volumes::check_reachable(sr) {
                 tracing::error!(sr = %sr.uuid, error = %e, "heartbeat SR not reachable");
                 return Err(error("CANNOT_CREATE_STATE_FILE"));
             }
@@ -346,20 +349,12 @@ impl Agent {
             tracing::error!(error = %e, "creating an HA file failed");
             error("CANNOT_CREATE_STATE_FILE")
         };
-        let mut statefiles = Vec::new();
-        for sr in &req.srs {
-            let path = files::statefile_path(&sr.path, generation);
-            files::create_statefile(&path, generation).map_err(cannot_create)?;
-            undo.files.push(path.clone());
-            statefiles.push(path);
-        }
-        let first = req
-            .srs
-            .first()
-            .ok_or_else(|| error("CANNOT_CREATE_STATE_FILE"))?;
-        let metadata = files::metadata_path(&first.path, generation);
-        undo.files.push(metadata.clone());
-        let metadata_bytes = files::create_metadata(&metadata).map_err(cannot_create)?;
+        // blocksr: files on a file SR, regions on a block SR.
+        let volumes =
+            super::ha_volumes::create(req, generation, &mut undo.volumes).map_err(cannot_create)?;
+        let statefiles = volumes.statefiles.clone();
+        let metadata = volumes.metadata.clone();
+        let metadata_bytes = volumes.metadata_bytes;
 
         let startup = |e: &dyn std::fmt::Display| {
             tracing::error!(error = %e, "preparing xhad failed");
@@ -379,6 +374,11 @@ impl Agent {
             timeout_s: req.timeout_s,
             secret_file: secret,
             statefiles: statefiles.clone(),
+            statefile_regions: volumes
+                .statefile_regions
+                .iter()
+                .map(|v| v.as_ref().map(|v| v.region()))
+                .collect(),
             control_socket: paths.control_socket_key.clone(),
             state_dir: paths.state_dir.clone(),
             fencing: paths.fencing.clone(),
@@ -428,6 +428,12 @@ impl Agent {
             metadata: metadata.clone(),
             statefile_bytes: i64::try_from(STATEFILE_SIZE).unwrap_or(i64::MAX),
             metadata_bytes: i64::try_from(metadata_bytes).unwrap_or(i64::MAX),
+            statefile_regions: volumes
+                .statefile_regions
+                .iter()
+                .map(|v| v.as_ref().map(|v| (v.offset, v.len)))
+                .collect(),
+            metadata_region: volumes.metadata_region.as_ref().map(|v| (v.offset, v.len)),
         };
         let state = HaState {
             generation,
@@ -436,6 +442,13 @@ impl Agent {
             epoch: report.master_epoch,
             statefiles,
             control_socket: paths.control_socket.clone(),
+            metadata_region: volumes.metadata_region.clone(),
+            statefile_regions: volumes
+                .statefile_regions
+                .iter()
+                .flatten()
+                .cloned()
+                .collect(),
         };
         self.move_database_onto(&state, req, &created, &report, &ctx.data_dir)?;
         let follower = xhad_watch::follow(Arc::downgrade(self), paths.control_socket.clone());
@@ -470,7 +483,7 @@ impl Agent {
         if ha_enable::is_enabled(store.database(), req.pool) {
             return Err(ApiError::ha_is_enabled());
         }
-        let (mut ha_store, _) = Store::open_file(&state.metadata, Layout::standard(), state.epoch)
+        let (mut ha_store, _) = super::ha_volumes::open_store(state, state.epoch)
             .map_err(|e| fail("opening the metadata volume failed", &e))?;
         ha_store
             .install(store.database().clone())
@@ -557,12 +570,12 @@ impl Agent {
         }
         tracing::info!("xhad stopped");
         self.move_database_back(req, &ctx.data_dir)?;
-        let mut leftovers = paths.created_files();
-        if let Some(s) = &state {
-            leftovers.extend(s.statefiles.iter().cloned());
-            leftovers.push(s.metadata.clone());
-        }
+        let leftovers = paths.created_files();
         files::remove_all(&leftovers);
+        if let Some(s) = &state {
+            // blocksr: files removed, block SR regions freed.
+            super::ha_volumes::remove(&super::ha_volumes::leftovers(s));
+        }
         tracing::info!("HA disabled");
         Ok(())
     }

@@ -28,7 +28,7 @@ use crate::pool::peer;
 use crate::pool::secret::PoolSecret;
 use crate::rpc::convert::to_rpc;
 use crate::rpc::{Failure, Rpc};
-use crate::value::{Ref, Value};
+use crate::value::{Key, Ref, Value};
 
 /// How often a member retries reporting stopped VMs to an unreachable master.
 const REPORT_RETRY: Duration = Duration::from_secs(2);
@@ -273,7 +273,14 @@ fn join(
         ));
         return Err(ApiError::operation_not_allowed("Host cannot become slave of itself").into());
     }
-    let record = pool_api::admit_record(&facts.info, &fingerprint);
+    let mut record = pool_api::admit_record(&facts.info, &fingerprint);
+    // blocksr: this host's halted VMs go with it (api::pool_import).
+    if let Value::Map(pairs) = &mut record {
+        pairs.push((
+            Key::String(crate::api::pool_import::VMS_KEY.into()),
+            crate::api::pool_import::halted_vms(store.database()),
+        ));
+    }
     let reply = block_on(peers::call_with(
         &pinned,
         &session,

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod ha_ops;
+pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;
 pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
@@ -19,6 +20,7 @@ pub mod storage;
 pub mod tls;
 pub mod vms;
 pub mod web; // metrics: GET /metrics and the status page
+pub mod volumes; // blocksr: block SR regions and VDI removal
 pub mod xhad_launcher;
 pub mod xhad_watch;
 

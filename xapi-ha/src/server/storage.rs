@@ -14,7 +14,8 @@
 //! its volume table ([`prepare_block_sr`]).
 //!
 //! `VDI.create` on a `file` SR: a new sparse file (`O_EXCL`: an existing
-//! file is `SR_BACKEND_FAILURE`), synced with its directory.
+//! file is `SR_BACKEND_FAILURE`), synced with its directory. On a `block`
+//! SR, and `VDI.destroy` on both: `server::volumes`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -51,6 +52,8 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
             }
         }
         Effect::CreateVdi { path, size } => create_volume(path, *size),
+        Effect::CreateRegion { device, volume } => super::volumes::create_region(device, volume),
+        Effect::DeleteVolume { path, region } => super::volumes::delete_volume(path, *region),
         Effect::StartVm { .. }
         | Effect::StopVm { .. }
         | Effect::MigrateVm { .. }

@@ -74,6 +74,7 @@ fn main() -> anyhow::Result<()> {
                 driver: driver.clone(),
                 config,
                 disks: vec![disk.clone()],
+                disk_regions: Vec::new(),
             };
             let t0 = Instant::now();
             let vm = d.start(&spec)?;

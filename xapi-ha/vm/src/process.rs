@@ -41,6 +41,12 @@ impl ProcessDriver {
 /// tests to describe a VM the same way).
 pub fn vm_env(spec: &VmSpec, host: &str) -> Result<Vec<(String, String)>, DriverError> {
     let disks: Vec<String> = spec.disks.iter().map(|d| d.display().to_string()).collect();
+    let regions: Vec<String> = (0..spec.disks.len())
+        .map(|i| {
+            spec.disk_region(i)
+                .map_or_else(String::new, |r| format!("{}+{}", r.offset, r.size))
+        })
+        .collect();
     Ok(vec![
         ("XHA_VM_UUID".into(), spec.uuid.hyphenated().to_string()),
         ("XHA_VM_NAME".into(), spec.name.clone()),
@@ -48,6 +54,7 @@ pub fn vm_env(spec: &VmSpec, host: &str) -> Result<Vec<(String, String)>, Driver
         ("XHA_VM_MEMORY".into(), spec.memory_bytes.to_string()),
         ("XHA_VM_VCPUS".into(), spec.vcpus.to_string()),
         ("XHA_VM_DISKS".into(), disks.join(":")),
+        ("XHA_VM_DISK_REGIONS".into(), regions.join(":")),
         ("XHA_STAMP_SLOT".into(), spec.stamp_slot()?.to_string()),
         ("XHA_STAMP_T0_MS".into(), now_ms().to_string()),
     ])

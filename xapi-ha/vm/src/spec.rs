@@ -23,9 +23,27 @@ pub struct VmSpec {
     pub config: BTreeMap<String, String>,
     /// The VM's disks (VDIs on SRs) as paths, in device order.
     pub disks: Vec<PathBuf>,
+    /// For each disk (same index), where its bytes are on the device when
+    /// it is a region of a block SR; `None` (or no entry) is the whole
+    /// file or device.
+    #[serde(default)]
+    pub disk_regions: Vec<Option<DiskRegion>>,
+}
+
+/// A disk that is a region of its device (a VDI on a `type=block` SR):
+/// `size` bytes from byte `offset`, both multiples of 4096.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRegion {
+    pub offset: u64,
+    pub size: u64,
 }
 
 impl VmSpec {
+    /// The region of disk `index`, if it is one.
+    pub fn disk_region(&self, index: usize) -> Option<DiskRegion> {
+        self.disk_regions.get(index).copied().flatten()
+    }
+
     /// The value of `key`, if set and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.config

@@ -6,7 +6,10 @@
 //!   a bind mount, two device nodes of one block device) would count twice
 //!   towards the statefile majority: refused, exit 7, naming both entries.
 //!   Files are compared by device and inode, block and character devices by
-//!   the device number they stand for. The `stat` runs on a helper thread
+//!   the device number they stand for. Two regions of one device (entries
+//!   with `offset` and `length`) are one statefile only when they overlap
+//!   (caught by the configuration check) or start at the same offset. The
+//!   `stat` runs on a helper thread
 //!   bounded by the I/O deadline, like the open, so a hung mount cannot hang
 //!   start-up. (Two paths to one LUN through different devices, such as
 //!   multipath members, cannot be recognised this way.)
@@ -44,6 +47,27 @@ pub enum Identity {
     Device { rdev: u64 },
     /// Anything else: the file's device and inode.
     File { dev: u64, ino: u64 },
+    /// The region at byte `offset` of the device or file `rdev`/`ino` (both
+    /// of the identity above, whichever it is).
+    Region { major: u64, minor: u64, offset: u64 },
+}
+
+impl Identity {
+    /// The identity of `region` of the file or device with this identity.
+    #[must_use]
+    pub fn in_region(self, region: Option<sr_heartbeat::io::Region>) -> Identity {
+        let Some(r) = region else { return self };
+        let (major, minor) = match self {
+            Identity::Device { rdev } => (rdev, u64::MAX),
+            Identity::File { dev, ino } => (dev, ino),
+            Identity::Region { major, minor, .. } => (major, minor),
+        };
+        Identity::Region {
+            major,
+            minor,
+            offset: r.offset,
+        }
+    }
 }
 
 impl std::fmt::Display for Identity {
@@ -61,6 +85,9 @@ impl std::fmt::Display for Identity {
                 nix::sys::stat::major(*dev),
                 nix::sys::stat::minor(*dev)
             ),
+            Identity::Region { offset, .. } => {
+                write!(f, "a region at offset {offset} of one device or file")
+            }
         }
     }
 }
@@ -124,13 +151,25 @@ pub struct Opened {
 pub fn open_statefiles(config: &Config) -> Result<Opened, Fatal> {
     let deadline = config.timeouts.io_deadline;
     let paths = &config.statefiles;
-    let ids: Vec<Option<Identity>> = paths.iter().map(|p| identity(p, deadline)).collect();
+    let region = |i: usize| config.statefile_regions.get(i).copied().flatten();
+    let ids: Vec<Option<Identity>> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| identity(p, deadline).map(|id| id.in_region(region(i))))
+        .collect();
     check_distinct(paths, &ids).map_err(|e| Fatal::new(e.exit_code(), e.to_string()))?;
     let mut files = Vec::with_capacity(paths.len());
     let mut unreachable = Vec::new();
     let mut retry = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        match statefile_io::open(i, p, config.pool_generation, config.hosts.len(), deadline) {
+        match statefile_io::open(
+            i,
+            p,
+            region(i),
+            config.pool_generation,
+            config.hosts.len(),
+            deadline,
+        ) {
             Ok(f) => {
                 tracing::info!(
                     statefile = i,
@@ -239,6 +278,7 @@ pub struct Reopener {
     next_at: Option<Instant>,
     interval: Duration,
     paths: Vec<PathBuf>,
+    regions: Vec<Option<sr_heartbeat::io::Region>>,
     ids: Vec<Option<Identity>>,
     generation: uuid::Uuid,
     hosts: usize,
@@ -259,6 +299,7 @@ impl Reopener {
             next_at: (!opened.retry.is_empty()).then(|| now + interval),
             interval,
             paths: config.statefiles.clone(),
+            regions: config.statefile_regions.clone(),
             ids: opened.ids.clone(),
             generation: config.pool_generation,
             hosts: config.hosts.len(),
@@ -281,6 +322,7 @@ impl Reopener {
             return;
         }
         let (pending, paths, ids) = (self.pending.clone(), self.paths.clone(), self.ids.clone());
+        let regions = self.regions.clone();
         let (generation, hosts, deadline) = (self.generation, self.hosts, self.deadline);
         let tx = self.tx.clone();
         let spawned = std::thread::Builder::new()
@@ -289,7 +331,11 @@ impl Reopener {
             .spawn(move || {
                 let out = pending
                     .into_iter()
-                    .map(|i| (i, reopen(i, &paths, &ids, generation, hosts, deadline)))
+                    .map(|i| {
+                        let region = regions.get(i).copied().flatten();
+                        let r = reopen(i, &paths, region, &ids, generation, hosts, deadline);
+                        (i, r)
+                    })
                     .collect();
                 let _ = tx.send(out);
             });
@@ -331,17 +377,21 @@ impl Reopener {
 fn reopen(
     i: usize,
     paths: &[PathBuf],
+    region: Option<sr_heartbeat::io::Region>,
     ids: &[Option<Identity>],
     generation: uuid::Uuid,
     hosts: usize,
     deadline: Duration,
 ) -> Result<Statefile, RetryError> {
-    let f = statefile_io::open(i, &paths[i], generation, hosts, deadline).map_err(|e| match e {
-        OpenError::Hung { .. } => RetryError::Hung(e.to_string()),
-        _ => RetryError::Failed(e.to_string()),
-    })?;
+    let f =
+        statefile_io::open(i, &paths[i], region, generation, hosts, deadline).map_err(
+            |e| match e {
+                OpenError::Hung { .. } => RetryError::Hung(e.to_string()),
+                _ => RetryError::Failed(e.to_string()),
+            },
+        )?;
     let mut ids = ids.to_vec();
-    ids[i] = identity(&paths[i], deadline);
+    ids[i] = identity(&paths[i], deadline).map(|id| id.in_region(region));
     check_distinct(paths, &ids).map_err(|e| RetryError::Failed(e.to_string()))?;
     Ok(f)
 }
@@ -349,6 +399,31 @@ fn reopen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_of_one_file_are_distinct_by_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("lun");
+        std::fs::write(&f, b"x").unwrap();
+        let t = Duration::from_secs(5);
+        let region = |offset| {
+            Some(sr_heartbeat::io::Region {
+                offset,
+                len: 4 << 20,
+            })
+        };
+        let id = identity(&f, t).unwrap();
+        let paths = vec![f.clone(), f.clone(), f];
+        let ids = [
+            Some(id.in_region(region(1 << 20))),
+            Some(id.in_region(region(5 << 20))),
+            Some(id.in_region(region(1 << 20))),
+        ];
+        check_distinct(&paths[..2], &ids[..2]).unwrap();
+        let e = check_distinct(&paths, &ids).unwrap_err();
+        assert!(e.to_string().contains("offset 1048576"), "{e}");
+        assert_eq!(id.in_region(None), id);
+    }
 
     #[test]
     fn same_file_under_other_names() {

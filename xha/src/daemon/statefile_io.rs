@@ -37,7 +37,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sr_heartbeat::io::{BlockDevice, OpenMode};
+use sr_heartbeat::io::{BlockDevice, OpenMode, Region};
 use sr_heartbeat::statefile::{Statefile, StatefileError};
 use tokio::sync::mpsc;
 use xha_driver::{Completion, Done, Op};
@@ -124,6 +124,7 @@ pub enum OpenError {
 pub fn open(
     index: usize,
     path: &Path,
+    region: Option<Region>,
     generation: uuid::Uuid,
     hosts: usize,
     deadline: Duration,
@@ -134,9 +135,11 @@ pub fn open(
         .name(format!("statefile-open-{index}"))
         .stack_size(WORKER_STACK)
         .spawn(move || {
-            let r = BlockDevice::open(&p, OpenMode::ReadWrite)
-                .map_err(StatefileError::from)
-                .and_then(Statefile::open);
+            let dev = match region {
+                Some(r) => BlockDevice::open_region(&p, OpenMode::ReadWrite, r),
+                None => BlockDevice::open(&p, OpenMode::ReadWrite),
+            };
+            let r = dev.map_err(StatefileError::from).and_then(Statefile::open);
             let _ = tx.send(r);
         });
     if let Err(e) = spawned {

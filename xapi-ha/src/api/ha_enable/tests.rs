@@ -121,7 +121,10 @@ fn each_check_names_its_error() {
         ]
     );
     assert_eq!(c(&[], &[]), vec!["CANNOT_CREATE_STATE_FILE"]);
-    assert_eq!(c(&[f.block], &[]), vec!["CANNOT_CREATE_STATE_FILE"]);
+    // blocksr: a shared block SR is accepted; its device is the path.
+    let b = check_enable(&f.db, &enable_args(&[f.block], &[])).unwrap();
+    assert!(b.srs[0].block);
+    assert_eq!(b.srs[0].path, PathBuf::from("/srv/sr4"));
     assert_eq!(
         c(&[f.shared], &[("timeout", "9")]),
         vec!["INVALID_VALUE", "configuration:timeout", "9"]
@@ -210,6 +213,8 @@ fn enabled_then_disabled_records_and_errors() {
         metadata: PathBuf::from("/srv/sr2/ha-metadata"),
         statefile_bytes: 4 << 20,
         metadata_bytes: 256 << 20,
+        statefile_regions: Vec::new(),
+        metadata_region: None,
     };
     let changes = enabled_changes(&db, &caller(30), &req, &files);
     assert_eq!(

@@ -2,7 +2,8 @@
 //! record (VM, host, boot, sequence, time) to its slot of its disk with
 //! O_DIRECT (docs/vm-drivers.md, "Stamps"). Defaults come from the
 //! environment the process driver sets (`XHA_VM_UUID`, `XHA_HOST`, the first
-//! of `XHA_VM_DISKS`, `XHA_STAMP_SLOT`). Runs until killed.
+//! of `XHA_VM_DISKS` and of `XHA_VM_DISK_REGIONS`, `XHA_STAMP_SLOT`). Runs
+//! until killed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use uuid::Uuid;
-use xapi_vm::stamp::{StampRecord, StampWriter};
+use xapi_vm::stamp::{DiskArea, StampRecord, StampWriter};
 
 #[derive(Parser)]
 #[command(about = "Write a VM's stamp records every 200 ms")]
@@ -18,6 +19,14 @@ struct Args {
     /// The stamp disk (default: the first of $XHA_VM_DISKS).
     #[arg(long)]
     disk: Option<PathBuf>,
+    /// The disk's byte offset on its device, when it is a region of a block
+    /// SR (default: the first of $XHA_VM_DISK_REGIONS, else 0).
+    #[arg(long)]
+    offset: Option<u64>,
+    /// The disk's length in bytes, when it is a region (default: the first
+    /// of $XHA_VM_DISK_REGIONS, else up to the end of the device).
+    #[arg(long)]
+    length: Option<u64>,
     /// The VM (default: $XHA_VM_UUID).
     #[arg(long)]
     vm: Option<Uuid>,
@@ -44,10 +53,22 @@ fn env(name: &str) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let from_env = a.disk.is_none();
     let disk = match a.disk {
         Some(d) => d,
         None => PathBuf::from(env("XHA_VM_DISKS")?.split(':').next().unwrap_or_default()),
     };
+    let mut area = DiskArea::default();
+    if from_env && let Ok(regions) = std::env::var("XHA_VM_DISK_REGIONS") {
+        let first = regions.split(':').next().unwrap_or_default();
+        area = DiskArea::parse(first).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(o) = a.offset {
+        area.base = o;
+    }
+    if let Some(l) = a.length {
+        area.len = Some(l);
+    }
     let vm = match a.vm {
         Some(v) => v,
         None => Uuid::try_parse(&env("XHA_VM_UUID")?).context("$XHA_VM_UUID")?,
@@ -65,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             .context("$XHA_STAMP_SLOT")?
             .unwrap_or(0),
     };
-    let mut w = StampWriter::open(&disk, slot)?;
+    let mut w = StampWriter::open_in(&disk, area, slot)?;
     let boot = a.boot.unwrap_or_else(Uuid::new_v4);
     let interval = Duration::from_millis(a.interval_ms.max(1));
     let mut next = Instant::now();

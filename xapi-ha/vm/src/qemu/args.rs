@@ -94,6 +94,25 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
     for (i, d) in spec.disks.iter().enumerate() {
         // cache=none: writes go to the (shared) storage, not this host's page
         // cache. Image locking stays on (QEMU's default).
+        if let Some(r) = spec.disk_region(i) {
+            // A region of a block SR's device: the raw format driver's
+            // offset and size keep every guest access inside it.
+            let file_driver = if is_block_device(d) {
+                "host_device"
+            } else {
+                "file"
+            };
+            a.push("-blockdev".into());
+            a.push(format!(
+                "driver=raw,node-name=disk{i},offset={},size={},cache.direct=on,file.driver={file_driver},file.filename={},file.cache.direct=on",
+                r.offset,
+                r.size,
+                esc(&d.display().to_string())
+            ));
+            a.push("-device".into());
+            a.push(format!("virtio-blk-device,drive=disk{i}"));
+            continue;
+        }
         a.push("-drive".into());
         a.push(format!(
             "file={},format=raw,if=none,id=disk{i},cache=none",
@@ -108,6 +127,13 @@ pub fn build(spec: &VmSpec, l: &Launch<'_>) -> Vec<OsString> {
     a.into_iter().map(OsString::from).collect()
 }
 
+/// Whether `path` is a block device (QEMU's `host_device` driver) rather
+/// than a regular file.
+fn is_block_device(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
 /// The host's TSC frequency in kHz, from /proc/cpuinfo's `cpu MHz`.
 pub fn host_tsc_khz() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
@@ -120,4 +146,70 @@ pub fn host_tsc_khz() -> Option<u64> {
         .parse()
         .ok()?;
     Some((mhz * 1000.0).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DiskRegion;
+
+    /// blocksr: a disk that is a region of a block SR's device is a raw
+    /// `-blockdev` with the region's offset and size; a whole file stays a
+    /// `-drive`.
+    #[test]
+    fn a_region_disk_is_a_raw_blockdev_with_offset_and_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lun = dir.path().join("lun,1");
+        let whole = dir.path().join("whole.img");
+        std::fs::write(&lun, b"").expect("lun");
+        std::fs::write(&whole, b"").expect("whole");
+        let spec = VmSpec {
+            uuid: uuid::Uuid::from_u128(1),
+            name: "r".into(),
+            memory_bytes: 256 * MIB,
+            vcpus: 1,
+            driver: "qemu".into(),
+            config: Default::default(),
+            disks: vec![lun.clone(), whole.clone()],
+            disk_regions: vec![
+                Some(DiskRegion {
+                    offset: 1 << 20,
+                    size: 8 << 20,
+                }),
+                None,
+            ],
+        };
+        let launch = Launch {
+            accel: Accel::Tcg,
+            dir: dir.path(),
+            kernel: "/k",
+            initrd: None,
+            host: "h",
+            tsc_khz: None,
+            t0_ms: 0,
+            stamp: false,
+            slot: 0,
+            extra_cmdline: None,
+            incoming: None,
+        };
+        let argv: Vec<String> = build(&spec, &launch)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = argv
+            .iter()
+            .position(|a| a == "-blockdev")
+            .expect("blockdev");
+        assert_eq!(
+            argv[at + 1],
+            format!(
+                "driver=raw,node-name=disk0,offset=1048576,size=8388608,cache.direct=on,file.driver=file,file.filename={},file.cache.direct=on",
+                lun.display().to_string().replace(',', ",,")
+            )
+        );
+        assert_eq!(argv[at + 3], "virtio-blk-device,drive=disk0");
+        let drive = argv.iter().position(|a| a == "-drive").expect("drive");
+        assert!(argv[drive + 1].contains("id=disk1"), "{}", argv[drive + 1]);
+        assert_eq!(argv.iter().filter(|a| *a == "-blockdev").count(), 1);
+    }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::record::StampRecord;
-use super::region::{RegionError, read_region};
+use super::region::RegionError;
 
 /// Every record seen so far, deduplicated.
 #[derive(Debug, Default, Clone)]
@@ -103,7 +103,18 @@ impl StampLog {
 
     /// Reads slot `slot` of `disk` and adds what it holds.
     pub fn read_disk(&mut self, disk: &Path, slot: u64) -> Result<usize, RegionError> {
-        let read = read_region(disk, slot)?;
+        self.read_disk_in(disk, super::region::DiskArea::default(), slot)
+    }
+
+    /// Like [`StampLog::read_disk`], for a disk that is `area` of the
+    /// device at `disk` (a VDI on a block SR).
+    pub fn read_disk_in(
+        &mut self,
+        disk: &Path,
+        area: super::region::DiskArea,
+        slot: u64,
+    ) -> Result<usize, RegionError> {
+        let read = super::region::read_region_in(disk, area, slot)?;
         let n = read.records.len();
         self.records.extend(read.records);
         for (off, e) in read.damaged {

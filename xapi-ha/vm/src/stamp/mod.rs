@@ -9,4 +9,4 @@ pub mod region;
 
 pub use check::{BootWindow, CheckOptions, StampLog, Violation};
 pub use record::{StampRecord, decode};
-pub use region::{StampWriter, read_region};
+pub use region::{DiskArea, StampWriter, read_region, read_region_in};

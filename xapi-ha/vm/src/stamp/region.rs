@@ -84,19 +84,63 @@ fn disk_bytes(file: &File, path: &Path) -> Result<u64, RegionError> {
     f.seek(SeekFrom::End(0)).map_err(|e| io_err(path, e))
 }
 
+/// Where a disk is on its device: the whole device (a file on a `file`
+/// SR), or the region `base .. base + len` of it (a volume of a `block`
+/// SR). Slot offsets are relative to `base`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskArea {
+    pub base: u64,
+    /// `None`: up to the end of the device.
+    pub len: Option<u64>,
+}
+
+impl DiskArea {
+    /// Parses one entry of `XHA_VM_DISK_REGIONS`: `OFFSET+LENGTH` (bytes),
+    /// or empty for the whole device.
+    pub fn parse(text: &str) -> Result<DiskArea, String> {
+        if text.is_empty() {
+            return Ok(DiskArea::default());
+        }
+        let (o, l) = text
+            .split_once('+')
+            .ok_or_else(|| format!("disk region {text:?}: expected OFFSET+LENGTH"))?;
+        let num = |what: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|e| format!("disk region {text:?}: {what} {v:?}: {e}"))
+        };
+        Ok(DiskArea {
+            base: num("offset", o)?,
+            len: Some(num("length", l)?),
+        })
+    }
+
+    /// The bytes of the area on a device of `device_bytes`.
+    fn bytes(&self, device_bytes: u64) -> u64 {
+        let rest = device_bytes.saturating_sub(self.base);
+        self.len.map_or(rest, |l| l.min(rest))
+    }
+}
+
 /// Writes one VM's stamps into its slot (the `xha-stamp` workload).
 pub struct StampWriter {
     file: File,
     path: String,
     slot: u64,
+    base: u64,
     // Page-aligned by construction (an anonymous mapping): O_DIRECT needs it.
     buf: MmapMut,
 }
 
 impl StampWriter {
     pub fn open(path: &Path, slot: u64) -> Result<Self, RegionError> {
+        Self::open_in(path, DiskArea::default(), slot)
+    }
+
+    /// Opens slot `slot` of the disk that is `area` of the device at
+    /// `path` (a region of a block SR): every write lands inside it.
+    pub fn open_in(path: &Path, area: DiskArea, slot: u64) -> Result<Self, RegionError> {
         let file = open(path, true)?;
-        let bytes = disk_bytes(&file, path)?;
+        let bytes = area.bytes(disk_bytes(&file, path)?);
         let need = (slot + 1) * REGION_BYTES;
         if bytes < need {
             return Err(RegionError::TooSmall {
@@ -111,6 +155,7 @@ impl StampWriter {
             file,
             path: path.display().to_string(),
             slot,
+            base: area.base,
             buf,
         })
     }
@@ -122,7 +167,7 @@ impl StampWriter {
             ring_offset(self.slot, &record.boot, record.seq),
             latest_offset(self.slot),
         ] {
-            let n = pwrite(&self.file, &self.buf, off as i64)
+            let n = pwrite(&self.file, &self.buf, (self.base + off) as i64)
                 .map_err(|e| io_err(Path::new(&self.path), e))?;
             if n != BLOCK_BYTES {
                 return Err(io_err(
@@ -146,8 +191,13 @@ pub struct RegionRead {
 
 /// Reads slot `slot` of the disk at `path` with O_DIRECT.
 pub fn read_region(path: &Path, slot: u64) -> Result<RegionRead, RegionError> {
+    read_region_in(path, DiskArea::default(), slot)
+}
+
+/// Reads slot `slot` of the disk that is `area` of the device at `path`.
+pub fn read_region_in(path: &Path, area: DiskArea, slot: u64) -> Result<RegionRead, RegionError> {
     let file = open(path, false)?;
-    let bytes = disk_bytes(&file, path)?;
+    let bytes = area.bytes(disk_bytes(&file, path)?);
     let start = latest_offset(slot);
     // A disk shorter than the region (or than slot 0) simply has no records there.
     let len =
@@ -159,8 +209,12 @@ pub fn read_region(path: &Path, slot: u64) -> Result<RegionRead, RegionError> {
     let mut buf = MmapMut::map_anon(len as usize).map_err(|e| io_err(path, e))?;
     let mut done = 0usize;
     while done < len as usize {
-        let n = pread(&file, &mut buf[done..], (start + done as u64) as i64)
-            .map_err(|e| io_err(path, e))?;
+        let n = pread(
+            &file,
+            &mut buf[done..],
+            (area.base + start + done as u64) as i64,
+        )
+        .map_err(|e| io_err(path, e))?;
         if n == 0 {
             break;
         }

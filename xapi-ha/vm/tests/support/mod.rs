@@ -45,6 +45,7 @@ pub fn spec(driver: &str, config: &[(&str, &str)], disks: Vec<PathBuf>) -> xapi_
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         disks,
+        disk_regions: Vec::new(),
     }
 }
 

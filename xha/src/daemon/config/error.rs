@@ -81,6 +81,14 @@ pub enum ConfigError {
     /// A path-valued key is empty.
     #[error("{key}: the path is empty")]
     EmptyPath { key: String },
+    /// A statefile region's `offset` or `length` is missing, misaligned or
+    /// too small (`key` is `statefiles[i].offset` or `.length`).
+    #[error("{key}: {value}: {reason}")]
+    StatefileRegion {
+        key: String,
+        value: i64,
+        reason: String,
+    },
     /// The same statefile is listed twice.
     #[error("{key}: {path} is already listed at {first}")]
     DuplicateStatefile {

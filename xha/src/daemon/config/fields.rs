@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sr_heartbeat::statefile::MAX_HOSTS_LIMIT;
+use sr_heartbeat::io::{REGION_ALIGN, Region};
+use sr_heartbeat::statefile::{MAX_HOSTS_LIMIT, STATEFILE_SIZE};
 use uuid::Uuid;
 
 use super::{
@@ -27,7 +28,7 @@ pub(super) struct RawConfig {
     pub(super) timeout: Option<i64>,
     pub(super) boot_join_timeout: Option<i64>,
     pub(super) secret_file: PathBuf,
-    pub(super) statefiles: Vec<PathBuf>,
+    pub(super) statefiles: Vec<RawStatefile>,
     pub(super) fence_action: Option<FenceAction>,
     pub(super) control_socket: Option<PathBuf>,
     pub(super) control_uids: Option<Vec<u32>>,
@@ -35,6 +36,24 @@ pub(super) struct RawConfig {
     pub(super) master_candidate: Option<bool>,
     pub(super) watchdog: Option<RawWatchdog>,
     pub(super) hosts: Vec<RawHost>,
+}
+
+/// One `statefiles` entry: a path (the whole file or device), or a table
+/// `{ path = "...", offset = N, length = N }` naming a region of a device
+/// (the statefile volume of a block SR).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawStatefile {
+    Path(PathBuf),
+    Region(RawRegion),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegion {
+    path: PathBuf,
+    offset: Option<i64>,
+    length: Option<i64>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,27 +263,83 @@ pub(super) fn resolve(key: &str, path: &Path, base_dir: &Path) -> Result<PathBuf
     })
 }
 
+/// A region entry's `offset` and `length`: both given, whole multiples of
+/// 4096, the length at least a statefile's size.
+fn parse_region(i: usize, r: &RawRegion) -> Result<Option<Region>, ConfigError> {
+    let bad = |field: &str, value: i64, reason: String| ConfigError::StatefileRegion {
+        key: format!("statefiles[{i}].{field}"),
+        value,
+        reason,
+    };
+    let (offset, length) = match (r.offset, r.length) {
+        (None, None) => return Ok(None),
+        (Some(o), Some(l)) => (o, l),
+        (Some(o), None) => return Err(bad("length", o, "offset is given without length".into())),
+        (None, Some(l)) => return Err(bad("offset", l, "length is given without offset".into())),
+    };
+    let align = REGION_ALIGN as i64;
+    if offset < 0 || offset % align != 0 {
+        return Err(bad(
+            "offset",
+            offset,
+            format!("must be a non-negative multiple of {align}"),
+        ));
+    }
+    let min = STATEFILE_SIZE as i64;
+    if length < min || length % align != 0 {
+        return Err(bad(
+            "length",
+            length,
+            format!("must be a multiple of {align} of at least {min} (a statefile)"),
+        ));
+    }
+    Ok(Some(Region {
+        offset: offset as u64,
+        len: length as u64,
+    }))
+}
+
 pub(super) fn parse_statefiles(
-    raw: &[PathBuf],
+    raw: &[RawStatefile],
     base_dir: &Path,
-) -> Result<Vec<PathBuf>, ConfigError> {
+) -> Result<Vec<(PathBuf, Option<Region>)>, ConfigError> {
     if raw.is_empty() || raw.len() > MAX_STATEFILES {
         return Err(ConfigError::StatefileCount { count: raw.len() });
     }
-    let mut out: Vec<PathBuf> = Vec::with_capacity(raw.len());
-    for (i, p) in raw.iter().enumerate() {
-        let key = format!("statefiles[{i}]");
+    let mut out: Vec<(PathBuf, Option<Region>)> = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let (p, region, key) = match entry {
+            RawStatefile::Path(p) => (p, None, format!("statefiles[{i}]")),
+            RawStatefile::Region(r) => (
+                &r.path,
+                parse_region(i, r)?,
+                format!("statefiles[{i}].path"),
+            ),
+        };
         let path = resolve(&key, p, base_dir)?;
-        if let Some(j) = out.iter().position(|q| *q == path) {
+        if let Some(j) = out
+            .iter()
+            .position(|(q, other)| *q == path && regions_meet(*other, region))
+        {
             return Err(ConfigError::DuplicateStatefile {
                 key,
                 path,
                 first: format!("statefiles[{j}]"),
             });
         }
-        out.push(path);
+        out.push((path, region));
     }
     Ok(out)
+}
+
+/// Whether two entries on one file or device share bytes: the whole file
+/// meets everything; two regions meet when they overlap.
+#[must_use]
+pub fn regions_meet(a: Option<Region>, b: Option<Region>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.offset < b.offset + b.len && b.offset < a.offset + a.len,
+        _ => true,
+    }
 }
 
 pub(super) fn parse_watchdog(

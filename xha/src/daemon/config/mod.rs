@@ -21,7 +21,7 @@ mod fields;
 mod tests;
 
 pub use error::ConfigError;
-pub use fields::parse_address;
+pub use fields::{parse_address, regions_meet};
 
 use error::syntax_error;
 use fields::{
@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sr_heartbeat::io::Region;
 use uuid::Uuid;
 
 pub use super::secret::{PoolSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES, SECRET_MIN_DISTINCT};
@@ -105,6 +106,10 @@ pub struct Config {
     /// (`boot-join-timeout`, default 10 T).
     pub boot_join_timeout: Duration,
     pub statefiles: Vec<PathBuf>,
+    /// For each statefile (same index), the region of its device it is, when
+    /// the entry gives `offset` and `length` (a block SR's statefile
+    /// volume); `None`: the whole file or device.
+    pub statefile_regions: Vec<Option<Region>>,
     pub secret_file: PathBuf,
     pub watchdog: WatchdogConfig,
     pub fence_action: FenceAction,
@@ -141,7 +146,9 @@ impl Config {
             .position(|h| h.uuid == local_uuid)
             .ok_or(ConfigError::LocalHostMissing { uuid: local_uuid })?;
         check_families(&raw.hosts, &hosts[local_index])?;
-        let statefiles = parse_statefiles(&raw.statefiles, base_dir)?;
+        let (statefiles, statefile_regions) = parse_statefiles(&raw.statefiles, base_dir)?
+            .into_iter()
+            .unzip();
         let secret_file = resolve("secret-file", &raw.secret_file, base_dir)?;
         let watchdog = parse_watchdog(raw.watchdog, base_dir)?;
         let control_socket = match &raw.control_socket {
@@ -160,6 +167,7 @@ impl Config {
             timeouts,
             boot_join_timeout,
             statefiles,
+            statefile_regions,
             secret_file,
             watchdog,
             fence_action: raw.fence_action.unwrap_or(FenceAction::Reboot),

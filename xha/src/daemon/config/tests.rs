@@ -317,6 +317,82 @@ fn statefiles() {
 }
 
 #[test]
+fn statefile_regions() {
+    let with = |entries: &str| base(A).replace("[\"/dev/sdx\"]", entries);
+    let c = parse(&with(
+        "[\"/dev/sdy\", { path = \"/dev/sdx\", offset = 1048576, length = 4194304 }, { path = \"/dev/sdx\", offset = 5242880, length = 4194304 }]",
+    ))
+    .unwrap();
+    assert_eq!(c.statefiles.len(), 3);
+    assert_eq!(c.statefile_regions[0], None);
+    assert_eq!(
+        c.statefile_regions[1],
+        Some(sr_heartbeat::io::Region {
+            offset: 1 << 20,
+            len: 4 << 20
+        })
+    );
+    assert_eq!(c.statefiles[2], PathBuf::from("/dev/sdx"));
+    // Bad regions name the key and the value.
+    for (entry, key, value) in [
+        (
+            "{ path = \"/d\", offset = 1000, length = 4194304 }",
+            "statefiles[0].offset",
+            1000,
+        ),
+        (
+            "{ path = \"/d\", offset = -4096, length = 4194304 }",
+            "statefiles[0].offset",
+            -4096,
+        ),
+        (
+            "{ path = \"/d\", offset = 4096, length = 4096 }",
+            "statefiles[0].length",
+            4096,
+        ),
+        (
+            "{ path = \"/d\", offset = 4096, length = 4194305 }",
+            "statefiles[0].length",
+            4194305,
+        ),
+        (
+            "{ path = \"/d\", offset = 4096 }",
+            "statefiles[0].length",
+            4096,
+        ),
+        (
+            "{ path = \"/d\", length = 4194304 }",
+            "statefiles[0].offset",
+            4194304,
+        ),
+    ] {
+        let e = err(&with(&format!("[{entry}]")));
+        assert!(
+            matches!(&e, ConfigError::StatefileRegion { key: k, value: v, .. } if k == key && *v == value),
+            "{entry}: {e}"
+        );
+        assert!(e.to_string().starts_with(key), "{e}");
+    }
+    // Overlapping regions of one device, or a region and the whole device,
+    // are one statefile listed twice.
+    let e = err(&with(
+        "[{ path = \"/d\", offset = 0, length = 8388608 }, { path = \"/d\", offset = 4194304, length = 4194304 }]",
+    ));
+    assert!(
+        matches!(&e, ConfigError::DuplicateStatefile { key, .. } if key == "statefiles[1].path"),
+        "{e}"
+    );
+    let e = err(&with(
+        "[\"/d\", { path = \"/d\", offset = 0, length = 4194304 }]",
+    ));
+    assert!(matches!(&e, ConfigError::DuplicateStatefile { .. }), "{e}");
+    let e = err(&with(
+        "[{ path = \"/d\", offset = 0, length = 4194304, size = 1 }]",
+    ));
+    assert!(matches!(&e, ConfigError::Syntax { .. }), "{e}");
+}
+
+#[test]
 fn missing_key_and_bad_syntax() {
     let e = err(&base(A).replace("host = ", "hostx = "));
     assert!(e.to_string().contains("hostx"), "{e}");

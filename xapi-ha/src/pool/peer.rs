@@ -29,9 +29,13 @@ pub const SET_MASTER: &str = "pool.peer_set_master";
 /// a pool of one with a fresh database (`pool.eject`).
 pub const EJECT: &str = "pool.peer_eject";
 
+/// maint: master -> member: `(reboot)`: exclude this host in `xhad` and
+/// stop (or restart) the agent (`host.shutdown`, `host.reboot`).
+pub const SHUTDOWN: &str = "host.peer_shutdown";
+
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
-    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT,
+    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, SHUTDOWN,
 ];
 
 /// `SYNC` kinds.

@@ -7,6 +7,7 @@ pub mod ha_ops;
 pub mod http;
 pub mod listen;
 pub mod mailer;
+pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;

@@ -230,7 +230,7 @@ fn no_room_refuses_the_evacuation_and_shutdown_needs_a_disabled_host() {
     assert_eq!(
         printed,
         format!(
-            "uuid ( RO)            : {big_uuid}\n      name-label ( RW): big\n          reason ( RO): HOST_NOT_ENOUGH_FREE_MEMORY,{big}\n"
+            "uuid ( RO)          : {big_uuid}\n    name-label ( RW): big\n        reason ( RO): HOST_NOT_ENOUGH_FREE_MEMORY,{big}\n"
         )
     );
     let e = fail2(master.agent.http, "host.evacuate", json!([s, x_ref]));

@@ -35,6 +35,12 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     {
         return live::run(command, name, &connect, rest, out);
     }
+    // maint: host maintenance commands.
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::host_cmds::find(name)
+    {
+        return live::host_cmds::run(command, name, &connect, rest, out);
+    }
     if let Some((name, rest)) = live_argv.split_first()
         && let Some(command) = live::pool_cmds::find(name)
     {

@@ -79,6 +79,32 @@ const KNOWN: &[(&str, &str, &[&str])] = &[
         "You attempted an operation that was not allowed.",
         &["reason"],
     ),
+    // maint: host maintenance (xapi's sentences, datamodel_errors.ml).
+    (
+        "HOST_DISABLED",
+        "The specified host is disabled.",
+        &["host"],
+    ),
+    (
+        "HOST_NOT_DISABLED",
+        "This operation cannot be performed because the host is not disabled. Please disable the host and then try again.",
+        &[],
+    ),
+    (
+        "NO_HOSTS_AVAILABLE",
+        "There were no servers available to complete the specified operation.",
+        &[],
+    ),
+    (
+        "HOST_NOT_ENOUGH_FREE_MEMORY",
+        "Not enough server memory is available to perform this operation.",
+        &["needed", "available"],
+    ),
+    (
+        "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN",
+        "This operation cannot be performed because it would invalidate VM failover planning such that the system would be unable to guarantee to restart protected VMs after a Host failure.",
+        &[],
+    ),
     (
         "INTERNAL_ERROR",
         "The server failed to handle your request, due to an internal error. The given message may give details useful for debugging the problem.",

@@ -13,6 +13,7 @@ mod create_cmds;
 mod event_cmds;
 mod fields;
 pub mod ha_cmds;
+pub mod host_cmds; // maint: host-disable, host-evacuate, host-shutdown, ...
 pub mod known_hosts;
 mod message_cmds;
 pub mod options;
@@ -70,6 +71,13 @@ pub const OTHERS: &[&str] = &[
     "pool-ha-enable",
     "pool-ha-disable",
     "pool-ha-status",
+    // maint: cli/src/live/host_cmds.rs (dispatched from lib.rs).
+    "host-disable",
+    "host-enable",
+    "host-evacuate",
+    "host-get-vms-which-prevent-evacuation",
+    "host-shutdown",
+    "host-reboot",
 ];
 
 /// What a live command name means.

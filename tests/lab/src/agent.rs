@@ -204,6 +204,19 @@ impl AgentProcess {
         }
     }
 
+    /// maint: after the agent executed itself again (`host.reboot`, same
+    /// pid): waits for its new "agent ready" and listeners.
+    pub fn wait_ready_again(&mut self) -> Result<(), AgentError> {
+        self.listeners = Listeners::default();
+        self.wait_ready()
+    }
+
+    /// maint: the exit code once the process ended by itself (`None` while
+    /// it runs; `Some(None)` when a signal ended it).
+    pub fn exit_code(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -74,6 +74,15 @@ pub enum Method {
     PoolDisableHa,
     // migrate: VM.pool_migrate (api/migrate.rs)
     VmPoolMigrate,
+    // maint: host maintenance (api/host_maint.rs)
+    HostDisable,
+    HostDisableForced,
+    HostEnable,
+    HostEvacuate,
+    HostEvacuateForced,
+    HostGetVmsWhichPreventEvacuation,
+    HostShutdown,
+    HostReboot,
 }
 
 const SELF: &[&str] = &["self"];
@@ -153,6 +162,16 @@ impl Method {
             Method::PoolEnableHa => "pool.enable_ha".into(),
             Method::PoolDisableHa => "pool.disable_ha".into(),
             Method::VmPoolMigrate => "VM.pool_migrate".into(),
+            Method::HostDisable => "host.disable".into(),
+            Method::HostDisableForced => "host.disable_forced".into(),
+            Method::HostEnable => "host.enable".into(),
+            Method::HostEvacuate => "host.evacuate".into(),
+            Method::HostEvacuateForced => "host.evacuate_forced".into(),
+            Method::HostGetVmsWhichPreventEvacuation => {
+                "host.get_vms_which_prevent_evacuation".into()
+            }
+            Method::HostShutdown => "host.shutdown".into(),
+            Method::HostReboot => "host.reboot".into(),
         }
     }
 
@@ -203,6 +222,14 @@ impl Method {
             Method::PoolHaComputeVmFailoverPlan => &["failed_hosts", "failed_vms"],
             Method::PoolHaPreventRestartsFor => &["seconds"],
             Method::VmPoolMigrate => &["vm", "host", "options"],
+            Method::HostDisable
+            | Method::HostDisableForced
+            | Method::HostEnable
+            | Method::HostEvacuate
+            | Method::HostEvacuateForced
+            | Method::HostShutdown
+            | Method::HostReboot => &["host"],
+            Method::HostGetVmsWhichPreventEvacuation => SELF,
         }
     }
 }
@@ -275,6 +302,14 @@ pub fn all() -> Vec<Method> {
         Method::PoolEnableHa,
         Method::PoolDisableHa,
         Method::VmPoolMigrate,
+        Method::HostDisable,
+        Method::HostDisableForced,
+        Method::HostEnable,
+        Method::HostEvacuate,
+        Method::HostEvacuateForced,
+        Method::HostGetVmsWhichPreventEvacuation,
+        Method::HostShutdown,
+        Method::HostReboot,
     ]);
     out
 }

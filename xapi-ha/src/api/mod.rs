@@ -28,6 +28,7 @@ pub mod error;
 mod generic;
 mod ha;
 pub mod ha_enable;
+pub mod host_maint; // maint: host.disable/enable/evacuate/shutdown/reboot
 pub(crate) mod ids;
 mod message;
 pub mod methods;
@@ -149,6 +150,20 @@ pub enum Effect {
     /// `pool.disable_ha`, checked: the agent stops `xhad` and moves the
     /// database back ([`ha_enable::disabled_changes`]).
     DisableHa(ha_enable::DisableRequest),
+    /// maint: `host.evacuate`, checked: the server moves each VM with its
+    /// own `VM.pool_migrate` call, in order (`server::maintenance`).
+    Evacuate {
+        host: Ref,
+        moves: Vec<host_maint::Move>,
+    },
+    /// maint: `host.shutdown` / `host.reboot`, checked: shut `vms` down
+    /// cleanly, then `host` marks itself excluded in `xhad` and its agent
+    /// stops or starts again (`server::maintenance`).
+    ShutdownHost {
+        host: Ref,
+        reboot: bool,
+        vms: Vec<Ref>,
+    },
 }
 
 impl Effect {
@@ -271,6 +286,17 @@ pub fn call(
         Method::PoolEnableHa => ha_enable::enable(db, args),
         Method::PoolDisableHa => ha_enable::disable(db),
         Method::VmPoolMigrate => migrate::pool_migrate(db, args),
+        // maint: host maintenance (api/host_maint.rs)
+        Method::HostDisable => host_maint::disable(db, &args[0], false),
+        Method::HostDisableForced => host_maint::disable(db, &args[0], true),
+        Method::HostEnable => host_maint::enable(db, &args[0]),
+        Method::HostEvacuate => host_maint::evacuate(db, &args[0], false),
+        Method::HostEvacuateForced => host_maint::evacuate(db, &args[0], true),
+        Method::HostGetVmsWhichPreventEvacuation => {
+            host_maint::vms_which_prevent_evacuation(db, &args[0])
+        }
+        Method::HostShutdown => host_maint::shutdown(db, &args[0], false),
+        Method::HostReboot => host_maint::shutdown(db, &args[0], true),
         _ => Err(ApiError::internal("generic method not handled")),
     }
 }

@@ -184,6 +184,10 @@ fn check_start(db: &Database, vm: Ref, host: Ref, start_paused: bool) -> Result<
 /// (`HOST_NOT_ENOUGH_FREE_MEMORY [needed; available]`). For a start and
 /// for the target of a migration.
 pub fn check_room(db: &Database, vm: Ref, host: Ref) -> Result<(), ApiError> {
+    // maint: a disabled host takes no new VM (api/host_maint.rs).
+    if !super::host_maint::is_enabled(db, host) {
+        return Err(super::host_maint::host_disabled(host));
+    }
     let driver = text(db, Class::Vm, vm, "driver");
     let offered = super::diagnostics::host_drivers(db, host);
     if driver.is_empty() {
@@ -282,7 +286,8 @@ pub fn resident_host(db: &Database, vm: Ref) -> Result<Ref, ApiError> {
 /// `VM.start(vm, start_paused, force)`: placed on the VM's `affinity` host
 /// if set, else this host, else the other hosts by most free memory; the
 /// first that passes the checks runs it (forwarded if it is another host).
-/// When none does, the error is the first candidate's. `force` is accepted
+/// When none does, the error is the first candidate's (`NO_HOSTS_AVAILABLE
+/// []` when every host is disabled). `force` is accepted
 /// and ignored (xapi's force skips a version check we do not have).
 pub fn start(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome, ApiError> {
     let vm = coerce::object(db, Class::Vm, "vm", &args[0])?;
@@ -297,7 +302,7 @@ pub fn start(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcome, 
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| ApiError::internal("the pool has no host")))
+    Err(first_error.unwrap_or_else(|| ApiError::new("NO_HOSTS_AVAILABLE", Vec::<String>::new())))
 }
 
 /// The hosts `VM.start` tries, in order: the VM's affinity (if it names a
@@ -321,6 +326,8 @@ fn placement(db: &Database, caller: &Caller, vm: Ref) -> Vec<Ref> {
         .collect();
     others.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     order.extend(others.into_iter().map(|(_, h)| h));
+    // maint: disabled hosts take no new VM.
+    order.retain(|h| super::host_maint::is_enabled(db, *h));
     order
 }
 

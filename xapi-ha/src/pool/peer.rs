@@ -34,9 +34,13 @@ pub const EJECT: &str = "pool.peer_eject";
 /// target's listen address for the first step, "" for the others.
 pub const MIGRATE: &str = "host.peer_migrate";
 
+/// maint: master -> member: `(reboot)`: exclude this host in `xhad` and
+/// stop (or restart) the agent (`host.shutdown`, `host.reboot`).
+pub const SHUTDOWN: &str = "host.peer_shutdown";
+
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
-    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE,
+    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE, SHUTDOWN,
 ];
 
 /// `SYNC` kinds.

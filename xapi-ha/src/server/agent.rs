@@ -404,6 +404,18 @@ impl Agent {
         }
     }
 
+    /// maint: a call the agent makes itself, answered as any other.
+    pub(super) fn call_internal(
+        self: &Arc<Self>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Rpc, Failure> {
+        match self.run_blocking(method, args)? {
+            Step::Done(r) => Ok(r),
+            Step::Wait(_) => Err(ApiError::internal("an internal call waited for events").into()),
+        }
+    }
+
     fn run_blocking(self: &Arc<Self>, method: &str, args: &[Value]) -> Result<Step, Failure> {
         let caller = self.caller();
         let mut store = lock(&self.store);
@@ -412,6 +424,16 @@ impl Agent {
             return Ok(Step::Wait(w));
         }
         self.refuse_changes_on_member(&outcome)?;
+        // maint: host.evacuate and host.shutdown/reboot run their own calls.
+        if let Some(e) = outcome
+            .effects
+            .iter()
+            .find(|e| matches!(e, Effect::Evacuate { .. } | Effect::ShutdownHost { .. }))
+        {
+            drop(store);
+            super::maintenance::perform(self, &caller, e)?;
+            return Ok(Step::Done(to_rpc(&outcome.result)));
+        }
         // haenable: enabling and disabling HA run outside the database lock
         // (they wait for xhad) and commit themselves (`ha_ops`).
         if let Some(ha) = outcome
@@ -730,7 +752,10 @@ pub(super) fn perform(vms: Option<&mut VmHost>, effect: &Effect) -> Result<(), F
             .ok_or_else(no_drivers)?
             .stop(*uuid, *hard)
             .map_err(driver_failed),
-        Effect::EnableHa(_) | Effect::DisableHa(_) => {
+        Effect::EnableHa(_)
+        | Effect::DisableHa(_)
+        | Effect::Evacuate { .. }
+        | Effect::ShutdownHost { .. } => {
             Err(ApiError::internal("an HA effect is not a VM effect").into())
         }
         Effect::MigrateVm { .. } => Err(ApiError::internal(

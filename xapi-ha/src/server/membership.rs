@@ -143,6 +143,8 @@ pub fn forward(agent: &Agent, host: Ref, effect: &Effect) -> Result<(), Failure>
             peer::STOP_VM,
             vec![Rpc::Str(uuid.hyphenated().to_string()), Rpc::Bool(*hard)],
         ),
+        // maint: host.shutdown / host.reboot of a member.
+        Effect::ShutdownHost { reboot, .. } => (peer::SHUTDOWN, vec![Rpc::Bool(*reboot)]),
         other => return Err(internal(format!("cannot forward {other:?}"))),
     };
     tracing::info!(%host, target = %target, method, "forwarding");

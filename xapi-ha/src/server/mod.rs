@@ -9,6 +9,7 @@ pub mod http;
 pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
 pub mod mailer;
+pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;

@@ -46,6 +46,7 @@ pub async fn handle_peer(agent: &Arc<Agent>, method: &str, args: Vec<Rpc>) -> Re
 fn peer_blocking(agent: &Agent, method: &str, args: &[Rpc]) -> Result<Rpc, Failure> {
     match method {
         peer::SYNC => sync(agent, args),
+        peer::SHUTDOWN => super::maintenance::peer_shutdown(agent, args),
         peer::START_VM => {
             let spec: xapi_vm::VmSpec = serde_json::from_str(&param_str(args, 0, "spec")?)
                 .map_err(|e| Failure::from(ApiError::invalid_value("spec", &e.to_string())))?;

@@ -62,7 +62,9 @@ pub fn perform(effect: &Effect) -> Result<(), ApiError> {
         | Effect::EjectHost { .. }
         | Effect::HandOverMaster { .. }
         | Effect::EnableHa(_)
-        | Effect::DisableHa(_) => Err(ApiError::internal(
+        | Effect::DisableHa(_)
+        | Effect::Evacuate { .. }
+        | Effect::ShutdownHost { .. } => Err(ApiError::internal(
             "a VM, pool or HA effect is not a storage effect",
         )),
     }

@@ -127,6 +127,23 @@ impl Agent {
         Agent::run_in(dir)
     }
 
+    /// maint: after `host.reboot` (the agent executed itself again): waits
+    /// until it is ready and takes its new listeners.
+    pub fn wait_ready_again(&mut self) {
+        self.process
+            .wait_ready_again()
+            .unwrap_or_else(|e| panic!("xapi-ha after a reboot: {e}"));
+        let l = self.process.listeners.clone();
+        self.http = l.http.expect("http listener logged");
+        self.https = l.https.expect("https listener logged");
+        self.unix = l.unix.expect("unix listener logged");
+    }
+
+    /// maint: the exit code once the agent ended by itself.
+    pub fn exit_code(&mut self) -> Option<Option<i32>> {
+        self.process.exit_code()
+    }
+
     /// The agent's process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()

@@ -8,6 +8,7 @@ mod args;
 mod calls;
 mod commands;
 mod create_cmds;
+pub mod emergency_cmds; // emerg: the emergency commands
 mod event_cmds;
 mod fields;
 pub mod ha_cmds;
@@ -68,6 +69,12 @@ pub const OTHERS: &[&str] = &[
     "pool-ha-enable",
     "pool-ha-disable",
     "pool-ha-status",
+    // emerg: cli/src/live/emergency_cmds.rs (dispatched from lib.rs).
+    "host-emergency-ha-disable",
+    "pool-emergency-transition-to-master",
+    "pool-emergency-reset-master",
+    "pool-recover-slaves",
+    "host-is-in-emergency-mode",
 ];
 
 /// What a live command name means.

@@ -266,7 +266,9 @@ fn emergency_ha_disable_on_an_armed_host() {
         &["pool-emergency-reset-master", "master-address=127.0.0.1"],
     );
     assert!(err.contains("HA is enabled"), "{err}");
-    let err = xe.fails(&address, port, &["host-emergency-ha-disable"]);
+    let refused = xe.run(&address, port, &["host-emergency-ha-disable"]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
         err.contains("This operation is dangerous and may cause data loss. This operation must be forced (use --force)."),
         "{err}"

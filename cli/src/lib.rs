@@ -30,6 +30,12 @@ pub fn run(argv: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     {
         return live::ha_cmds::run(command, name, &connect, rest, out);
     }
+    // emerg: the emergency commands.
+    if let Some((name, rest)) = live_argv.split_first()
+        && let Some(command) = live::emergency_cmds::find(name)
+    {
+        return live::emergency_cmds::run(command, name, &connect, rest, out);
+    }
     if let Some((name, rest)) = live_argv.split_first()
         && let Some(command) = live::find(name)
     {

@@ -74,6 +74,18 @@ const KNOWN: &[(&str, &str, &[&str])] = &[
         "The operation could not be performed because HA is enabled on the Pool",
         &[],
     ),
+    // emerg: the emergency commands' errors.
+    ("HOST_STILL_BOOTING", "The host is still booting.", &[]),
+    (
+        "HA_HEARTBEAT_DAEMON_STARTUP_FAILED",
+        "The host could not join the liveset because the HA daemon failed to start.",
+        &[],
+    ),
+    (
+        "HA_HOST_CANNOT_ACCESS_STATEFILE",
+        "The host could not join the liveset because the HA daemon could not access the heartbeat disk.",
+        &[],
+    ),
     (
         "OPERATION_NOT_ALLOWED",
         "You attempted an operation that was not allowed.",

@@ -10,6 +10,7 @@ mod calls;
 pub(crate) mod catalog_keys;
 mod commands;
 mod create_cmds;
+pub mod emergency_cmds; // emerg: the emergency commands
 mod event_cmds;
 mod fields;
 pub mod ha_cmds;
@@ -78,6 +79,12 @@ pub const OTHERS: &[&str] = &[
     "host-get-vms-which-prevent-evacuation",
     "host-shutdown",
     "host-reboot",
+    // emerg: cli/src/live/emergency_cmds.rs (dispatched from lib.rs).
+    "host-emergency-ha-disable",
+    "pool-emergency-transition-to-master",
+    "pool-emergency-reset-master",
+    "pool-recover-slaves",
+    "host-is-in-emergency-mode",
 ];
 
 /// What a live command name means.

@@ -112,6 +112,16 @@ fn connect_tls(opts: &ConnectOptions, host: &str, port: u16) -> Result<Transport
 impl Session {
     /// Connects and logs in, following `HOST_IS_SLAVE` to the master.
     pub fn open(opts: &ConnectOptions) -> Result<Session, CliError> {
+        Session::open_following(opts, MAX_REDIRECTS)
+    }
+
+    /// emerg: a normal login on the host given only: a member's
+    /// `HOST_IS_SLAVE` is an error (used to ask whether it is the master).
+    pub fn open_no_redirect(opts: &ConnectOptions) -> Result<Session, CliError> {
+        Session::open_following(opts, 0)
+    }
+
+    fn open_following(opts: &ConnectOptions, redirects: usize) -> Result<Session, CliError> {
         let (user, password) = credentials(opts)?;
         let port = opts.port.unwrap_or(DEFAULT_PORT);
         let mut transport = match &opts.server {
@@ -127,7 +137,7 @@ impl Session {
                 Rpc::Str("xe".to_owned()),
             ],
         };
-        for _ in 0..=MAX_REDIRECTS {
+        for _ in 0..=redirects {
             match transport.call(&login).map_err(connect_error)? {
                 Ok(Rpc::Str(session)) => return Ok(Session { transport, session }),
                 Ok(other) => {
@@ -136,7 +146,7 @@ impl Session {
                         transport.target
                     )));
                 }
-                Err(f) if f.code == "HOST_IS_SLAVE" => {
+                Err(f) if f.code == "HOST_IS_SLAVE" && redirects > 0 => {
                     let Some(master) = f.params.first() else {
                         return Err(CliError::Api {
                             code: f.code,
@@ -173,6 +183,40 @@ impl Session {
         Err(CliError::Connect(format!(
             "more than {MAX_REDIRECTS} HOST_IS_SLAVE redirections; the pool's members disagree about the master"
         )))
+    }
+
+    /// emerg: a host-local session on the host given (`-s`, or the Unix
+    /// socket) with `session.slave_local_login_with_password`: no redirect
+    /// to the master; it works on a member and in emergency mode (the
+    /// emergency commands, `emergency_cmds`). End it with
+    /// [`Session::close_local`].
+    pub fn open_local(opts: &ConnectOptions) -> Result<Session, CliError> {
+        let (user, password) = credentials(opts)?;
+        let port = opts.port.unwrap_or(DEFAULT_PORT);
+        let mut transport = match &opts.server {
+            Some(host) => connect_tls(opts, host, port)?,
+            None => Transport::unix(&socket_path(opts)).map_err(connect_error)?,
+        };
+        let login = Call {
+            method: "session.slave_local_login_with_password".to_owned(),
+            params: vec![Rpc::Str(user), Rpc::Str(password)],
+        };
+        match transport.call(&login).map_err(connect_error)? {
+            Ok(Rpc::Str(session)) => Ok(Session { transport, session }),
+            Ok(other) => Err(CliError::Connect(format!(
+                "{}: the login returned {other:?}, not a session",
+                transport.target
+            ))),
+            Err(f) => Err(CliError::Api {
+                code: f.code,
+                params: f.params,
+            }),
+        }
+    }
+
+    /// emerg: ends a host-local session.
+    pub fn close_local(mut self) {
+        let _ = self.call("session.local_logout", Vec::new());
     }
 
     /// Calls `method` with the session and `params`.

@@ -4,5 +4,6 @@
 //! copies of the database. Pure, except the secret file's I/O.
 
 pub mod backlog;
+pub mod emergency;
 pub mod peer;
 pub mod secret;

@@ -241,6 +241,10 @@ impl Agent {
     /// Answers one call.
     pub async fn dispatch(self: &Arc<Self>, call: Call, origin: Origin) -> Result<Rpc, Failure> {
         let Call { method, params } = call;
+        // emerg: emergency mode and the emergency calls (`emergency`).
+        if let Some(answer) = super::emergency::intercept(self, &method, &params, origin).await {
+            return answer;
+        }
         match method.as_str() {
             "session.login_with_password" => self.login(&method, &params, Kind::Pool, origin).await,
             "session.slave_local_login_with_password" => {
@@ -713,6 +717,11 @@ impl Agent {
         let (changes, r) = f(store.database());
         self.commit(&mut store, &changes)?;
         Ok(r)
+    }
+
+    /// emerg: the open session `r`, if any (`emergency`).
+    pub(super) fn session_of(&self, r: &str) -> Option<crate::session::Session> {
+        lock(&self.sessions).check(r, self.now()).ok()
     }
 
     /// Expires idle sessions (called periodically).

@@ -51,25 +51,25 @@ pub const DEFAULT_HEARTBEAT_PORT: u16 = 694;
 /// enable gives up on the liveset.
 const JOIN_MARGIN: Duration = Duration::from_secs(10);
 /// How long a stopping daemon and its supervisor get before they are killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The agent's HA state: its configuration, whether an enable or disable
 /// runs, and the running link to `xhad`.
 #[derive(Default)]
 pub struct HaLink {
-    ctx: OnceLock<HaContext>,
+    pub(super) ctx: OnceLock<HaContext>,
     busy: Mutex<Option<&'static str>>,
-    running: Mutex<Option<Running>>,
+    pub(super) running: Mutex<Option<Running>>,
 }
 
-struct Running {
-    state: HaState,
-    paths: XhadPaths,
-    daemon: Option<Daemon>,
-    follower: Follower,
+pub(super) struct Running {
+    pub(super) state: HaState,
+    pub(super) paths: XhadPaths,
+    pub(super) daemon: Option<Daemon>,
+    pub(super) follower: Follower,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -78,7 +78,7 @@ fn error(code: &str) -> ApiError {
 }
 
 /// Clears the in-progress mark when the sequence ends, however it ends.
-struct Busy<'a>(&'a Mutex<Option<&'static str>>);
+pub(super) struct Busy<'a>(&'a Mutex<Option<&'static str>>);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
@@ -87,7 +87,7 @@ impl Drop for Busy<'_> {
 }
 
 impl HaLink {
-    fn begin(&self, what: &'static str) -> Result<Busy<'_>, ApiError> {
+    pub(super) fn begin(&self, what: &'static str) -> Result<Busy<'_>, ApiError> {
         let mut busy = lock(&self.busy);
         match *busy {
             Some("enable") => Err(error("HA_ENABLE_IN_PROGRESS")),
@@ -272,9 +272,15 @@ impl Agent {
             let daemon = xhad_launcher::find(&ctx.launcher, &ctx.xhad_path, &paths);
             match &daemon {
                 Some(d) => tracing::info!(daemon = ?d, "HA is enabled: xhad found again"),
-                None => tracing::error!(
-                    "HA is enabled but this host's xhad is not running (it fenced, or was stopped): following its control socket for when it returns"
-                ),
+                None => {
+                    tracing::error!(
+                        "HA is enabled but this host's xhad is not running (it fenced, or was stopped): following its control socket for when it returns"
+                    );
+                    // emerg: emergency mode until host.emergency_ha_disable.
+                    self.pool
+                        .emergency
+                        .set_ha_failure(Some(crate::pool::emergency::HaFailure::DaemonNotRunning));
+                }
             }
             let follower = xhad_watch::follow(Arc::downgrade(self), state.control_socket.clone());
             *lock(&self.ha().running) = Some(Running {

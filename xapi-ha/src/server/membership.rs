@@ -44,6 +44,8 @@ pub struct PoolState {
     /// Member: VMs stopped at the master's request (their stop is the
     /// master's to commit, not a report).
     pub(super) requested_stops: Mutex<HashSet<Uuid>>,
+    /// emerg: probes of the master, HA failure (`emergency`).
+    pub(super) emergency: super::emergency::EmergencyState,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +62,7 @@ impl PoolState {
             unreported: Mutex::new(Vec::new()),
             report_failed_at: Mutex::new(None),
             requested_stops: Mutex::new(HashSet::new()),
+            emergency: super::emergency::EmergencyState::default(),
         }
     }
 

@@ -3,6 +3,8 @@
 //! sessions and commits, the role file and the TLS identity.
 
 pub mod agent;
+pub mod emergency; // emerg: emergency mode and calls
+mod ha_emergency; // emerg: host.emergency_ha_disable
 pub mod ha_ops;
 pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;

@@ -440,6 +440,8 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         })
     };
     let replication = tokio::spawn(xapi_ha::server::replicate::run(Arc::clone(&agent)));
+    // haengine: the restart engine (runs on the master while HA is on).
+    xapi_ha::server::ha_engine_task::spawn(&agent);
     // mail: the master sends the pool's email alerts.
     let mailer = (role == Role::Master).then(|| xapi_ha::server::mailer::spawn(Arc::clone(&agent)));
     let limits = Limits {

@@ -3,6 +3,7 @@
 //! sessions and commits, the role file and the TLS identity.
 
 pub mod agent;
+pub mod ha_engine_task; // haengine: the restart engine on the live pool
 pub mod ha_ops;
 pub mod http;
 pub mod listen;

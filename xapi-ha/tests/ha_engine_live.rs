@@ -306,13 +306,13 @@ fn prevent_restarts_for_pauses_then_resumes_and_a_failing_driver_is_retried() {
     assert_eq!(boots(&vm), 1);
 
     // (e) Paused: a VM stopped from inside is queued, not started...
-    p.call("pool.ha_prevent_restarts_for", json!([p.pool, 600]));
+    p.call("pool.ha_prevent_restarts_for", json!([600]));
     stop_from_inside(&vm);
     p.wait_field(&vm, "ha_state", "queued");
     assert_eq!(p.field(&vm, "power_state"), json!("Halted"));
     assert_eq!(boots(&vm), 1);
     // ...until the pause is lifted (0 resumes at once).
-    p.call("pool.ha_prevent_restarts_for", json!([p.pool, 0]));
+    p.call("pool.ha_prevent_restarts_for", json!([0]));
     p.wait_field(&vm, "ha_state", "started");
     p.wait_field(&vm, "power_state", "Running");
     assert_eq!(boots(&vm), 2);

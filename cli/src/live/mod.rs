@@ -11,6 +11,7 @@ mod create_cmds;
 mod event_cmds;
 mod fields;
 pub mod ha_cmds;
+mod ha_status_engine; // haengine: the restart engine's part of pool-ha-status
 pub mod known_hosts;
 mod message_cmds;
 pub mod options;
@@ -68,6 +69,8 @@ pub const OTHERS: &[&str] = &[
     "pool-ha-enable",
     "pool-ha-disable",
     "pool-ha-status",
+    // haengine: cli/src/live/ha_cmds.rs.
+    "pool-ha-prevent-restarts-for",
 ];
 
 /// What a live command name means.

@@ -189,6 +189,13 @@ fn follow(
     db: &Database,
     now: Duration,
 ) -> Vec<Input> {
+    let ha_enabled = crate::ha::view::pool_ref(db)
+        .and_then(|p| db.field(Class::Pool, p, "ha_enabled"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if running.is_none() && !(ha_enabled && agent.is_master()) {
+        return Vec::new(); // idle: no view to build
+    }
     let view = PoolView::from_db(db);
     let prevented = wiring::prevented_until(db);
     let wall = agent.caller().now;

@@ -82,12 +82,19 @@ fn pool_ha_enable_status_disable() {
     assert_eq!(status["liveset"], serde_json::json!([HOST_UUID]));
     assert_eq!(status["hosts"][0]["live"], true);
     assert_eq!(status["hosts"][0]["statefile_access"], true);
+    // haengine: the restart engine's part (no VMs here; the plan of an
+    // empty pool of one tolerates no failure).
+    assert_eq!(status["plan"]["host_failures_to_tolerate"], 0, "{status}");
+    assert_eq!(status["plan"]["plan_exists_for"], 0, "{status}");
+    assert_eq!(status["plan"]["overcommitted"], false, "{status}");
+    assert_eq!(status["vms"], serde_json::json!([]), "{status}");
     let text = agent.xe(&["pool-ha-status"]).ok();
     assert!(
         text.contains(&format!("master ( RO): {HOST_UUID}")),
         "{text}"
     );
     assert!(text.contains("statefile-access ( RO): true"), "{text}");
+    assert!(text.contains("plan-exists-for ( RO): 0"), "{text}");
 
     let out = agent.xe(&["pool-ha-enable", &format!("heartbeat-sr-uuids={sr}")]);
     assert_eq!(out.code, 6, "{out:?}");

@@ -8,7 +8,14 @@
 //! - `pool-ha-status [--json]`: the liveset, the master and its epoch, the
 //!   warnings, and per host whether it is live, reaches the statefile, its
 //!   latencies and the hosts it hears: what the agent recorded from `xhad`'s
-//!   `watch` (never older than xhad's last report).
+//!   `watch` (never older than xhad's last report); and the restart
+//!   engine's side: each protected or best-effort VM with its `ha_state`
+//!   and the host the plan would restart it on if its host failed, and the
+//!   plan (`ha_plan_exists_for` against the target, the most failures the
+//!   pool tolerates now and the limiting failure set).
+//! - `pool-ha-prevent-restarts-for seconds=N` calls
+//!   `pool.ha_prevent_restarts_for`: the restart engine starts nothing for
+//!   N seconds (0 resumes at once).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,6 +33,7 @@ pub enum HaCommand {
     Enable,
     Disable,
     Status,
+    PreventRestartsFor,
 }
 
 /// The HA command called `name`, if it is one.
@@ -35,6 +43,7 @@ pub fn find(name: &str) -> Option<HaCommand> {
         "pool-ha-enable" => Some(HaCommand::Enable),
         "pool-ha-disable" => Some(HaCommand::Disable),
         "pool-ha-status" => Some(HaCommand::Status),
+        "pool-ha-prevent-restarts-for" => Some(HaCommand::PreventRestartsFor),
         _ => None,
     }
 }
@@ -55,6 +64,7 @@ struct HaArgs {
     srs: Vec<String>,
     config: Vec<(String, String)>,
     json: bool,
+    seconds: Option<i64>,
 }
 
 fn parse(command: HaCommand, name: &str, args: &[String]) -> Result<HaArgs, UsageError> {
@@ -92,9 +102,19 @@ fn parse(command: HaCommand, name: &str, args: &[String]) -> Result<HaArgs, Usag
         seen.push(key);
         let known: &[&str] = match command {
             HaCommand::Enable => &["heartbeat-sr-uuids", "ha-config:timeout"],
+            HaCommand::PreventRestartsFor => &["seconds"],
             HaCommand::Disable | HaCommand::Status => &[],
         };
         match key {
+            "seconds" if command == HaCommand::PreventRestartsFor => {
+                out.seconds = Some(value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(
+                    || UsageError::InvalidValue {
+                        key: "seconds".into(),
+                        expected: "a whole number of seconds (0 or more)",
+                        got: value.to_owned(),
+                    },
+                )?);
+            }
             "heartbeat-sr-uuids" if command == HaCommand::Enable => {
                 out.srs = value
                     .split(',')
@@ -124,6 +144,12 @@ fn parse(command: HaCommand, name: &str, args: &[String]) -> Result<HaArgs, Usag
             key: "heartbeat-sr-uuids",
         });
     }
+    if command == HaCommand::PreventRestartsFor && out.seconds.is_none() {
+        return Err(UsageError::MissingKey {
+            command: name.to_owned(),
+            key: "seconds",
+        });
+    }
     Ok(out)
 }
 
@@ -141,6 +167,12 @@ pub fn run(
         HaCommand::Enable => enable(&mut session, &parsed),
         HaCommand::Disable => session.call("pool.disable_ha", Vec::new()).map(|_| ()),
         HaCommand::Status => status(&mut session, parsed.json, out),
+        HaCommand::PreventRestartsFor => session
+            .call(
+                "pool.ha_prevent_restarts_for",
+                vec![Rpc::Int(parsed.seconds.unwrap_or(0))],
+            )
+            .map(|_| ()),
     };
     session.close();
     result
@@ -169,9 +201,9 @@ fn enable(session: &mut Session, args: &HaArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-type Record = BTreeMap<String, Rpc>;
+pub(super) type Record = BTreeMap<String, Rpc>;
 
-fn record(session: &mut Session, class: &str, r: &Rpc) -> Result<Record, CliError> {
+pub(super) fn record(session: &mut Session, class: &str, r: &Rpc) -> Result<Record, CliError> {
     match session.call(&format!("{class}.get_record"), vec![r.clone()])? {
         Rpc::Struct(m) => Ok(m),
         other => Err(CliError::Connect(format!(
@@ -180,7 +212,7 @@ fn record(session: &mut Session, class: &str, r: &Rpc) -> Result<Record, CliErro
     }
 }
 
-fn text(r: &Record, field: &str) -> String {
+pub(super) fn text(r: &Record, field: &str) -> String {
     match r.get(field) {
         Some(Rpc::Str(s)) => s.clone(),
         Some(Rpc::Int(i)) => i.to_string(),
@@ -262,9 +294,8 @@ fn gather(session: &mut Session) -> Result<Json, CliError> {
         "statefile_lost": text(&pool, "ha_statefile_lost") == "true",
         "warnings": strings(&pool, "ha_warnings"),
         "hosts": per_host,
-        // ENGINE: the restart engine adds each protected and best-effort
-        // VM's HA state and planned host here ("vms"), and the plan
-        // ("plan_exists_for" against "host_failures_to_tolerate").
+        "plan": super::ha_status_engine::plan(session, &pool)?,
+        "vms": super::ha_status_engine::vms(session, &hosts)?,
     }))
 }
 
@@ -322,7 +353,7 @@ fn status(session: &mut Session, as_json: bool, out: &mut dyn Write) -> Result<(
             list(&h["network_peers"])
         )?;
     }
-    // ENGINE: per-VM HA state (started, recovery, ...) and the plan go here.
+    super::ha_status_engine::print(&s, out)?;
     Ok(())
 }
 
@@ -378,7 +409,40 @@ mod tests {
             .iter()
             .filter(|n| n.starts_with("pool-ha-"))
             .collect();
-        assert_eq!(listed.len(), 3);
+        assert_eq!(listed.len(), 4);
         assert!(listed.iter().all(|n| find(n).is_some()));
+    }
+
+    #[test]
+    fn prevent_restarts_for_needs_whole_seconds() {
+        assert_eq!(
+            p(HaCommand::PreventRestartsFor, &["seconds=30"])
+                .unwrap()
+                .seconds,
+            Some(30)
+        );
+        assert_eq!(
+            p(HaCommand::PreventRestartsFor, &["seconds=0"])
+                .unwrap()
+                .seconds,
+            Some(0)
+        );
+        for bad in ["seconds=-1", "seconds=ten", "seconds="] {
+            assert!(
+                matches!(
+                    p(HaCommand::PreventRestartsFor, &[bad]),
+                    Err(UsageError::InvalidValue { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            p(HaCommand::PreventRestartsFor, &[]),
+            Err(UsageError::MissingKey { key: "seconds", .. })
+        ));
+        assert!(matches!(
+            p(HaCommand::PreventRestartsFor, &["second=3"]),
+            Err(UsageError::UnknownKey { suggestion: Some(s), .. }) if s == "seconds"
+        ));
     }
 }

@@ -15,6 +15,7 @@ mod event_cmds;
 mod fields;
 pub mod ha_cmds;
 pub mod host_cmds; // maint: host-disable, host-evacuate, host-shutdown, ...
+mod ha_status_engine; // haengine: the restart engine's part of pool-ha-status
 pub mod known_hosts;
 mod message_cmds;
 pub mod options;
@@ -85,6 +86,8 @@ pub const OTHERS: &[&str] = &[
     "pool-emergency-reset-master",
     "pool-recover-slaves",
     "host-is-in-emergency-mode",
+    // haengine: cli/src/live/ha_cmds.rs.
+    "pool-ha-prevent-restarts-for",
 ];
 
 /// What a live command name means.

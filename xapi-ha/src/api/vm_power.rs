@@ -344,6 +344,27 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 
 fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
     crate::ha::overcommit::check_start(db, vm, host)?;
+    start_outcome(db, caller, vm, host)
+}
+
+/// A start by the HA restart engine on `host`: the checks of a start
+/// (power state, driver, memory) but not the overcommit check: an engine
+/// restart is let through and the live plan then marks the pool
+/// overcommitted, as xapi does. The changes also clear
+/// `scheduled_to_be_resident_on` (set while the start is in flight).
+pub fn ha_restart(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
+    check_start(db, vm, host, false)?;
+    let mut outcome = start_outcome(db, caller, vm, host)?;
+    outcome.changes.push(Change::set(
+        Class::Vm,
+        vm,
+        "scheduled_to_be_resident_on",
+        Value::Ref(Ref::NULL),
+    ));
+    Ok(outcome)
+}
+
+fn start_outcome(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
     let start = Effect::StartVm {
         vm,
         spec: vm_spec(db, vm)?,

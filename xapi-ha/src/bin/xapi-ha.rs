@@ -442,6 +442,8 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
     let replication = tokio::spawn(xapi_ha::server::replicate::run(Arc::clone(&agent)));
     // emerg: a member probes its master (emergency mode, docs/operations.md).
     let _probe = tokio::spawn(xapi_ha::server::emergency::watch_master(Arc::clone(&agent)));
+    // haengine: the restart engine (runs on the master while HA is on).
+    xapi_ha::server::ha_engine_task::spawn(&agent);
     // mail: the master sends the pool's email alerts.
     let mailer = (role == Role::Master).then(|| xapi_ha::server::mailer::spawn(Arc::clone(&agent)));
     let limits = Limits {

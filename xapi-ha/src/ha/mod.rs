@@ -14,6 +14,8 @@
 //!   failover plan (`HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN`).
 //! - [`shell`]: the database changes of the engine's actions, and the
 //!   engine inputs of a configuration change (the pure part of the wiring).
+//! - [`wiring`]: what an `xhad` report, a committed change and a pause
+//!   mean as engine inputs (the pure half of `server::ha_engine_task`).
 //! - [`messages`]: the HA messages with xapi's names, priorities and texts.
 
 pub mod engine;
@@ -23,6 +25,7 @@ pub mod overcommit;
 pub mod shell;
 pub mod state;
 pub mod view;
+pub mod wiring;
 
 pub use engine::{Action, Engine, Input};
 pub use state::HaState;

@@ -5,8 +5,12 @@
 //! Only while HA is on and `ha_allow_overcommit` is false. An operation is
 //! refused when a plan exists now for `ha_plan_exists_for` host failures
 //! and would not exist after it; raising the target is refused when no
-//! plan exists for the new target. A protected VM that is halted (HA is
-//! restoring it) may always start. Handlers call [`check`] with one line.
+//! plan exists for the new target. Handlers call [`check`] with one line.
+//!
+//! The restart engine's own starts are not checked (`api::vm_power::
+//! ha_restart`): they are let through and the live plan then marks the pool
+//! overcommitted, as xapi does. A plain `VM.start` of a protected VM that
+//! is halted is checked like any other start.
 
 use crate::api::ApiError;
 use crate::db::{Class, Database};
@@ -86,17 +90,6 @@ pub fn check(db: &Database, op: &Operation) -> Result<(), ApiError> {
         .unwrap_or(false);
     let view = PoolView::from_db(db);
     if !view.ha_enabled || allow {
-        return Ok(());
-    }
-    if let Operation::VmArriving { vm, .. } = op
-        && uuid_of(db, Class::Vm, *vm)
-            .and_then(|u| view.vm(u))
-            .is_some_and(|v| v.protected() && !v.running)
-    {
-        // A protected VM found halted is one HA restores (its host failed,
-        // or it stopped from inside): it was in the plan's demand before
-        // it stopped, so its start is never refused. xapi gets there by
-        // marking the pool overcommitted and retrying.
         return Ok(());
     }
     let max = |v: &PoolView| planner::max_host_failures(&v.live_pool()).max_host_failures;

@@ -226,8 +226,9 @@ fn starts_that_break_the_plan_are_refused_unless_overcommit_is_allowed() {
         )
         .unwrap_err();
     assert_eq!(e.code, "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN");
-    // A protected VM found halted (it stopped from inside, or its host
-    // failed) is HA's to restore: its start is never refused.
+    // A protected VM found halted is refused too when started through the
+    // API; the restart engine's own start of it goes through (the live
+    // plan then marks the pool overcommitted).
     let mut restoring = p.db.clone();
     let _ = restoring
         .apply(&[Change::set(
@@ -238,7 +239,10 @@ fn starts_that_break_the_plan_are_refused_unless_overcommit_is_allowed() {
         )])
         .unwrap();
     let start = [Value::Ref(vms[2]), Value::Bool(false), Value::Bool(false)];
-    assert!(call(&restoring, &caller(998, h2), "VM.start", &start).is_ok());
+    let e = call(&restoring, &caller(998, h2), "VM.start", &start).unwrap_err();
+    assert_eq!(e.code, "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN");
+    let out = crate::api::vm_power::ha_restart(&restoring, &caller(997, h2), vms[2], h2).unwrap();
+    assert_eq!(out.effects.len(), 1);
     // With ha_allow_overcommit the start goes through (the effect is the
     // server's) and the plan follows.
     p.call(
@@ -481,13 +485,13 @@ fn the_engine_drives_a_real_database_through_the_shell() {
     );
     assert_eq!(state(&p, db_vm), Value::String("starting".into()));
 
-    // The target host's agent starts it with the real handler.
-    p.call_on(
-        p.hosts[1],
-        "VM.start",
-        &[Value::Ref(db_vm), Value::Bool(false), Value::Bool(false)],
-    )
-    .expect("the start the engine asked for");
+    // The engine's start path (the start checks without the overcommit
+    // check: a plain VM.start of it would break the plan now).
+    let out = crate::api::vm_power::ha_restart(&p.db, &caller(502, p.hosts[1]), db_vm, p.hosts[1])
+        .expect("the start the engine asked for");
+    let _ = p.db.apply(&out.changes).expect("start changes apply");
+    let follow = live_plan::follow_up(&p.db, &caller(503, Ref::NULL));
+    let _ = p.db.apply(&follow).expect("plan changes apply");
     let actions = engine.step(Duration::from_secs(12), Input::VmStarted { vm, host: h1 });
     commit(&mut p, &actions);
     assert_eq!(state(&p, db_vm), Value::String("started".into()));

@@ -3,6 +3,7 @@
 //! sessions and commits, the role file and the TLS identity.
 
 pub mod agent;
+pub mod ha_hosts; // hamulti: the per-host steps of HA on N hosts
 pub mod ha_ops;
 pub mod http;
 pub mod listen;

@@ -57,7 +57,12 @@ fn assert_no_ha_anywhere(p: &HaPool) {
         }
         assert!(!ha_state_file(h).exists(), "host {i}: ha-state.toml left");
     }
-    assert_eq!(names_in(&p.sr_dir), Vec::<String>::new(), "SR files left");
+    // Only the SR's own marker is left: no statefile, metadata or probe.
+    let left: Vec<String> = names_in(&p.sr_dir)
+        .into_iter()
+        .filter(|n| n.starts_with("ha-") || n.starts_with(".ha-"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "SR files left");
 }
 
 fn pool_record(p: &HaPool) -> Value {
@@ -159,7 +164,7 @@ fn three_hosts_enable_and_disable_with_nothing_lost() {
 
 #[test]
 fn enable_is_refused_when_a_member_is_down_and_nothing_changes() {
-    let p = HaPool::new(3, &[]);
+    let mut p = HaPool::new(3, &[]);
     let before = pool_record(&p);
     let down = p.hosts.hosts.remove(2);
     let down_ref = host_ref(p.master(), &down);

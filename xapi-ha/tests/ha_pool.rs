@@ -179,6 +179,27 @@ fn enable_is_refused_when_a_member_is_down_and_nothing_changes() {
     );
     assert_eq!(pool_record(&p), before);
     assert_no_ha_anywhere(&p);
+    // The internal calls are the pool's only: an administrator's session
+    // is refused, on the master and on a member.
+    for (h, s) in [
+        (p.master(), p.s.clone()),
+        (
+            &p.hosts.hosts[1],
+            pool_support::local_session(&p.hosts.hosts[1]),
+        ),
+    ] {
+        for (method, arg) in [
+            ("host.ha_prepare", json!("[]")),
+            ("host.ha_arm", json!("{}")),
+            ("host.ha_disarm", json!(true)),
+        ] {
+            assert_eq!(
+                fail2(h.agent.http, method, json!([s, arg]))[0],
+                "PERMISSION_DENIED",
+                "{method}"
+            );
+        }
+    }
     // Nothing was armed: asked again, the same refusal (not HA_IS_ENABLED).
     assert_eq!(
         fail2(

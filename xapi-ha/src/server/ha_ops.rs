@@ -1,8 +1,8 @@
 //! The enable and disable sequences (docs/ha-enable.md): the I/O around
 //! the pure checks of `api::ha_enable`, with every step undone when a later
-//! one fails. The per-host work (files, `xhad` configuration, starting and
-//! stopping the daemon) is addressed to this host; a pool of more than one
-//! host is refused until host-to-host calls exist.
+//! one fails, on every host of the pool. The per-host work (files, `xhad`
+//! configuration, starting and stopping the daemon) is `ha_hosts`': done
+//! here for this host and through internal host-to-host calls on members.
 //!
 //! About 600 lines on purpose: the two sequences, their rollback and the
 //! start-up clean-up share their steps and read best side by side.

@@ -6,8 +6,8 @@
 //! failover smoke test (a member's whole group SIGKILLed: the master's
 //! database says it is not live within a measured bound).
 //!
-//! Run with `RUST_TEST_THREADS=1` on a small machine (each test runs three
-//! agents and three daemons).
+//! The tests take turns (one lock): each runs three agents and three
+//! daemons, and the failover bound is measured on an otherwise idle pool.
 
 mod api_support;
 mod pool_support;
@@ -21,6 +21,13 @@ use pool_support::{Host, host_ref, try_local_call, wait_for};
 use serde_json::{Value, json};
 
 const T: u64 = 10;
+
+/// One test at a time (see the module documentation).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -71,6 +78,7 @@ fn pool_record(p: &HaPool) -> Value {
 
 #[test]
 fn three_hosts_enable_and_disable_with_nothing_lost() {
+    let _serial = serial();
     let (mut p, took) = HaPool::enabled(3, T);
     eprintln!("FIGURE pool.enable_ha on 3 hosts at T={T}: {took:?}");
     assert_eq!(p.call("pool.get_ha_enabled", json!([p.pool])), json!(true));
@@ -164,6 +172,7 @@ fn three_hosts_enable_and_disable_with_nothing_lost() {
 
 #[test]
 fn enable_is_refused_when_a_member_is_down_and_nothing_changes() {
+    let _serial = serial();
     let mut p = HaPool::new(3, &[]);
     let before = pool_record(&p);
     let down = p.hosts.hosts.remove(2);
@@ -213,6 +222,7 @@ fn enable_is_refused_when_a_member_is_down_and_nothing_changes() {
 
 #[test]
 fn a_member_whose_xhad_cannot_start_rolls_back_every_host() {
+    let _serial = serial();
     // Host 3 sorts last, so host 1 (the master) and host 2 are armed and
     // running before host 3 fails.
     let mut p = HaPool::new(3, &[3]);
@@ -235,6 +245,7 @@ fn a_member_whose_xhad_cannot_start_rolls_back_every_host() {
 
 #[test]
 fn a_killed_member_is_not_live_in_the_masters_database_within_the_bound() {
+    let _serial = serial();
     let (p, took) = HaPool::enabled(3, T);
     eprintln!("FIGURE pool.enable_ha on 3 hosts at T={T}: {took:?}");
     let victim = &p.hosts.hosts[2];

@@ -9,32 +9,11 @@ mod api_support;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_support::{Agent, call2, config_text, fail2, login};
+use api_support::{Agent, call2, config_text, fail2, login, xha_bins};
 use serde_json::{Value, json};
 use xha_lab::agent::StopDaemons;
-
-/// The directory of the agent under test's binaries (target/debug).
-fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_xapi-ha"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf()
-}
-
-/// Builds `xhad` and `xha-supervisor` (a no-op when they are current).
-fn xha_bins() -> (PathBuf, PathBuf) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "xha", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p xha --bins");
-    assert!(status.success(), "cargo build -p xha --bins failed");
-    (bin_dir().join("xhad"), bin_dir().join("xha-supervisor"))
-}
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")

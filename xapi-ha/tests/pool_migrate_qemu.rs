@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use api_support::{call2, fail2};
 use pool_support::{
-    Host, StopVmsOnDrop, host_ref, join, process_alive, session, start_hosts_with, wait_for,
+    Host, StopVmsOnDrop, host_ref, join, process_alive, session, start_hosts_with_drivers, wait_for,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -87,7 +87,7 @@ fn a_qemu_vm_migrates_live_between_agents_without_a_reboot() {
     let Some((kernel, initrd)) = guest() else {
         return;
     };
-    let pool = start_hosts_with(2, &["process", "qemu"]);
+    let pool = start_hosts_with_drivers(2, &["process", "qemu"]);
     let _vms = StopVmsOnDrop::of(&pool);
     let [master, member] = &pool.hosts[..] else {
         unreachable!()

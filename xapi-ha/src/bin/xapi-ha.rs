@@ -177,8 +177,10 @@ fn open_database(
     info: &HostInfo,
     ha: Option<&HaState>,
 ) -> Result<(LocalStore, Ref), Fail> {
-    // haenable: while HA is on the database is on the metadata volume.
-    if let Some(state) = ha {
+    // haenable: while HA is on the master's database is on the metadata
+    // volume (hamulti: a member keeps its local copy; its HA record only
+    // says which xhad to re-attach to).
+    if let Some(state) = ha.filter(|_| *role == Role::Master) {
         let store = ha_ops::open_ha_store(state).map_err(|e| Fail(exit::STATE, e))?;
         let host = store
             .database()

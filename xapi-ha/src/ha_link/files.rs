@@ -130,9 +130,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 
 /// Writes a fresh random pool secret (mode 0600).
 pub fn write_secret(path: &Path) -> Result<(), FileError> {
-    let mut secret = [0u8; SECRET_BYTES];
+    write_atomic(path, &random_secret())
+}
+
+/// A fresh random heartbeat secret ([`SECRET_BYTES`]), handed to every
+/// host of the pool (`ha_link::arm`).
+#[must_use]
+pub fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; SECRET_BYTES];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
-    write_atomic(path, &secret)
+    secret
 }
 
 /// Makes `dir` (and its parents), private to the owner.

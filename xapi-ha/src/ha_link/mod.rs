@@ -6,6 +6,7 @@
 //! enable and disable sequences) is in `server::{xhad_launcher,
 //! xhad_watch, ha_ops}`.
 
+pub mod arm; // hamulti: what each host of N gets to arm HA
 pub mod files;
 pub mod regions; // blocksr: heartbeat volumes as regions of a block SR
 pub mod state;

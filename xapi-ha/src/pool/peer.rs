@@ -38,9 +38,22 @@ pub const MIGRATE: &str = "host.peer_migrate";
 /// stop (or restart) the agent (`host.shutdown`, `host.reboot`).
 pub const SHUTDOWN: &str = "host.peer_shutdown";
 
+/// hamulti: master -> every member, before HA is enabled: `(sr_dirs)`, a
+/// JSON array of the heartbeat SR directories: the member probes each
+/// (`CANNOT_CREATE_STATE_FILE`) and returns its `xhad` heartbeat address.
+pub const HA_PREPARE: &str = "host.ha_prepare";
+/// hamulti: master -> member: `(spec)`, a `ha_link::arm::ArmSpec` as JSON:
+/// write this host's `xhad.toml` and heartbeat secret, `xhad --check`,
+/// start `xhad` through the launcher, record `ha-state.toml` and follow it.
+pub const HA_ARM: &str = "host.ha_arm";
+/// hamulti: master -> member: `(stop)`: `disarm-fencing`; with `stop` also
+/// stop `xhad` and remove its files and `ha-state.toml` (rollback, disable).
+pub const HA_DISARM: &str = "host.ha_disarm";
+
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
     SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE, SHUTDOWN,
+    HA_PREPARE, HA_ARM, HA_DISARM,
 ];
 
 /// `SYNC` kinds.

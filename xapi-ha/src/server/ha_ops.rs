@@ -1,8 +1,8 @@
 //! The enable and disable sequences (docs/ha-enable.md): the I/O around
 //! the pure checks of `api::ha_enable`, with every step undone when a later
-//! one fails. The per-host work (files, `xhad` configuration, starting and
-//! stopping the daemon) is addressed to this host; a pool of more than one
-//! host is refused until host-to-host calls exist.
+//! one fails, on every host of the pool. The per-host work (files, `xhad`
+//! configuration, starting and stopping the daemon) is `ha_hosts`': done
+//! here for this host and through internal host-to-host calls on members.
 //!
 //! About 600 lines on purpose: the two sequences, their rollback and the
 //! start-up clean-up share their steps and read best side by side.
@@ -21,16 +21,17 @@ use xha_control::client::{self, REQUEST_TIMEOUT};
 use xha_control::{LivesetReport, Request, Status};
 
 use super::agent::{Agent, LOCAL_DB_FILE, LocalStore};
+use super::ha_hosts;
 use super::xhad_launcher::{self, Daemon, XhadPaths};
 use super::xhad_watch::{self, Follower};
 use crate::api::ApiError;
 use crate::api::ha_enable::{self, CreatedFiles, DisableRequest, EnableRequest};
 use crate::config::XhadLauncher;
 use crate::db::store::Store;
-use crate::ha_link::files::{self, SECRET_FILE};
+use crate::ha_link::arm::{ArmHost, ArmSpec};
+use crate::ha_link::files;
 use crate::ha_link::state::HaState;
 use crate::ha_link::translate;
-use crate::ha_link::xhad_config::{self, XhadConfig};
 
 /// What the agent needs from its configuration to run HA.
 #[derive(Clone, Debug)]
@@ -62,6 +63,7 @@ pub struct HaLink {
     pub(super) running: Mutex<Option<Running>>,
 }
 
+/// This host's armed daemon and its follower.
 pub(super) struct Running {
     pub(super) state: HaState,
     pub(super) paths: XhadPaths,
@@ -73,7 +75,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn error(code: &str) -> ApiError {
+pub(super) fn error(code: &str) -> ApiError {
     ApiError::new(code, Vec::<String>::new())
 }
 
@@ -100,17 +102,25 @@ impl HaLink {
     }
 }
 
-/// What a failed enable must undo.
+/// What a failed enable must undo, on this host and on every member.
 #[derive(Default)]
 struct Undo {
     files: Vec<PathBuf>,
     daemon: Option<(Daemon, PathBuf)>,
     /// blocksr: the heartbeat volumes made (files and block SR regions).
     volumes: super::ha_volumes::Made,
+    /// Members told to arm (disarmed whether or not they answered).
+    members: Vec<ha_hosts::Member>,
 }
 
 impl Undo {
-    fn run(self) {
+    /// Every daemon is disarmed first, so none fences while another stops.
+    fn run(self, agent: &Agent) {
+        if let Some((_, socket)) = &self.daemon {
+            let _ = client::request(socket, Request::DisarmFencing, REQUEST_TIMEOUT);
+        }
+        ha_hosts::disarm_members(agent, &self.members, false);
+        ha_hosts::disarm_members(agent, &self.members, true);
         if let Some((daemon, socket)) = &self.daemon {
             stop_daemon(daemon, socket);
         }
@@ -121,7 +131,7 @@ impl Undo {
 
 /// Asks `xhad` to disarm and stop, then waits for it and its supervisor
 /// (killing what does not end).
-fn stop_daemon(daemon: &Daemon, socket: &Path) {
+pub(super) fn stop_daemon(daemon: &Daemon, socket: &Path) {
     for req in [Request::DisarmFencing, Request::Stop] {
         if let Err(e) = client::request(socket, req, REQUEST_TIMEOUT) {
             tracing::warn!(request = req.name(), error = %e, "xhad did not accept the request");
@@ -248,7 +258,7 @@ fn wait_report(
 }
 
 impl HaContext {
-    fn heartbeat_address(&self) -> Result<SocketAddr, ApiError> {
+    pub(super) fn heartbeat_address(&self) -> Result<SocketAddr, ApiError> {
         if let Some(a) = self.heartbeat_address {
             return Ok(a);
         }
@@ -301,7 +311,9 @@ impl Agent {
         let current = lock(&self.ha().running)
             .as_ref()
             .map(|r| r.state.generation);
-        if current != Some(report.pool_generation) {
+        // A member's database is the master's copy: only the master
+        // records what its daemon reports (every host's liveness is in it).
+        if current != Some(report.pool_generation) || !self.is_master() {
             return;
         }
         self.metrics.observe_report(report);
@@ -321,24 +333,14 @@ impl Agent {
             .ctx
             .get()
             .ok_or_else(|| ApiError::internal("this agent has no HA configuration"))?;
-        if let Some(other) = req.hosts.iter().find(|h| h.uuid != ctx.host_uuid) {
-            // Host-to-host calls (pool join and forwarding) are not built
-            // yet: another host's xhad cannot be configured from here.
-            tracing::error!(host = %other.uuid, "enable_ha reaches only this host so far");
-            return Err(ApiError::new("HOST_OFFLINE", [other.host.to_string()]));
-        }
-        for sr in &req.srs {
-            if let Err(e) = super::ha_volumes::check_reachable(sr) {
-                tracing::error!(sr = %sr.uuid, error = %e, "heartbeat SR not reachable");
-                return Err(error("CANNOT_CREATE_STATE_FILE"));
-            }
-        }
+        // Every host answers and reaches every SR before anything is made.
+        let (hosts, members) = ha_hosts::prepare(self, ctx, req)?;
         let mut undo = Undo::default();
-        match self.enable_steps(ctx, req, &mut undo) {
+        match self.enable_steps(ctx, req, hosts, &members, &mut undo) {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::error!(code = %e.code, "enable_ha failed: rolling back");
-                undo.run();
+                tracing::error!(code = %e.code, "enable_ha failed: rolling back on every host");
+                undo.run(self);
                 Err(e)
             }
         }
@@ -348,6 +350,8 @@ impl Agent {
         self: &Arc<Self>,
         ctx: &HaContext,
         req: &EnableRequest,
+        hosts: Vec<ArmHost>,
+        members: &[ha_hosts::Member],
         undo: &mut Undo,
     ) -> Result<(), ApiError> {
         let generation = Uuid::new_v4();
@@ -366,38 +370,27 @@ impl Agent {
             tracing::error!(error = %e, "preparing xhad failed");
             error("HA_HEARTBEAT_DAEMON_STARTUP_FAILED")
         };
-        let paths = XhadPaths::new(&ctx.launcher, &ctx.config_dir);
-        files::make_private_dir(&paths.dir).map_err(|e| startup(&e))?;
-        undo.files.extend(paths.created_files());
-        if let Some(d) = &paths.state_dir {
-            files::make_private_dir(d).map_err(|e| startup(&e))?;
-        }
-        let secret = paths.dir.join(SECRET_FILE);
-        files::write_secret(&secret).map_err(|e| startup(&e))?;
-        let config = XhadConfig {
+        // One new heartbeat secret for the pool; every host gets the same
+        // spec and writes its own configuration from it.
+        let spec = ArmSpec::new(
             generation,
-            local: ctx.host_uuid,
-            timeout_s: req.timeout_s,
-            secret_file: secret,
-            statefiles: statefiles.clone(),
-            statefile_regions: volumes
-                .statefile_regions
-                .iter()
-                .map(|v| v.as_ref().map(|v| v.region()))
-                .collect(),
-            control_socket: paths.control_socket_key.clone(),
-            state_dir: paths.state_dir.clone(),
-            fencing: paths.fencing.clone(),
-            hosts: vec![(ctx.host_uuid, ctx.heartbeat_address()?)],
-        };
-        let text = xhad_config::text(&config).map_err(|e| startup(&e))?;
-        files::write_atomic(&paths.config, text.as_bytes()).map_err(|e| startup(&e))?;
-
-        // xhad's own start-up checks, before anything runs.
-        check_config(&ctx.xhad_path, &paths.config)?;
-        let daemon =
-            xhad_launcher::start(&ctx.launcher, &ctx.xhad_path, &paths).map_err(|e| startup(&e))?;
+            req.timeout_s,
+            &files::random_secret(),
+            statefiles.clone(),
+            metadata.clone(),
+            hosts,
+        )
+        .with_regions(
+            volumes.statefile_regions.clone(),
+            volumes.metadata_region.clone(),
+        );
+        let (daemon, paths) = ha_hosts::arm_here(ctx, &spec)?;
+        undo.files.extend(paths.created_files());
         undo.daemon = Some((daemon.clone(), paths.control_socket.clone()));
+        for m in members {
+            undo.members.push(m.clone());
+            ha_hosts::arm_member(self, m, &spec)?;
+        }
         tracing::info!(daemon = ?daemon, %generation, "xhad started");
 
         let t = Duration::from_secs(req.timeout_s);
@@ -561,6 +554,17 @@ impl Agent {
         } else {
             tracing::info!("the statefile is not reachable: disabling HA through the network");
         }
+        // Every member disarms, then stops and removes its files, over
+        // the network (after the statefile said invalid too: their files
+        // must go); this host disarms first, so none fences meanwhile.
+        let _ = client::request(&socket, Request::DisarmFencing, REQUEST_TIMEOUT);
+        let members = ha_hosts::members(self, &ha_hosts::pool_hosts(self), ctx.host_uuid)
+            .unwrap_or_else(|e| {
+                tracing::error!(code = %e.code, "the members cannot be called: their daemons stay");
+                Vec::new()
+            });
+        ha_hosts::disarm_members(self, &members, false);
+        ha_hosts::disarm_members(self, &members, true);
         let daemon = running
             .and_then(|r| r.daemon)
             .or_else(|| xhad_launcher::find(&ctx.launcher, &ctx.xhad_path, &paths));
@@ -639,7 +643,7 @@ fn clean_up_interrupted_enable(ctx: &HaContext, paths: &XhadPaths) {
 /// Runs `xhad --check` on the configuration: exit 8 is
 /// `HA_HOST_CANNOT_ACCESS_STATEFILE`, any other failure
 /// `HA_HEARTBEAT_DAEMON_STARTUP_FAILED`.
-fn check_config(xhad: &Path, config: &Path) -> Result<(), ApiError> {
+pub(super) fn check_config(xhad: &Path, config: &Path) -> Result<(), ApiError> {
     let out = std::process::Command::new(xhad)
         .arg("--config")
         .arg(config)

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod emergency; // emerg: emergency mode and calls
 mod ha_emergency; // emerg: host.emergency_ha_disable
 pub mod ha_engine_task; // haengine: the restart engine on the live pool
+pub mod ha_hosts; // hamulti: the per-host steps of HA on N hosts
 pub mod ha_ops;
 pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;

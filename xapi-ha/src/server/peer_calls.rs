@@ -43,8 +43,12 @@ pub async fn handle_peer(agent: &Arc<Agent>, method: &str, args: Vec<Rpc>) -> Re
         .map_err(internal)?
 }
 
-fn peer_blocking(agent: &Agent, method: &str, args: &[Rpc]) -> Result<Rpc, Failure> {
+fn peer_blocking(agent: &Arc<Agent>, method: &str, args: &[Rpc]) -> Result<Rpc, Failure> {
     match method {
+        // hamulti: HA on N hosts (server::ha_hosts).
+        peer::HA_PREPARE | peer::HA_ARM | peer::HA_DISARM => {
+            super::ha_hosts::answer(agent, method, args)
+        }
         peer::SYNC => sync(agent, args),
         peer::SHUTDOWN => super::maintenance::peer_shutdown(agent, args),
         peer::START_VM => {

@@ -327,3 +327,22 @@ pub fn vm_binaries() -> &'static Path {
         dir
     })
 }
+
+/// `xhad` and `xha-supervisor` (the `xha` package's binaries) built once,
+/// next to `xapi-ha` (a no-op when they are current).
+pub fn xha_bins() -> (PathBuf, PathBuf) {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "xha", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p xha --bins");
+        assert!(status.success(), "cargo build -p xha --bins failed");
+        Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
+            .parent()
+            .expect("bin dir")
+            .to_path_buf()
+    });
+    (dir.join("xhad"), dir.join("xha-supervisor"))
+}

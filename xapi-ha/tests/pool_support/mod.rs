@@ -32,6 +32,8 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 pub use crate::api_support::vm_binaries;
 
+pub mod ha; // hamulti: an HA pool of N agents
+
 /// One host of a test pool.
 pub struct Host {
     pub agent: Agent,
@@ -69,11 +71,26 @@ total_bytes = {mem}
 
 /// Starts `n` agents, each the master of its own pool of one.
 pub fn start_hosts(n: usize) -> Hosts {
-    start_hosts_with(n, &["process"])
+    start_hosts_with(n, |_, _, _| String::new())
 }
 
 /// [`start_hosts`] with these VM drivers on every host.
-pub fn start_hosts_with(n: usize, drivers: &[&str]) -> Hosts {
+pub fn start_hosts_with_drivers(n: usize, drivers: &[&str]) -> Hosts {
+    start_hosts_configured(n, drivers, |_, _, _| String::new())
+}
+
+/// [`start_hosts`] with `extra(dir, i, address)` appended to host i's
+/// configuration (i from 1). hamulti: the hosts' UUIDs ascend with i, so
+/// host 1 sorts first (xhad's and the HA enable's host order).
+pub fn start_hosts_with(n: usize, extra: impl Fn(&Path, usize, &str) -> String) -> Hosts {
+    start_hosts_configured(n, &["process"], extra)
+}
+
+fn start_hosts_configured(
+    n: usize,
+    drivers: &[&str],
+    extra: impl Fn(&Path, usize, &str) -> String,
+) -> Hosts {
     let drivers = drivers
         .iter()
         .map(|d| format!("{d:?}"))
@@ -83,12 +100,15 @@ pub fn start_hosts_with(n: usize, drivers: &[&str]) -> Hosts {
     let mut rng = rand::thread_rng();
     let net = format!("127.{}.{}", rng.gen_range(1..=254), rng.gen_range(0..=254));
     let port: u16 = rng.gen_range(20_000..60_000);
+    let mut uuids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    uuids.sort();
     let hosts = (1..=n)
         .map(|i| {
             let address = format!("{net}.{i}");
-            let uuid = uuid::Uuid::new_v4().to_string();
-            let agent =
-                Agent::start_configured(|dir| config(dir, &uuid, &address, port, i, &drivers));
+            let uuid = uuids[i - 1].clone();
+            let agent = Agent::start_configured(|dir| {
+                config(dir, &uuid, &address, port, i, &drivers) + &extra(dir, i, &address)
+            });
             Host {
                 agent,
                 address,

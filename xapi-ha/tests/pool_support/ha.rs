@@ -1,0 +1,172 @@
+//! hamulti: an HA pool of N real agents for the tests: each agent with
+//! real `xhad` and `xha-supervisor` (process launcher, its files in
+//! `<agent dir>/xhad`, its heartbeat on its own loopback address), joined
+//! to host 1, one shared `file` SR in a temporary directory, and
+//! `pool.enable_ha` done. [`HaPool`] hands back every handle a test needs
+//! (hosts, the SR, the master's session and pool reference) and stops every
+//! daemon when dropped, a failing test included.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use xha_lab::agent::StopDaemons;
+
+use super::{Host, Hosts, host_ref, join, session, start_hosts_with};
+use crate::api_support::{call2, xha_bins};
+
+/// The directory of `h`'s `xhad` files.
+pub fn xhad_dir(h: &Host) -> PathBuf {
+    h.agent.dir.path().join("xhad")
+}
+
+/// `n` agents configured for HA (`bad_xhad`: the hosts, by index from 1,
+/// whose `xhad.path` names no program), joined to host 1.
+pub fn ha_hosts(n: usize, bad_xhad: &[usize]) -> Hosts {
+    let (xhad, supervisor) = xha_bins();
+    let hb_port: u16 = rand::Rng::gen_range(&mut rand::thread_rng(), 20_000..60_000);
+    let hosts = start_hosts_with(n, |dir: &Path, i, address| {
+        let path = if bad_xhad.contains(&i) {
+            dir.join("no-such-xhad")
+        } else {
+            xhad.clone()
+        };
+        format!(
+            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"{address}:{hb_port}\"\n",
+            path.display(),
+            dir.display(),
+            supervisor.display()
+        )
+    });
+    for h in &hosts.hosts[1..] {
+        join(h, &hosts.hosts[0]);
+    }
+    hosts
+}
+
+/// An HA pool: every handle a test needs.
+pub struct HaPool {
+    /// Declared first: the daemons are stopped before the agents go.
+    pub daemons: Vec<StopDaemons>,
+    pub hosts: Hosts,
+    /// A session on the master (host 1).
+    pub s: String,
+    pub pool: String,
+    pub sr: String,
+    pub sr_dir: PathBuf,
+    _sr: tempfile::TempDir,
+}
+
+impl HaPool {
+    /// `n` HA-ready agents in one pool with a shared `file` SR; HA not yet
+    /// enabled.
+    pub fn new(n: usize, bad_xhad: &[usize]) -> HaPool {
+        let hosts = ha_hosts(n, bad_xhad);
+        let master = &hosts.hosts[0];
+        let s = session(master);
+        let pool = call2(master.agent.http, "pool.get_all", json!([s]))[0]
+            .as_str()
+            .expect("pool")
+            .to_owned();
+        let sr_tmp = tempfile::tempdir().expect("SR dir");
+        let sr_dir = sr_tmp.path().to_path_buf();
+        let master_ref = host_ref(master, master);
+        let sr = call2(
+            master.agent.http,
+            "SR.create",
+            json!([s, master_ref, {"path": sr_dir.display().to_string()}, 0, "ha-sr", "", "file", "", true, {}]),
+        )
+        .as_str()
+        .expect("SR ref")
+        .to_owned();
+        HaPool {
+            daemons: Vec::new(),
+            hosts,
+            s,
+            pool,
+            sr,
+            sr_dir,
+            _sr: sr_tmp,
+        }
+    }
+
+    /// The master (host 1).
+    pub fn master(&self) -> &Host {
+        &self.hosts.hosts[0]
+    }
+
+    /// `pool.enable_ha` with timeout `t` on the master; how long it took.
+    pub fn enable(&mut self, t: u64) -> Duration {
+        let started = Instant::now();
+        call2(
+            self.master().agent.http,
+            "pool.enable_ha",
+            json!([self.s, [self.sr], {"timeout": t.to_string()}]),
+        );
+        let took = started.elapsed();
+        self.daemons = self
+            .hosts
+            .hosts
+            .iter()
+            .map(|h| StopDaemons::new(xhad_dir(h)))
+            .collect();
+        took
+    }
+
+    /// `n` agents in one pool with HA enabled at timeout `t`; the enable's
+    /// duration.
+    pub fn enabled(n: usize, t: u64) -> (HaPool, Duration) {
+        let mut p = HaPool::new(n, &[]);
+        let took = p.enable(t);
+        (p, took)
+    }
+
+    /// A call on the master's session.
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        let mut all = vec![Value::String(self.s.clone())];
+        if let Value::Array(p) = params {
+            all.extend(p);
+        }
+        call2(self.master().agent.http, method, Value::Array(all))
+    }
+
+    /// `host_metrics.live` of `h` in the master's database.
+    pub fn live(&self, h: &Host) -> bool {
+        let r = host_ref(self.master(), h);
+        let m = self.call("host.get_metrics", json!([r]));
+        self.call("host_metrics.get_live", json!([m])) == json!(true)
+    }
+
+    /// `h`'s xhad pid, if its pidfile names a live process.
+    pub fn xhad_pid(h: &Host) -> Option<i32> {
+        pid_in(&xhad_dir(h).join("xhad.pid")).filter(|p| super::process_alive(*p))
+    }
+
+    /// `h`'s xha-supervisor pid, if its pidfile names a live process.
+    pub fn supervisor_pid(h: &Host) -> Option<i32> {
+        pid_in(&xhad_dir(h).join("supervisor.pid")).filter(|p| super::process_alive(*p))
+    }
+}
+
+/// The pid in a pidfile.
+pub fn pid_in(file: &Path) -> Option<i32> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+}
+
+/// Every process whose command line names `dir` (an agent's xhad
+/// directory): the daemons and supervisors of that host.
+pub fn processes_naming(dir: &Path) -> Vec<i32> {
+    let marker = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+                        && super::process_alive(*pid)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

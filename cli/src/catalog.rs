@@ -94,6 +94,51 @@ const LIVE_SUMMARIES: &[(&str, &str)] = &[
         "pool-ha-status",
         "HA state: T, master and epoch, liveset, warnings, per-host health",
     ),
+    (
+        "pool-ha-prevent-restarts-for",
+        "Start no HA restarts for N seconds (pool.ha_prevent_restarts_for)",
+    ),
+    (
+        "host-disable",
+        "Take no new VMs on a host (host.disable; --force past the HA plan)",
+    ),
+    ("host-enable", "Take VMs on a host again (host.enable)"),
+    (
+        "host-evacuate",
+        "Move every running VM off a host (host.evacuate)",
+    ),
+    (
+        "host-get-vms-which-prevent-evacuation",
+        "The VMs that cannot leave a host, and why",
+    ),
+    (
+        "host-shutdown",
+        "Shut down a disabled host's VMs and stop its agent (host.shutdown)",
+    ),
+    (
+        "host-reboot",
+        "Shut down a disabled host's VMs and restart its agent (host.reboot)",
+    ),
+    (
+        "host-emergency-ha-disable",
+        "Disarm and stop HA on this host alone (needs --force)",
+    ),
+    (
+        "pool-emergency-transition-to-master",
+        "Make this host the master in place (emergency)",
+    ),
+    (
+        "pool-emergency-reset-master",
+        "Make this host a member of the given master (emergency)",
+    ),
+    (
+        "pool-recover-slaves",
+        "Point every answering host at this master (pool.recover_slaves)",
+    ),
+    (
+        "host-is-in-emergency-mode",
+        "Whether this host is cut off from its master",
+    ),
     ("vm-start", "Start the selected VMs (VM.start, VM.start_on)"),
     (
         "vm-shutdown",
@@ -226,6 +271,14 @@ fn live_shape(name: &str) -> (Vec<ParamInfo>, Vec<&'static str>, bool) {
     };
     if live::ha_cmds::find(name).is_some() {
         let (keys, flags) = live::ha_cmds::keys_and_flags(name);
+        return (plain(keys), flags.to_vec(), false);
+    }
+    if live::host_cmds::find(name).is_some() {
+        let (keys, flags) = live::host_cmds::keys_and_flags(name);
+        return (plain(keys), flags.to_vec(), false);
+    }
+    if let Some(c) = live::emergency_cmds::find(name) {
+        let (keys, flags) = live::emergency_cmds::keys_and_flags(c);
         return (plain(keys), flags.to_vec(), false);
     }
     if live::pool_cmds::find(name).is_some() {

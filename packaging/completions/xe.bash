@@ -3,7 +3,7 @@
 # the list `xe help` prints). Do not edit: regenerate with
 # REGENERATE_CLI_DOC=1 cargo test -p xe --test cli_doc_sync
 
-_xe_commands='help pool-ha-compute-max-host-failures-to-tolerate pool-ha-compute-hypothetical-max-host-failures-to-tolerate pool-ha-compute-vm-failover-plan lab completion diagnostic-vm-status event-wait host-list host-metrics-list host-metrics-param-add host-metrics-param-clear host-metrics-param-get host-metrics-param-list host-metrics-param-remove host-metrics-param-set host-param-add host-param-clear host-param-get host-param-list host-param-remove host-param-set message-create message-destroy message-list message-param-add message-param-clear message-param-get message-param-list message-param-remove message-param-set pool-designate-new-master pool-eject pool-ha-disable pool-ha-enable pool-ha-status pool-join pool-list pool-param-add pool-param-clear pool-param-get pool-param-list pool-param-remove pool-param-set pool-send-test-message sr-create sr-list sr-param-add sr-param-clear sr-param-get sr-param-list sr-param-remove sr-param-set user-password-change vdi-list vdi-param-add vdi-param-clear vdi-param-get vdi-param-list vdi-param-remove vdi-param-set vm-create vm-destroy vm-list vm-migrate vm-param-add vm-param-clear vm-param-get vm-param-list vm-param-remove vm-param-set vm-reboot vm-shutdown vm-start'
+_xe_commands='help pool-ha-compute-max-host-failures-to-tolerate pool-ha-compute-hypothetical-max-host-failures-to-tolerate pool-ha-compute-vm-failover-plan lab completion diagnostic-vm-status event-wait host-disable host-emergency-ha-disable host-enable host-evacuate host-get-vms-which-prevent-evacuation host-is-in-emergency-mode host-list host-metrics-list host-metrics-param-add host-metrics-param-clear host-metrics-param-get host-metrics-param-list host-metrics-param-remove host-metrics-param-set host-param-add host-param-clear host-param-get host-param-list host-param-remove host-param-set host-reboot host-shutdown message-create message-destroy message-list message-param-add message-param-clear message-param-get message-param-list message-param-remove message-param-set pool-designate-new-master pool-eject pool-emergency-reset-master pool-emergency-transition-to-master pool-ha-disable pool-ha-enable pool-ha-prevent-restarts-for pool-ha-status pool-join pool-list pool-param-add pool-param-clear pool-param-get pool-param-list pool-param-remove pool-param-set pool-recover-slaves pool-send-test-message sr-create sr-list sr-param-add sr-param-clear sr-param-get sr-param-list sr-param-remove sr-param-set user-password-change vdi-list vdi-param-add vdi-param-clear vdi-param-get vdi-param-list vdi-param-remove vdi-param-set vm-create vm-destroy vm-list vm-migrate vm-param-add vm-param-clear vm-param-get vm-param-list vm-param-remove vm-param-set vm-reboot vm-shutdown vm-start'
 _xe_connection='-s -p -u -pw -pwf --socket --trust-new --fingerprint='
 
 # The parameter names and flags of command $1.
@@ -17,6 +17,12 @@ _xe_words() {
         completion) echo 'shell=' ;;
         diagnostic-vm-status) echo 'uuid= vm= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         event-wait) echo 'class= timeout= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-disable) echo 'uuid= --force -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-emergency-ha-disable) echo 'soft= --force -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-enable) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-evacuate) echo 'uuid= --force -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-get-vms-which-prevent-evacuation) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-is-in-emergency-mode) echo '-s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         host-list) echo 'params= --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         host-metrics-list) echo 'params= --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         host-metrics-param-add) echo 'uuid= param-name= param-key= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
@@ -31,6 +37,8 @@ _xe_words() {
         host-param-list) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         host-param-remove) echo 'uuid= param-name= param-key= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         host-param-set) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-reboot) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        host-shutdown) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         message-create) echo 'name= priority= body= vm-uuid= host-uuid= sr-uuid= pool-uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         message-destroy) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         message-list) echo 'params= --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
@@ -42,8 +50,11 @@ _xe_words() {
         message-param-set) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-designate-new-master) echo 'host-uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-eject) echo 'host-uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        pool-emergency-reset-master) echo 'master-address= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        pool-emergency-transition-to-master) echo '--force -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-ha-disable) echo '-s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-ha-enable) echo 'heartbeat-sr-uuids= ha-config: ha-config:timeout= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        pool-ha-prevent-restarts-for) echo 'seconds= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-ha-status) echo '--json -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-join) echo 'master-address= master-username= master-password= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-list) echo 'params= --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
@@ -53,6 +64,7 @@ _xe_words() {
         pool-param-list) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-param-remove) echo 'uuid= param-name= param-key= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-param-set) echo 'uuid= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
+        pool-recover-slaves) echo '-s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-send-test-message) echo '-s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         sr-create) echo 'name-label= name-description= type= shared= content-type= physical-size= host-uuid= device-config: sm-config: --force -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         sr-list) echo 'params= --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
@@ -92,6 +104,10 @@ _xe_uuid_class() {
         pool-ha-compute-hypothetical-max-host-failures-to-tolerate:vm-uuid) echo vm ;;
         pool-ha-compute-vm-failover-plan:host-uuids) echo host ;;
         diagnostic-vm-status:vm) echo vm ;;
+        host-disable:uuid) echo host ;;
+        host-enable:uuid) echo host ;;
+        host-evacuate:uuid) echo host ;;
+        host-get-vms-which-prevent-evacuation:uuid) echo host ;;
         host-metrics-param-add:uuid) echo host-metrics ;;
         host-metrics-param-clear:uuid) echo host-metrics ;;
         host-metrics-param-get:uuid) echo host-metrics ;;
@@ -104,6 +120,8 @@ _xe_uuid_class() {
         host-param-list:uuid) echo host ;;
         host-param-remove:uuid) echo host ;;
         host-param-set:uuid) echo host ;;
+        host-reboot:uuid) echo host ;;
+        host-shutdown:uuid) echo host ;;
         message-create:vm-uuid) echo vm ;;
         message-create:host-uuid) echo host ;;
         message-create:sr-uuid) echo sr ;;

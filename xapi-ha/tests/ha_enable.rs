@@ -9,6 +9,7 @@ mod api_support;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api_support::{Agent, call2, config_text, fail2, login, xha_bins};

@@ -63,14 +63,22 @@ struct Parsed {
     master_address: Option<String>,
 }
 
-fn parse(command: EmergencyCommand, name: &str, args: &[String]) -> Result<Parsed, UsageError> {
+/// The keys and flags of `command` (also for the command catalogue,
+/// `crate::catalog`).
+pub(crate) fn keys_and_flags(
+    command: EmergencyCommand,
+) -> (&'static [&'static str], &'static [&'static str]) {
     use EmergencyCommand::*;
-    let (keys, flags): (&[&str], &[&str]) = match command {
+    match command {
         HaDisable => (&["soft"], &["--force"]),
         TransitionToMaster => (&[], &["--force"]),
         ResetMaster => (&["master-address"], &[]),
         RecoverSlaves | IsInEmergencyMode => (&[], &[]),
-    };
+    }
+}
+
+fn parse(command: EmergencyCommand, name: &str, args: &[String]) -> Result<Parsed, UsageError> {
+    let (keys, flags) = keys_and_flags(command);
     let mut p = Parsed::default();
     let mut seen: Vec<String> = Vec::new();
     for arg in args {
@@ -130,7 +138,7 @@ fn parse(command: EmergencyCommand, name: &str, args: &[String]) -> Result<Parse
             }
         }
     }
-    if command == ResetMaster && p.master_address.is_none() {
+    if command == EmergencyCommand::ResetMaster && p.master_address.is_none() {
         return Err(UsageError::MissingKey {
             command: name.to_owned(),
             key: "master-address",

@@ -54,6 +54,7 @@ pub(crate) fn keys_and_flags(name: &str) -> (&'static [&'static str], &'static [
     match find(name) {
         Some(HaCommand::Enable) => (&["heartbeat-sr-uuids", "ha-config:timeout"], &[]),
         Some(HaCommand::Status) => (&[], &["--json"]),
+        Some(HaCommand::PreventRestartsFor) => (&["seconds"], &[]),
         Some(HaCommand::Disable) | None => (&[], &[]),
     }
 }

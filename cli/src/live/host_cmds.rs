@@ -50,6 +50,16 @@ pub fn find(name: &str) -> Option<HostCommand> {
     COMMANDS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
 }
 
+/// The keys and flags of the host command `name`, for the command
+/// catalogue (`crate::catalog`).
+pub(crate) fn keys_and_flags(name: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match find(name) {
+        Some(c) if takes_force(c) => (&["uuid"], &["--force"]),
+        Some(_) => (&["uuid"], &[]),
+        None => (&[], &[]),
+    }
+}
+
 fn takes_force(command: HostCommand) -> bool {
     matches!(command, HostCommand::Disable | HostCommand::Evacuate)
 }

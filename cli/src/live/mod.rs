@@ -14,8 +14,8 @@ pub mod emergency_cmds; // emerg: the emergency commands
 mod event_cmds;
 mod fields;
 pub mod ha_cmds;
-pub mod host_cmds; // maint: host-disable, host-evacuate, host-shutdown, ...
 mod ha_status_engine; // haengine: the restart engine's part of pool-ha-status
+pub mod host_cmds; // maint: host-disable, host-evacuate, host-shutdown, ...
 pub mod known_hosts;
 mod message_cmds;
 pub mod options;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use sr_heartbeat::metadata::Layout;
 
-use crate::api::ha_enable::{EnableRequest, HeartbeatSr};
+use crate::api::ha_enable::EnableRequest;
 use crate::db::store::{OpenReport, Store, StoreError};
 use crate::ha_link::files::{self, FileError};
 use crate::ha_link::regions::{self, HaVolume};
@@ -32,18 +32,6 @@ pub struct Volumes {
 pub struct Made {
     pub files: Vec<PathBuf>,
     pub regions: Vec<HaVolume>,
-}
-
-/// Whether the SR can hold the volumes, before anything is made: a `file`
-/// SR's directory is writable; a `block` SR's device holds its label.
-pub fn check_reachable(sr: &HeartbeatSr) -> Result<(), String> {
-    if sr.block {
-        sr_heartbeat::srlabel::device::read_label(&sr.path)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    } else {
-        files::check_writable_dir(&sr.path).map_err(|e| e.to_string())
-    }
 }
 
 /// Creates a statefile on every heartbeat SR and the metadata volume on the

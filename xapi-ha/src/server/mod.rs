@@ -24,8 +24,8 @@ pub mod role;
 pub mod storage;
 pub mod tls;
 pub mod vms;
-pub mod web; // metrics: GET /metrics and the status page
 pub mod volumes; // blocksr: block SR regions and VDI removal
+pub mod web; // metrics: GET /metrics and the status page
 pub mod xhad_launcher;
 pub mod xhad_watch;
 

@@ -190,7 +190,7 @@ mod tests {
             stamp: false,
             slot: 0,
             extra_cmdline: None,
-            incoming: None,
+            incoming: false,
         };
         let argv: Vec<String> = build(&spec, &launch)
             .into_iter()

@@ -223,11 +223,23 @@ fn started_changes(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Vec<Ch
         text(db, Class::Vm, vm, "uuid"),
         host_label(db, host)
     );
-    vec![
+    let mut changes = vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Running".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(host)),
-        message(db, caller, &mut fresh, "VM_STARTED", body, vm),
-    ]
+    ];
+    // xapi: starting a VM whose priority is `restart` sets ha_always_run
+    // again (xenapi.md 4.6), so HA protects it until a shutdown through
+    // the API clears it.
+    if text(db, Class::Vm, vm, "ha_restart_priority") == "restart" {
+        changes.push(Change::set(
+            Class::Vm,
+            vm,
+            "ha_always_run",
+            Value::Bool(true),
+        ));
+    }
+    changes.push(message(db, caller, &mut fresh, "VM_STARTED", body, vm));
+    changes
 }
 
 /// The changes of a VM that is no longer running, with a `VM_SHUTDOWN`
@@ -593,6 +605,32 @@ mod tests {
             e.params[0].contains("does not offer VM driver qemu"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_start_protects_a_restart_vm_again_and_leaves_others_alone() {
+        // xenapi.md 4.6: starting a `restart` VM sets ha_always_run.
+        for (priority, want) in [("restart", true), ("best-effort", false), ("", false)] {
+            let (mut db, host, vm) = pool(1 << 30);
+            let _ = db
+                .apply(&[
+                    Change::set(
+                        Class::Vm,
+                        vm,
+                        "ha_restart_priority",
+                        Value::String(priority.into()),
+                    ),
+                    Change::set(Class::Vm, vm, "ha_always_run", Value::Bool(false)),
+                ])
+                .unwrap();
+            let out = start(&db, host, vm).unwrap();
+            let _ = db.apply(&out.changes).unwrap();
+            assert_eq!(
+                db.field(Class::Vm, vm, "ha_always_run"),
+                Some(Value::Bool(want)),
+                "priority {priority:?}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! without the overcommit check) on this host or forwarded to the target
 //! host, and its answer comes back as `VmStarted` / `VmStartFailed`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ use crate::db::{Change, Class, Database};
 use crate::ha::engine::{Action, Engine, Input};
 use crate::ha::view::PoolView;
 use crate::ha::{shell, wiring};
+use crate::metrics::RestartOutcome;
+use crate::model::RestartPriority;
 use crate::value::{Ref, Value};
 
 /// The longest the thread sleeps without an event (a safety net: every
@@ -53,6 +56,9 @@ struct Running {
     engine: Engine,
     last: PoolView,
     prevented: Option<i64>,
+    /// Engine time at which each VM was forced halted with its host, for
+    /// the restart latency metric.
+    down_since: HashMap<Uuid, Duration>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,6 +155,9 @@ fn turn(
     let Some(r) = running.as_mut() else {
         return;
     };
+    for answer in &answers {
+        record_answer(agent, r, now, answer);
+    }
     inputs.extend(answers);
     inputs.push(Input::Tick);
     loop {
@@ -174,6 +183,7 @@ fn turn(
         drop(store);
         for a in &actions {
             log(a);
+            record_action(agent, r, now, a);
             if let Action::StartVm { vm, host } = *a {
                 start_on_thread(weak.clone(), vm, host, tx.clone());
             }
@@ -211,6 +221,7 @@ fn follow(
                 engine: Engine::new(view.clone(), now),
                 last: view,
                 prevented,
+                down_since: HashMap::new(),
             });
             wiring::prevent_input(None, prevented, wall)
                 .into_iter()
@@ -289,6 +300,56 @@ fn changes_for(agent: &Agent, db: &Database, actions: &[Action]) -> Vec<Change> 
     let mut changes = shell::changes_for_all(db, &caller, &plain);
     changes.extend(out);
     changes
+}
+
+/// The restart priority a VM's restart attempt counts under.
+fn priority(r: &Running, vm: Uuid) -> RestartPriority {
+    match r.last.vms.iter().find(|v| v.uuid == vm) {
+        Some(v) if v.protected() => RestartPriority::Restart,
+        Some(v) if v.priority == RestartPriority::BestEffort => RestartPriority::BestEffort,
+        _ => RestartPriority::Unprotected,
+    }
+}
+
+/// The metrics of a start's answer (docs/metrics.md): the attempt's
+/// outcome, and for a VM whose host failed, the time since it went down.
+fn record_answer(agent: &Agent, r: &mut Running, now: Duration, answer: &Input) {
+    match answer {
+        Input::VmStarted { vm, .. } => {
+            agent
+                .metrics
+                .restart(priority(r, *vm), RestartOutcome::Started);
+            if let Some(t) = r.down_since.remove(vm) {
+                agent
+                    .metrics
+                    .restart_latency(now.saturating_sub(t).as_secs_f64());
+            }
+        }
+        Input::VmStartFailed { vm, .. } => agent
+            .metrics
+            .restart(priority(r, *vm), RestartOutcome::Failed),
+        _ => {}
+    }
+}
+
+/// The metrics of an engine decision: a VM forced halted with its failed
+/// host starts its restart latency; a protected VM given up on counts as
+/// `gave_up`.
+fn record_action(agent: &Agent, r: &mut Running, now: Duration, a: &Action) {
+    match a {
+        Action::ForceHalted { vm, .. } => {
+            r.down_since.insert(*vm, now);
+        }
+        Action::Message(m) if m.name == catalog::names::HA_PROTECTED_VM_RESTART_FAILED => {
+            if let Ok(vm) = Uuid::parse_str(&m.obj_uuid) {
+                r.down_since.remove(&vm);
+                agent
+                    .metrics
+                    .restart(RestartPriority::Restart, RestartOutcome::GaveUp);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn message_target(db: &Database, class: Class, uuid: &str) -> Option<Ref> {

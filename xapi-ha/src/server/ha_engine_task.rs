@@ -86,6 +86,8 @@ pub fn spawn(agent: &Arc<Agent>) {
 }
 
 fn run(weak: &Weak<Agent>, handle: &tokio::runtime::Handle) {
+    // Inside the runtime's context: the starts' threads take its handle.
+    let _runtime = handle.enter();
     let epoch = Instant::now();
     let Some(mut generation) = weak.upgrade().map(|a| a.watch_generation()) else {
         return;
@@ -368,10 +370,53 @@ fn log(a: &Action) {
     }
 }
 
+/// The answer of one start, sent exactly once: by [`Answer::send`], or
+/// as a failure when the start ends without one (its thread panicked or
+/// could not be made), so the engine never waits for a start forever.
+struct Answer {
+    vm: Uuid,
+    host: Uuid,
+    tx: UnboundedSender<StartDone>,
+    sent: bool,
+}
+
+impl Answer {
+    fn send(mut self, result: Result<(), String>) {
+        self.sent = true;
+        let _ = self.tx.send(StartDone {
+            vm: self.vm,
+            host: self.host,
+            result,
+        });
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.tx.send(StartDone {
+                vm: self.vm,
+                host: self.host,
+                result: Err("the start ended without an answer".into()),
+            });
+        }
+    }
+}
+
+/// Runs one start on its own thread, inside the agent's runtime (a start
+/// on another host is a host-to-host call).
 fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<StartDone>) {
+    let answer = Answer {
+        vm,
+        host,
+        tx,
+        sent: false,
+    };
+    let runtime = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new()
         .name("ha-start".into())
         .spawn(move || {
+            let _runtime = runtime.enter();
             let result = weak.upgrade().map_or_else(
                 || Err("the agent is stopping".into()),
                 |a| start(&a, vm, host),
@@ -379,7 +424,7 @@ fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<
             if let Err(e) = &result {
                 tracing::warn!(%vm, %host, error = %e, "HA start failed");
             }
-            let _ = tx.send(StartDone { vm, host, result });
+            answer.send(result);
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start a thread for an HA start");

@@ -13,7 +13,11 @@
 //! - a writer commits a stream of `pool.add_to_other_config` changes while
 //!   the master is killed at a random moment: every acknowledged change is
 //!   in the new master's database, and nothing else but the one change in
-//!   flight (`XHA_MASTER_KILLS` rounds, default 2).
+//!   flight (`XHA_MASTER_KILLS` rounds, default 2);
+//! - the old master comes back (its `xhad` started again, as its unit
+//!   would at boot, then its agent, with `pool.conf` `master` and its HA
+//!   record): it starts as a member of the new master, never a second
+//!   master.
 //!
 //! The tests take turns (one lock): each runs three agents and daemons,
 //! and the takeover time is measured on an otherwise idle pool.
@@ -366,4 +370,102 @@ fn no_acknowledged_change_is_lost_when_the_master_dies_mid_stream() {
         median(&mut shrinks).as_millis(),
         median(&mut answers).as_millis()
     );
+}
+
+/// Starts the `xhad` and supervisor of the host whose agent directory is
+/// `agent_dir` again, from the configuration the enable wrote (what its
+/// unit does at boot), and waits until the daemon is online in the liveset.
+fn start_xhad_again(agent_dir: &std::path::Path, uuid: &str) {
+    let (xhad, supervisor) = api_support::xha_bins();
+    let launcher = xapi_ha::config::XhadLauncher::Process {
+        supervisor_path: supervisor,
+    };
+    let paths = xapi_ha::server::xhad_launcher::XhadPaths::new(&launcher, &agent_dir.join("xhad"));
+    xapi_ha::server::xhad_launcher::start(&launcher, &xhad, &paths).expect("start xhad again");
+    let me = uuid::Uuid::parse_str(uuid).expect("uuid");
+    pool_support::wait_for("the old master's xhad online in the liveset", || {
+        xha_control::client::request(
+            &paths.control_socket,
+            xha_control::Request::QueryLiveset,
+            xha_control::client::REQUEST_TIMEOUT,
+        )
+        .ok()
+        .and_then(|r| r.result)
+        .filter(|r| r.status == xha_control::Status::Online && r.liveset.contains(&me))
+    });
+}
+
+fn ha_epoch(h: &Host) -> u64 {
+    let text = std::fs::read_to_string(h.agent.dir.path().join("data/ha-state.toml"))
+        .expect("ha-state.toml");
+    xapi_ha::ha_link::state::HaState::parse(&text)
+        .expect("HA record")
+        .epoch
+}
+
+#[test]
+fn an_old_master_that_comes_back_becomes_a_member_of_the_new_one() {
+    let _turn = serial();
+    let (mut p, _) = HaPool::enabled(3, T);
+    let old_epoch = ha_epoch(p.master());
+    let (_, _, i) = kill_master_and_measure(&p, &[]);
+    let Host {
+        agent,
+        address,
+        uuid,
+    } = p.hosts.hosts.remove(0);
+    let nm = &p.hosts.hosts[i - 1];
+    assert!(ha_epoch(nm) > old_epoch, "the new master's epoch");
+    let dir = agent.dir.path().to_path_buf();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/pool.conf"))
+            .expect("pool.conf")
+            .trim(),
+        "master"
+    );
+    // The host boots: its xhad first (its unit), then its agent.
+    let agent = agent.kill9_and_restart_with(|| start_xhad_again(&dir, &uuid));
+    let old = Host {
+        agent,
+        address,
+        uuid,
+    };
+    let login = try_call(
+        old.agent.http,
+        "session.login_with_password",
+        json!([USER, PASSWORD, "1.0", "test"]),
+    );
+    assert_eq!(
+        login,
+        Err(vec!["HOST_IS_SLAVE".to_owned(), nm.address.clone()]),
+        "the old master must answer as a member"
+    );
+    assert_eq!(pool_conf(&old).trim(), format!("slave:{}", nm.address));
+    // It never wrote the metadata volume: its HA record keeps its epoch.
+    assert_eq!(ha_epoch(&old), old_epoch);
+
+    // The new master stays the master, records the old one live again,
+    // and still commits.
+    let s = session(nm);
+    let pool = call2(nm.agent.http, "pool.get_all", json!([s]))[0].clone();
+    let me = host_ref(nm, nm);
+    assert_eq!(
+        call2(nm.agent.http, "pool.get_master", json!([s, pool])),
+        json!(me)
+    );
+    let old_ref = host_ref(nm, &old);
+    pool_support::wait_for("the old master live again", || {
+        let m = call2(nm.agent.http, "host.get_metrics", json!([s, old_ref]));
+        (call2(nm.agent.http, "host_metrics.get_live", json!([s, m])) == json!(true)).then_some(())
+    });
+    call2(
+        nm.agent.http,
+        "pool.add_to_other_config",
+        json!([s, pool, "after-return", "yes"]),
+    );
+    // Its copy follows the new master (the push reaches it).
+    pool_support::wait_for("the old master's copy updated", || {
+        pool_support::try_local_call(&old, "pool.get_other_config", json!([pool]))
+            .filter(|c| c["after-return"] == json!("yes"))
+    });
 }

@@ -226,6 +226,10 @@ fn take_over(agent: &Arc<Agent>, epoch: u64, report: &LivesetReport) -> Result<(
 /// The other live members follow this master at once (one that misses the
 /// call follows its own daemon's report, or this master's next push).
 fn tell_members(agent: &Agent, me: Ref, report: &LivesetReport) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::error!("no runtime for host-to-host calls: the members follow their own daemons");
+        return;
+    }
     let Some(secret) = agent.pool.secret() else {
         tracing::error!("this host has no pool secret: the members follow their own daemons");
         return;

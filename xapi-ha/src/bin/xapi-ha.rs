@@ -333,6 +333,15 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         vm_drivers: cfg.drivers.clone(),
     };
     let ha_state = HaState::load(&cfg.data_dir).map_err(|e| Fail(exit::STATE, e.to_string()))?;
+    // mfail: an old master whose daemon names a newer lock holder starts
+    // as that holder's member (docs/master-failover.md).
+    let role = match (&role, ha_state.as_ref()) {
+        (Role::Master, Some(state)) => {
+            xapi_ha::server::master_failover::role_at_start(&cfg.data_dir, state, cfg.host_uuid)
+                .unwrap_or(role)
+        }
+        _ => role,
+    };
     let (mut store, host) = open_database(&cfg, &role, &info, ha_state.as_ref())?;
     let secret = pool_secret(&cfg.data_dir, &role)?;
 

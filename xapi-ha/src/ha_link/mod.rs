@@ -7,6 +7,7 @@
 //! xhad_watch, ha_ops}`.
 
 pub mod arm; // hamulti: what each host of N gets to arm HA
+pub mod failover; // mfail: master failover under HA (pure decision)
 pub mod files;
 pub mod regions; // blocksr: heartbeat volumes as regions of a block SR
 pub mod state;

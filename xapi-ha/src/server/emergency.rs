@@ -16,9 +16,13 @@
 //!   `pool.emergency_reset_master` rewrite `pool.conf` and switch the
 //!   running agent's role in place (xapi restarts itself instead);
 //!   `pool.recover_slaves` (master) calls the latter on every other host.
+//! - mfail: while this host's `xhad` is online in the liveset the probe
+//!   stands down (its failures do not count): a master that leaves the
+//!   liveset is replaced by the master failover (`master_failover`), and a
+//!   member must keep answering `HOST_IS_SLAVE` meanwhile.
 
 use std::net::ToSocketAddrs;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +64,9 @@ pub struct EmergencyState {
     failed_probes: AtomicU32,
     /// HA is armed but did not start here.
     ha_failure: Mutex<Option<HaFailure>>,
+    /// mfail: this host's `xhad` is online in the liveset: HA decides
+    /// whether the master is there (`master_failover`), not the probe.
+    ha_in_charge: AtomicBool,
 }
 
 impl EmergencyState {
@@ -78,6 +85,12 @@ impl EmergencyState {
                 "the master does not answer: emergency mode (only the emergency calls are answered)"
             );
         }
+    }
+
+    /// mfail: whether this host's `xhad` is online in the liveset (the
+    /// probe of the master stands down meanwhile).
+    pub fn set_ha_in_charge(&self, on: bool) {
+        self.ha_in_charge.store(on, Ordering::Relaxed);
     }
 
     /// Records that HA did not start (or, `None`, no longer matters).
@@ -123,6 +136,12 @@ pub async fn watch_master(agent: Arc<Agent>) {
             agent.emergency().master_answered();
             continue;
         };
+        // mfail: under HA the liveset says whether the master is there; a
+        // dead master is replaced by the failover, not by emergency mode.
+        if agent.emergency().ha_in_charge.load(Ordering::Relaxed) {
+            agent.emergency().master_answered();
+            continue;
+        }
         let target = Target {
             address,
             port,

@@ -162,6 +162,9 @@ pub fn open_ha_store(state: &HaState) -> Result<LocalStore, String> {
     .ok()
     .and_then(|r| r.result)
     .filter(|r| r.pool_generation == state.generation)
+    // mfail: only this host's own lock counts (another holder's epoch
+    // would make this agent a second writer of that epoch).
+    .filter(|r| r.master == Some(r.local_host))
     .map_or(0, |r| r.master_epoch);
     let epoch = state.epoch.max(live_epoch);
     let (store, report) = super::ha_volumes::open_store(state, epoch)

@@ -14,6 +14,7 @@ pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
+pub mod master_failover; // mfail: master failover under HA
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;

@@ -48,9 +48,14 @@ impl Drop for Follower {
 pub fn follow(agent: Weak<Agent>, socket: PathBuf) -> Follower {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
+    // mfail: the failover's host-to-host calls need the runtime.
+    let runtime = tokio::runtime::Handle::try_current().ok();
     let thread = std::thread::Builder::new()
         .name("xhad-watch".into())
-        .spawn(move || run(&agent, &socket, &flag))
+        .spawn(move || {
+            let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            run(&agent, &socket, &flag);
+        })
         .map_err(|e| tracing::error!(error = %e, "cannot start the xhad follower"))
         .ok();
     Follower { stop, thread }
@@ -69,6 +74,7 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
 fn run(agent: &Weak<Agent>, socket: &Path, stop: &Arc<AtomicBool>) {
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
+    let mut failover = super::master_failover::Tracker::default();
     while !stop.load(Ordering::Relaxed) {
         match client::watch(socket, Arc::clone(stop)) {
             Ok((_watcher, rx)) => {
@@ -82,7 +88,12 @@ fn run(agent: &Weak<Agent>, socket: &Path, stop: &Arc<AtomicBool>) {
                     let Some(a) = agent.upgrade() else {
                         return;
                     };
+                    // mfail: master failover first, then the record.
+                    super::master_failover::on_report(&a, &mut failover, &report);
                     a.apply_liveset(&report);
+                }
+                if let Some(a) = agent.upgrade() {
+                    super::master_failover::daemon_gone(&a);
                 }
                 if !stop.load(Ordering::Relaxed) {
                     tracing::warn!("xhad's watch stream ended: connecting again");

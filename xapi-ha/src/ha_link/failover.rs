@@ -1,0 +1,270 @@
+//! Master failover under HA (docs/master-failover.md): the pure decision
+//! an agent takes on each of its `xhad`'s reports, from what the report
+//! says of the master lock and the liveset and what the agent knows of its
+//! own role. No clock, no socket: `server::master_failover` gathers the
+//! facts and performs the step.
+//!
+//! Rules, in order (only while this host's daemon is `online`, for the
+//! enablement the agent follows):
+//! 1. The report names this host as the lock holder and the agent is a
+//!    member: take over, under the report's epoch.
+//! 2. The agent is the master but the report names another live holder
+//!    with an epoch above the one this master wrote under: step down and
+//!    follow it (an old master that comes back is never a second master).
+//! 3. A member whose report names no holder, or a holder out of the
+//!    liveset: ask `xhad` for the lock (once; `xhad` picks one winner);
+//!    only once its copy of the database says HA is enabled (during the
+//!    enable the master takes the first lock alone).
+//! 4. A member whose report names another live holder: withdraw its own
+//!    request if it made one, and follow that holder if it follows another.
+
+use uuid::Uuid;
+use xha_control::{LivesetReport, Status};
+
+/// What the agent knows of itself, beside the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    /// This host.
+    pub me: Uuid,
+    /// The agent runs as the master now.
+    pub is_master: bool,
+    /// Member: the host whose address the role names (`None` when the
+    /// address is no host of its database copy).
+    pub following: Option<Uuid>,
+    /// The master epoch the agent wrote under (its HA record).
+    pub epoch: u64,
+    /// The agent asked its `xhad` for the lock and did not withdraw.
+    pub proposed: bool,
+    /// The agent's database says HA is enabled (a member's copy says so
+    /// once the enable committed: before that, the master is still taking
+    /// its first lock and no member may compete for it).
+    pub ha_enabled: bool,
+}
+
+/// What to do about one report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to do.
+    Stay,
+    /// Ask `xhad` for the master lock (`propose-master true`).
+    Propose,
+    /// Give the request up (`propose-master false`): another host won.
+    Withdraw,
+    /// This host holds the lock: become the master under `epoch`.
+    TakeOver { epoch: u64 },
+    /// Follow `master` (this agent is a member of another master).
+    Follow { master: Uuid },
+    /// Withdraw (if proposed) and follow `master`.
+    WithdrawAndFollow { master: Uuid },
+    /// This master lost the lock to `master`: become its member.
+    StepDown { master: Uuid },
+}
+
+/// The step for `report`, given what the agent knows.
+#[must_use]
+pub fn decide(known: &Known, report: &LivesetReport) -> Step {
+    if report.status != Status::Online || !report.liveset.contains(&known.me) {
+        return Step::Stay;
+    }
+    let holder = report
+        .master
+        .filter(|m| report.liveset.contains(m) && report.master_epoch > 0);
+    match holder {
+        Some(m) if m == known.me => {
+            if known.is_master {
+                Step::Stay
+            } else {
+                Step::TakeOver {
+                    epoch: report.master_epoch,
+                }
+            }
+        }
+        Some(m) if known.is_master => {
+            if report.master_epoch > known.epoch {
+                Step::StepDown { master: m }
+            } else {
+                Step::Stay
+            }
+        }
+        Some(m) => match (known.proposed, known.following == Some(m)) {
+            (true, true) => Step::Withdraw,
+            (true, false) => Step::WithdrawAndFollow { master: m },
+            (false, false) => Step::Follow { master: m },
+            (false, true) => Step::Stay,
+        },
+        None if known.is_master || known.proposed || !known.ha_enabled => Step::Stay,
+        None => Step::Propose,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use xha_control::{DropCounters, Latency, TimeoutsReport};
+
+    use super::*;
+
+    fn u(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn report(status: Status, live: &[u128], master: Option<u128>, epoch: u64) -> LivesetReport {
+        let t = xha_core::Timeouts::derive(Duration::from_secs(10)).unwrap();
+        LivesetReport {
+            status,
+            pool_generation: u(99),
+            local_host: u(2),
+            local_index: 1,
+            fencing_armed: true,
+            watchdog: "supervisor".into(),
+            master: master.map(u),
+            master_epoch: epoch,
+            liveset: live.iter().map(|n| u(*n)).collect(),
+            hosts: Vec::new(),
+            statefile_latency: Latency::default(),
+            heartbeat_latency: Latency::default(),
+            dropped_packets: DropCounters::default(),
+            fence_requests_refused: 0,
+            timeouts: TimeoutsReport::from(&t),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn member(proposed: bool, following: Option<u128>) -> Known {
+        Known {
+            me: u(2),
+            is_master: false,
+            following: following.map(u),
+            epoch: 0,
+            proposed,
+            ha_enabled: true,
+        }
+    }
+
+    fn master(epoch: u64) -> Known {
+        Known {
+            me: u(2),
+            is_master: true,
+            following: None,
+            epoch,
+            proposed: true,
+            ha_enabled: true,
+        }
+    }
+
+    #[test]
+    fn table() {
+        use Status::{Online, Starting};
+        let rows: Vec<(&str, Known, LivesetReport, Step)> = vec![
+            (
+                "master live: a member stays",
+                member(false, Some(1)),
+                report(Online, &[1, 2, 3], Some(1), 1),
+                Step::Stay,
+            ),
+            (
+                "master left the liveset: propose",
+                member(false, Some(1)),
+                report(Online, &[2, 3], Some(1), 1),
+                Step::Propose,
+            ),
+            (
+                "no master at all: propose",
+                member(false, Some(1)),
+                report(Online, &[1, 2, 3], None, 0),
+                Step::Propose,
+            ),
+            (
+                "proposed already: wait for xhad",
+                member(true, Some(1)),
+                report(Online, &[2, 3], Some(1), 1),
+                Step::Stay,
+            ),
+            (
+                "won the lock: take over under its epoch",
+                member(true, Some(1)),
+                report(Online, &[2, 3], Some(2), 2),
+                Step::TakeOver { epoch: 2 },
+            ),
+            (
+                "another won: withdraw and follow it",
+                member(true, Some(1)),
+                report(Online, &[2, 3], Some(3), 2),
+                Step::WithdrawAndFollow { master: u(3) },
+            ),
+            (
+                "another won, followed already: withdraw",
+                member(true, Some(3)),
+                report(Online, &[2, 3], Some(3), 2),
+                Step::Withdraw,
+            ),
+            (
+                "not told of the new master: follow it",
+                member(false, Some(1)),
+                report(Online, &[2, 3], Some(3), 2),
+                Step::Follow { master: u(3) },
+            ),
+            (
+                "role names no known host: follow the holder",
+                member(false, None),
+                report(Online, &[1, 2, 3], Some(1), 1),
+                Step::Follow { master: u(1) },
+            ),
+            (
+                "not online yet: nothing",
+                member(false, Some(1)),
+                report(Starting, &[], None, 0),
+                Step::Stay,
+            ),
+            (
+                "out of the liveset (about to fence): nothing",
+                member(false, Some(1)),
+                report(Online, &[1, 3], Some(1), 1),
+                Step::Stay,
+            ),
+            (
+                "master holding the lock: stays",
+                master(1),
+                report(Online, &[1, 2, 3], Some(2), 1),
+                Step::Stay,
+            ),
+            (
+                "master came back, another holds a newer epoch: step down",
+                master(1),
+                report(Online, &[1, 2, 3], Some(3), 2),
+                Step::StepDown { master: u(3) },
+            ),
+            (
+                "master, holder of an older epoch named: stays",
+                master(3),
+                report(Online, &[1, 2, 3], Some(3), 2),
+                Step::Stay,
+            ),
+            (
+                "master, no holder reported: stays",
+                master(1),
+                report(Online, &[1, 2, 3], None, 0),
+                Step::Stay,
+            ),
+            (
+                "enable still running (copy says HA off): no competing",
+                Known {
+                    ha_enabled: false,
+                    ..member(false, Some(1))
+                },
+                report(Online, &[1, 2, 3], None, 0),
+                Step::Stay,
+            ),
+            (
+                "holder with epoch 0 is no holder",
+                member(false, Some(1)),
+                report(Online, &[1, 2, 3], Some(1), 0),
+                Step::Propose,
+            ),
+        ];
+        for (what, known, r, want) in rows {
+            assert_eq!(decide(&known, &r), want, "{what}");
+        }
+    }
+}

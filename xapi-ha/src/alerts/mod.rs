@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod format;
+pub mod forward; // alerts: a member's messages reach the master
 pub mod lang;
 pub mod queue;
 pub mod settings;

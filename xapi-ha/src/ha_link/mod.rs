@@ -7,6 +7,7 @@
 //! xhad_watch, ha_ops}`.
 
 pub mod arm; // hamulti: what each host of N gets to arm HA
+pub mod fence_report; // alerts: a fence reported on the next boot
 pub mod files;
 pub mod regions; // blocksr: heartbeat volumes as regions of a block SR
 pub mod state;

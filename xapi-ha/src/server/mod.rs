@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod emergency; // emerg: emergency mode and calls
+pub mod fence_alerts; // alerts: HA_HOST_WAS_FENCED on the next boot
 mod ha_emergency; // emerg: host.emergency_ha_disable
 pub mod ha_engine_task; // haengine: the restart engine on the live pool
 pub mod ha_hosts; // hamulti: the per-host steps of HA on N hosts
@@ -14,6 +15,7 @@ pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
+pub mod member_alerts; // alerts: a member's messages reach the master
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;

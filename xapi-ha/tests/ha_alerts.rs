@@ -1,0 +1,194 @@
+//! The HA alerts of a real pool (docs/alerts.md): real agents with real
+//! `xhad` and `xha-supervisor`, one shared `file` SR, HA enabled, and a
+//! real SMTP server (aiosmtpd, `mail_support`) for the mails.
+//!
+//! - A fenced member's next boot: `xhad`'s fence record (written and moved
+//!   aside by `xhad`'s own `fence_record` code, as a daemon of a later boot
+//!   does) is found by the member's agent when it starts with HA armed;
+//!   `HA_HOST_WAS_FENCED` and `HA_HOST_FENCE_REASON` reach the master
+//!   (`host.peer_raise_messages`), once, and the reason is mailed; a second
+//!   restart raises nothing again, a newer record is reported.
+//!
+//! The tests take turns (one lock): each runs several agents and daemons.
+//! Without the aiosmtpd venv they print why they skip.
+
+mod api_support;
+mod mail_support;
+mod pool_support;
+
+use api_support::Agent;
+use mail_support::{Sink, SinkOptions, free_port, wait_mails};
+use pool_support::ha::{HaPool, xhad_dir};
+use pool_support::{Host, wait_for};
+use serde_json::{Value, json};
+use xha::daemon::fence_record;
+
+const T: u64 = 10;
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+macro_rules! python_or_skip {
+    () => {
+        match mail_support::python() {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// The master's messages named `name` about `obj_uuid`.
+fn messages_named(p: &HaPool, name: &str, obj_uuid: &str) -> Vec<Value> {
+    p.call("message.get_all_records", json!([]))
+        .as_object()
+        .expect("records")
+        .values()
+        .filter(|m| m["name"] == name && m["obj_uuid"] == obj_uuid)
+        .cloned()
+        .collect()
+}
+
+/// Mail settings on the master: every message of priority <= 3 to the sink.
+fn mail_to(p: &HaPool, sink: &Sink) {
+    let hub = format!("127.0.0.1:{}", sink.port);
+    p.call("pool.set_name_label", json!([p.pool, "hapool"]));
+    p.call(
+        "pool.add_to_other_config",
+        json!([p.pool, "mail-destination", "ops@example.com"]),
+    );
+    p.call(
+        "pool.add_to_other_config",
+        json!([p.pool, "ssmtp-mailhub", hub]),
+    );
+    p.call(
+        "pool.add_to_other_config",
+        json!([p.pool, "mail-coalesce-seconds", "0"]),
+    );
+}
+
+/// `xhad` of an earlier boot decided to fence (`reason`); the daemon of
+/// the next boot moved its record aside, as at its start-up.
+fn fenced_in_an_earlier_boot(h: &Host, boot: &str, reason: &str) -> String {
+    let state = xhad_dir(h).join("state");
+    fence_record::write(&state, boot, reason).expect("fence record");
+    let text = std::fs::read_to_string(state.join(fence_record::FILE_NAME)).expect("record");
+    let now = fence_record::boot_id().expect("boot id");
+    assert!(fence_record::check(&state, &now).expect("check").is_none());
+    assert!(state.join(fence_record::EARLIER_FILE_NAME).exists());
+    text
+}
+
+/// The key the agent keeps for a record's text (`boot at ms`).
+fn key_of(text: &str) -> String {
+    let mut lines = text.lines();
+    let boot = lines
+        .next()
+        .and_then(|l| l.strip_prefix("boot "))
+        .expect("boot");
+    let at = lines
+        .nth(1)
+        .and_then(|l| l.strip_prefix("at "))
+        .expect("at");
+    format!("{boot} at {at}")
+}
+
+fn restart_agent(p: &mut HaPool, i: usize) {
+    let h = p.hosts.hosts.remove(i);
+    let agent: Agent = h.agent.kill9_and_restart();
+    p.hosts.hosts.insert(i, Host { agent, ..h });
+}
+
+fn reported(h: &Host) -> String {
+    std::fs::read_to_string(h.agent.dir.path().join("data/fence-reported")).unwrap_or_default()
+}
+
+#[test]
+fn fenced_member_reports_on_its_next_boot_through_the_master_once() {
+    let _turn = serial();
+    let py = python_or_skip!();
+    let (mut p, _) = HaPool::enabled(2, T);
+    let sink_dir = p.master().agent.dir.path().join("sink");
+    let sink = Sink::start(&py, free_port(), &sink_dir, &SinkOptions::default());
+    mail_to(&p, &sink);
+    let member_uuid = p.hosts.hosts[1].uuid.clone();
+    let reason = "the lease ran out: no statefile write (nor, with the statefile lost, a network round) renewed it in time";
+
+    let text = fenced_in_an_earlier_boot(&p.hosts.hosts[1], "boot-before-the-fence", reason);
+    restart_agent(&mut p, 1);
+
+    let fenced = wait_for("HA_HOST_WAS_FENCED on the master", || {
+        let m = messages_named(&p, "HA_HOST_WAS_FENCED", &member_uuid);
+        (!m.is_empty()).then_some(m)
+    });
+    assert_eq!(fenced.len(), 1, "{fenced:?}");
+    assert_eq!(fenced[0]["priority"], json!(4));
+    assert_eq!(fenced[0]["cls"], json!("Host"));
+    assert_eq!(fenced[0]["body"], json!(""));
+    let why = wait_for("HA_HOST_FENCE_REASON on the master", || {
+        let m = messages_named(&p, "HA_HOST_FENCE_REASON", &member_uuid);
+        (!m.is_empty()).then_some(m)
+    });
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert_eq!(why[0]["priority"], json!(3));
+    let body = why[0]["body"].as_str().expect("body").to_owned();
+    assert!(
+        body.starts_with(&format!(
+            "Server 'host-2' fenced itself: {reason} (decided at "
+        )),
+        "{body}"
+    );
+    assert!(body.ends_with(", boot boot-before-the-fence)"), "{body}");
+    wait_for("the member remembers the record reported", || {
+        (reported(&p.hosts.hosts[1]).trim() == key_of(&text)).then_some(())
+    });
+
+    // The reason is mailed (priority 3); HA_HOST_WAS_FENCED (4) is not.
+    let mails = wait_mails(&sink_dir, 1);
+    let subject = mails[0].header("Subject").expect("subject");
+    assert_eq!(
+        subject,
+        format!("[hapool] xha-rs Message: Host {member_uuid} HA_HOST_FENCE_REASON")
+    );
+    assert!(
+        mails[0].body().contains(&format!("Body:\t\t{body}")),
+        "{}",
+        mails[0].body()
+    );
+
+    // Restarted again: the same record is not reported again; a newer one
+    // (the next fence) is, once.
+    restart_agent(&mut p, 1);
+    let text2 = fenced_in_an_earlier_boot(
+        &p.hosts.hosts[1],
+        "boot-of-the-second-fence",
+        "host 00000000-0000-0000-0000-000000000001 (index 0) is in the surviving partition and this host is not",
+    );
+    restart_agent(&mut p, 1);
+    wait_for("the second fence reported", || {
+        (messages_named(&p, "HA_HOST_WAS_FENCED", &member_uuid).len() >= 2).then_some(())
+    });
+    wait_for("the member remembers the second record", || {
+        (reported(&p.hosts.hosts[1]).trim() == key_of(&text2)).then_some(())
+    });
+    assert_eq!(
+        messages_named(&p, "HA_HOST_WAS_FENCED", &member_uuid).len(),
+        2
+    );
+    let reasons = messages_named(&p, "HA_HOST_FENCE_REASON", &member_uuid);
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|m| m["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("surviving partition"))),
+        "{reasons:?}"
+    );
+    let mails = wait_mails(&sink_dir, 2);
+    assert_eq!(mails.len(), 2, "one mail per reason");
+    drop(sink);
+}

@@ -24,9 +24,6 @@ use super::ids::Fresh;
 use super::vbd::vm_disks;
 use super::{ApiError, Caller, Effect, Outcome};
 
-/// xapi's message priority for VM lifecycle messages (informational).
-const MESSAGE_PRIORITY: i64 = 5;
-
 fn power_state(db: &Database, vm: Ref) -> String {
     db.field(Class::Vm, vm, "power_state")
         .map(|v| to_text(&v))
@@ -133,31 +130,10 @@ pub fn vm_spec(db: &Database, vm: Ref) -> Result<VmSpec, ApiError> {
     })
 }
 
-/// A `message` record with xapi's name and body for VM `vm`.
-fn message(
-    db: &Database,
-    caller: &Caller,
-    fresh: &mut Fresh,
-    name: &str,
-    body: String,
-    vm: Ref,
-) -> Change {
-    Change::Create {
-        class: Class::Message,
-        r#ref: fresh.r#ref(),
-        fields: vec![
-            ("uuid".into(), Value::String(fresh.uuid())),
-            ("name".into(), Value::String(name.into())),
-            ("priority".into(), Value::Int(MESSAGE_PRIORITY)),
-            ("cls".into(), Value::Enum("VM".into())),
-            (
-                "obj_uuid".into(),
-                Value::String(text(db, Class::Vm, vm, "uuid")),
-            ),
-            ("timestamp".into(), Value::DateTime(caller.now)),
-            ("body".into(), Value::String(body)),
-        ],
-    }
+/// The `message` record of `alert` (`alerts::catalog`), named from `fresh`.
+fn message(caller: &Caller, fresh: &mut Fresh, alert: &crate::alerts::Alert) -> Change {
+    let r = fresh.r#ref();
+    crate::alerts::catalog::raise_as(r, fresh.uuid(), caller.now, alert)
 }
 
 pub fn host_label(db: &Database, host: Ref) -> String {
@@ -216,17 +192,12 @@ pub fn check_room(db: &Database, vm: Ref, host: Ref) -> Result<(), ApiError> {
 /// The changes of a VM now running on `host`, with a `VM_STARTED` message.
 fn started_changes(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Vec<Change> {
     let mut fresh = Fresh::new(db, caller);
-    // xapi's text (../shared/reference/xenapi.md, VM.start).
-    let body = format!(
-        "VM '{}' (uuid: {}) started on host: {}",
-        text(db, Class::Vm, vm, "name_label"),
-        text(db, Class::Vm, vm, "uuid"),
-        host_label(db, host)
-    );
+    // xapi's text (../shared/reference/xenapi.md, VM.start), from the catalogue.
+    let alert = crate::alerts::catalog::vm_started(db, vm, host);
     vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Running".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(host)),
-        message(db, caller, &mut fresh, "VM_STARTED", body, vm),
+        message(caller, &mut fresh, &alert),
     ]
 }
 
@@ -245,12 +216,9 @@ fn halted_changes(
         this_host: Ref::NULL,
     };
     let mut fresh = Fresh::new(db, &caller);
-    // xapi's text (../shared/reference/xenapi.md, VM.clean_shutdown).
-    let body = format!(
-        "VM '{}' (uuid: {}) shutdown",
-        text(db, Class::Vm, vm, "name_label"),
-        text(db, Class::Vm, vm, "uuid")
-    );
+    // xapi's text (../shared/reference/xenapi.md, VM.clean_shutdown), from
+    // the catalogue.
+    let alert = crate::alerts::catalog::vm_shutdown(db, vm);
     let mut changes = vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Halted".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(Ref::NULL)),
@@ -263,7 +231,7 @@ fn halted_changes(
             Value::Bool(false),
         ));
     }
-    changes.push(message(db, &caller, &mut fresh, "VM_SHUTDOWN", body, vm));
+    changes.push(message(&caller, &mut fresh, &alert));
     changes
 }
 

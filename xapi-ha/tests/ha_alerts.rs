@@ -8,6 +8,13 @@
 //!   `HA_HOST_WAS_FENCED` and `HA_HOST_FENCE_REASON` reach the master
 //!   (`host.peer_raise_messages`), once, and the reason is mailed; a second
 //!   restart raises nothing again, a newer record is reported.
+//! - The overcommit mail: on a pool of two (16 GiB each) tolerating one
+//!   failure, a protected 10 GiB VM runs; `xe vm-start` of a second one on
+//!   the other host is
+//!   refused (`HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN`); after `xe
+//!   pool-param-set ha-allow-overcommit=true`, `xe vm-start --force`
+//!   starts it, the pool is overcommitted and aiosmtpd receives the
+//!   `HA_POOL_OVERCOMMITTED` mail (subject and body as the formats say).
 //!
 //! The tests take turns (one lock): each runs several agents and daemons.
 //! Without the aiosmtpd venv they print why they skip.
@@ -16,10 +23,13 @@ mod api_support;
 mod mail_support;
 mod pool_support;
 
-use api_support::Agent;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use api_support::{Agent, PASSWORD, USER};
 use mail_support::{Sink, SinkOptions, free_port, wait_mails};
 use pool_support::ha::{HaPool, xhad_dir};
-use pool_support::{Host, wait_for};
+use pool_support::{Host, StopVmsOnDrop, wait_for, xe_binary};
 use serde_json::{Value, json};
 use xha::daemon::fence_record;
 
@@ -190,5 +200,130 @@ fn fenced_member_reports_on_its_next_boot_through_the_master_once() {
     );
     let mails = wait_mails(&sink_dir, 2);
     assert_eq!(mails.len(), 2, "one mail per reason");
+    drop(sink);
+}
+
+/// `xe` against the master.
+fn xe(p: &HaPool, known: &Path, args: &[&str]) -> Output {
+    Command::new(xe_binary())
+        .args(["-s", &p.master().address, "-p", &p.hosts.port.to_string()])
+        .args(["-u", USER, "-pw", PASSWORD, "--trust-new"])
+        .args(args)
+        .env("XE_KNOWN_HOSTS", known)
+        .output()
+        .expect("run xe")
+}
+
+fn stdout_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "xe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A process VM of `gib` GiB with restart priority `restart` (protected
+/// once started; it sleeps until stopped).
+fn protected_vm(p: &HaPool, name: &str, gib: u64) -> (String, String) {
+    let r = p.call(
+        "VM.create",
+        json!([{
+            "name_label": name,
+            "memory_static_max": gib << 30,
+            "driver": "process",
+            "driver_config": {"command": "exec sleep 3600"},
+            "ha_restart_priority": "restart",
+        }]),
+    );
+    let r = r.as_str().expect("VM ref").to_owned();
+    let uuid = p.call("VM.get_uuid", json!([r]));
+    (r, uuid.as_str().expect("uuid").to_owned())
+}
+
+#[test]
+fn overcommit_by_xe_vm_start_force_is_mailed() {
+    let _turn = serial();
+    let py = python_or_skip!();
+    let (p, _) = HaPool::enabled(2, T);
+    let _vms = StopVmsOnDrop::of(&p.hosts);
+    let sink_dir = p.master().agent.dir.path().join("sink");
+    let sink = Sink::start(&py, free_port(), &sink_dir, &SinkOptions::default());
+    mail_to(&p, &sink);
+    let known = p.master().agent.dir.path().join("xe-known-hosts");
+    let pool_uuid = p.call("pool.get_uuid", json!([p.pool]));
+    let pool_uuid = pool_uuid.as_str().expect("pool uuid").to_owned();
+
+    p.call("pool.set_ha_host_failures_to_tolerate", json!([p.pool, 1]));
+    let (first, _) = protected_vm(&p, "big-1", 10);
+    p.call("VM.start", json!([first, false, false]));
+    assert_eq!(
+        p.call("pool.get_ha_overcommitted", json!([p.pool])),
+        json!(false)
+    );
+    let (second_ref, second) = protected_vm(&p, "big-2", 10);
+
+    // Refused while overcommitting is not allowed, force or not.
+    let on = format!("on={}", p.hosts.hosts[1].uuid);
+    let out = xe(
+        &p,
+        &known,
+        &["vm-start", &format!("uuid={second}"), &on, "--force"],
+    );
+    // xe's API-error exit and xapi's text of the error.
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("it would invalidate VM failover planning"),
+        "{err}"
+    );
+    assert_eq!(
+        p.call("VM.get_power_state", json!([second_ref])),
+        json!("Halted")
+    );
+
+    stdout_ok(&xe(
+        &p,
+        &known,
+        &[
+            "pool-param-set",
+            &format!("uuid={pool_uuid}"),
+            "ha-allow-overcommit=true",
+        ],
+    ));
+    stdout_ok(&xe(
+        &p,
+        &known,
+        &["vm-start", &format!("uuid={second}"), &on, "--force"],
+    ));
+    wait_for("the pool overcommitted", || {
+        (p.call("pool.get_ha_overcommitted", json!([p.pool])) == json!(true)).then_some(())
+    });
+    let raised = messages_named(&p, "HA_POOL_OVERCOMMITTED", &pool_uuid);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let m = &raised[0];
+
+    // HA_POOL_DROP_IN_PLAN_EXISTS_FOR (priority 3) is mailed too.
+    let mail = mail_support::wait_for(60, "the overcommit mail", || {
+        mail_support::received(&sink_dir)
+            .into_iter()
+            .find(|r| r.data.contains("HA_POOL_OVERCOMMITTED"))
+    });
+    assert!(mail.mail_from.starts_with("noreply@"), "{}", mail.mail_from);
+    assert_eq!(mail.rcpt_to, ["ops@example.com"]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some(format!("[hapool] xha-rs Message: Pool {pool_uuid} HA_POOL_OVERCOMMITTED").as_str())
+    );
+    assert_eq!(
+        mail.body(),
+        format!(
+            "Field\t\tValue\r\n-----\t\t-----\r\nName:\t\tHA_POOL_OVERCOMMITTED\r\nPriority:\t3\r\nClass:\t\tPool\r\n\
+             Object UUID:\t{pool_uuid}\r\nTimestamp:\t{}\r\nMessage UUID:\t{}\r\nPool name:\thapool\r\n\
+             Body:\t\tThe failover tolerance for pool 'hapool' has dropped and the initially specified number of host failures to tolerate can no longer be guaranteed\r\n",
+            m["timestamp"].as_str().expect("timestamp"),
+            m["uuid"].as_str().expect("uuid")
+        )
+    );
     drop(sink);
 }

@@ -312,7 +312,21 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 
 fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
     crate::ha::overcommit::check_start(db, vm, host)?;
-    start_outcome(db, caller, vm, host)
+    let mut outcome = start_outcome(db, caller, vm, host)?;
+    // alerts: as xapi, a start makes a `restart` VM protected
+    // (`ha_always_run := true`; xenapi.md, VM.start), which the overcommit
+    // check above already assumes.
+    let restart = text(db, Class::Vm, vm, "ha_restart_priority") == "restart";
+    let protected = db.field(Class::Vm, vm, "ha_always_run") == Some(Value::Bool(true));
+    if restart && !protected {
+        outcome.changes.push(Change::set(
+            Class::Vm,
+            vm,
+            "ha_always_run",
+            Value::Bool(true),
+        ));
+    }
+    Ok(outcome)
 }
 
 /// A start by the HA restart engine on `host`: the checks of a start
@@ -526,6 +540,43 @@ mod tests {
         let e = start(&db, host, vm).unwrap_err();
         assert_eq!(e.code, "VM_BAD_POWER_STATE");
         assert_eq!(e.params[1..], ["halted", "running"]);
+    }
+
+    #[test]
+    fn a_start_protects_a_restart_vm_as_xapi() {
+        let (mut db, host, vm) = pool(1 << 30);
+        let set = |db: &mut Database, field: &str, v: Value| {
+            let _ = db.apply(&[Change::set(Class::Vm, vm, field, v)]).unwrap();
+        };
+        set(&mut db, "ha_always_run", Value::Bool(false));
+        set(
+            &mut db,
+            "ha_restart_priority",
+            Value::String("restart".into()),
+        );
+        let _ = db.apply(&start(&db, host, vm).unwrap().changes).unwrap();
+        assert_eq!(
+            db.field(Class::Vm, vm, "ha_always_run"),
+            Some(Value::Bool(true))
+        );
+        // Best-effort VMs stay unprotected.
+        let other = add_vm(&mut db, host, 2, 1 << 30);
+        let _ = db
+            .apply(&[
+                Change::set(Class::Vm, other, "ha_always_run", Value::Bool(false)),
+                Change::set(
+                    Class::Vm,
+                    other,
+                    "ha_restart_priority",
+                    Value::String("best-effort".into()),
+                ),
+            ])
+            .unwrap();
+        let _ = db.apply(&start(&db, host, other).unwrap().changes).unwrap();
+        assert_eq!(
+            db.field(Class::Vm, other, "ha_always_run"),
+            Some(Value::Bool(false))
+        );
     }
 
     #[test]

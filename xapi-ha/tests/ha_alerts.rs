@@ -15,6 +15,11 @@
 //!   pool-param-set ha-allow-overcommit=true`, `xe vm-start --force`
 //!   starts it, the pool is overcommitted and aiosmtpd receives the
 //!   `HA_POOL_OVERCOMMITTED` mail (subject and body as the formats say).
+//! - The metadata volume refusing writes (an immutable file: EPERM on the
+//!   agent's open descriptor), then taking them again:
+//!   `METADATA_LUN_BROKEN` and `METADATA_LUN_HEALTHY` (pool
+//!   `other_config:metadata_lun_alerts=true`), once, recorded with the
+//!   first commit that works; the broken one mailed.
 //!
 //! The tests take turns (one lock): each runs several agents and daemons.
 //! Without the aiosmtpd venv they print why they skip.
@@ -324,6 +329,110 @@ fn overcommit_by_xe_vm_start_force_is_mailed() {
             m["timestamp"].as_str().expect("timestamp"),
             m["uuid"].as_str().expect("uuid")
         )
+    );
+    drop(sink);
+}
+
+/// `chattr` on `path`; false when the file system does not take it.
+fn chattr(flag: &str, path: &Path) -> bool {
+    Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn lsattr_immutable(path: &Path) -> bool {
+    Command::new("lsattr").arg(path).output().is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .is_some_and(|flags| flags.contains('i'))
+    })
+}
+
+/// Clears the immutable flag when dropped (a failing test included).
+struct Mutable<'a>(&'a Path);
+
+impl Drop for Mutable<'_> {
+    fn drop(&mut self) {
+        let _ = chattr("-i", self.0);
+    }
+}
+
+#[test]
+fn metadata_volume_writes_failing_then_working_raise_broken_then_healthy() {
+    let _turn = serial();
+    let py = python_or_skip!();
+    let (p, _) = HaPool::enabled(1, T);
+    let sink_dir = p.master().agent.dir.path().join("sink");
+    let sink = Sink::start(&py, free_port(), &sink_dir, &SinkOptions::default());
+    mail_to(&p, &sink);
+    p.call(
+        "pool.add_to_other_config",
+        json!([p.pool, "metadata_lun_alerts", "true"]),
+    );
+    let pool_uuid = p.call("pool.get_uuid", json!([p.pool]));
+    let pool_uuid = pool_uuid.as_str().expect("pool uuid").to_owned();
+    let state = std::fs::read_to_string(p.master().agent.dir.path().join("data/ha-state.toml"))
+        .expect("ha-state.toml");
+    let state: toml::Value = toml::from_str(&state).expect("ha-state.toml parses");
+    let volume = std::path::PathBuf::from(state["metadata"].as_str().expect("metadata path"));
+
+    // The volume refuses writes (an immutable file: EPERM on the agent's
+    // open O_DIRECT descriptor too), as a failing LUN would.
+    if !chattr("+i", &volume) {
+        eprintln!(
+            "SKIPPED: chattr +i {} failed (not root, or the file system has no immutable flag)",
+            volume.display()
+        );
+        return;
+    }
+    let guard = Mutable(&volume);
+    let e = api_support::fail2(
+        p.master().agent.http,
+        "pool.set_name_description",
+        json!([p.s, p.pool, "while broken"]),
+    );
+    drop(guard);
+    assert!(!lsattr_immutable(&volume), "chattr -i {}", volume.display());
+    assert_eq!(e[0], "INTERNAL_ERROR", "{e:?}");
+    assert!(
+        messages_named(&p, "METADATA_LUN_BROKEN", &pool_uuid).is_empty(),
+        "nothing can be recorded while the volume fails"
+    );
+
+    // The next commit works: both messages, once.
+    p.call(
+        "pool.set_name_description",
+        json!([p.pool, "after the recovery"]),
+    );
+    let broken = messages_named(&p, "METADATA_LUN_BROKEN", &pool_uuid);
+    let healthy = messages_named(&p, "METADATA_LUN_HEALTHY", &pool_uuid);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(healthy.len(), 1, "{healthy:?}");
+    assert_eq!(broken[0]["priority"], json!(3));
+    assert_eq!(healthy[0]["priority"], json!(4));
+    assert_eq!(broken[0]["body"], json!("Redo log [metadata]"));
+    assert_eq!(healthy[0]["body"], json!("Redo log [metadata]"));
+    let at = |m: &Value| m["timestamp"].as_str().expect("timestamp").to_owned();
+    assert!(at(&broken[0]) <= at(&healthy[0]), "{broken:?} {healthy:?}");
+    p.call("pool.set_name_description", json!([p.pool, "again"]));
+    assert_eq!(
+        messages_named(&p, "METADATA_LUN_HEALTHY", &pool_uuid).len(),
+        1,
+        "once per broken period"
+    );
+
+    // METADATA_LUN_BROKEN (3) is mailed; METADATA_LUN_HEALTHY (4) is not.
+    let mail = mail_support::wait_for(60, "the METADATA_LUN_BROKEN mail", || {
+        mail_support::received(&sink_dir)
+            .into_iter()
+            .find(|r| r.data.contains("METADATA_LUN_BROKEN"))
+    });
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some(format!("[hapool] xha-rs Message: Pool {pool_uuid} METADATA_LUN_BROKEN").as_str())
     );
     drop(sink);
 }

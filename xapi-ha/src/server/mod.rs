@@ -13,6 +13,7 @@ pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;
 pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
+mod lun_alerts; // alerts: the redo log's writes failing and working again
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
 pub mod member_alerts; // alerts: a member's messages reach the master

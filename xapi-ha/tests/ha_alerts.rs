@@ -8,6 +8,7 @@
 //!   `HA_HOST_WAS_FENCED` and `HA_HOST_FENCE_REASON` reach the master
 //!   (`host.peer_raise_messages`), once, and the reason is mailed; a second
 //!   restart raises nothing again, a newer record is reported.
+//!   The same on the master of a pool of one, which records its own.
 //! - The overcommit mail: on a pool of two (16 GiB each) tolerating one
 //!   failure, a protected 10 GiB VM runs; `xe vm-start` of a second one on
 //!   the other host is
@@ -435,4 +436,43 @@ fn metadata_volume_writes_failing_then_working_raise_broken_then_healthy() {
         Some(format!("[hapool] xha-rs Message: Pool {pool_uuid} METADATA_LUN_BROKEN").as_str())
     );
     drop(sink);
+}
+
+#[test]
+fn fenced_master_of_a_pool_of_one_reports_itself_once() {
+    let _turn = serial();
+    let (mut p, _) = HaPool::enabled(1, T);
+    let uuid = p.master().uuid.clone();
+    let text = fenced_in_an_earlier_boot(
+        p.master(),
+        "boot-of-the-fence",
+        "the watchdog failed while armed",
+    );
+    restart_agent(&mut p, 0);
+    p.s = pool_support::session(p.master());
+    let why = wait_for("HA_HOST_FENCE_REASON on the master", || {
+        let m = messages_named(&p, "HA_HOST_FENCE_REASON", &uuid);
+        (!m.is_empty()).then_some(m)
+    });
+    let body = why[0]["body"].as_str().expect("body");
+    assert!(
+        body.starts_with(
+            "Server 'host-1' fenced itself: the watchdog failed while armed (decided at "
+        ),
+        "{body}"
+    );
+    assert_eq!(messages_named(&p, "HA_HOST_WAS_FENCED", &uuid).len(), 1);
+    wait_for("the record remembered", || {
+        (reported(p.master()).trim() == key_of(&text)).then_some(())
+    });
+    // Restarted again: nothing new (the messages are recorded once even
+    // if the file were lost; the file says the record was reported).
+    restart_agent(&mut p, 0);
+    p.s = pool_support::session(p.master());
+    p.call(
+        "pool.set_name_description",
+        json!([p.pool, "a barrier commit"]),
+    );
+    assert_eq!(messages_named(&p, "HA_HOST_WAS_FENCED", &uuid).len(), 1);
+    assert_eq!(messages_named(&p, "HA_HOST_FENCE_REASON", &uuid).len(), 1);
 }

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use super::agent::{Agent, LocalStore};
+use super::agent::{Agent, LocalStore, wall_clock};
 use super::membership::lock;
 use crate::alerts::catalog;
 use crate::alerts::lun_health;
@@ -19,7 +19,7 @@ pub(super) fn write_failed(agent: &Agent, e: &StoreError) {
     if !matches!(e, StoreError::Log(_)) || !agent.is_master() {
         return;
     }
-    if lock(&agent.ha().lun).write_failed(agent.caller().now) {
+    if lock(&agent.ha().lun).write_failed(wall_clock()) {
         tracing::error!(error = %e, "the pool database's redo log cannot be written (METADATA_LUN_BROKEN is recorded once it can)");
     }
 }
@@ -27,7 +27,7 @@ pub(super) fn write_failed(agent: &Agent, e: &StoreError) {
 /// A commit worked, bringing the database to `generation`: if it ended a
 /// broken period, commits the period's messages; the generation after.
 pub(super) fn write_worked(agent: &Agent, store: &mut LocalStore, generation: u64) -> u64 {
-    let Some(r) = lock(&agent.ha().lun).write_worked(agent.caller().now) else {
+    let Some(r) = lock(&agent.ha().lun).write_worked(wall_clock()) else {
         return generation;
     };
     tracing::warn!("the pool database's redo log can be written again");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::agent::Agent;
+use super::agent::{Agent, wall_clock};
 use super::peers::{self, Target};
 use super::role::Role;
 use crate::alerts::Alert;
@@ -24,7 +24,7 @@ pub fn record(agent: &Agent, items: &[(Uuid, Alert)]) -> Result<usize, Failure> 
     if let Role::Slave(m) = agent.role() {
         return Err(ApiError::host_is_slave(&m).into());
     }
-    let changes = forward::changes(store.database(), agent.caller().now, items)?;
+    let changes = forward::changes(store.database(), wall_clock(), items)?;
     let n = changes.len();
     agent.commit(&mut store, &changes)?;
     Ok(n)

@@ -228,6 +228,57 @@ mod tests {
     }
 
     #[test]
+    fn the_messages_of_a_record() {
+        use crate::api::Caller;
+        use crate::api::bootstrap::{HostInfo, new_pool};
+        use crate::value::{DateTime, Ref};
+        let mut db = Database::new();
+        let caller = Caller {
+            now: DateTime::from_unix(1_742_357_784),
+            seed: Uuid::from_u128(5),
+            this_host: Ref::NULL,
+        };
+        let info = HostInfo {
+            uuid: "6a0b3b2e-8f2e-4d0b-9a57-0c3c2a4b5d01".into(),
+            name_label: "h1".into(),
+            address: "10.0.0.1".into(),
+            hostname: "h1".into(),
+            memory_total: 8 << 30,
+            memory_overhead: 0,
+            vm_drivers: vec![],
+        };
+        let (_, changes) = new_pool(&db, &caller, &info);
+        let _ = db.apply(&changes).unwrap();
+        let r = rec("b1", Some(1_700_000_000_123));
+        let got = alerts(&db, &info.uuid, &r).unwrap();
+        let summary: Vec<(&str, i64, &str, &str)> = got
+            .iter()
+            .map(|(_, a)| (a.name.as_str(), a.priority, a.cls.as_str(), a.body.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("HA_HOST_WAS_FENCED", 4, "Host", ""),
+                (
+                    "HA_HOST_FENCE_REASON",
+                    3,
+                    "Host",
+                    "Server 'h1' fenced itself: the lease ran out (decided at 2023-11-14T22:13:20.123Z, boot b1)"
+                ),
+            ]
+        );
+        assert!(got.iter().all(|(_, a)| a.obj_uuid == info.uuid));
+        assert_eq!(got[0].0, r.message_uuid(&info.uuid, "HA_HOST_WAS_FENCED"));
+        let old = rec("b0", None);
+        let got = alerts(&db, &info.uuid, &old).unwrap();
+        assert_eq!(
+            got[1].1.body,
+            "Server 'h1' fenced itself: the lease ran out (boot b0)"
+        );
+        assert!(alerts(&db, "00000000-0000-0000-0000-000000000009", &r).is_none());
+    }
+
+    #[test]
     fn message_uuids_are_stable_per_host_record_and_name() {
         let a = rec("b1", Some(100));
         let u = a.message_uuid("h1", "HA_HOST_WAS_FENCED");

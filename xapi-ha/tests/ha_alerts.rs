@@ -136,12 +136,17 @@ fn fenced_member_reports_on_its_next_boot_through_the_master_once() {
     let reason = "the lease ran out: no statefile write (nor, with the statefile lost, a network round) renewed it in time";
 
     let text = fenced_in_an_earlier_boot(&p.hosts.hosts[1], "boot-before-the-fence", reason);
+    let restarted = std::time::Instant::now();
     restart_agent(&mut p, 1);
 
     let fenced = wait_for("HA_HOST_WAS_FENCED on the master", || {
         let m = messages_named(&p, "HA_HOST_WAS_FENCED", &member_uuid);
         (!m.is_empty()).then_some(m)
     });
+    eprintln!(
+        "FIGURE member agent (re)start -> HA_HOST_WAS_FENCED on the master: {:?}",
+        restarted.elapsed()
+    );
     assert_eq!(fenced.len(), 1, "{fenced:?}");
     assert_eq!(fenced[0]["priority"], json!(4));
     assert_eq!(fenced[0]["cls"], json!("Host"));
@@ -297,6 +302,7 @@ fn overcommit_by_xe_vm_start_force_is_mailed() {
             "ha-allow-overcommit=true",
         ],
     ));
+    let forced = std::time::Instant::now();
     stdout_ok(&xe(
         &p,
         &known,
@@ -315,6 +321,10 @@ fn overcommit_by_xe_vm_start_force_is_mailed() {
             .into_iter()
             .find(|r| r.data.contains("HA_POOL_OVERCOMMITTED"))
     });
+    eprintln!(
+        "FIGURE xe vm-start --force -> HA_POOL_OVERCOMMITTED mail received: {:?}",
+        forced.elapsed()
+    );
     assert!(mail.mail_from.starts_with("noreply@"), "{}", mail.mail_from);
     assert_eq!(mail.rcpt_to, ["ops@example.com"]);
     assert_eq!(

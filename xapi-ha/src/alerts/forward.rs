@@ -1,7 +1,7 @@
 //! Messages raised on a member reach the master (docs/alerts.md): a
 //! member's database is the master's copy, so it never records a message
 //! itself; it sends the alerts with `host.peer_raise_messages`
-//! (`pool::peer::RAISE_MESSAGES`) and the master records them, where the
+//! (`pool::peer::RAISE_MSGS`) and the master records them, where the
 //! mailer sees them. Each alert travels with a uuid chosen by the member, so
 //! an alert sent twice (a lost answer, a retry after a restart) is recorded
 //! once. Pure: the encoding and the master's decision.

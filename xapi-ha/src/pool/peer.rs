@@ -53,23 +53,12 @@ pub const HA_DISARM: &str = "host.ha_disarm";
 /// alerts: member -> master: `(host_uuid, messages)`, the messages a
 /// member raised (`alerts::forward`, a JSON array of `{uuid, name,
 /// priority, cls, obj_uuid, body}`); the master records each uuid once.
-pub const RAISE_MESSAGES: &str = "host.peer_raise_messages";
+pub const RAISE_MSGS: &str = "host.peer_raise_messages";
 
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
-    SYNC,
-    START_VM,
-    STOP_VM,
-    VM_STOPPED,
-    TAKE_OVER,
-    SET_MASTER,
-    EJECT,
-    MIGRATE,
-    SHUTDOWN,
-    HA_PREPARE,
-    HA_ARM,
-    HA_DISARM,
-    RAISE_MESSAGES, // alerts
+    SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE, SHUTDOWN,
+    HA_PREPARE, HA_ARM, HA_DISARM, RAISE_MSGS,
 ];
 
 /// `SYNC` kinds.

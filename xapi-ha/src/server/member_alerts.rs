@@ -83,7 +83,7 @@ pub async fn raise(agent: &Arc<Agent>, items: Vec<(Uuid, Alert)>) -> Result<(), 
             peers::peer_call(
                 &target,
                 &secret,
-                peer::RAISE_MESSAGES,
+                peer::RAISE_MSGS,
                 vec![Rpc::Str(host_uuid), Rpc::Str(forward::encode(&items))],
             )
             .await

@@ -237,24 +237,29 @@ pub fn metadata_lun_alerts_on(db: &Database) -> bool {
         .any(|(k, v)| k == "metadata_lun_alerts" && v == "true")
 }
 
-/// `VM_STARTED` (as `VM.start` raises it).
+/// `VM_STARTED` (as `VM.start` raises it; xenapi.md, VM.start):
+/// `VM '<name>' (uuid: <uuid>) started on host: <host name> (uuid: <host uuid>)`.
 #[must_use]
 pub fn vm_started(db: &Database, vm: Ref, host: Ref) -> Alert {
-    let host_label = db
-        .field(Class::Host, host, "name_label")
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| host.to_string());
     let body = format!(
-        "VM '{}' started on host: {host_label}",
-        text(db, Class::Vm, vm, "name_label")
+        "VM '{}' (uuid: {}) started on host: {} (uuid: {})",
+        text(db, Class::Vm, vm, "name_label"),
+        uuid_of(db, Class::Vm, vm),
+        text(db, Class::Host, host, "name_label"),
+        uuid_of(db, Class::Host, host)
     );
     alert(names::VM_STARTED, uuid_of(db, Class::Vm, vm), body)
 }
 
-/// `VM_SHUTDOWN`.
+/// `VM_SHUTDOWN` (xenapi.md, VM.clean_shutdown): `VM '<name>' (uuid:
+/// <uuid>) shutdown`.
 #[must_use]
 pub fn vm_shutdown(db: &Database, vm: Ref) -> Alert {
-    let body = format!("VM '{}' shut down", text(db, Class::Vm, vm, "name_label"));
+    let body = format!(
+        "VM '{}' (uuid: {}) shutdown",
+        text(db, Class::Vm, vm, "name_label"),
+        uuid_of(db, Class::Vm, vm)
+    );
     alert(names::VM_SHUTDOWN, uuid_of(db, Class::Vm, vm), body)
 }
 
@@ -309,3 +314,6 @@ pub fn raise_as(r: Ref, uuid: String, now: DateTime, alert: &Alert) -> Change {
         ],
     }
 }
+
+#[cfg(test)]
+mod tests;

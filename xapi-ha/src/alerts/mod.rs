@@ -6,7 +6,9 @@
 
 pub mod catalog;
 pub mod format;
+pub mod forward; // alerts: a member's messages reach the master
 pub mod lang;
+pub mod lun_health; // alerts: METADATA_LUN_BROKEN / _HEALTHY
 pub mod queue;
 pub mod settings;
 

@@ -24,9 +24,6 @@ use super::ids::Fresh;
 use super::vbd::vm_disks;
 use super::{ApiError, Caller, Effect, Outcome};
 
-/// xapi's message priority for VM lifecycle messages (informational).
-const MESSAGE_PRIORITY: i64 = 5;
-
 fn power_state(db: &Database, vm: Ref) -> String {
     db.field(Class::Vm, vm, "power_state")
         .map(|v| to_text(&v))
@@ -133,31 +130,10 @@ pub fn vm_spec(db: &Database, vm: Ref) -> Result<VmSpec, ApiError> {
     })
 }
 
-/// A `message` record with xapi's name and body for VM `vm`.
-fn message(
-    db: &Database,
-    caller: &Caller,
-    fresh: &mut Fresh,
-    name: &str,
-    body: String,
-    vm: Ref,
-) -> Change {
-    Change::Create {
-        class: Class::Message,
-        r#ref: fresh.r#ref(),
-        fields: vec![
-            ("uuid".into(), Value::String(fresh.uuid())),
-            ("name".into(), Value::String(name.into())),
-            ("priority".into(), Value::Int(MESSAGE_PRIORITY)),
-            ("cls".into(), Value::Enum("VM".into())),
-            (
-                "obj_uuid".into(),
-                Value::String(text(db, Class::Vm, vm, "uuid")),
-            ),
-            ("timestamp".into(), Value::DateTime(caller.now)),
-            ("body".into(), Value::String(body)),
-        ],
-    }
+/// The `message` record of `alert` (`alerts::catalog`), named from `fresh`.
+fn message(caller: &Caller, fresh: &mut Fresh, alert: &crate::alerts::Alert) -> Change {
+    let r = fresh.r#ref();
+    crate::alerts::catalog::raise_as(r, fresh.uuid(), caller.now, alert)
 }
 
 pub fn host_label(db: &Database, host: Ref) -> String {
@@ -216,30 +192,13 @@ pub fn check_room(db: &Database, vm: Ref, host: Ref) -> Result<(), ApiError> {
 /// The changes of a VM now running on `host`, with a `VM_STARTED` message.
 fn started_changes(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Vec<Change> {
     let mut fresh = Fresh::new(db, caller);
-    // xapi's text (../shared/reference/xenapi.md, VM.start).
-    let body = format!(
-        "VM '{}' (uuid: {}) started on host: {}",
-        text(db, Class::Vm, vm, "name_label"),
-        text(db, Class::Vm, vm, "uuid"),
-        host_label(db, host)
-    );
-    let mut changes = vec![
+    // xapi's text (../shared/reference/xenapi.md, VM.start), from the catalogue.
+    let alert = crate::alerts::catalog::vm_started(db, vm, host);
+    vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Running".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(host)),
-    ];
-    // xapi: starting a VM whose priority is `restart` sets ha_always_run
-    // again (xenapi.md 4.6), so HA protects it until a shutdown through
-    // the API clears it.
-    if text(db, Class::Vm, vm, "ha_restart_priority") == "restart" {
-        changes.push(Change::set(
-            Class::Vm,
-            vm,
-            "ha_always_run",
-            Value::Bool(true),
-        ));
-    }
-    changes.push(message(db, caller, &mut fresh, "VM_STARTED", body, vm));
-    changes
+        message(caller, &mut fresh, &alert),
+    ]
 }
 
 /// The changes of a VM that is no longer running, with a `VM_SHUTDOWN`
@@ -257,12 +216,9 @@ fn halted_changes(
         this_host: Ref::NULL,
     };
     let mut fresh = Fresh::new(db, &caller);
-    // xapi's text (../shared/reference/xenapi.md, VM.clean_shutdown).
-    let body = format!(
-        "VM '{}' (uuid: {}) shutdown",
-        text(db, Class::Vm, vm, "name_label"),
-        text(db, Class::Vm, vm, "uuid")
-    );
+    // xapi's text (../shared/reference/xenapi.md, VM.clean_shutdown), from
+    // the catalogue.
+    let alert = crate::alerts::catalog::vm_shutdown(db, vm);
     let mut changes = vec![
         Change::set(Class::Vm, vm, "power_state", Value::Enum("Halted".into())),
         Change::set(Class::Vm, vm, "resident_on", Value::Ref(Ref::NULL)),
@@ -275,7 +231,7 @@ fn halted_changes(
             Value::Bool(false),
         ));
     }
-    changes.push(message(db, &caller, &mut fresh, "VM_SHUTDOWN", body, vm));
+    changes.push(message(&caller, &mut fresh, &alert));
     changes
 }
 
@@ -356,7 +312,21 @@ pub fn start_on(db: &Database, caller: &Caller, args: &[Value]) -> Result<Outcom
 
 fn start_on_host(db: &Database, caller: &Caller, vm: Ref, host: Ref) -> Result<Outcome, ApiError> {
     crate::ha::overcommit::check_start(db, vm, host)?;
-    start_outcome(db, caller, vm, host)
+    let mut outcome = start_outcome(db, caller, vm, host)?;
+    // alerts: as xapi, a start makes a `restart` VM protected
+    // (`ha_always_run := true`; xenapi.md, VM.start), which the overcommit
+    // check above already assumes.
+    let restart = text(db, Class::Vm, vm, "ha_restart_priority") == "restart";
+    let protected = db.field(Class::Vm, vm, "ha_always_run") == Some(Value::Bool(true));
+    if restart && !protected {
+        outcome.changes.push(Change::set(
+            Class::Vm,
+            vm,
+            "ha_always_run",
+            Value::Bool(true),
+        ));
+    }
+    Ok(outcome)
 }
 
 /// A start by the HA restart engine on `host`: the checks of a start
@@ -570,6 +540,43 @@ mod tests {
         let e = start(&db, host, vm).unwrap_err();
         assert_eq!(e.code, "VM_BAD_POWER_STATE");
         assert_eq!(e.params[1..], ["halted", "running"]);
+    }
+
+    #[test]
+    fn a_start_protects_a_restart_vm_as_xapi() {
+        let (mut db, host, vm) = pool(1 << 30);
+        let set = |db: &mut Database, field: &str, v: Value| {
+            let _ = db.apply(&[Change::set(Class::Vm, vm, field, v)]).unwrap();
+        };
+        set(&mut db, "ha_always_run", Value::Bool(false));
+        set(
+            &mut db,
+            "ha_restart_priority",
+            Value::String("restart".into()),
+        );
+        let _ = db.apply(&start(&db, host, vm).unwrap().changes).unwrap();
+        assert_eq!(
+            db.field(Class::Vm, vm, "ha_always_run"),
+            Some(Value::Bool(true))
+        );
+        // Best-effort VMs stay unprotected.
+        let other = add_vm(&mut db, host, 2, 1 << 30);
+        let _ = db
+            .apply(&[
+                Change::set(Class::Vm, other, "ha_always_run", Value::Bool(false)),
+                Change::set(
+                    Class::Vm,
+                    other,
+                    "ha_restart_priority",
+                    Value::String("best-effort".into()),
+                ),
+            ])
+            .unwrap();
+        let _ = db.apply(&start(&db, host, other).unwrap().changes).unwrap();
+        assert_eq!(
+            db.field(Class::Vm, other, "ha_always_run"),
+            Some(Value::Bool(false))
+        );
     }
 
     #[test]

@@ -421,6 +421,8 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         },
         ha_state,
     );
+    // alerts: a fence of an earlier boot is reported pool-wide.
+    xapi_ha::server::fence_alerts::spawn(&agent);
     // Without the keeper no VM can run here: the agent still serves the
     // API (power calls then fail with INTERNAL_ERROR saying so).
     match DriverContext::keeper_next_to_current_exe() {

@@ -8,6 +8,7 @@
 
 pub mod arm; // hamulti: what each host of N gets to arm HA
 pub mod failover; // mfail: master failover under HA (pure decision)
+pub mod fence_report; // alerts: a fence reported on the next boot
 pub mod files;
 pub mod regions; // blocksr: heartbeat volumes as regions of a block SR
 pub mod state;

@@ -50,10 +50,15 @@ pub const HA_ARM: &str = "host.ha_arm";
 /// stop `xhad` and remove its files and `ha-state.toml` (rollback, disable).
 pub const HA_DISARM: &str = "host.ha_disarm";
 
+/// alerts: member -> master: `(host_uuid, messages)`, the messages a
+/// member raised (`alerts::forward`, a JSON array of `{uuid, name,
+/// priority, cls, obj_uuid, body}`); the master records each uuid once.
+pub const RAISE_MSGS: &str = "host.peer_raise_messages";
+
 /// Every host-to-host call.
 pub const METHODS: &[&str] = &[
     SYNC, START_VM, STOP_VM, VM_STOPPED, TAKE_OVER, SET_MASTER, EJECT, MIGRATE, SHUTDOWN,
-    HA_PREPARE, HA_ARM, HA_DISARM,
+    HA_PREPARE, HA_ARM, HA_DISARM, RAISE_MSGS,
 ];
 
 /// `SYNC` kinds.

@@ -675,6 +675,7 @@ impl Agent {
         let before = store.database().generation();
         let mut generation = store.commit(changes).map_err(|e| {
             tracing::error!(error = %e, "commit failed");
+            super::lun_alerts::write_failed(self, &e); // alerts
             Failure::from(ApiError::internal(&e.to_string()))
         })?;
         if self.is_master() {
@@ -694,6 +695,7 @@ impl Agent {
                 }
             }
         }
+        generation = super::lun_alerts::write_worked(self, store, generation); // alerts
         self.generation.send_replace(generation);
         Ok(())
     }

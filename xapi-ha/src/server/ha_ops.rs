@@ -61,6 +61,8 @@ pub struct HaLink {
     pub(super) ctx: OnceLock<HaContext>,
     busy: Mutex<Option<&'static str>>,
     pub(super) running: Mutex<Option<Running>>,
+    /// alerts: whether the redo log's writes fail (`server::lun_alerts`).
+    pub(super) lun: Mutex<crate::alerts::lun_health::LunWatch>,
 }
 
 /// This host's armed daemon and its follower.

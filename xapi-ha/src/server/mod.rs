@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod emergency; // emerg: emergency mode and calls
+pub mod fence_alerts; // alerts: HA_HOST_WAS_FENCED on the next boot
 mod ha_emergency; // emerg: host.emergency_ha_disable
 pub mod ha_engine_task; // haengine: the restart engine on the live pool
 pub mod ha_hosts; // hamulti: the per-host steps of HA on N hosts
@@ -12,9 +13,11 @@ pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;
 pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
+mod lun_alerts; // alerts: the redo log's writes failing and working again
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
 pub mod master_failover; // mfail: master failover under HA
+pub mod member_alerts; // alerts: a member's messages reach the master
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect
 pub mod password;

@@ -50,6 +50,8 @@ fn peer_blocking(agent: &Arc<Agent>, method: &str, args: &[Rpc]) -> Result<Rpc, 
             super::ha_hosts::answer(agent, method, args)
         }
         peer::SYNC => sync(agent, args),
+        // alerts: a member's messages, recorded on the master.
+        peer::RAISE_MSGS => super::member_alerts::answer(agent, args),
         peer::SHUTDOWN => super::maintenance::peer_shutdown(agent, args),
         peer::START_VM => {
             let spec: xapi_vm::VmSpec = serde_json::from_str(&param_str(args, 0, "spec")?)

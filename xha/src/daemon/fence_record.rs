@@ -4,10 +4,13 @@
 //! be reopened by a new process).
 //!
 //! Before acting on a fence decision the daemon writes `state-dir/fenced`
-//! durably, holding the kernel's boot id. At start-up a record with the
-//! current boot id means "this boot already decided to fence": the daemon
-//! refuses to start (exit 17, `invalid-local-host-state`). A record from an
-//! earlier boot is removed: the host was reset since, and may rejoin.
+//! durably, holding the kernel's boot id, the reason and the time. At
+//! start-up a record with the current boot id means "this boot already
+//! decided to fence": the daemon refuses to start (exit 17,
+//! `invalid-local-host-state`). A record from an earlier boot is moved to
+//! [`EARLIER_FILE_NAME`] (replacing an older one there): the host was reset
+//! since and may rejoin, and the pool agent reports the fence from it
+//! (`HA_HOST_WAS_FENCED`, docs/alerts.md).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -15,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// File name inside the state directory.
 pub const FILE_NAME: &str = "fenced";
+/// The record of an earlier boot, kept for the pool agent.
+pub const EARLIER_FILE_NAME: &str = "fenced.earlier";
 /// Where Linux publishes the boot id.
 pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
@@ -57,7 +62,10 @@ pub fn write(state_dir: &Path, boot_id: &str, reason: &str) -> Result<(), FenceR
     let tmp = state_dir.join(format!("{FILE_NAME}.tmp"));
     let mut f = File::create(&tmp).map_err(io_err)?;
     let reason = reason.replace('\n', " ");
-    write!(f, "boot {boot_id}\nreason {reason}\n").map_err(io_err)?;
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    write!(f, "boot {boot_id}\nreason {reason}\nat {at_ms}\n").map_err(io_err)?;
     f.sync_all().map_err(io_err)?;
     fs::rename(&tmp, &path).map_err(io_err)?;
     File::open(state_dir)
@@ -66,7 +74,7 @@ pub fn write(state_dir: &Path, boot_id: &str, reason: &str) -> Result<(), FenceR
 }
 
 /// At start-up: the record of this boot if there is one. A record of an
-/// earlier boot is removed and `None` returned.
+/// earlier boot is moved to [`EARLIER_FILE_NAME`] and `None` returned.
 pub fn check(state_dir: &Path, boot_id: &str) -> Result<Option<FenceRecord>, FenceRecordError> {
     let path = state_dir.join(FILE_NAME);
     let text = match fs::read_to_string(&path) {
@@ -90,11 +98,12 @@ pub fn check(state_dir: &Path, boot_id: &str) -> Result<Option<FenceRecord>, Fen
         return Ok(Some(record));
     }
     tracing::info!(
-        "removing the fence record of an earlier boot ({}): {}",
+        "keeping the fence record of an earlier boot ({}) as {EARLIER_FILE_NAME}: {}",
         record.boot_id,
         record.reason
     );
-    fs::remove_file(&path).map_err(|source| FenceRecordError::Io { path, source })?;
+    fs::rename(&path, state_dir.join(EARLIER_FILE_NAME))
+        .map_err(|source| FenceRecordError::Io { path, source })?;
     Ok(None)
 }
 
@@ -112,9 +121,14 @@ mod tests {
         assert_eq!(r.reason, "lease expired at 12 s");
         // Still there: a second restart in the same boot is refused too.
         assert!(check(&state, "b1").unwrap().is_some());
-        // After a reboot the record is cleared.
+        // After a reboot the record is cleared, kept for the pool agent.
         assert!(check(&state, "b2").unwrap().is_none());
         assert!(!state.join(FILE_NAME).exists());
+        let kept = fs::read_to_string(state.join(EARLIER_FILE_NAME)).unwrap();
+        assert!(
+            kept.starts_with("boot b1\nreason lease expired at 12 s\nat "),
+            "{kept}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! (docs/ha-enable.md, "Every host"): each with its own real `xhad` and
 //! `xha-supervisor` (process launcher) on loopback, one shared `file` SR.
 //! Enable and disable on every host, refusals that change nothing, a
-//! member whose daemon cannot start rolled back on every host, and a
+//! member whose daemon cannot start rolled back on every host, a disable
+//! without the statefile (through the network), and a
 //! failover smoke test (a member's whole group SIGKILLed: the master's
 //! database says it is not live within a measured bound).
 //!
@@ -296,5 +297,73 @@ fn a_killed_member_is_not_live_in_the_masters_database_within_the_bound() {
     assert_eq!(p.call("pool.get_ha_enabled", json!([p.pool])), json!(false));
     for h in &p.hosts.hosts[..2] {
         assert_eq!(processes_naming(&xhad_dir(h)), Vec::<i32>::new());
+    }
+}
+
+/// Disable without the statefile, on three hosts: the statefile is
+/// reformatted under the pool (another generation, so every daemon treats
+/// it as lost); every host stays live on the network heartbeats, the
+/// master records `HA_STATEFILE_LOST`, a change is still committed (the
+/// metadata volume is a separate volume), and `pool.disable_ha` goes
+/// through the network: every daemon stops, nothing of HA is left, and
+/// the change is in the local database and every member's copy.
+#[test]
+fn disable_without_the_statefile_goes_through_the_network_on_every_host() {
+    use sr_heartbeat::io::{BlockDevice, OpenMode};
+    use sr_heartbeat::statefile::{MAX_HOSTS_LIMIT, Statefile};
+    let _serial = serial();
+    let (p, took) = HaPool::enabled(3, T);
+    eprintln!("FIGURE pool.enable_ha on 3 hosts at T={T}: {took:?}");
+    let statefile = names_in(&p.sr_dir)
+        .into_iter()
+        .find(|n| n.starts_with("ha-statefile-"))
+        .map(|n| p.sr_dir.join(n))
+        .expect("statefile");
+    let dev = BlockDevice::open(&statefile, OpenMode::ReadWrite).expect("open statefile");
+    let lost_at = Instant::now();
+    Statefile::format(dev, uuid::Uuid::new_v4(), MAX_HOSTS_LIMIT).expect("reformat");
+    wait_for("HA_STATEFILE_LOST in the master's database", || {
+        (p.call("pool.get_ha_statefile_lost", json!([p.pool])) == json!(true)).then_some(())
+    });
+    eprintln!(
+        "FIGURE statefile loss recorded on 3 hosts {:?} after the reformat",
+        lost_at.elapsed()
+    );
+    // Nobody fences when every host lost the statefile: all stay live,
+    // well past the timeout.
+    std::thread::sleep(Duration::from_secs(T + 3));
+    for (i, h) in p.hosts.hosts.iter().enumerate() {
+        assert!(p.live(h), "host {i} not live without the statefile");
+        assert!(HaPool::xhad_pid(h).is_some(), "host {i}: xhad gone");
+    }
+    p.call(
+        "pool.set_name_label",
+        json!([p.pool, "changed without the statefile"]),
+    );
+
+    let started = Instant::now();
+    p.call("pool.disable_ha", json!([]));
+    eprintln!(
+        "FIGURE pool.disable_ha on 3 hosts without the statefile: {:?}",
+        started.elapsed()
+    );
+    let log = p.master().agent.log_lines();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("disabling HA through the network")),
+        "the master did not disable through the network"
+    );
+    assert_eq!(p.call("pool.get_ha_enabled", json!([p.pool])), json!(false));
+    assert_no_ha_anywhere(&p);
+    assert_eq!(
+        p.call("pool.get_name_label", json!([p.pool])),
+        json!("changed without the statefile")
+    );
+    for h in &p.hosts.hosts[1..] {
+        wait_for("the member's copy", || {
+            (try_local_call(h, "pool.get_name_label", json!([p.pool]))
+                == Some(json!("changed without the statefile")))
+            .then_some(())
+        });
     }
 }

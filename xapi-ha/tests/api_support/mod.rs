@@ -83,6 +83,11 @@ impl Agent {
         }
     }
 
+    /// The agent's log lines since the last call (after "agent ready").
+    pub fn log_lines(&self) -> Vec<String> {
+        self.process.log.try_iter().collect()
+    }
+
     /// Starts an agent with the default limits.
     pub fn start() -> Agent {
         Agent::start_with("")

@@ -107,6 +107,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Locks `m` without starving the async runtime. Its holder may be a
+/// blocking thread that waits, under the lock, for a network call driven
+/// by the async workers (`pool.join` logs in to its new master while it
+/// holds its own database). An async task that then waited for the lock on
+/// a worker thread would stall that worker and the tasks queued on it,
+/// which can be the very call the holder waits for: a deadlock until the
+/// call's timeout (seen joining the 11th host of a 16-host pool: the
+/// replication task waited for the joiner's database on one of the two
+/// workers). So a contended lock on a multi-threaded runtime is waited for
+/// inside `block_in_place`, which first hands the worker's queue to
+/// another thread; elsewhere (blocking threads, no runtime, a
+/// current-thread runtime) it is an ordinary lock.
+pub(super) fn lock_off_worker<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.try_lock() {
+        Ok(g) => return g,
+        Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {}
+    }
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| lock(m))
+    } else {
+        lock(m)
+    }
+}
+
 /// The parameter at `i` as a string, or `FIELD_TYPE_ERROR [name]`.
 fn string_param(params: &[Rpc], i: usize, name: &str) -> Result<String, Failure> {
     match params.get(i) {
@@ -164,7 +191,13 @@ impl Agent {
     /// operations of `membership` and `replicate` use it; lock order: the
     /// VM host before the database).
     pub(crate) fn store(&self) -> MutexGuard<'_, LocalStore> {
-        lock(&self.store)
+        self.lock_store()
+    }
+
+    /// Locks the database without starving the runtime
+    /// ([`lock_off_worker`]).
+    fn lock_store(&self) -> MutexGuard<'_, LocalStore> {
+        lock_off_worker(&self.store)
     }
 
     /// The agent's monotonic clock: the one place it is read.
@@ -235,7 +268,7 @@ impl Agent {
 
     /// A copy of the database (for tests and diagnostics).
     pub fn database(&self) -> Database {
-        lock(&self.store).database().clone()
+        self.lock_store().database().clone()
     }
 
     /// Answers one call.
@@ -422,7 +455,7 @@ impl Agent {
 
     fn run_blocking(self: &Arc<Self>, method: &str, args: &[Value]) -> Result<Step, Failure> {
         let caller = self.caller();
-        let mut store = lock(&self.store);
+        let mut store = self.lock_store();
         let outcome = api::call(store.database(), &caller, method, args)?;
         if let Some(w) = outcome.wait {
             return Ok(Step::Wait(w));
@@ -501,7 +534,7 @@ impl Agent {
         args: &[Value],
     ) -> Result<Step, Failure> {
         let mut vms = self.vms.get().map(lock);
-        let outcome = api::call(lock(&self.store).database(), caller, method, args)?;
+        let outcome = api::call(self.lock_store().database(), caller, method, args)?;
         self.refuse_changes_on_member(&outcome)?;
         for effect in &outcome.effects {
             match effect {
@@ -512,7 +545,7 @@ impl Agent {
                 _ => perform(vms.as_deref_mut(), effect)?,
             }
         }
-        let mut store = lock(&self.store);
+        let mut store = self.lock_store();
         if let Err(e) = self
             .refuse_changes_on_member(&outcome)
             .and_then(|()| self.commit(&mut store, &outcome.changes))
@@ -574,7 +607,7 @@ impl Agent {
     /// Running here and never started again).
     pub fn attach_vms(&self, mut host: VmHost) -> Result<(), Failure> {
         let running = host.adopt();
-        let mut store = lock(&self.store);
+        let mut store = self.lock_store();
         let changes = api::vm_power::reconcile(store.database(), &self.caller(), &running);
         if self.is_master() {
             self.commit(&mut store, &changes)?;
@@ -621,7 +654,7 @@ impl Agent {
             membership::report_stopped(self, stopped);
             return;
         }
-        let mut store = lock(&self.store);
+        let mut store = self.lock_store();
         let mut changes = Vec::new();
         for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
             tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
@@ -660,7 +693,7 @@ impl Agent {
             tokio::time::sleep(EVENT_BATCH_DELAY).await;
         })
         .await;
-        let store = lock(&self.store);
+        let store = self.lock_store();
         let v = api::poll_events(store.database(), &w.query)?;
         Ok(to_rpc(&v))
     }
@@ -715,7 +748,7 @@ impl Agent {
     /// mail: runs `f` on the database as it is and commits the changes it
     /// returns, under the lock (for the mail sender, `server::mailer`).
     pub fn transact<R>(&self, f: impl FnOnce(&Database) -> (Vec<Change>, R)) -> Result<R, Failure> {
-        let mut store = lock(&self.store);
+        let mut store = self.lock_store();
         let (changes, r) = f(store.database());
         self.commit(&mut store, &changes)?;
         Ok(r)

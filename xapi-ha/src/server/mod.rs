@@ -13,6 +13,8 @@ pub mod ha_volumes; // blocksr: heartbeat files or block SR regions
 pub mod http;
 pub mod listen;
 mod live_migration; // qemu: live VM.pool_migrate of QEMU VMs
+#[cfg(test)]
+mod lock_tests;
 mod lun_alerts; // alerts: the redo log's writes failing and working again
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot

@@ -2,18 +2,24 @@
 //! agent with HA on (a pool of one: `xapi-ha`, `xhad`, `xha-supervisor`)
 //! on loopback every second; the series are read back through
 //! Prometheus's HTTP API (`/api/v1/query`) and must move when a VM starts.
+//! ops: then a 3-host HA pool (`pool_support::ha`), every agent scraped,
+//! loses the member holding a protected VM: the master's liveset, host
+//! liveness, plan, restart and fence series move as docs/metrics.md says.
 //! Skips, saying why, when `prometheus` is not installed (.ci/run installs
 //! it). Also checks the shipped alerting rules with `promtool`.
 
 mod api_support;
+mod pool_support;
 mod web_support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_support::call2;
+use pool_support::ha::{HaPool, kill_host, protected_sleeper_on};
+use pool_support::{StopVmsOnDrop, host_ref};
 use serde_json::{Value, json};
 use web_support::{StopVm, agent, enable_ha, get, pool, sleeping_vm, wait_for, which};
 
@@ -40,13 +46,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_prometheus(binary: &Path, target: SocketAddr) -> Prometheus {
+/// Prometheus scraping `targets` (job `xapi-ha`) every second.
+fn start_prometheus(binary: &Path, targets: &[SocketAddr]) -> Prometheus {
+    let targets = targets
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: xapi-ha\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: xapi-ha\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: [{targets}]\n"
         ),
     )
     .expect("config");
@@ -128,7 +140,7 @@ fn prometheus_scrapes_the_agent_and_sees_series_move() {
     );
     assert!(direct.body.contains("xha_ha_enabled 1"), "{}", direct.body);
 
-    let prom = start_prometheus(&binary, a.http);
+    let prom = start_prometheus(&binary, &[a.http]);
     let up = wait_for("Prometheus to scrape the agent", LIMIT, || {
         scalar(&prom, "up{job=\"xapi-ha\"}").filter(|v| *v == 1.0)
     });
@@ -231,6 +243,137 @@ fn prometheus_scrapes_the_agent_and_sees_series_move() {
         scalar(&prom, "xha_ha_enabled").filter(|v| *v == 0.0)
     });
     assert_eq!(off, 0.0);
+}
+
+/// ops: what Prometheus holds for `q` restricted to one scrape target
+/// (`instance`), summed; 0 when there is no such series.
+fn on(p: &Prometheus, instance: SocketAddr, series: &str, labels: &str) -> Option<f64> {
+    let sep = if labels.is_empty() { "" } else { "," };
+    scalar(
+        p,
+        &format!("sum({series}{{instance=\"{instance}\"{sep}{labels}}}) or vector(0)"),
+    )
+}
+
+#[test]
+fn prometheus_sees_a_member_of_a_three_host_ha_pool_die() {
+    let Some(binary) = which("prometheus") else {
+        eprintln!("skipped: no `prometheus` on PATH (apt-get install prometheus)");
+        return;
+    };
+    let started = Instant::now();
+    let (p, took) = HaPool::enabled(3, 10);
+    eprintln!("FIGURE pool.enable_ha on 3 hosts: {took:?}");
+    let _vms = StopVmsOnDrop::of(&p.hosts);
+    let master = p.master().agent.http;
+    let victim = &p.hosts.hosts[2];
+    let victim_ref = host_ref(p.master(), victim);
+    let (vm, vm_uuid) = protected_sleeper_on(&p, &victim_ref, "prom-protected");
+    // A target of 2: three hosts tolerate 2 failures of a 64 MiB VM, two
+    // hosts only 1, so the plan must drop and the pool be overcommitted.
+    p.call("pool.set_ha_host_failures_to_tolerate", json!([p.pool, 2]));
+
+    let targets: Vec<SocketAddr> = p.hosts.hosts.iter().map(|h| h.agent.http).collect();
+    let prom = start_prometheus(&binary, &targets);
+    wait_for("Prometheus to scrape the three agents", LIMIT, || {
+        scalar(&prom, "count(up{job=\"xapi-ha\"} == 1)").filter(|v| *v == 3.0)
+    });
+    let name3 = "name=\"host-3\"";
+    let before = [
+        ("xha_ha_enabled", "", 1.0),
+        ("xha_hosts", "", 3.0),
+        ("xha_liveset_size", "", 3.0),
+        ("xha_xhad_liveset_size", "", 3.0),
+        ("xha_host_live", name3, 1.0),
+        ("xha_ha_host_failures_to_tolerate", "", 2.0),
+        ("xha_ha_plan_exists_for", "", 2.0),
+        ("xha_ha_overcommitted", "", 0.0),
+        ("xha_vms", "power_state=\"Running\"", 1.0),
+    ];
+    for (series, labels, want) in before {
+        let v = wait_for(&format!("{series}{{{labels}}} = {want}"), LIMIT, || {
+            on(&prom, master, series, labels).filter(|v| *v == want)
+        });
+        assert_eq!(v, want);
+    }
+    // The members publish the same pool-wide state (their copies of the
+    // database): the liveset of 3 on every host.
+    let everywhere = wait_for("the liveset of 3 on every host", LIMIT, || {
+        scalar(&prom, "count(xha_liveset_size == 3)").filter(|v| *v == 3.0)
+    });
+    assert_eq!(everywhere, 3.0);
+    let restarts_before =
+        on(&prom, master, "xha_restarts_total", "outcome=\"started\"").expect("restarts");
+    let latency_before =
+        on(&prom, master, "xha_restart_latency_seconds_count", "").expect("latency count");
+    let fences_before =
+        on(&prom, master, "xha_fences_total", "rule=\"left_liveset\"").expect("fences");
+
+    // host-3 dies holding the protected VM.
+    let (fault, _) = kill_host(victim, "host-3", std::slice::from_ref(&vm_uuid));
+    let gone = wait_for("host-3's target down", LIMIT, || {
+        scalar(&prom, &format!("up{{instance=\"{}\"}}", victim.agent.http)).filter(|v| *v == 0.0)
+    });
+    assert_eq!(gone, 0.0);
+    let after = [
+        ("xha_liveset_size", "", 2.0),
+        ("xha_xhad_liveset_size", "", 2.0),
+        ("xha_host_live", name3, 0.0),
+        ("xha_hosts", "", 3.0),
+        ("xha_ha_plan_exists_for", "", 1.0),
+        ("xha_ha_overcommitted", "", 1.0),
+    ];
+    for (series, labels, want) in after {
+        let v = wait_for(&format!("{series}{{{labels}}} = {want}"), LIMIT, || {
+            on(&prom, master, series, labels).filter(|v| *v == want)
+        });
+        assert_eq!(v, want);
+        eprintln!(
+            "FIGURE {series}{{{labels}}} = {want} in Prometheus {:?} after the kill",
+            fault.elapsed()
+        );
+    }
+    let restarts = wait_for("a restart counted", LIMIT, || {
+        on(
+            &prom,
+            master,
+            "xha_restarts_total",
+            "priority=\"restart\",outcome=\"started\"",
+        )
+        .filter(|v| *v >= restarts_before + 1.0)
+    });
+    assert!(restarts >= 1.0);
+    let latency = wait_for("a restart latency observed", LIMIT, || {
+        on(&prom, master, "xha_restart_latency_seconds_count", "")
+            .filter(|v| *v >= latency_before + 1.0)
+    });
+    assert!(latency >= 1.0);
+    // The sample runs from the host found dead (engine time) to the VM's
+    // start: positive, and below the histogram's top bucket.
+    let sum = on(&prom, master, "xha_restart_latency_seconds_sum", "").expect("sum");
+    assert!(sum > 0.0 && sum < 1024.0, "restart latency sum {sum}");
+    let fences = wait_for("the fence seen by the master", LIMIT, || {
+        on(&prom, master, "xha_fences_total", "rule=\"left_liveset\"")
+            .filter(|v| *v > fences_before)
+    });
+    assert!(fences >= 1.0);
+    eprintln!(
+        "FIGURE restart latency observed by the master: {sum:.2} s (sum of {latency} samples); \
+         restarts started {restarts}; fences {fences}"
+    );
+    // The VM runs again, on a survivor.
+    assert_eq!(p.call("VM.get_power_state", json!([vm])), json!("Running"));
+    assert_ne!(p.call("VM.get_resident_on", json!([vm])), json!(victim_ref));
+    wait_for("one running VM in Prometheus", LIMIT, || {
+        on(&prom, master, "xha_vms", "power_state=\"Running\"").filter(|v| *v == 1.0)
+    });
+
+    p.call("VM.set_ha_restart_priority", json!([vm, ""]));
+    p.call("pool.disable_ha", json!([]));
+    eprintln!(
+        "FIGURE prometheus_sees_a_member_of_a_three_host_ha_pool_die: {:?}",
+        started.elapsed()
+    );
 }
 
 fn packaging(path: &str) -> PathBuf {

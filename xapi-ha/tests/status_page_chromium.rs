@@ -1,17 +1,23 @@
 //! metrics: the master's status page (`GET /`) in a real headless Chromium
 //! (Debian's `chromium`): the DOM it builds (`--dump-dom`) and a screenshot,
 //! before and after a VM starts; the screenshots are kept in
-//! `target/test-artifacts/`. Also the page's login (HTTP basic auth with
+//! `target/test-artifacts/`. ops: the same on the master of a 3-host HA
+//! pool (`pool_support::ha`) before and after a member holding a protected
+//! VM dies (its liveness, last fence, the liveset, the VM's new host and
+//! `HA_HOST_FAILED`). Also the page's login (HTTP basic auth with
 //! the pool's users) over raw HTTP. Skips the browser part, saying why,
 //! when `chromium` is not installed (.ci/run installs it).
 
 mod api_support;
+mod pool_support;
 mod web_support;
 
 use std::path::Path;
 use std::process::Command;
 
 use api_support::call2;
+use pool_support::ha::{HaPool, kill_host, protected_sleeper_on};
+use pool_support::{StopVmsOnDrop, host_ref, wait_for};
 use serde_json::json;
 use web_support::{StopVm, agent, artifacts_dir, credentials, get, pool, sleeping_vm, which};
 
@@ -135,6 +141,87 @@ fn chromium_shows_the_status_page_before_and_after_a_vm_starts() {
     let later = chromium(&binary, &url, &dir.join("status-page-message.png"));
     let msg = row(&later, "messages", "STATUS_PAGE_TEST");
     assert!(msg.contains("a &lt;b&gt;note&lt;/b&gt;"), "{msg}");
+}
+
+/// ops: the master of a 3-host HA pool in Chromium, before and after the
+/// member holding a protected VM dies; the two screenshots are kept as
+/// `target/test-artifacts/status-page-{before,after}-host-kill.png`.
+#[test]
+fn chromium_shows_a_three_host_ha_pool_before_and_after_a_host_dies() {
+    let Some(binary) = which("chromium") else {
+        eprintln!("skipped: no `chromium` on PATH (apt-get install chromium)");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let (p, _) = HaPool::enabled(3, 10);
+    let _vms = StopVmsOnDrop::of(&p.hosts);
+    let victim = &p.hosts.hosts[2];
+    let victim_ref = host_ref(p.master(), victim);
+    let (vm, vm_uuid) = protected_sleeper_on(&p, &victim_ref, "protected <db>");
+    let (user, password) = credentials();
+    let url = format!(
+        "http://{user}:{}@{}/",
+        password.replace(' ', "%20"),
+        p.master().agent.http
+    );
+    let dir = artifacts_dir();
+
+    let before = chromium(&binary, &url, &dir.join("status-page-before-host-kill.png"));
+    for name in ["host-1", "host-2", "host-3"] {
+        let host = row(&before, "hosts", name);
+        assert!(host.contains(">yes<"), "{host}");
+        assert!(host.contains("never"), "no fence yet: {host}");
+    }
+    let liveset = row(&before, "summary", "Liveset");
+    assert!(liveset.contains("3 of 3"), "{liveset}");
+    let vm_row = row(&before, "vms", "protected &lt;db&gt;");
+    for want in ["Running", "started", "host-3", "restart"] {
+        assert!(vm_row.contains(want), "{want} not in {vm_row}");
+    }
+
+    kill_host(victim, "host-3", std::slice::from_ref(&vm_uuid));
+    // The page is made from the master's database: wait until it says the
+    // VM runs elsewhere (HA_HOST_FAILED is raised before the restart).
+    wait_for("the protected VM running on a survivor", || {
+        (p.call("VM.get_power_state", json!([vm])) == json!("Running")
+            && p.call("VM.get_resident_on", json!([vm])) != json!(victim_ref)
+            && p.call("VM.get_ha_state", json!([vm])) == json!("started"))
+        .then_some(())
+    });
+    let new_host = p.call(
+        "host.get_name_label",
+        json!([p.call("VM.get_resident_on", json!([vm]))]),
+    );
+    let new_host = new_host.as_str().expect("name").to_owned();
+
+    let after = chromium(&binary, &url, &dir.join("status-page-after-host-kill.png"));
+    let dead = row(&after, "hosts", "host-3");
+    assert!(dead.contains(">no<"), "host-3 still live: {dead}");
+    assert!(
+        dead.contains("HA_HOST_FAILED at "),
+        "no fence shown: {dead}"
+    );
+    for name in ["host-1", "host-2"] {
+        let host = row(&after, "hosts", name);
+        assert!(host.contains(">yes<"), "{host}");
+    }
+    let liveset = row(&after, "summary", "Liveset");
+    assert!(liveset.contains("2 of 3: "), "{liveset}");
+    assert!(!liveset.contains("host-3"), "{liveset}");
+    let vm_row = row(&after, "vms", "protected &lt;db&gt;");
+    assert!(vm_row.contains("Running"), "{vm_row}");
+    assert!(vm_row.contains("started"), "{vm_row}");
+    assert!(vm_row.contains(&new_host), "{new_host} not in {vm_row}");
+    assert!(!vm_row.contains("host-3"), "{vm_row}");
+    let failed = row(&after, "messages", "HA_HOST_FAILED");
+    assert!(failed.contains(&victim.uuid), "{failed}");
+
+    p.call("VM.set_ha_restart_priority", json!([vm, ""]));
+    p.call("pool.disable_ha", json!([]));
+    eprintln!(
+        "FIGURE chromium_shows_a_three_host_ha_pool_before_and_after_a_host_dies: {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

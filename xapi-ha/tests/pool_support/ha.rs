@@ -238,3 +238,36 @@ pub fn kill_host(h: &Host, name: &str, vms: &[String]) -> (Instant, u64) {
         host_processes(h, name, vms)
     );
 }
+
+/// ops: a process VM that sleeps (`exec sleep 600`, 64 MiB), started on
+/// the host `on` (its reference in the master's database), then protected
+/// (`restart`, order 1) once it runs there, as `ha_failover.rs` does (a
+/// halted protected VM would be started wherever the plan says). Returns
+/// its reference and UUID once HA counts it `started`.
+pub fn protected_sleeper_on(p: &HaPool, on: &str, name: &str) -> (String, String) {
+    let vm = p
+        .call(
+            "VM.create",
+            json!([{
+                "name_label": name,
+                "memory_static_max": 64 << 20,
+                "driver": "process",
+                "driver_config": {"command": "exec sleep 600"},
+                "order": 1,
+            }]),
+        )
+        .as_str()
+        .expect("VM ref")
+        .to_owned();
+    let uuid = p
+        .call("VM.get_uuid", json!([vm]))
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    p.call("VM.start_on", json!([vm, on, false, false]));
+    p.call("VM.set_ha_restart_priority", json!([vm, "restart"]));
+    super::wait_for("the protected VM's ha_state started", || {
+        (p.call("VM.get_ha_state", json!([vm])) == json!("started")).then_some(())
+    });
+    (vm, uuid)
+}

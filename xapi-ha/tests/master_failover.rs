@@ -378,16 +378,11 @@ fn no_acknowledged_change_is_lost_when_the_master_dies_mid_stream() {
 /// `agent_dir` again, from the configuration the enable wrote (what its
 /// unit does at boot), and waits until the daemon is online in the liveset.
 fn start_xhad_again(agent_dir: &std::path::Path, uuid: &str) {
-    let (xhad, supervisor) = api_support::xha_bins();
-    let launcher = xapi_ha::config::XhadLauncher::Process {
-        supervisor_path: supervisor,
-    };
-    let paths = xapi_ha::server::xhad_launcher::XhadPaths::new(&launcher, &agent_dir.join("xhad"));
-    xapi_ha::server::xhad_launcher::start(&launcher, &xhad, &paths).expect("start xhad again");
+    let socket = pool_support::ha::start_xhad_again(agent_dir);
     let me = uuid::Uuid::parse_str(uuid).expect("uuid");
     pool_support::wait_for("the old master's xhad online in the liveset", || {
         xha_control::client::request(
-            &paths.control_socket,
+            &socket,
             xha_control::Request::QueryLiveset,
             xha_control::client::REQUEST_TIMEOUT,
         )

@@ -68,6 +68,17 @@ pub struct Situation {
     pub ha_failure: Option<HaFailure>,
 }
 
+/// After `pool.emergency_reset_master`: the address this member must
+/// record as its own on its (new) master, when the copy of the database it
+/// holds (`recorded`) differs from the address it serves on now (`mine`,
+/// its configuration): a host whose management address changed (xapi's
+/// slave records its own address at its database sync). `None` when they
+/// agree or this host does not know its own address.
+#[must_use]
+pub fn address_to_record<'a>(recorded: &str, mine: &'a str) -> Option<&'a str> {
+    (!mine.is_empty() && recorded != mine).then_some(mine)
+}
+
 /// The emergency error this host answers non-emergency calls with, or
 /// `None` when it is not in emergency mode. An HA failure names itself
 /// first (it is what the operator must repair, with
@@ -248,5 +259,16 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn a_changed_address_is_recorded_on_the_master() {
+        assert_eq!(
+            address_to_record("10.0.0.3", "10.0.0.103"),
+            Some("10.0.0.103")
+        );
+        assert_eq!(address_to_record("", "10.0.0.103"), Some("10.0.0.103"));
+        assert_eq!(address_to_record("10.0.0.3", "10.0.0.3"), None);
+        assert_eq!(address_to_record("10.0.0.3", ""), None);
     }
 }

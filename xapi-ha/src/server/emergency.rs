@@ -321,15 +321,77 @@ fn reset_master(agent: &Agent, address: &str) -> Result<(), Failure> {
         );
         return Err(bad());
     }
-    let store = agent.store();
-    role.save(&agent.facts().data_dir).map_err(internal)?;
-    agent.set_membership(role, agent.host_ref(), &store);
-    agent.emergency().master_answered();
-    tracing::warn!(
-        master = address,
-        "emergency reset: this host is now a member of that master"
-    );
+    let recorded = {
+        let store = agent.store();
+        role.save(&agent.facts().data_dir).map_err(internal)?;
+        agent.set_membership(role, agent.host_ref(), &store);
+        agent.emergency().master_answered();
+        tracing::warn!(
+            master = address,
+            "emergency reset: this host is now a member of that master"
+        );
+        text(store.database(), Class::Host, agent.host_ref(), "address")
+    };
+    let mine = agent.facts().info.address.clone();
+    if let Some(mine) = emergency::address_to_record(&recorded, &mine) {
+        record_address(agent, address, port, mine);
+    }
     Ok(())
+}
+
+/// Records `mine` as this host's `address` on the master at `master` (a
+/// host-to-host login, then `host.set_address`), so that the master and
+/// the HA enable reach this host where it now is. A failure is logged:
+/// the reset itself stands, and `xe host-param-set address=` on the
+/// master does the same by hand.
+fn record_address(agent: &Agent, master: &str, port: u16, mine: &str) {
+    let (fingerprint, me) = {
+        let store = agent.store();
+        let db = store.database();
+        let at = db
+            .objects(Class::Host)
+            .map(|(h, _)| h)
+            .find(|h| text(db, Class::Host, *h, "address") == master)
+            .or_else(|| pool_api::master(db));
+        (
+            at.and_then(|h| pool_api::host_fingerprint(db, h)),
+            agent.host_ref(),
+        )
+    };
+    let Some(secret) = agent.pool.secret() else {
+        tracing::error!(
+            "this host has no pool secret: its new address is not recorded on the master"
+        );
+        return;
+    };
+    let target = Target {
+        address: master.to_owned(),
+        port,
+        fingerprint,
+    };
+    let r = block_on(tokio::time::timeout(
+        PROBE_TIMEOUT,
+        peers::peer_call(
+            &target,
+            &secret,
+            "host.set_address",
+            vec![Rpc::Str(me.to_string()), Rpc::Str(mine.to_owned())],
+        ),
+    ));
+    match r {
+        Ok(Ok(_)) => tracing::warn!(
+            address = mine,
+            master,
+            "recorded this host's new address on the master"
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, master, "recording this host's address on the master failed")
+        }
+        Err(_) => tracing::error!(
+            master,
+            "recording this host's address on the master: no answer in time"
+        ),
+    }
 }
 
 /// `pool.recover_slaves` on the master: `pool.emergency_reset_master(<this

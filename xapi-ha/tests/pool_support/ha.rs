@@ -271,3 +271,16 @@ pub fn protected_sleeper_on(p: &HaPool, on: &str, name: &str) -> (String, String
     });
     (vm, uuid)
 }
+
+/// Starts the `xhad` and supervisor of the host whose agent directory is
+/// `agent_dir` again, from the configuration in `<agent_dir>/xhad` (what
+/// its unit does at boot); the daemon's control socket.
+pub fn start_xhad_again(agent_dir: &Path) -> PathBuf {
+    let (xhad, supervisor) = xha_bins();
+    let launcher = xapi_ha::config::XhadLauncher::Process {
+        supervisor_path: supervisor,
+    };
+    let paths = xapi_ha::server::xhad_launcher::XhadPaths::new(&launcher, &agent_dir.join("xhad"));
+    xapi_ha::server::xhad_launcher::start(&launcher, &xhad, &paths).expect("start xhad again");
+    paths.control_socket
+}

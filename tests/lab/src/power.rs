@@ -36,12 +36,16 @@ pub fn process_alive(pid: i32) -> bool {
 }
 
 /// Every live process whose command line names `dir` (e.g. an agent's
-/// directory: the agent, its daemons, supervisors and VM keepers).
+/// directory: the agent, its daemons, supervisors and VM keepers), except
+/// this process and its parent (`xe lab stop DIR` names it too).
 #[must_use]
 pub fn processes_naming(dir: &Path) -> Vec<i32> {
     let marker = dir.to_string_lossy().into_owned();
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
+    let parent = nix::unistd::getppid().as_raw();
     all_pids()
         .into_iter()
+        .filter(|&pid| pid != me && pid != parent)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))

@@ -1,19 +1,27 @@
-//! `xe lab`: start a local pool of real `xhad` daemons, kill a non-master
-//! host and measure detection, fencing and the smaller liveset, then stop
-//! everything. The reference is `docs/lab.md`; the library is `xha_lab`.
+//! `xe lab`: start a local pool of real agents (`xapi-ha`, each launching
+//! its `xhad` and `xha-supervisor` when HA is enabled) with process VMs
+//! running the stamp workload, cut the power of the host holding the most
+//! protected VMs, and measure detection, fencing, the smaller liveset and
+//! each VM's restart; check the stamps for a VM that ran twice; then stop
+//! everything (or, with `--keep`, leave the pool running). The reference is
+//! `docs/lab.md`; the library is `xha_lab` (`agent_pool`).
 //!
 //! Unlike the planner commands, `xe lab` takes `--name VALUE` options and
 //! reports progress as it goes: on stdout, or on stderr with `--json` (then
 //! stdout gets exactly one JSON object at the end).
 //!
 //! Parts: `args` (the command line), this file (signals, binaries, progress
-//! and the run), `demo` (the steps and what the survivors observe).
+//! and the run), `demo` (forming the pool, the VMs, the kill), `observe`
+//! (what happens after the kill), `summary` (the results and `--json`).
 
 mod args;
 mod demo;
+mod observe;
+mod summary;
 
 pub use args::{LabArgs, parse};
 use demo::demo;
+pub use summary::{Summary, VmOutcome};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,9 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use uuid::Uuid;
-use xha_control::LivesetReport;
-use xha_lab::{Lab, LabError, LabSpec, Signal};
+use xha_lab::agent_pool::{AgentPool, PoolSpec, USER, missing_pool_bin, stop_dir};
+use xha_lab::{LabError, Signal};
 
 use crate::error::CliError;
 
@@ -33,13 +40,15 @@ pub const NAME: &str = "lab";
 pub const DEFAULT_HOSTS: usize = 3;
 /// Fewest hosts: a non-master host is killed and someone must survive.
 pub const MIN_HOSTS: usize = 2;
+/// Default number of VMs.
+pub const DEFAULT_VMS: usize = 4;
+/// Most VMs.
+pub const MAX_VMS: usize = 32;
 /// Default base timeout T in seconds.
 pub const DEFAULT_TIMEOUT_S: u64 = 10;
-/// Environment variable naming the directory that holds `xhad` and
-/// `xha-supervisor` (default: the directory of the `xe` executable).
+/// Environment variable naming the directory that holds the lab's
+/// programs (default: the directory of the `xe` executable).
 pub use xha_lab::BIN_DIR_ENV;
-/// Environment variable: keep the lab directory afterwards (for debugging).
-pub const KEEP_ENV: &str = "XE_LAB_KEEP";
 
 // ----- signals -----
 
@@ -55,7 +64,7 @@ extern "C" fn on_signal(sig: nix::libc::c_int) {
 }
 
 /// Raise the cancel flag on SIGINT and SIGTERM (instead of dying with the
-/// lab's processes still running). The children are in process groups of
+/// lab's processes still running). The agents are in process groups of
 /// their own, so a terminal's Ctrl-C reaches only `xe`, which cleans up.
 fn install_signal_handlers() -> Result<Arc<AtomicBool>, CliError> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
@@ -78,23 +87,23 @@ fn install_signal_handlers() -> Result<Arc<AtomicBool>, CliError> {
 
 // ----- binaries -----
 
-/// The directory holding `xhad` and `xha-supervisor`: `$XE_LAB_BIN_DIR`, or
-/// the directory of the running `xe`.
+/// The directory holding the lab's programs: `$XE_LAB_BIN_DIR`, or the
+/// directory of the running `xe`.
 fn bin_dir() -> Result<PathBuf, CliError> {
     let exe = std::env::current_exe().map_err(|e| CliError::Lab {
-        step: "find xhad".into(),
+        step: "find the programs".into(),
         message: format!("cannot locate the xe executable: {e}"),
     })?;
     Ok(xha_lab::bin_dir(exe.parent().unwrap_or(Path::new(""))))
 }
 
 fn check_bins(dir: &Path) -> Result<(), CliError> {
-    match xha_lab::missing_bin(dir) {
+    match missing_pool_bin(dir) {
         None => Ok(()),
         Some(path) => Err(CliError::Lab {
-            step: "find xhad".into(),
+            step: "find the programs".into(),
             message: format!(
-                "{} not found (looked beside xe, or in ${BIN_DIR_ENV}); build it with `cargo build --release` (or `cargo build`), which puts xhad and xha-supervisor beside xe",
+                "{} not found (looked beside xe, or in ${BIN_DIR_ENV}); build it with `cargo build --release` (or `cargo build`), which puts xapi-ha, xhad, xha-supervisor, xha-vm-keeper and xha-stamp beside xe",
                 path.display()
             ),
         }),
@@ -125,41 +134,6 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-// ----- the demo -----
-
-/// What the run measured (the `--json` object).
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub hosts: usize,
-    pub timeout_s: u64,
-    pub killed: Uuid,
-    pub master: Uuid,
-    pub online_after: Duration,
-    pub detected_after: Option<Duration>,
-    pub fenced_after: Option<Duration>,
-    pub shrink_after: Duration,
-    pub survivors: Vec<Uuid>,
-    pub fenced: Vec<Uuid>,
-}
-
-impl Summary {
-    fn to_json(&self) -> serde_json::Value {
-        let uuids = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect::<Vec<_>>();
-        serde_json::json!({
-            "hosts": self.hosts,
-            "timeout_s": self.timeout_s,
-            "killed": self.killed.to_string(),
-            "master": self.master.to_string(),
-            "online_after_s": secs(self.online_after),
-            "detected_after_fault_s": self.detected_after.map(secs),
-            "fenced_after_fault_s": self.fenced_after.map(secs),
-            "shrink_after_fault_s": secs(self.shrink_after),
-            "survivors": uuids(&self.survivors),
-            "fenced": uuids(&self.fenced),
-        })
-    }
-}
-
 /// A failed step.
 struct Failed {
     step: &'static str,
@@ -170,51 +144,75 @@ fn at(step: &'static str) -> impl Fn(LabError) -> Failed {
     move |error| Failed { step, error }
 }
 
+/// What `--keep` hands the user.
+struct Kept {
+    dir: PathBuf,
+    password_file: PathBuf,
+}
+
 /// Runs `xe lab ARGS`.
 pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     let opts = parse(args)?;
+    if let Some(dir) = &opts.stop {
+        return stop_kept(dir, out);
+    }
     let dir = bin_dir()?;
     check_bins(&dir)?;
     let cancel = install_signal_handlers()?;
     let progress = Progress { json: opts.json };
-    let mut spec = LabSpec::new(opts.hosts, opts.timeout_s, &dir);
+    let mut spec = PoolSpec::new(opts.hosts, &dir);
     spec.cancel = Some(Arc::clone(&cancel));
-    spec.keep_dir = std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-    let outcome = match Lab::start(spec) {
-        Ok(lab) => {
+    progress.line(&format!(
+        "lab: starting {} agents (xapi-ha) on loopback, {} VMs, T = {} s",
+        opts.hosts, opts.vms, opts.timeout_s
+    ));
+    let outcome = match AgentPool::start(&spec) {
+        Ok(mut pool) => {
             progress.line(&format!(
-                "lab: {} hosts, T = {} s, in {}",
-                opts.hosts,
-                opts.timeout_s,
-                lab.dir().display()
+                "lab: pool of {} hosts formed with pool.join in {}; shared file SR {}",
+                pool.hosts.len(),
+                pool.dir().display(),
+                pool.sr_dir.display()
             ));
-            let result = demo(&lab, &opts, &progress);
-            progress.line("lab: stopping every daemon and supervisor");
-            let dir = lab.dir().to_path_buf();
-            let kept = if lab.keeps_dir() { "kept" } else { "removed" };
-            let stopped = lab.stop();
-            match &stopped {
-                Ok(()) => progress.line(&format!("lab: stopped cleanly, {kept} {}", dir.display())),
-                Err(e) => progress.line(&format!("lab: {e}; every process was killed and reaped")),
-            }
-            match (result, stopped) {
-                (Ok(summary), Ok(())) => Ok(summary),
-                (Ok(_), Err(error)) => Err(Failed {
-                    step: "stop",
-                    error,
-                }),
-                (Err(failed), _) => Err(failed),
+            let result = demo(&mut pool, &opts, &progress);
+            if opts.keep && result.is_ok() {
+                let kept = Kept {
+                    password_file: pool.password_file(0),
+                    dir: pool.keep(),
+                };
+                result.map(|s| (s, Some(kept)))
+            } else {
+                progress.line("lab: stopping every agent, daemon, supervisor and VM");
+                let dir = pool.dir().to_path_buf();
+                let stopped = pool.stop();
+                match &stopped {
+                    Ok(()) => {
+                        progress.line(&format!("lab: stopped cleanly, removed {}", dir.display()));
+                    }
+                    Err(e) => progress.line(&format!("lab: {e}")),
+                }
+                match (result, stopped) {
+                    (Ok(summary), Ok(())) => Ok((summary, None)),
+                    (Ok(_), Err(error)) => Err(Failed {
+                        step: "stop",
+                        error,
+                    }),
+                    (Err(failed), _) => Err(failed),
+                }
             }
         }
         Err(error) => Err(Failed {
-            step: "start the lab",
+            step: "start the pool",
             error,
         }),
     };
     match outcome {
-        Ok(summary) => {
+        Ok((summary, kept)) => {
+            if let Some(k) = &kept {
+                print_kept(&progress, &summary, k);
+            }
             if opts.json {
-                serde_json::to_writer_pretty(&mut *out, &summary.to_json())
+                serde_json::to_writer_pretty(&mut *out, &summary.to_json(kept.as_ref()))
                     .map_err(std::io::Error::other)?;
                 writeln!(out)?;
             }
@@ -236,6 +234,42 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
+fn print_kept(progress: &Progress, summary: &Summary, k: &Kept) {
+    progress.line(&format!(
+        "lab: the pool keeps running (--keep) in {}",
+        k.dir.display()
+    ));
+    progress.line(&format!(
+        "  API (JSON-RPC, XML-RPC), plain HTTP: {}",
+        summary.api_url
+    ));
+    progress.line(&format!(
+        "  user {USER}, password in {}",
+        k.password_file.display()
+    ));
+    progress.line(&format!(
+        "  xe -s {} -p {} -u {USER} -pwf {} {} host-list",
+        summary.master_address,
+        summary.tls_port,
+        k.password_file.display(),
+        summary
+            .master_fingerprint
+            .as_ref()
+            .map_or("--trust-new".to_owned(), |f| format!("--fingerprint={f}"))
+    ));
+    progress.line(&format!("  stop it with: xe lab stop {}", k.dir.display()));
+}
+
+/// `xe lab stop DIR`.
+fn stop_kept(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    stop_dir(dir).map_err(|e| CliError::Lab {
+        step: "stop".into(),
+        message: e.to_string(),
+    })?;
+    writeln!(out, "lab: stopped cleanly, removed {}", dir.display())?;
+    Ok(())
+}
+
 /// The table's entry point. `xe::run` hands `xe lab` its raw arguments
 /// (its options take values, which the `key=value` parser does not know),
 /// so this is reached only by a caller that parsed the line with
@@ -250,31 +284,4 @@ pub fn run_from_table(
         Vec::new()
     };
     run(&args, out)
-}
-
-fn yes(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
-fn print_table(progress: &Progress, report: &LivesetReport) {
-    let rows: Vec<Vec<String>> = report
-        .hosts
-        .iter()
-        .map(|h| {
-            vec![
-                h.uuid.to_string(),
-                h.index.to_string(),
-                yes(h.live).to_owned(),
-                yes(h.master).to_owned(),
-                h.address.to_string(),
-            ]
-        })
-        .collect();
-    let mut buf = Vec::new();
-    let _ = crate::render::table(
-        &mut buf,
-        &["uuid", "index", "live", "master", "address"],
-        &rows,
-    );
-    progress.line(String::from_utf8_lossy(&buf).trim_end());
 }

@@ -159,18 +159,26 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "lab",
-        summary: "Run a local pool of real xhad daemons, kill a host and time the failover",
-        description: "Starts N xhad daemons on 127.0.0.1, each with its xha-supervisor, sharing \
-                      one statefile file; waits until all are online and a master is elected; \
-                      kills a non-master host's process group with SIGKILL; prints when the \
-                      survivors detect it, when its supervisor fences it and when every \
-                      survivor's liveset excludes it; then stops everything and removes its \
-                      files. Options are written --hosts N and --timeout T. See docs/lab.md.",
+        summary: "Run a local pool of real agents with VMs, cut a host's power and time the failover",
+        description: "Starts N xapi-ha agents on loopback, joins them into one pool with a shared \
+                      file SR, enables HA (each agent launches its xhad and xha-supervisor), starts \
+                      M process VMs running the stamp workload (protected with orders 0 and 1, \
+                      best-effort, unprotected); cuts the power of the member holding the most \
+                      protected VMs (SIGKILL to all its processes); prints when the survivors \
+                      detect it, when the master declares it dead, when the liveset shrinks and \
+                      when each VM runs again elsewhere; checks the stamps for a VM that ran \
+                      twice; then stops everything and removes its files (--keep: leaves the pool \
+                      running; xe lab stop DIR stops it). Options are written --hosts N, --vms M \
+                      and --timeout T. See docs/lab.md.",
         params: &[],
         flags: &[
             Flag {
                 name: "--hosts",
                 help: "N: number of hosts, 2 to 64 (default 3)",
+            },
+            Flag {
+                name: "--vms",
+                help: "M: number of VMs, 1 to 32 (default 4)",
             },
             Flag {
                 name: "--timeout",
@@ -179,6 +187,10 @@ pub static COMMANDS: &[Command] = &[
             Flag {
                 name: "--json",
                 help: "print one JSON object with the measurements; progress goes to stderr",
+            },
+            Flag {
+                name: "--keep",
+                help: "leave the pool running and print how to reach it (stop it with xe lab stop DIR)",
             },
         ],
         pairs: &[],

@@ -1,14 +1,15 @@
-//! `xe lab` as a real process: the demo end to end (3 real `xhad` daemons,
-//! a SIGKILL, the fence and the smaller liveset), its argument errors, and
+//! `xe lab` as a real process: the demo end to end (3 real agents with
+//! their `xhad` daemons and 4 process VMs, a power cut, the failover, the
+//! double-run check), `--keep` with `xe lab stop`, its argument errors, and
 //! Ctrl-C while it waits. Every run gets its own TMPDIR, so the checks for
 //! leftovers (a lab directory, a process whose command line names it) see
 //! only this test's lab.
 //!
-//! `xhad` and `xha-supervisor` are found beside the `xe` under test (`cargo
-//! test --workspace` builds them there, since package `xha` has integration
-//! tests) or in `$XE_LAB_BIN_DIR`. When they are not built (`cargo test -p
-//! xe` on a clean target directory) the end-to-end tests print why and pass
-//! without running: build them with `cargo build -p xha --bins`.
+//! `xapi-ha`, `xhad`, `xha-supervisor`, `xha-vm-keeper` and `xha-stamp` are
+//! found beside the `xe` under test (`cargo build` builds them there) or in
+//! `$XE_LAB_BIN_DIR`. When they are not built (`cargo test -p xe` on a
+//! clean target directory) the end-to-end tests print why and pass without
+//! running: build them with `cargo build -p xha -p xapi_ha -p xapi_vm --bins`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,15 +21,18 @@ mod common;
 
 fn bin_dir() -> Option<PathBuf> {
     let d = xha_lab::bin_dir(Path::new(env!("CARGO_BIN_EXE_xe")).parent()?);
-    xha_lab::missing_bin(&d).is_none().then_some(d)
+    xha_lab::agent_pool::missing_pool_bin(&d)
+        .is_none()
+        .then_some(d)
 }
 
 fn bins_or_skip(test: &str) -> Option<PathBuf> {
     let dir = bin_dir();
     if dir.is_none() {
         eprintln!(
-            "{test}: SKIPPED: xhad and xha-supervisor are not built beside {} (nor in $XE_LAB_BIN_DIR); \
-             run `cargo build -p xha --bins` or `cargo test --workspace`",
+            "{test}: SKIPPED: the lab's programs (xapi-ha, xhad, xha-supervisor, xha-vm-keeper, \
+             xha-stamp) are not built beside {} (nor in $XE_LAB_BIN_DIR); run \
+             `cargo build -p xha -p xapi_ha -p xapi_vm --bins` or `cargo build`",
             env!("CARGO_BIN_EXE_xe")
         );
     }
@@ -180,51 +184,76 @@ impl Drop for Run {
     }
 }
 
-fn uuids(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|u| u.as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The demo: all hosts online, a non-master killed, only it fenced, the
-/// survivors' liveset shrinks within 3 T, and nothing is left afterwards.
+/// The demo: a pool of 3 agents with 4 VMs; the member holding the
+/// protected VMs loses power; its protected VMs run again on other hosts
+/// within T + 4 s plus a margin for a loaded machine, the unprotected one
+/// stays down, no VM ran twice, and nothing is left afterwards.
 #[test]
-fn demo_kills_a_host_and_the_liveset_shrinks() {
-    let Some(bins) = bins_or_skip("demo_kills_a_host_and_the_liveset_shrinks") else {
+fn demo_cuts_a_hosts_power_and_its_protected_vms_run_again_elsewhere() {
+    let Some(bins) =
+        bins_or_skip("demo_cuts_a_hosts_power_and_its_protected_vms_run_again_elsewhere")
+    else {
         return;
     };
     let t = 10.0;
     let mut run = Run::start(&bins, &["lab", "--hosts", "3", "--timeout", "10", "--json"]);
-    let (code, stdout, stderr) = run.finish(Duration::from_secs(240));
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(300));
     assert_eq!(code, 0, "xe lab failed:\n{stderr}");
     let v = common::json(&stdout);
+    eprintln!("{v}");
     assert_eq!(v["hosts"], 3);
     assert_eq!(v["timeout_s"], 10);
+    assert_eq!(v["double_runs"], 0, "{v}");
     let killed = v["killed"].as_str().unwrap().to_owned();
-    let survivors = uuids(&v["survivors"]);
-    assert_eq!(survivors.len(), 2, "{v}");
-    assert!(!survivors.contains(&killed), "{v}");
-    assert_ne!(
-        v["master"].as_str().unwrap(),
-        killed,
-        "the master was killed: {v}"
+    let vms = v["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 4, "{v}");
+    let mut protected_on_killed = 0;
+    let mut unprotected_on_killed = 0;
+    for vm in vms {
+        let on_killed = vm["host_before"] == killed.as_str();
+        match vm["priority"].as_str().unwrap() {
+            "restart" if on_killed => {
+                protected_on_killed += 1;
+                let after = vm["host_after"].as_str().unwrap_or_else(|| panic!("{vm}"));
+                assert_ne!(after, killed, "{vm}");
+                let again = vm["running_again_after_fault_s"].as_f64().unwrap();
+                assert!(again > 0.0 && again <= t + 4.0 + 20.0, "{vm}");
+            }
+            "" if on_killed => {
+                unprotected_on_killed += 1;
+                assert!(vm["host_after"].is_null(), "{vm}");
+                assert!(vm["running_again_after_fault_s"].is_null(), "{vm}");
+            }
+            _ if !on_killed => assert_eq!(vm["host_after"], vm["host_before"], "{vm}"),
+            _ => {}
+        }
+    }
+    assert_eq!((protected_on_killed, unprotected_on_killed), (2, 1), "{v}");
+    let last = v["protected_running_again_after_fault_s"].as_f64().unwrap();
+    assert!(last <= t + 4.0 + 20.0, "{v}");
+    for key in [
+        "detected_after_fault_s",
+        "fenced_after_fault_s",
+        "shrink_after_fault_s",
+    ] {
+        let s = v[key].as_f64().unwrap_or_else(|| panic!("{key}: {v}"));
+        assert!(s > 0.0 && s <= 3.0 * t, "{key}: {v}");
+    }
+    assert!(
+        v["api_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{v}"
     );
-    assert!(survivors.iter().any(|s| *s == v["master"]), "{v}");
-    assert_eq!(uuids(&v["fenced"]), vec![killed], "{v}");
-    let online = v["online_after_s"].as_f64().unwrap();
-    assert!(online > 0.0 && online <= 5.0 * t + 30.0, "{v}");
-    let shrink = v["shrink_after_fault_s"].as_f64().unwrap();
-    assert!(shrink > 0.0 && shrink <= 3.0 * t, "{v}");
-    let fenced = v["fenced_after_fault_s"].as_f64().unwrap();
-    assert!(fenced > 0.0 && fenced <= 3.0 * t, "{v}");
+    assert!(v.get("dir").is_none(), "{v}");
     // Progress went to stderr, in order.
     let order = [
-        "online after",
-        "killing host",
-        "fenced:",
-        "liveset shrank",
+        "pool.enable_ha",
+        "power cut on",
+        "detected:",
+        "unprotected) stays down",
+        "double-run check",
         "stopped cleanly",
     ];
     let mut from = 0;
@@ -237,6 +266,71 @@ fn demo_kills_a_host_and_the_liveset_shrinks() {
     run.assert_nothing_left();
 }
 
+/// `--keep`: the pool keeps running after the failover and answers on the
+/// printed API URL with the printed user and password file; `xe lab stop
+/// DIR` then leaves nothing behind.
+#[test]
+fn keep_leaves_the_pool_running_until_xe_lab_stop() {
+    let Some(bins) = bins_or_skip("keep_leaves_the_pool_running_until_xe_lab_stop") else {
+        return;
+    };
+    let mut run = Run::start(
+        &bins,
+        &["lab", "--hosts", "2", "--vms", "2", "--json", "--keep"],
+    );
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(300));
+    assert_eq!(code, 0, "xe lab failed:\n{stderr}");
+    let v = common::json(&stdout);
+    let dir = PathBuf::from(v["dir"].as_str().unwrap());
+    assert!(dir.starts_with(run.tmp.path()), "{v}");
+    assert_eq!(v["username"], "root");
+    let password = std::fs::read_to_string(v["password_file"].as_str().unwrap()).unwrap();
+    assert!(stderr.contains("xe -s "), "{stderr}");
+    assert!(
+        stderr.contains(&format!("xe lab stop {}", dir.display())),
+        "{stderr}"
+    );
+    // The master still answers: a login and the VM list.
+    let addr = v["api_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let session = xha_lab::rpc::call(
+        addr,
+        "session.login_with_password",
+        serde_json::json!(["root", password.trim(), "1.0", "test"]),
+    )
+    .unwrap();
+    let vms = xha_lab::rpc::call(addr, "VM.get_all", serde_json::json!([session])).unwrap();
+    assert!(vms.as_array().unwrap().len() >= 2, "{vms}");
+    let needle = run.tmp.path().to_str().unwrap().to_owned();
+    assert!(!processes_mentioning(&needle).is_empty());
+    let out = Command::new(env!("CARGO_BIN_EXE_xe"))
+        .args(["lab", "stop"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run.assert_nothing_left();
+    // Not a lab directory: refused, nothing touched.
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xe"))
+        .args(["lab", "stop"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(other.path().exists());
+}
+
 /// SIGINT while `xe lab` waits for the failover: it stops the lab, exits
 /// 130 naming the step, and leaves no process or file.
 #[test]
@@ -245,7 +339,7 @@ fn ctrl_c_stops_the_lab_and_leaves_nothing() {
         return;
     };
     let mut run = Run::start(&bins, &["lab", "--hosts", "3", "--timeout", "10", "--json"]);
-    run.wait_for_stderr("killing host", Duration::from_secs(120));
+    run.wait_for_stderr("power cut on", Duration::from_secs(240));
     // The lab's daemons are running now (two survivors at least).
     let needle = run.tmp.path().to_str().unwrap().to_owned();
     assert!(
@@ -299,6 +393,11 @@ fn argument_errors_are_one_clear_line() {
         (&["lab", "--hosts"], "xe: --hosts needs a value"),
         (&["lab", "hosts=3"], "xe: unexpected argument \"hosts=3\""),
         (
+            &["lab", "--vms", "0"],
+            "xe: --vms must be a whole number of VMs from 1 to 32, got \"0\"",
+        ),
+        (&["lab", "stop", "a", "b"], "xe: unexpected argument \"b\""),
+        (
             &["lab", "--json", "--json"],
             "xe: flag \"--json\" given more than once",
         ),
@@ -319,7 +418,7 @@ fn missing_binaries_are_named_with_the_fix() {
     assert_eq!(out.status.code(), Some(5));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.starts_with("xe: lab: step \"find xhad\" failed: "),
+        stderr.starts_with("xe: lab: step \"find the programs\" failed: "),
         "{stderr}"
     );
     assert!(stderr.contains("xhad not found"), "{stderr}");
@@ -330,7 +429,7 @@ fn missing_binaries_are_named_with_the_fix() {
 #[test]
 fn help_describes_the_options() {
     let text = common::ok(&["help", "lab"]);
-    for flag in ["--hosts", "--timeout", "--json"] {
+    for flag in ["--hosts", "--vms", "--timeout", "--json", "--keep"] {
         assert!(text.contains(flag), "{text}");
     }
     assert!(common::ok(&["lab", "--help"]) == text);

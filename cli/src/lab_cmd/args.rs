@@ -1,16 +1,22 @@
-//! The command line of `xe lab`: `--hosts N`, `--timeout T`, `--json`.
+//! The command line of `xe lab`: `--hosts N`, `--vms M`, `--timeout T`,
+//! `--json`, `--keep`; or `stop DIR`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{DEFAULT_HOSTS, DEFAULT_TIMEOUT_S, MIN_HOSTS, NAME};
+use super::{DEFAULT_HOSTS, DEFAULT_TIMEOUT_S, DEFAULT_VMS, MAX_VMS, MIN_HOSTS, NAME};
 use crate::error::UsageError;
 
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabArgs {
     pub hosts: usize,
+    pub vms: usize,
     pub timeout_s: u64,
     pub json: bool,
+    pub keep: bool,
+    /// `xe lab stop DIR`: tear down a pool left by `--keep`.
+    pub stop: Option<PathBuf>,
 }
 
 fn take_value<'a>(
@@ -27,11 +33,32 @@ fn take_value<'a>(
     }
 }
 
-/// Parse `[--hosts N] [--timeout T] [--json]` (also `--hosts=N`).
+/// Parse `[--hosts N] [--vms M] [--timeout T] [--json] [--keep]` (also
+/// `--hosts=N`), or `stop DIR`.
 pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
+    if args.first().is_some_and(|a| a == "stop") {
+        return match &args[1..] {
+            [dir] if !dir.starts_with("--") => Ok(LabArgs {
+                hosts: DEFAULT_HOSTS,
+                vms: DEFAULT_VMS,
+                timeout_s: DEFAULT_TIMEOUT_S,
+                json: false,
+                keep: false,
+                stop: Some(PathBuf::from(dir)),
+            }),
+            [] => Err(UsageError::InvalidValue {
+                key: "stop".into(),
+                expected: "the lab directory that `xe lab --keep` printed: xe lab stop DIR",
+                got: String::new(),
+            }),
+            [_, extra, ..] | [extra, ..] => Err(UsageError::ExtraArgument { arg: extra.clone() }),
+        };
+    }
     let mut hosts = None;
+    let mut vms = None;
     let mut timeout = None;
     let mut json = false;
+    let mut keep = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -45,6 +72,19 @@ pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
                 }
                 let v = take_value("--hosts", inline, &mut iter)?;
                 hosts = Some(parse_hosts(v)?);
+            }
+            "--vms" => {
+                if vms.is_some() {
+                    return Err(UsageError::DuplicateFlag { flag: "--vms" });
+                }
+                let v = take_value("--vms", inline, &mut iter)?;
+                vms = Some(parse_vms(v)?);
+            }
+            "--keep" if inline.is_none() => {
+                if keep {
+                    return Err(UsageError::DuplicateFlag { flag: "--keep" });
+                }
+                keep = true;
             }
             "--timeout" => {
                 if timeout.is_some() {
@@ -60,7 +100,7 @@ pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
                 json = true;
             }
             _ if name.starts_with("--") => {
-                let names = ["--hosts", "--timeout", "--json"];
+                let names = ["--hosts", "--vms", "--timeout", "--json", "--keep"];
                 return Err(UsageError::UnknownFlag {
                     command: NAME.to_owned(),
                     flag: arg.clone(),
@@ -72,9 +112,23 @@ pub fn parse(args: &[String]) -> Result<LabArgs, UsageError> {
     }
     Ok(LabArgs {
         hosts: hosts.unwrap_or(DEFAULT_HOSTS),
+        vms: vms.unwrap_or(DEFAULT_VMS),
         timeout_s: timeout.unwrap_or(DEFAULT_TIMEOUT_S),
         json,
+        keep,
+        stop: None,
     })
+}
+
+fn parse_vms(v: &str) -> Result<usize, UsageError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_VMS).contains(n))
+        .ok_or_else(|| UsageError::InvalidValue {
+            key: "--vms".into(),
+            expected: "a whole number of VMs from 1 to 32",
+            got: v.to_owned(),
+        })
 }
 
 fn parse_hosts(v: &str) -> Result<usize, UsageError> {
@@ -115,17 +169,35 @@ mod tests {
             parse(&[]).unwrap(),
             LabArgs {
                 hosts: 3,
+                vms: 4,
                 timeout_s: 10,
-                json: false
+                json: false,
+                keep: false,
+                stop: None,
             }
         );
         assert_eq!(
-            parse(&args(&["--hosts", "5", "--timeout=12", "--json"])).unwrap(),
+            parse(&args(&[
+                "--hosts",
+                "5",
+                "--timeout=12",
+                "--json",
+                "--vms=6",
+                "--keep"
+            ]))
+            .unwrap(),
             LabArgs {
                 hosts: 5,
+                vms: 6,
                 timeout_s: 12,
-                json: true
+                json: true,
+                keep: true,
+                stop: None,
             }
+        );
+        assert_eq!(
+            parse(&args(&["stop", "/tmp/xe-lab-x"])).unwrap().stop,
+            Some(PathBuf::from("/tmp/xe-lab-x"))
         );
     }
 
@@ -139,6 +211,10 @@ mod tests {
         assert!(err(&["--host", "3"]).contains("did you mean \"--hosts\""));
         assert!(err(&["--json", "--json"]).contains("more than once"));
         assert!(err(&["extra"]).contains("unexpected argument"));
+        assert!(err(&["--vms", "0"]).contains("from 1 to 32"));
+        assert!(err(&["--vms", "33"]).contains("from 1 to 32"));
+        assert!(err(&["stop", "a", "b"]).contains("unexpected argument"));
+        assert!(err(&["--keep", "--keep"]).contains("more than once"));
     }
 
     /// The range of T is checked in one place (`Timeouts::derive`); the

@@ -1,234 +1,349 @@
-//! The demo's steps: wait for the pool, kill a non-master host, and measure
-//! when the survivors detect it, when it is fenced and when every survivor's
-//! liveset excludes it.
+//! The demo's steps on a formed pool: enable HA, create and start the VMs
+//! and protect them, cut the power of the host holding the most protected
+//! VMs, observe (`observe`), check the stamps.
 
-use std::collections::HashMap;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-use xha_control::LivesetReport;
-use xha_lab::{Lab, LabError, Signal, describe_status};
+use serde_json::json;
+use xapi_vm::stamp::StampLog;
+use xapi_vm::stamp::check::{CheckOptions, Violation};
+use xapi_vm::stamp::region::REGION_BYTES;
+use xha_lab::LabError;
+use xha_lab::agent_pool::{AgentPool, LabVm};
 
-use super::{Failed, LabArgs, Progress, Summary, at, print_table, secs};
+use super::observe::{Observed, observe};
+use super::{Failed, LabArgs, Progress, Summary, VmOutcome, at, secs};
 
-pub(super) fn demo(lab: &Lab, opts: &LabArgs, progress: &Progress) -> Result<Summary, Failed> {
-    let t = opts.timeout_s;
-    let all = lab.all();
-    progress.line(&format!(
-        "lab: started {} xhad daemons, each with its xha-supervisor; waiting for all to be online",
-        all.len()
-    ));
-    let reports = lab
-        .wait_all_online(Duration::from_secs(5 * t + 30))
-        .map_err(at("wait for all hosts online"))?;
-    let online_after = lab.started_at().elapsed();
-    let master = lab
-        .wait_master(&all, Duration::from_secs(3 * t + 30))
-        .map_err(at("wait for a master"))?;
-    let table_source = lab.query(master).unwrap_or_else(|_| reports[0].clone());
-    progress.line(&format!(
-        "lab: all {} hosts online after {:.1} s; master is host {master} ({})",
-        all.len(),
-        online_after.as_secs_f64(),
-        lab.uuid(master)
-    ));
-    print_table(progress, &table_source);
+/// What a VM is for HA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Protected,
+    BestEffort,
+    Unprotected,
+}
 
-    // The victim: the highest-numbered host that is not the master.
-    let victim = all
-        .iter()
-        .rev()
-        .copied()
-        .find(|&i| i != master)
-        .ok_or_else(|| Failed {
-            step: "pick a host to kill",
-            error: LabError::Spec("no host other than the master".into()),
-        })?;
-    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
-    let mut streams = Vec::new();
-    for &s in &survivors {
-        streams.push((s, lab.watch(s).map_err(at("watch the survivors"))?));
+impl Kind {
+    /// Its `ha_restart_priority`.
+    pub(super) fn priority(self) -> &'static str {
+        match self {
+            Kind::Protected => "restart",
+            Kind::BestEffort => "best-effort",
+            Kind::Unprotected => "",
+        }
     }
-    let victim_uuid = lab.uuid(victim);
-    let pgid = lab.pgid(victim).unwrap_or_default();
-    progress.line(&format!(
-        "lab: killing host {victim} ({victim_uuid}): SIGKILL to its process group {pgid}"
-    ));
-    let fault = Instant::now();
-    lab.kill_host(victim, Signal::SIGKILL)
-        .map_err(at("kill a non-master host"))?;
+}
 
-    let observed = observe(lab, progress, victim, &survivors, &streams, fault)?;
+/// One VM to make: its kind, start order and host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Planned {
+    pub kind: Kind,
+    pub order: i64,
+    pub host: usize,
+}
 
-    // Every survivor still online, with exactly the survivors in its liveset.
-    lab.wait_online(&survivors, Duration::from_secs(t))
-        .map_err(at("check the survivors"))?;
-    let fenced: Vec<Uuid> = all
-        .iter()
-        .copied()
-        .filter(|&i| {
-            lab.supervisor_exit(i, Duration::ZERO)
-                .and_then(|s| s.code())
-                == Some(3)
+/// The VMs: the i-th is protected with order 0, protected with order 1,
+/// best-effort, unprotected, again and again. The first protected pair and
+/// the first unprotected VM go to the last host, the first best-effort VM
+/// to the host before it (the VM that keeps running on a survivor), every
+/// further VM round-robin over all hosts.
+pub(super) fn plan(hosts: usize, vms: usize) -> Vec<Planned> {
+    (0..vms)
+        .map(|i| {
+            let (kind, order) = match i % 4 {
+                0 => (Kind::Protected, 0),
+                1 => (Kind::Protected, 1),
+                2 => (Kind::BestEffort, 0),
+                _ => (Kind::Unprotected, 0),
+            };
+            let host = match i {
+                0 | 1 | 3 => hosts - 1,
+                2 => hosts - 2,
+                _ => i % hosts,
+            };
+            Planned { kind, order, host }
         })
-        .map(|i| lab.uuid(i))
-        .collect();
-    if fenced != [victim_uuid] {
-        return Err(Failed {
-            step: "check the fence",
-            error: LabError::Spec(format!(
-                "expected only host {victim} ({victim_uuid}) fenced, got {fenced:?}"
-            )),
-        });
-    }
-    Ok(Summary {
-        hosts: all.len(),
-        timeout_s: t,
-        killed: victim_uuid,
-        master: lab.uuid(master),
-        online_after,
-        detected_after: observed.detected,
-        fenced_after: Some(observed.fenced),
-        shrink_after: observed.shrink,
-        survivors: survivors.iter().map(|&i| lab.uuid(i)).collect(),
-        fenced,
-    })
+        .collect()
 }
 
-struct Observed {
-    detected: Option<Duration>,
-    fenced: Duration,
-    shrink: Duration,
-}
-
-/// After the kill: read the survivors' reports as they arrive and the
-/// victim's supervisor, until every survivor's liveset excludes the victim
-/// and the supervisor has fenced it.
-fn observe(
-    lab: &Lab,
-    progress: &Progress,
-    victim: usize,
-    survivors: &[usize],
-    streams: &[(usize, Receiver<(Instant, LivesetReport)>)],
-    fault: Instant,
-) -> Result<Observed, Failed> {
-    let t = lab.timeout_s();
-    let bound = Duration::from_secs(3 * t);
-    let victim_uuid = lab.uuid(victim);
-    let mut detected: Option<Duration> = None;
-    let mut fenced: Option<Duration> = None;
-    // Per survivor: since when its liveset excludes the victim.
-    let mut excluded_since: HashMap<usize, Option<Instant>> =
-        survivors.iter().map(|&s| (s, None)).collect();
-    let mut shrink: Option<Duration> = None;
-    loop {
-        let step = if fenced.is_none() {
-            "wait for the fence"
-        } else {
-            "wait for the smaller liveset"
-        };
-        lab.check_cancel(step).map_err(at(step))?;
-        lab.ensure_running(step, survivors).map_err(at(step))?;
-        for (s, rx) in streams {
-            while let Ok((when, report)) = rx.try_recv() {
-                if when < fault {
-                    continue;
-                }
-                let seen = report.hosts.iter().find(|h| h.uuid == victim_uuid);
-                if detected.is_none()
-                    && let Some(h) = seen
-                    && (!h.heard || !h.seen || !h.live)
-                {
-                    let d = when - fault;
-                    detected = Some(d);
-                    let what = if !h.heard {
-                        "no longer hears it"
-                    } else if !h.seen {
-                        "no longer sees its statefile slot advance"
-                    } else {
-                        "dropped it from its liveset"
-                    };
-                    progress.line(&format!("  +{:6.2} s  detected: host {s} {what}", secs(d)));
-                }
-                let entry = excluded_since.entry(*s).or_default();
-                if report.liveset.contains(&victim_uuid) {
-                    *entry = None;
-                } else if entry.is_none() {
-                    *entry = Some(when);
-                }
-            }
-        }
-        if fenced.is_none()
-            && let Some(status) = lab.supervisor_exit(victim, Duration::ZERO)
-        {
-            let d = fault.elapsed();
-            if status.code() != Some(3) {
-                return Err(Failed {
-                    step: "wait for the fence",
-                    error: LabError::Spec(format!(
-                        "host {victim}'s xha-supervisor ended with {}, not 3 (fenced); its log:\n{}",
-                        describe_status(status),
-                        lab.supervisor_log(victim)
-                    )),
-                });
-            }
-            let log = lab.supervisor_log(victim);
-            let line = log
-                .lines()
-                .rev()
-                .find(|l| l.contains("FENCED"))
-                .map(|l| l.find("FENCED").map_or(l, |i| &l[i..]).to_owned())
-                .unwrap_or_default();
-            progress.line(&format!(
-                "  +{:6.2} s  fenced: host {victim}'s supervisor exited with status 3: {line}",
-                secs(d)
-            ));
-            fenced = Some(d);
-        }
-        if shrink.is_none() && excluded_since.values().all(Option::is_some) {
-            let last = excluded_since
-                .values()
-                .flatten()
-                .max()
-                .copied()
-                .unwrap_or(fault);
-            let d = last - fault;
-            progress.line(&format!(
-                "  +{:6.2} s  liveset shrank: every survivor's liveset excludes host {victim} ({} host{} left)",
-                secs(d),
-                survivors.len(),
-                if survivors.len() == 1 { "" } else { "s" }
-            ));
-            shrink = Some(d);
-        }
-        if let (Some(fenced), Some(shrink)) = (fenced, shrink) {
-            return Ok(Observed {
-                detected,
-                fenced,
-                shrink,
-            });
-        }
-        if fault.elapsed() > bound {
-            let waiting: Vec<String> = excluded_since
+/// The host to kill: the non-master host (host 0 is the master) holding
+/// the most protected VMs, the last such host on a tie.
+pub(super) fn victim(hosts: usize, plan: &[Planned]) -> usize {
+    (1..hosts)
+        .max_by_key(|&h| {
+            let n = plan
                 .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(s, _)| format!("host {s} still lists host {victim}"))
-                .chain(
-                    fenced
-                        .is_none()
-                        .then(|| format!("host {victim}'s supervisor has not exited")),
-                )
-                .collect();
+                .filter(|p| p.host == h && p.kind == Kind::Protected)
+                .count();
+            (n, h)
+        })
+        .unwrap_or(hosts - 1)
+}
+
+/// Generous bound for steps on a loaded machine.
+const LONG: Duration = Duration::from_secs(90);
+
+/// Polls `f` every 100 ms until it gives a value, within `bound`.
+pub(super) fn wait_for<T>(
+    pool: &AgentPool,
+    step: &'static str,
+    bound: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, LabError>,
+) -> Result<T, Failed> {
+    let deadline = Instant::now() + bound;
+    loop {
+        pool.check_cancel(step).map_err(at(step))?;
+        if let Some(v) = f().map_err(at(step))? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
             return Err(Failed {
                 step,
                 error: LabError::Timeout {
                     step: step.to_owned(),
                     waited: bound,
-                    detail: waiting.join("; "),
+                    detail: String::new(),
                 },
             });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The stamps on `vm`'s disk.
+pub(super) fn stamps(vm: &LabVm) -> StampLog {
+    let mut log = StampLog::new();
+    let _ = log.read_disk(&vm.disk, 0);
+    log
+}
+
+pub(super) fn demo(
+    pool: &mut AgentPool,
+    opts: &LabArgs,
+    progress: &Progress,
+) -> Result<Summary, Failed> {
+    let t = opts.timeout_s;
+    let n = pool.hosts.len();
+    let started = Instant::now();
+    pool.enable_ha(t).map_err(at("enable HA"))?;
+    progress.line(&format!(
+        "lab: pool.enable_ha with T = {t} s took {:.1} s: every agent launched its xhad and xha-supervisor",
+        started.elapsed().as_secs_f64()
+    ));
+
+    // The VMs: created, started where the plan says, then protected (a
+    // halted protected VM would be started wherever HA's plan says).
+    let plan = plan(n, opts.vms);
+    let mut vms = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        pool.check_cancel("create the VMs")
+            .map_err(at("create the VMs"))?;
+        let vm = pool
+            .create_stamp_vm(&format!("vm-{i}"), p.order, REGION_BYTES)
+            .map_err(at("create the VMs"))?;
+        let host = pool.host_ref(p.host).map_err(at("start the VMs"))?;
+        pool.call("VM.start_on", json!([vm.r#ref, host, false, false]))
+            .map_err(at("start the VMs"))?;
+        vms.push(vm);
+    }
+    for (vm, p) in vms.iter().zip(&plan) {
+        if p.kind != Kind::Unprotected {
+            pool.call(
+                "VM.set_ha_restart_priority",
+                json!([vm.r#ref, p.kind.priority()]),
+            )
+            .map_err(at("protect the VMs"))?;
+        }
+    }
+    for (vm, p) in vms.iter().zip(&plan) {
+        wait_for(pool, "wait for the VMs' stamps", LONG, || {
+            Ok((!stamps(vm).is_empty()).then_some(()))
+        })?;
+        if p.kind == Kind::Protected {
+            wait_for(pool, "wait for the VMs' protection", LONG, || {
+                Ok((pool.vm_field(vm, "ha_state")? == json!("started")).then_some(()))
+            })?;
+        }
+    }
+    let victim = victim(n, &plan);
+    progress.line(&format!(
+        "lab: {} VMs running the stamp workload (process driver), each on its own disk in the SR:",
+        vms.len()
+    ));
+    for (vm, p) in vms.iter().zip(&plan) {
+        progress.line(&format!(
+            "  {:6} {:12} order {}  on {}{}",
+            vm.name,
+            if p.kind == Kind::Unprotected {
+                "unprotected"
+            } else {
+                p.kind.priority()
+            },
+            p.order,
+            pool.hosts[p.host].name,
+            if p.host == 0 { " (master)" } else { "" }
+        ));
+    }
+
+    // The power cut.
+    let on_victim: Vec<String> = vms
+        .iter()
+        .zip(&plan)
+        .filter(|(_, p)| p.host == victim)
+        .map(|(v, _)| v.uuid.clone())
+        .collect();
+    progress.line(&format!(
+        "lab: power cut on {} ({}): SIGKILL to its agent, xhad, xha-supervisor, VM keepers and {} VMs",
+        pool.hosts[victim].name,
+        pool.hosts[victim].uuid,
+        on_victim.len()
+    ));
+    let observed = observe(pool, progress, victim, &vms, &plan, t)?;
+
+    // The double-run checker over every VM's stamps.
+    let mut log = StampLog::new();
+    for vm in &vms {
+        log.read_disk(&vm.disk, 0).map_err(|e| Failed {
+            step: "check the stamps",
+            error: LabError::Spec(format!("read the stamps of {}: {e}", vm.name)),
+        })?;
+    }
+    let protected = vms
+        .iter()
+        .zip(&plan)
+        .filter(|(_, p)| p.kind == Kind::Protected)
+        .filter_map(|(v, _)| uuid::Uuid::parse_str(&v.uuid).ok())
+        .collect();
+    let violations = log.check(&CheckOptions {
+        protected,
+        max_down_ms: u64::MAX,
+        span_ms: None,
+    });
+    let double_runs = violations
+        .iter()
+        .filter(|v| matches!(v, Violation::Overlap { .. }))
+        .count();
+    let boots = log.windows().len();
+    if double_runs == 0 {
+        progress.line(&format!(
+            "lab: double-run check: {} stamps from {boots} boots of {} VMs: no VM ran in two places at once",
+            log.len(),
+            vms.len()
+        ));
+    } else {
+        for v in &violations {
+            progress.line(&format!("lab: double-run check: {v}"));
+        }
+        return Err(Failed {
+            step: "check the stamps",
+            error: LabError::Spec(format!("{double_runs} VMs ran twice at once")),
+        });
+    }
+    Ok(summarize(
+        pool,
+        opts,
+        victim,
+        &vms,
+        &plan,
+        observed,
+        double_runs,
+    ))
+}
+
+fn summarize(
+    pool: &AgentPool,
+    opts: &LabArgs,
+    victim: usize,
+    vms: &[LabVm],
+    plan: &[Planned],
+    observed: Observed,
+    double_runs: usize,
+) -> Summary {
+    let outcomes: Vec<VmOutcome> = vms
+        .iter()
+        .zip(plan)
+        .zip(&observed.vms)
+        .map(|((vm, p), o)| VmOutcome {
+            uuid: vm.uuid.clone(),
+            name: vm.name.clone(),
+            priority: p.kind.priority().to_owned(),
+            order: p.order,
+            host_before: pool.hosts[p.host].uuid.clone(),
+            host_after: o.host_after.map(|h| pool.hosts[h].uuid.clone()),
+            running_again_after: o.running_again,
+        })
+        .collect();
+    let protected_running_again_after = plan
+        .iter()
+        .zip(&observed.vms)
+        .filter(|(p, _)| p.kind == Kind::Protected && p.host == victim)
+        .filter_map(|(_, o)| o.running_again)
+        .max();
+    let master = &pool.hosts[0];
+    let fingerprint = pool
+        .host_ref(0)
+        .and_then(|r| pool.call("host.get_other_config", json!([r])))
+        .ok()
+        .and_then(|c| c["tls_fingerprint"].as_str().map(str::to_owned));
+    Summary {
+        hosts: pool.hosts.len(),
+        timeout_s: opts.timeout_s,
+        killed: pool.hosts[victim].uuid.clone(),
+        detected_after: observed.detected,
+        fenced_after: observed.fenced,
+        shrink_after: observed.shrink,
+        vms: outcomes,
+        protected_running_again_after,
+        double_runs,
+        api_url: format!("http://{}", master.http),
+        master_address: master.address.clone(),
+        tls_port: pool.tls_port,
+        master_fingerprint: fingerprint,
+    }
+}
+
+/// Seconds, for progress lines.
+pub(super) fn plus(d: Duration) -> String {
+    format!("+{:6.2} s", secs(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_plan_puts_both_protected_vms_and_the_unprotected_one_on_the_victim() {
+        let p = plan(3, 4);
+        let kinds: Vec<(Kind, i64, usize)> = p.iter().map(|p| (p.kind, p.order, p.host)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Protected, 0, 2),
+                (Kind::Protected, 1, 2),
+                (Kind::BestEffort, 0, 1),
+                (Kind::Unprotected, 0, 2)
+            ]
+        );
+        assert_eq!(victim(3, &p), 2);
+        // Two hosts: the best-effort VM is on the master, host 1 dies.
+        let p = plan(2, 4);
+        assert_eq!(p[2].host, 0);
+        assert_eq!(victim(2, &p), 1);
+    }
+
+    #[test]
+    fn the_victim_is_never_the_master_and_holds_the_most_protected_vms() {
+        for hosts in 2..8 {
+            for vms in 1..=32 {
+                let p = plan(hosts, vms);
+                let v = victim(hosts, &p);
+                assert!(v >= 1 && v < hosts);
+                let count = |h: usize| {
+                    p.iter()
+                        .filter(|x| x.host == h && x.kind == Kind::Protected)
+                        .count()
+                };
+                assert!((1..hosts).all(|h| count(h) <= count(v)), "{hosts} {vms}");
+            }
+        }
     }
 }

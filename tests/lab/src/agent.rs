@@ -71,8 +71,52 @@ pub struct AgentProcess {
     /// Where the agent said it listens.
     pub listeners: Listeners,
     /// The agent's log lines after "agent ready" (each also goes to
-    /// stderr, prefixed `agent: `).
+    /// stderr, prefixed `agent: `, or is in [`LOG_FILE`]).
     pub log: mpsc::Receiver<String>,
+    detached: bool,
+}
+
+/// How [`AgentProcess::run_with`] starts the agent.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// In a process group of its own (a terminal's Ctrl-C reaches only the
+    /// caller, which cleans up).
+    pub own_process_group: bool,
+    /// Its log appended to `dir/agent.log` ([`LOG_FILE`]) instead of a pipe
+    /// echoed to stderr: the agent can outlive the caller.
+    pub log_to_file: bool,
+}
+
+/// The agent's log with [`RunOptions::log_to_file`].
+pub const LOG_FILE: &str = "agent.log";
+
+/// Sends the lines appended to `path` after byte `start` until the
+/// receiver is gone.
+fn tail(path: &Path, start: u64, tx: &mpsc::Sender<String>) {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return;
+    }
+    let mut pending = String::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(n) => {
+                pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(i) = pending.find('\n') {
+                    let line: String = pending.drain(..=i).collect();
+                    if tx.send(line.trim_end().to_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 fn io_error(step: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -123,68 +167,136 @@ impl AgentProcess {
         user: &str,
         password: &str,
     ) -> Result<AgentProcess, AgentError> {
+        AgentProcess::start_with(
+            binary,
+            dir,
+            config_text,
+            user,
+            password,
+            &RunOptions::default(),
+        )
+    }
+
+    /// Runs the agent on a directory [`AgentProcess::start`] prepared
+    /// (again: after a kill, or with a changed role file).
+    pub fn run(binary: &Path, dir: &Path) -> Result<AgentProcess, AgentError> {
+        AgentProcess::run_with(binary, dir, &RunOptions::default())
+    }
+
+    /// [`AgentProcess::start`] with [`RunOptions`].
+    pub fn start_with(
+        binary: &Path,
+        dir: &Path,
+        config_text: &str,
+        user: &str,
+        password: &str,
+        options: &RunOptions,
+    ) -> Result<AgentProcess, AgentError> {
         let config = dir.join(CONFIG_FILE);
         std::fs::write(&config, config_text)
             .map_err(io_error("write the configuration", &config))?;
         let pw_file = dir.join(PASSWORD_FILE);
         write_private(&pw_file, &format!("{password}\n"))?;
         set_password(binary, &config, user, password)?;
-        AgentProcess::run(binary, dir)
+        AgentProcess::run_with(binary, dir, options)
     }
 
-    /// Runs the agent on a directory [`AgentProcess::start`] prepared
-    /// (again: after a kill, or with a changed role file).
-    pub fn run(binary: &Path, dir: &Path) -> Result<AgentProcess, AgentError> {
-        let mut child = Command::new(binary)
+    /// [`AgentProcess::run`] with [`RunOptions`].
+    pub fn run_with(
+        binary: &Path,
+        dir: &Path,
+        options: &RunOptions,
+    ) -> Result<AgentProcess, AgentError> {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = Command::new(binary);
+        command
             .arg("--config")
             .arg(dir.join(CONFIG_FILE))
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| AgentError::Spawn {
-                step: "serve",
-                binary: binary.to_path_buf(),
-                source,
-            })?;
-        let Some(stderr) = child.stderr.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(AgentError::NotReady {
-                reason: "no stderr pipe".into(),
-            });
-        };
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if options.own_process_group {
+            command.process_group(0);
+        }
+        let log_file = dir.join(LOG_FILE);
+        if options.log_to_file {
+            let file = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(&log_file)
+                .map_err(io_error("open the agent's log", &log_file))?;
+            command.stderr(file);
+        } else {
+            command.stderr(Stdio::piped());
+        }
+        let mut child = command.spawn().map_err(|source| AgentError::Spawn {
+            step: "serve",
+            binary: binary.to_path_buf(),
+            source,
+        })?;
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining after the receiver is gone, so the agent never
-            // blocks on a full pipe.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                let _ = tx.send(line);
-            }
-        });
+        if options.log_to_file {
+            let start = std::fs::metadata(&log_file).map_or(0, |m| m.len());
+            std::thread::spawn(move || tail(&log_file, start, &tx));
+        } else {
+            let Some(stderr) = child.stderr.take() else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(AgentError::NotReady {
+                    reason: "no stderr pipe".into(),
+                });
+            };
+            std::thread::spawn(move || {
+                // Keeps draining after the receiver is gone, so the agent
+                // never blocks on a full pipe.
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("agent: {line}");
+                    let _ = tx.send(line);
+                }
+            });
+        }
         let mut agent = AgentProcess {
             child,
             listeners: Listeners::default(),
             log: rx,
+            detached: false,
         };
         agent.wait_ready()?;
         Ok(agent)
+    }
+
+    /// Lets the agent run on after this handle is gone (`xe lab --keep`):
+    /// dropping it no longer kills the process.
+    pub fn detach(mut self) {
+        self.detached = true;
     }
 
     fn wait_ready(&mut self) -> Result<(), AgentError> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .log
-                .recv_timeout(left)
-                .map_err(|e| AgentError::NotReady {
-                    reason: match e {
-                        mpsc::RecvTimeoutError::Timeout => "no \"agent ready\" line".into(),
-                        mpsc::RecvTimeoutError::Disconnected => "the agent exited".into(),
-                    },
-                })?;
+            let line = match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
+                    // A log file's reader never sees the agent exit.
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        return Err(AgentError::NotReady {
+                            reason: format!("the agent exited ({status})"),
+                        });
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(AgentError::NotReady {
+                        reason: "no \"agent ready\" line".into(),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(AgentError::NotReady {
+                        reason: "the agent exited".into(),
+                    });
+                }
+            };
             if let Some(l) = line
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("listener="))
@@ -244,6 +356,9 @@ impl AgentProcess {
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         self.kill();
     }
 }

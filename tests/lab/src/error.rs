@@ -93,6 +93,16 @@ pub enum LabError {
         signal: &'static str,
         errno: nix::errno::Errno,
     },
+    /// A pool agent (`xapi-ha`) could not be started.
+    #[error("host {host}: {source}")]
+    Agent {
+        host: usize,
+        #[source]
+        source: crate::agent::AgentError,
+    },
+    /// An API call to a pool agent failed.
+    #[error(transparent)]
+    Rpc(#[from] crate::rpc::RpcError),
     /// `Lab::stop` stopped everything, but not every process cleanly.
     #[error("stop: {0}")]
     Unclean(String),

@@ -29,12 +29,19 @@
 //! its hosts' files), `control` (requests to a host's daemon), `waits`
 //! (signals to hosts, their exits, polling for a condition), `shutdown`
 //! (stop and `Drop`); `setup`, `process`, `bins`, `workload` and `error`
-//! serve them. `agent` starts one pool agent (`xapi-ha`) for the tests.
+//! serve them. `agent` starts one pool agent (`xapi-ha`) for the tests and
+//! `agent_config` writes its configuration; `agent_pool` is a pool of real
+//! agents (what `xe lab` runs), `rpc` its JSON-RPC client and `power` the
+//! power cut of one of its hosts.
 pub mod agent;
+pub mod agent_config;
+pub mod agent_pool;
 mod bins;
 mod control;
 mod error;
+pub mod power;
 mod process;
+pub mod rpc;
 pub mod setup;
 mod shutdown;
 mod spec;

@@ -31,12 +31,7 @@ pub fn ha_hosts(n: usize, bad_xhad: &[usize]) -> Hosts {
         } else {
             xhad.clone()
         };
-        format!(
-            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"{address}:{hb_port}\"\n",
-            path.display(),
-            dir.display(),
-            supervisor.display()
-        )
+        xha_lab::agent_config::xhad_section(dir, &path, &supervisor, address, hb_port)
     });
     for h in &hosts.hosts[1..] {
         join(h, &hosts.hosts[0]);
@@ -156,87 +151,22 @@ pub fn pid_in(file: &Path) -> Option<i32> {
 /// Every process whose command line names `dir` (an agent's xhad
 /// directory): the daemons and supervisors of that host.
 pub fn processes_naming(dir: &Path) -> Vec<i32> {
-    let marker = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|pid| {
-                    std::fs::read(format!("/proc/{pid}/cmdline"))
-                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-                        && super::process_alive(*pid)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The environment of process `pid` as `KEY=VALUE` strings.
-fn environ(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    xha_lab::power::processes_naming(dir)
 }
 
 /// Every live process of host `h`: its agent, `xhad`, supervisor and VM
-/// keepers (their command lines name the agent's directory) and the
-/// process VMs its driver started (`XHA_HOST` is the host's name,
-/// `host-<i>` as `start_hosts_with` names them, and `XHA_VM_UUID` one of
-/// `vms`).
+/// keepers and the process VMs its driver started (`host-<i>` as
+/// `start_hosts_with` names them; `vms` their UUIDs). The lab's one copy:
+/// `xha_lab::power::host_processes`.
 pub fn host_processes(h: &Host, name: &str, vms: &[String]) -> Vec<i32> {
-    let mut pids = processes_naming(h.agent.dir.path());
-    let host_env = format!("XHA_HOST={name}");
-    let all: Vec<i32> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for pid in all {
-        let env = environ(pid);
-        let ours = env.contains(&host_env)
-            && env.iter().any(|kv| {
-                kv.strip_prefix("XHA_VM_UUID=")
-                    .is_some_and(|u| vms.iter().any(|v| v == u))
-            });
-        if ours && super::process_alive(pid) && !pids.contains(&pid) {
-            pids.push(pid);
-        }
-    }
-    pids
+    xha_lab::power::host_processes(h.agent.dir.path(), name, vms)
 }
 
-/// Host `h` dies as in a power cut: every process of it
-/// ([`host_processes`]) SIGKILLed, scanning again until none is left.
-/// Returns the fault's instant and its wall-clock time in ms (what the
-/// stamp records use).
+/// Host `h` dies as in a power cut (`xha_lab::power::kill_host`, the copy
+/// `xe lab` uses too). Returns the fault's instant and its wall-clock time
+/// in ms (what the stamp records use).
 pub fn kill_host(h: &Host, name: &str, vms: &[String]) -> (Instant, u64) {
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let fault = (Instant::now(), wall);
-    for _ in 0..50 {
-        let pids = host_processes(h, name, vms);
-        if pids.is_empty() {
-            return fault;
-        }
-        for pid in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!(
-        "processes of {name} survive SIGKILL: {:?}",
-        host_processes(h, name, vms)
-    );
+    xha_lab::power::kill_host(h.agent.dir.path(), name, vms).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// ops: a process VM that sleeps (`exec sleep 600`, 64 MiB), started on

@@ -47,26 +47,19 @@ pub struct Hosts {
     pub port: u16,
 }
 
-fn config(dir: &Path, uuid: &str, address: &str, port: u16, i: usize, drivers: &str) -> String {
-    format!(
-        r#"[host]
-uuid = "{uuid}"
-name = "host-{i}"
-address = "{address}"
-[api]
-tls_listen = ["{address}:{port}"]
-http_listen = ["{address}:0"]
-unix_socket = "{d}/run/xapi-ha.sock"
-[data]
-dir = "{d}/data"
-[vm]
-drivers = [{drivers}]
-[memory]
-total_bytes = {mem}
-"#,
-        d = dir.display(),
-        mem = 16u64 << 30,
-    )
+fn config(dir: &Path, uuid: &str, address: &str, port: u16, i: usize, drivers: &[&str]) -> String {
+    let http = format!("{address}:0");
+    xha_lab::agent_config::PoolHostConfig {
+        dir,
+        uuid,
+        name: &format!("host-{i}"),
+        address,
+        tls_port: port,
+        http_listen: &http,
+        drivers,
+        memory_bytes: 16u64 << 30,
+    }
+    .text()
 }
 
 /// Starts `n` agents, each the master of its own pool of one.
@@ -91,11 +84,6 @@ fn start_hosts_configured(
     drivers: &[&str],
     extra: impl Fn(&Path, usize, &str) -> String,
 ) -> Hosts {
-    let drivers = drivers
-        .iter()
-        .map(|d| format!("{d:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     vm_binaries();
     let mut rng = rand::thread_rng();
     let net = format!("127.{}.{}", rng.gen_range(1..=254), rng.gen_range(0..=254));
@@ -107,7 +95,7 @@ fn start_hosts_configured(
             let address = format!("{net}.{i}");
             let uuid = uuids[i - 1].clone();
             let agent = Agent::start_configured(|dir| {
-                config(dir, &uuid, &address, port, i, &drivers) + &extra(dir, i, &address)
+                config(dir, &uuid, &address, port, i, drivers) + &extra(dir, i, &address)
             });
             Host {
                 agent,
@@ -249,15 +237,7 @@ pub fn vm_pid(h: &Host, vm_uuid: &str) -> Option<i32> {
 
 /// Whether process `pid` exists (and is not a zombie).
 pub fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
+    xha_lab::power::process_alive(pid)
 }
 
 /// `xe` (the cli package's binary), built once next to `xapi-ha`.

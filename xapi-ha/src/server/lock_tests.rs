@@ -83,11 +83,10 @@ fn a_contended_lock_on_the_only_worker_does_not_stall_the_holders_task() {
 }
 
 /// The same scenario with a plain lock: it deadlocks (the reason for
-/// `lock_off_worker`). Ignored because it leaks the stuck runtime's
-/// threads; run it with `cargo test -p xapi_ha --lib -- --ignored
-/// plain_lock`.
+/// `lock_off_worker`, and proof that the scenario above reproduces the
+/// hazard). The stuck runtime's two threads are leaked; they end with the
+/// test process.
 #[test]
-#[ignore = "demonstrates the deadlock; leaks two stuck threads"]
 fn a_plain_lock_on_the_only_worker_deadlocks() {
     fn plain(m: &Mutex<u32>) -> MutexGuard<'_, u32> {
         m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -11,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${XHA_DEB_PROFILE:-release}
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
-cargo build --profile "$profile" -p xapi_ha -p xha -p sr_heartbeat -p xapi_vm -p xe --bins
+# The whole workspace's programs: with the feature pins in tests/Cargo.toml
+# this is, for the dev profile, the build `cargo test --workspace` already
+# made (a no-op in CI), not a second build of a package subset.
+cargo build --profile "$profile" --workspace --bins
 mkdir -p target/debian
 cargo deb -p xapi_ha --no-build --profile "$profile" -o target/debian/ >&2
 ls -t target/debian/xha_*.deb | head -n1

@@ -5,25 +5,17 @@
 mod live_support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use live_support::{Agent, HOST_UUID};
 use xha_lab::agent::StopDaemons;
 
-/// Builds `xhad` and `xha-supervisor` beside `xe` (a no-op when current).
+/// `xhad` and `xha-supervisor`, built beside `xe` (a no-op when current).
 fn xha_bins() -> (PathBuf, PathBuf) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "xha", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p xha --bins");
-    assert!(status.success(), "cargo build -p xha --bins failed");
-    let xe = PathBuf::from(env!("CARGO_BIN_EXE_xe"));
-    (
-        xe.with_file_name("xhad"),
-        xe.with_file_name("xha-supervisor"),
-    )
+    let dir = xha_lab::workspace_build::build_workspace_bins(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_xe"),
+    );
+    (dir.join("xhad"), dir.join("xha-supervisor"))
 }
 
 #[test]

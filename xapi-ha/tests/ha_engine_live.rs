@@ -12,10 +12,9 @@
 mod api_support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_support::{Agent, call2, config_text, fail2, login, vm_binaries};
+use api_support::{Agent, call2, config_text, fail2, login, vm_binaries, xha_bins};
 use serde_json::{Value, json};
 use xapi_vm::process::ProcessDriver;
 use xapi_vm::stamp::StampLog;
@@ -24,18 +23,6 @@ use xapi_vm::{DriverContext, StopMode, VmDriver as _};
 use xha_lab::agent::StopDaemons;
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// `xhad` and `xha-supervisor`, built into the agent's target directory.
-fn xha_bins() -> (PathBuf, PathBuf) {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "xha", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p xha --bins");
-    assert!(status.success(), "cargo build -p xha --bins failed");
-    let dir = vm_binaries();
-    (dir.join("xhad"), dir.join("xha-supervisor"))
-}
 
 /// Stops (hard) every VM still running under the agent's data directory
 /// when dropped (the product's own driver adopts and stops them).

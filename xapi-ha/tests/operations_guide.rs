@@ -26,7 +26,6 @@ mod pool_support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use api_support::{PASSWORD, USER};
@@ -186,20 +185,10 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// `sr-heartbeat` (its `cli` feature), built once next to `xapi-ha`.
+/// `sr-heartbeat` (its `cli` feature is a default one), built next to
+/// `xapi-ha`.
 fn sr_heartbeat_binary() -> PathBuf {
-    static DONE: OnceLock<PathBuf> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "sr_heartbeat", "--features", "cli"])
-            .args(["--bin", "sr-heartbeat"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build -p sr_heartbeat");
-        assert!(status.success(), "building sr-heartbeat failed");
-        bin_dir().join("sr-heartbeat")
-    })
-    .clone()
+    api_support::workspace_bins().join("sr-heartbeat")
 }
 
 fn text(out: &Output) -> String {

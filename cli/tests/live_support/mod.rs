@@ -14,13 +14,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use xha_lab::agent::{self, AgentProcess};
 
 pub const PASSWORD: &str = "correct horse";
-
-static BUILT: Mutex<bool> = Mutex::new(false);
 
 /// The agent binary, built if needed.
 pub fn agent_binary() -> PathBuf {
@@ -29,21 +26,12 @@ pub fn agent_binary() -> PathBuf {
     }
     let xe = PathBuf::from(env!("CARGO_BIN_EXE_xe"));
     let path = xe.with_file_name("xapi-ha");
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !*built {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            // The keeper too: without it the agent runs no VMs.
-            .args(["build", "-p", "xapi_ha", "-p", "xapi_vm"])
-            .args(["--bin", "xapi-ha", "--bin", "xha-vm-keeper"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p xapi_ha failed");
-        *built = true;
-    }
+    // The keeper too (all of the workspace's programs): without it the
+    // agent runs no VMs.
+    xha_lab::workspace_build::build_workspace_bins(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_xe"),
+    );
     path
 }
 

@@ -28,7 +28,8 @@
 //! Parts: `spec` (what to start), this file (the running lab, its start and
 //! its hosts' files), `control` (requests to a host's daemon), `waits`
 //! (signals to hosts, their exits, polling for a condition), `shutdown`
-//! (stop and `Drop`); `setup`, `process`, `bins`, `workload` and `error`
+//! (stop and `Drop`); `workspace_build` (the tests' one build of the
+//! workspace's programs); `setup`, `process`, `bins`, `workload` and `error`
 //! serve them. `agent` starts one pool agent (`xapi-ha`) for the tests and
 //! `agent_config` writes its configuration; `agent_pool` is a pool of real
 //! agents (what `xe lab` runs), `rpc` its JSON-RPC client and `power` the
@@ -47,6 +48,7 @@ mod shutdown;
 mod spec;
 mod waits;
 mod workload;
+pub mod workspace_build;
 
 pub use spec::{HostOptions, LabSpec};
 

@@ -318,36 +318,24 @@ pub fn python_with(env: &str, venv: &str, module: &str, system: bool) -> Result<
 pub fn vm_binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "xapi_vm", "--bins"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build -p xapi_vm");
-        assert!(status.success(), "building the VM binaries failed");
-        let dir = Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
-            .parent()
-            .expect("bin dir")
-            .to_path_buf();
+        let dir = workspace_bins();
         assert!(dir.join("xha-vm-keeper").exists(), "no keeper in {dir:?}");
         dir
     })
 }
 
+/// Every program of the workspace, built once (xha_lab's one build), in
+/// the directory of `xapi-ha`.
+pub fn workspace_bins() -> PathBuf {
+    xha_lab::workspace_build::build_workspace_bins(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_xapi-ha"),
+    )
+}
+
 /// `xhad` and `xha-supervisor` (the `xha` package's binaries) built once,
 /// next to `xapi-ha` (a no-op when they are current).
 pub fn xha_bins() -> (PathBuf, PathBuf) {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "xha", "--bins"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p xha --bins");
-        assert!(status.success(), "cargo build -p xha --bins failed");
-        Path::new(env!("CARGO_BIN_EXE_xapi-ha"))
-            .parent()
-            .expect("bin dir")
-            .to_path_buf()
-    });
+    let dir = workspace_bins();
     (dir.join("xhad"), dir.join("xha-supervisor"))
 }

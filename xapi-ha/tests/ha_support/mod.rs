@@ -8,7 +8,6 @@
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -24,17 +23,7 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `xhad` and `xha-supervisor` (a no-op when they are current).
-pub fn xha_bins() -> (PathBuf, PathBuf) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "xha", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p xha --bins");
-    assert!(status.success(), "cargo build -p xha --bins failed");
-    (bin_dir().join("xhad"), bin_dir().join("xha-supervisor"))
-}
+pub use crate::api_support::xha_bins;
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")

@@ -6,8 +6,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
@@ -240,17 +238,7 @@ pub fn process_alive(pid: i32) -> bool {
     xha_lab::power::process_alive(pid)
 }
 
-/// `xe` (the cli package's binary), built once next to `xapi-ha`.
+/// `xe` (the cli package's binary), built next to `xapi-ha`.
 pub fn xe_binary() -> PathBuf {
-    static DONE: OnceLock<PathBuf> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "xe", "--bin", "xe"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build -p xe");
-        assert!(status.success(), "building xe failed");
-        Path::new(env!("CARGO_BIN_EXE_xapi-ha")).with_file_name("xe")
-    })
-    .clone()
+    crate::api_support::workspace_bins().join("xe")
 }

@@ -7,7 +7,6 @@
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -69,16 +68,7 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `xhad` and `xha-supervisor` (a no-op when they are current).
-pub fn xha_bins() -> (PathBuf, PathBuf) {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "xha", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p xha --bins");
-    assert!(status.success(), "cargo build -p xha --bins failed");
-    (bin_dir().join("xhad"), bin_dir().join("xha-supervisor"))
-}
+pub use crate::api_support::xha_bins;
 
 /// An agent with the process VM driver; with `xhad` configured (process
 /// launcher, heartbeat on a free loopback port) if `ha`.

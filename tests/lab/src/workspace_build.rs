@@ -42,9 +42,19 @@ pub fn build_workspace_bins(manifest_dir: &str, any_bin: &str) -> PathBuf {
         .map(|id| dir.join(format!(".xha-bins-built-{id}")));
     if !marker.as_ref().is_some_and(|m| m.exists()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
+        let mut command = Command::new(&cargo);
+        command
             .args(["build", "--workspace", "--bins"])
-            .current_dir(manifest_dir)
+            .current_dir(manifest_dir);
+        // The variables cargo sets for a running test describe the test's
+        // package; build scripts that watch them (ring's reads
+        // CARGO_PKG_NAME) would see a change and rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(is_test_runtime_var) {
+                command.env_remove(&key);
+            }
+        }
+        let status = command
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cargo} build --workspace --bins: {e}"));
         assert!(
@@ -58,4 +68,42 @@ pub fn build_workspace_bins(manifest_dir: &str, any_bin: &str) -> PathBuf {
     }
     *built = Some(dir.clone());
     dir
+}
+
+/// Whether `key` is one of the variables cargo (or nextest) sets for a
+/// running test rather than one the user set for the whole build.
+fn is_test_runtime_var(key: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "NEXTEST"]
+        .iter()
+        .any(|p| key.starts_with(p))
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_test_runtime_var;
+
+    #[test]
+    fn only_the_test_runtime_variables_are_dropped() {
+        for k in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "NEXTEST_RUN_ID",
+            "OUT_DIR",
+        ] {
+            assert!(is_test_runtime_var(k), "{k}");
+        }
+        for k in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "RUSTFLAGS",
+            "PATH",
+            "CARGO",
+        ] {
+            assert!(!is_test_runtime_var(k), "{k}");
+        }
+    }
 }

@@ -2,66 +2,26 @@
 //! processes: the `xapi-ha` agent, `xhad` and `xha-supervisor` (process
 //! launcher), a `file` SR in a temporary directory (docs/ha-enable.md).
 //!
-//! `xhad` and `xha-supervisor` are built with `cargo build -p xha --bins`
-//! into the same target directory as the agent under test.
+//! `xhad` and `xha-supervisor` are the workspace's own, built beside the
+//! agent under test (`api_support::xha_bins`).
 
 mod api_support;
+mod ha_support;
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_support::{Agent, call2, config_text, fail2, login, xha_bins};
+use api_support::{Agent, call2, config_text, fail2, xha_bins};
+use ha_support::{Pool, XhadSection, alive, ha_agent as agent, pid_in, pool, wait_gone};
 use serde_json::{Value, json};
 use xha_lab::agent::StopDaemons;
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port()
-}
 
 /// An agent whose `xhad` is `xhad` (process launcher), its xhad files in
 /// `<dir>/xhad`.
 fn agent_with(xhad: &Path, supervisor: &Path) -> Agent {
-    let port = free_udp_port();
-    let (xhad, supervisor) = (xhad.to_path_buf(), supervisor.to_path_buf());
-    Agent::start_configured(move |dir| {
-        let mut t = config_text(dir, "");
-        t.push_str(&format!(
-            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{port}\"\n",
-            xhad.display(),
-            dir.display(),
-            supervisor.display()
-        ));
-        t
-    })
-}
-
-fn agent() -> Agent {
-    let (xhad, supervisor) = xha_bins();
-    agent_with(&xhad, &supervisor)
-}
-
-struct Pool {
-    s: String,
-    pool: String,
-    host: String,
-}
-
-fn pool(a: &Agent) -> Pool {
-    let s = login(a.http);
-    let pool = call2(a.http, "pool.get_all", json!([s]))[0]
-        .as_str()
-        .expect("pool")
-        .to_owned();
-    let host = call2(a.http, "pool.get_master", json!([s, pool]))
-        .as_str()
-        .expect("host")
-        .to_owned();
-    Pool { s, pool, host }
+    let section = XhadSection::with(xhad, supervisor);
+    Agent::start_configured(move |dir| config_text(dir, "") + &section.text(dir))
 }
 
 /// A `file` SR on a new directory under the agent's temporary directory.
@@ -90,25 +50,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn pid_in(file: &Path) -> Option<i32> {
-    std::fs::read_to_string(file).ok()?.trim().parse().ok()
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    })
-}
-
-fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still runs");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn query(socket: &Path) -> xha_control::LivesetReport {

@@ -9,6 +9,7 @@
 //! it). Also checks the shipped alerting rules with `promtool`.
 
 mod api_support;
+mod ha_support;
 mod pool_support;
 mod web_support;
 
@@ -18,10 +19,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_support::call2;
+use ha_support::{enable_ha, pool};
 use pool_support::ha::{HaPool, kill_host, protected_sleeper_on};
 use pool_support::{StopVmsOnDrop, host_ref};
 use serde_json::{Value, json};
-use web_support::{StopVm, agent, enable_ha, get, pool, sleeping_vm, wait_for, which};
+use web_support::{StopVm, agent, get, sleeping_vm, wait_for, which};
 
 const LIMIT: Duration = Duration::from_secs(90);
 

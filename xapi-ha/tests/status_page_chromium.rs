@@ -9,6 +9,7 @@
 //! when `chromium` is not installed (.ci/run installs it).
 
 mod api_support;
+mod ha_support;
 mod pool_support;
 mod web_support;
 
@@ -16,10 +17,11 @@ use std::path::Path;
 use std::process::Command;
 
 use api_support::call2;
+use ha_support::pool;
 use pool_support::ha::{HaPool, kill_host, protected_sleeper_on};
 use pool_support::{StopVmsOnDrop, host_ref, wait_for};
 use serde_json::json;
-use web_support::{StopVm, agent, artifacts_dir, credentials, get, pool, sleeping_vm, which};
+use web_support::{StopVm, agent, artifacts_dir, credentials, get, sleeping_vm, which};
 
 /// The page as Chromium renders it; a screenshot saved at `png`.
 fn chromium(binary: &Path, url: &str, png: &Path) -> String {

@@ -1,8 +1,7 @@
 //! An agent with HA (real `xhad` and `xha-supervisor`, process launcher)
 //! for the tests that enable HA on a pool of one: the binaries, the
 //! agent's configuration, a shared `file` SR, the enable, and process
-//! checks. (ha_enable.rs keeps its own copies of these helpers for now;
-//! the lead may switch it to this module.)
+//! checks.
 
 #![allow(dead_code)]
 
@@ -35,18 +34,43 @@ fn free_udp_port() -> u16 {
 /// An agent (a pool of one) whose `xhad` runs with the process launcher,
 /// its xhad files in `<dir>/xhad`.
 pub fn ha_agent() -> Agent {
-    let (xhad, supervisor) = xha_bins();
-    let port = free_udp_port();
-    Agent::start_configured(move |dir| {
-        let mut t = config_text(dir, "");
-        t.push_str(&format!(
-            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{port}\"\n",
-            xhad.display(),
+    let xhad = XhadSection::new();
+    Agent::start_configured(move |dir| config_text(dir, "") + &xhad.text(dir))
+}
+
+/// The `[xhad]` section of an agent's configuration: the process launcher,
+/// the built `xhad` and `xha-supervisor`, files in `<dir>/xhad`, heartbeats
+/// on a free loopback port.
+pub struct XhadSection {
+    xhad: PathBuf,
+    supervisor: PathBuf,
+    port: u16,
+}
+
+impl XhadSection {
+    pub fn new() -> XhadSection {
+        let (xhad, supervisor) = xha_bins();
+        XhadSection::with(&xhad, &supervisor)
+    }
+
+    /// With these programs (a test may name a broken `xhad`).
+    pub fn with(xhad: &Path, supervisor: &Path) -> XhadSection {
+        XhadSection {
+            xhad: xhad.to_path_buf(),
+            supervisor: supervisor.to_path_buf(),
+            port: free_udp_port(),
+        }
+    }
+
+    pub fn text(&self, dir: &Path) -> String {
+        format!(
+            "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{}\"\n",
+            self.xhad.display(),
             dir.display(),
-            supervisor.display()
-        ));
-        t
-    })
+            self.supervisor.display(),
+            self.port
+        )
+    }
 }
 
 /// The pool of one of an agent: a session, the pool and its master.

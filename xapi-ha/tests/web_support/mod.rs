@@ -13,8 +13,9 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::api_support::{
-    Agent, PASSWORD, Response, USER, call2, config_text, login, read_response, vm_binaries,
+    Agent, PASSWORD, Response, USER, call2, config_text, read_response, vm_binaries,
 };
+use crate::ha_support::{Pool, XhadSection};
 
 /// `GET path` on a fresh connection, with basic auth if `auth`.
 pub fn get(addr: SocketAddr, path: &str, auth: Option<(&str, &str)>) -> Response {
@@ -61,73 +62,18 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
-fn bin_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_xapi-ha"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf()
-}
-
-pub use crate::api_support::xha_bins;
-
 /// An agent with the process VM driver; with `xhad` configured (process
 /// launcher, heartbeat on a free loopback port) if `ha`.
 pub fn agent(ha: bool) -> Agent {
     vm_binaries();
-    let xhad = ha.then(xha_bins);
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port();
+    let xhad = ha.then(XhadSection::new);
     Agent::start_configured(move |dir| {
-        let mut t = config_text(dir, "").replace("drivers = [\"qemu\"]", "drivers = [\"process\"]");
-        if let Some((xhad, supervisor)) = &xhad {
-            t.push_str(&format!(
-                "[xhad]\npath = \"{}\"\nconfig_dir = \"{}/xhad\"\nlauncher = \"process\"\nsupervisor_path = \"{}\"\nheartbeat_address = \"127.0.0.1:{port}\"\n",
-                xhad.display(),
-                dir.display(),
-                supervisor.display()
-            ));
+        let t = config_text(dir, "").replace("drivers = [\"qemu\"]", "drivers = [\"process\"]");
+        match &xhad {
+            Some(x) => t + &x.text(dir),
+            None => t,
         }
-        t
     })
-}
-
-/// A session, the pool and the host of a pool of one.
-pub struct Pool {
-    pub s: String,
-    pub pool: String,
-    pub host: String,
-}
-
-pub fn pool(a: &Agent) -> Pool {
-    let s = login(a.http);
-    let pool = call2(a.http, "pool.get_all", json!([s]))[0]
-        .as_str()
-        .expect("pool")
-        .to_owned();
-    let host = call2(a.http, "pool.get_master", json!([s, pool]))
-        .as_str()
-        .expect("host")
-        .to_owned();
-    Pool { s, pool, host }
-}
-
-/// Enables HA on a `file` SR under the agent's directory (timeout 10 s).
-pub fn enable_ha(a: &Agent, p: &Pool) -> xha_lab::agent::StopDaemons {
-    let dir = a.dir.path().join("sr1");
-    std::fs::create_dir(&dir).expect("SR dir");
-    let sr = call2(
-        a.http,
-        "SR.create",
-        json!([p.s, p.host, {"path": dir.display().to_string()}, 0, "sr1", "", "file", "", true, {}]),
-    );
-    call2(
-        a.http,
-        "pool.enable_ha",
-        json!([p.s, [sr], {"timeout": "10"}]),
-    );
-    xha_lab::agent::StopDaemons::new(a.dir.path().join("xhad"))
 }
 
 /// A protected process VM that sleeps; its reference.

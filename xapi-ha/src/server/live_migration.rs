@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::agent::Agent;
 use super::membership::{self, internal, lock};
 use super::vms::{VmHost, VmHostError};
-use crate::api::{ApiError, Effect};
+use crate::api::ApiError;
 use crate::db::Class;
 use crate::pool::peer;
 use crate::rpc::{Failure, Rpc};
@@ -131,23 +131,28 @@ fn on(
     }
 }
 
-/// Performs the `MigrateVm` effect of a QEMU VM (module documentation).
+/// The route of a migration: the VM, what it runs, and from where to where.
+pub struct Route<'a> {
+    pub vm: &'a Ref,
+    pub spec: &'a xapi_vm::VmSpec,
+    pub source: &'a Ref,
+    pub target: &'a Ref,
+}
+
+/// Performs the `MigrateVm` effect of a QEMU VM (module documentation);
+/// `super::migration` takes the effect apart.
 pub fn perform(
     agent: &Agent,
     here: Ref,
     mut vms: Option<&mut VmHost>,
-    effect: &Effect,
+    route: Route<'_>,
 ) -> Result<(), Failure> {
-    let Effect::MigrateVm {
+    let Route {
         vm,
         spec,
         source,
         target,
-        ..
-    } = effect
-    else {
-        return Err(ApiError::internal(&format!("not a migration: {effect:?}")).into());
-    };
+    } = route;
     let uuid = spec.uuid;
     let failed = |why: &Failure| {
         Failure::new(

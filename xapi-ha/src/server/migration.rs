@@ -45,7 +45,13 @@ pub fn perform(
         return Err(ApiError::internal(&format!("not a migration: {effect:?}")).into());
     };
     if spec.driver == xapi_vm::qemu::NAME {
-        return super::live_migration::perform(agent, here, vms, effect);
+        let route = super::live_migration::Route {
+            vm,
+            spec,
+            source,
+            target,
+        };
+        return super::live_migration::perform(agent, here, vms, route);
     }
     let stop = Effect::StopVm {
         vm: *vm,

@@ -79,10 +79,9 @@ impl Run {
     }
 
     fn start_env(bins: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
-        let tmp = tempfile::Builder::new()
-            .prefix("xe-lab-test")
-            .tempdir()
-            .unwrap();
+        // A short TMPDIR: QEMU's socket paths under it must stay within
+        // the 107 bytes of a Unix socket path.
+        let tmp = tempfile::Builder::new().prefix("xlt").tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_xe"))
             .args(args)
             .env("TMPDIR", tmp.path())
@@ -416,7 +415,7 @@ fn argument_errors_are_one_clear_line() {
         (&["lab", "--driver"], "xe: --driver needs a value"),
         (
             &["lab", "--runs", "2"],
-            "xe: lab does not take the flag \"--runs\"; run \"xe help lab\"",
+            "xe: lab does not take the flag \"--runs\"; did you mean \"--vms\"?",
         ),
         (
             &["lab", "bench", "--keep"],

@@ -123,6 +123,36 @@ pub(super) fn wait_for<T>(
     }
 }
 
+/// The longest Unix socket path (bytes, without the NUL) QEMU can bind.
+const SOCKET_PATH_MAX: usize = 107;
+
+/// QEMU binds its QMP sockets at `<host dir>/data/vm-run/qemu/<VM
+/// UUID>/events.sock`: refused before any VM starts when the lab
+/// directory makes that too long for a Unix socket (a long `$TMPDIR`).
+fn check_qemu_paths(pool: &AgentPool) -> Result<(), Failed> {
+    let longest = pool
+        .hosts
+        .iter()
+        .map(|h| {
+            h.dir
+                .join("data/vm-run/qemu")
+                .join(uuid::Uuid::nil().to_string())
+                .join("events.sock")
+        })
+        .max_by_key(|p| p.as_os_str().len());
+    match longest {
+        Some(p) if p.as_os_str().len() > SOCKET_PATH_MAX => Err(Failed {
+            step: "create the VMs",
+            error: LabError::Spec(format!(
+                "QEMU's sockets would be {} bytes long ({}), over the {SOCKET_PATH_MAX} of a Unix socket path: set TMPDIR to a shorter directory",
+                p.as_os_str().len(),
+                p.display()
+            )),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The stamps on `vm`'s disk.
 pub(super) fn stamps(vm: &LabVm) -> StampLog {
     let mut log = StampLog::new();
@@ -145,6 +175,9 @@ pub(super) fn demo(
         started.elapsed().as_secs_f64()
     ));
 
+    if guest.is_some() {
+        check_qemu_paths(pool)?;
+    }
     // The VMs: created, started where the plan says, then protected (a
     // halted protected VM would be started wherever HA's plan says).
     let plan = plan(n, opts.vms);

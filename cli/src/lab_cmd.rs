@@ -12,14 +12,16 @@
 //!
 //! Parts: `args` (the command line), this file (signals, binaries, progress
 //! and the run), `demo` (forming the pool, the VMs, the kill), `observe`
-//! (what happens after the kill), `summary` (the results and `--json`).
+//! (what happens after the kill), `summary` (the results and `--json`),
+//! `bench` (`xe lab bench`: the failover K times, medians and maxima).
 
 mod args;
+mod bench;
 mod demo;
 mod observe;
 mod summary;
 
-pub use args::{LabArgs, parse};
+pub use args::{Driver, LabArgs, parse};
 use demo::demo;
 pub use summary::{Summary, VmOutcome};
 
@@ -29,7 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use xha_lab::agent_pool::{AgentPool, PoolSpec, USER, missing_pool_bin, stop_dir};
+use xha_lab::agent_pool::{
+    AgentPool, PoolSpec, QemuGuest, USER, find_guest, missing_pool_bin, stop_dir,
+};
 use xha_lab::{LabError, Signal};
 
 use crate::error::CliError;
@@ -40,8 +44,14 @@ pub const NAME: &str = "lab";
 pub const DEFAULT_HOSTS: usize = 3;
 /// Fewest hosts: a non-master host is killed and someone must survive.
 pub const MIN_HOSTS: usize = 2;
-/// Default number of VMs.
+/// Default number of VMs (process driver).
 pub const DEFAULT_VMS: usize = 4;
+/// Default number of VMs with `--driver qemu` (TCG guests are slow): the
+/// two protected ones.
+pub const DEFAULT_QEMU_VMS: usize = 2;
+/// `xe lab bench`: default and most runs.
+pub const DEFAULT_RUNS: usize = 5;
+pub const MAX_RUNS: usize = 1000;
 /// Most VMs.
 pub const MAX_VMS: usize = 32;
 /// Default base timeout T in seconds.
@@ -150,23 +160,61 @@ struct Kept {
     password_file: PathBuf,
 }
 
-/// Runs `xe lab ARGS`.
-pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
-    let opts = parse(args)?;
-    if let Some(dir) = &opts.stop {
-        return stop_kept(dir, out);
+/// The QEMU guest for `--driver qemu` (none for process VMs), or an error
+/// naming what is missing.
+fn guest_for(driver: Driver) -> Result<Option<QemuGuest>, CliError> {
+    match driver {
+        Driver::Process => Ok(None),
+        Driver::Qemu => find_guest().map(Some).map_err(|e| CliError::Lab {
+            step: "find the QEMU guest".into(),
+            message: match e {
+                xha_lab::LabError::Spec(what) => what,
+                e => e.to_string(),
+            },
+        }),
     }
-    let dir = bin_dir()?;
-    check_bins(&dir)?;
-    let cancel = install_signal_handlers()?;
-    let progress = Progress { json: opts.json };
-    let mut spec = PoolSpec::new(opts.hosts, &dir);
-    spec.cancel = Some(Arc::clone(&cancel));
+}
+
+/// What one run needs besides its options.
+struct Setup {
+    bin_dir: PathBuf,
+    guest: Option<QemuGuest>,
+    cancel: Arc<AtomicBool>,
+    progress: Progress,
+}
+
+/// Everything `xe lab` and `xe lab bench` check before a pool starts.
+fn setup(opts: &LabArgs) -> Result<Setup, CliError> {
+    let bin_dir = bin_dir()?;
+    check_bins(&bin_dir)?;
+    let guest = guest_for(opts.driver)?;
+    Ok(Setup {
+        bin_dir,
+        guest,
+        cancel: install_signal_handlers()?,
+        // The bench's stdout is its tables: each run's progress on stderr.
+        progress: Progress {
+            json: opts.json || opts.bench.is_some(),
+        },
+    })
+}
+
+/// One lab: start the pool, run the demo, then stop it (or keep it).
+fn run_once(opts: &LabArgs, setup: &Setup) -> Result<(Summary, Option<Kept>), Failed> {
+    let progress = &setup.progress;
+    let mut spec = PoolSpec::new(opts.hosts, &setup.bin_dir);
+    spec.cancel = Some(Arc::clone(&setup.cancel));
+    if opts.driver == Driver::Qemu {
+        spec.drivers.push("qemu");
+    }
     progress.line(&format!(
-        "lab: starting {} agents (xapi-ha) on loopback, {} VMs, T = {} s",
-        opts.hosts, opts.vms, opts.timeout_s
+        "lab: starting {} agents (xapi-ha) on loopback, {} {} VMs, T = {} s",
+        opts.hosts,
+        opts.vms,
+        opts.driver.as_str(),
+        opts.timeout_s
     ));
-    let outcome = match AgentPool::start(&spec) {
+    match AgentPool::start(&spec) {
         Ok(mut pool) => {
             progress.line(&format!(
                 "lab: pool of {} hosts formed with pool.join in {}; shared file SR {}",
@@ -174,7 +222,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
                 pool.dir().display(),
                 pool.sr_dir.display()
             ));
-            let result = demo(&mut pool, &opts, &progress);
+            let result = demo(&mut pool, opts, setup.guest.as_ref(), progress);
             if opts.keep && result.is_ok() {
                 let kept = Kept {
                     password_file: pool.password_file(0),
@@ -205,11 +253,38 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
             step: "start the pool",
             error,
         }),
-    };
-    match outcome {
+    }
+}
+
+/// The error for a failed step: interrupted (exit 130) or failed (exit 5).
+fn failure(failed: Failed, cancel: &AtomicBool) -> CliError {
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    if cancel.load(Ordering::SeqCst) || failed.error.is_cancelled() {
+        return CliError::Interrupted {
+            step: failed.step.to_owned(),
+            signal: Signal::try_from(sig).map_or("a signal", Signal::as_str),
+        };
+    }
+    CliError::Lab {
+        step: failed.step.to_owned(),
+        message: failed.error.to_string(),
+    }
+}
+
+/// Runs `xe lab ARGS`.
+pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
+    let opts = parse(args)?;
+    if let Some(dir) = &opts.stop {
+        return stop_kept(dir, out);
+    }
+    let setup = setup(&opts)?;
+    if let Some(runs) = opts.bench {
+        return bench::run(&opts, runs, &setup, out);
+    }
+    match run_once(&opts, &setup) {
         Ok((summary, kept)) => {
             if let Some(k) = &kept {
-                print_kept(&progress, &summary, k);
+                print_kept(&setup.progress, &summary, k);
             }
             if opts.json {
                 serde_json::to_writer_pretty(&mut *out, &summary.to_json(kept.as_ref()))
@@ -218,19 +293,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Err(failed) => {
-            let sig = SIGNAL.load(Ordering::SeqCst);
-            if cancel.load(Ordering::SeqCst) || failed.error.is_cancelled() {
-                return Err(CliError::Interrupted {
-                    step: failed.step.to_owned(),
-                    signal: Signal::try_from(sig).map_or("a signal", Signal::as_str),
-                });
-            }
-            Err(CliError::Lab {
-                step: failed.step.to_owned(),
-                message: failed.error.to_string(),
-            })
-        }
+        Err(failed) => Err(failure(failed, &setup.cancel)),
     }
 }
 

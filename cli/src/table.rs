@@ -162,14 +162,17 @@ pub static COMMANDS: &[Command] = &[
         summary: "Run a local pool of real agents with VMs, cut a host's power and time the failover",
         description: "Starts N xapi-ha agents on loopback, joins them into one pool with a shared \
                       file SR, enables HA (each agent launches its xhad and xha-supervisor), starts \
-                      M process VMs running the stamp workload (protected with orders 0 and 1, \
-                      best-effort, unprotected); cuts the power of the member holding the most \
+                      M VMs running the stamp workload (protected with orders 0 and 1, \
+                      best-effort, unprotected; process VMs, or QEMU test guests with --driver \
+                      qemu); cuts the power of the member holding the most \
                       protected VMs (SIGKILL to all its processes); prints when the survivors \
                       detect it, when the master declares it dead, when the liveset shrinks and \
                       when each VM runs again elsewhere; checks the stamps for a VM that ran \
                       twice; then stops everything and removes its files (--keep: leaves the pool \
-                      running; xe lab stop DIR stops it). Options are written --hosts N, --vms M \
-                      and --timeout T. See docs/lab.md.",
+                      running; xe lab stop DIR stops it). xe lab bench --runs K runs the failover \
+                      K times and prints the median and maximum of each time beside XenServer's \
+                      figure. Options are written --hosts N, --vms M, --timeout T, --driver D and \
+                      --runs K. See docs/lab.md.",
         params: &[],
         flags: &[
             Flag {
@@ -178,11 +181,20 @@ pub static COMMANDS: &[Command] = &[
             },
             Flag {
                 name: "--vms",
-                help: "M: number of VMs, 1 to 32 (default 4)",
+                help: "M: number of VMs, 1 to 32 (default 4; 2 with --driver qemu)",
             },
             Flag {
                 name: "--timeout",
                 help: "T: base timeout of the daemons in seconds, 10 to 3600 (default 10)",
+            },
+            Flag {
+                name: "--driver",
+                help: "the VMs: process (default) or qemu (QEMU test guests; needs \
+                       qemu-system-x86_64 and tests/guest/build.sh's guest)",
+            },
+            Flag {
+                name: "--runs",
+                help: "K: with xe lab bench, the number of failovers to measure, 1 to 1000 (default 5)",
             },
             Flag {
                 name: "--json",

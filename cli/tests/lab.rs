@@ -1,15 +1,14 @@
 //! `xe lab` as a real process: the demo end to end (3 real agents with
 //! their `xhad` daemons and 4 process VMs, a power cut, the failover, the
-//! double-run check), `--keep` with `xe lab stop`, its argument errors, and
-//! Ctrl-C while it waits. Every run gets its own TMPDIR, so the checks for
-//! leftovers (a lab directory, a process whose command line names it) see
-//! only this test's lab.
+//! double-run check), `--keep` with `xe lab stop`, its argument errors,
+//! Ctrl-C while it waits, `--driver qemu` (QEMU test guests; its run is in
+//! the nextest `qemu` group) and `xe lab bench` with one run. Every run
+//! gets its own TMPDIR, so the checks for leftovers (a lab directory, a
+//! process whose command line names it) see only this test's lab.
 //!
-//! `xapi-ha`, `xhad`, `xha-supervisor`, `xha-vm-keeper` and `xha-stamp` are
-//! found beside the `xe` under test (`cargo build` builds them there) or in
-//! `$XE_LAB_BIN_DIR`. When they are not built (`cargo test -p xe` on a
-//! clean target directory) the end-to-end tests print why and pass without
-//! running: build them with `cargo build -p xha -p xapi_ha -p xapi_vm --bins`.
+//! `xapi-ha`, `xhad`, `xha-supervisor`, `xha-vm-keeper` and `xha-stamp`
+//! come from the tests' one build of the workspace's programs
+//! (`xha_lab::workspace_build`), beside the `xe` under test.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,7 +19,11 @@ use std::time::{Duration, Instant};
 mod common;
 
 fn bin_dir() -> Option<PathBuf> {
-    let d = xha_lab::bin_dir(Path::new(env!("CARGO_BIN_EXE_xe")).parent()?);
+    let built = xha_lab::workspace_build::build_workspace_bins(
+        env!("CARGO_MANIFEST_DIR"),
+        env!("CARGO_BIN_EXE_xe"),
+    );
+    let d = xha_lab::bin_dir(&built);
     xha_lab::agent_pool::missing_pool_bin(&d)
         .is_none()
         .then_some(d)
@@ -72,15 +75,19 @@ struct Run {
 
 impl Run {
     fn start(bins: &Path, args: &[&str]) -> Run {
-        let tmp = tempfile::Builder::new()
-            .prefix("xe-lab-test")
-            .tempdir()
-            .unwrap();
+        Run::start_env(bins, args, &[])
+    }
+
+    fn start_env(bins: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        // A short TMPDIR: QEMU's socket paths under it must stay within
+        // the 107 bytes of a Unix socket path.
+        let tmp = tempfile::Builder::new().prefix("xlt").tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_xe"))
             .args(args)
             .env("TMPDIR", tmp.path())
             .env(xha_lab::BIN_DIR_ENV, bins)
             .env_remove("XE_LAB_KEEP")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -401,6 +408,23 @@ fn argument_errors_are_one_clear_line() {
             &["lab", "--json", "--json"],
             "xe: flag \"--json\" given more than once",
         ),
+        (
+            &["lab", "--driver", "xen"],
+            "xe: --driver must be process (process VMs, the default) or qemu (QEMU test guests), got \"xen\"",
+        ),
+        (&["lab", "--driver"], "xe: --driver needs a value"),
+        (
+            &["lab", "--runs", "2"],
+            "xe: lab does not take the flag \"--runs\"; did you mean \"--vms\"?",
+        ),
+        (
+            &["lab", "bench", "--keep"],
+            "xe: bench and --keep cannot be used together",
+        ),
+        (
+            &["lab", "bench", "--runs", "0"],
+            "xe: --runs must be a whole number of runs from 1 to 1000, got \"0\"",
+        ),
     ];
     for (args, want) in cases {
         assert_eq!(common::fails(1, args), *want, "{args:?}");
@@ -429,8 +453,153 @@ fn missing_binaries_are_named_with_the_fix() {
 #[test]
 fn help_describes_the_options() {
     let text = common::ok(&["help", "lab"]);
-    for flag in ["--hosts", "--vms", "--timeout", "--json", "--keep"] {
+    for flag in [
+        "--hosts",
+        "--vms",
+        "--timeout",
+        "--driver",
+        "--runs",
+        "--json",
+        "--keep",
+    ] {
         assert!(text.contains(flag), "{text}");
     }
     assert!(common::ok(&["lab", "--help"]) == text);
+}
+
+/// `--driver qemu` without QEMU or without the test guest: the step
+/// `find the QEMU guest` fails naming what is missing, before anything
+/// starts.
+#[test]
+fn qemu_driver_names_what_is_missing() {
+    let Some(bins) = bins_or_skip("qemu_driver_names_what_is_missing") else {
+        return;
+    };
+    let empty = tempfile::tempdir().unwrap();
+    // No qemu-system-x86_64 on the PATH.
+    let mut run = Run::start_env(
+        &bins,
+        &["lab", "--driver", "qemu"],
+        &[("PATH", empty.path().as_os_str())],
+    );
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with(
+            "xe: lab: step \"find the QEMU guest\" failed: qemu-system-x86_64 is not installed"
+        ),
+        "{stderr}"
+    );
+    run.assert_nothing_left();
+    // QEMU there (when it is), no guest in the directory named.
+    if !std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join("qemu-system-x86_64").is_file())
+    {
+        eprintln!(
+            "qemu_driver_names_what_is_missing: the guest case SKIPPED: qemu-system-x86_64 is not installed"
+        );
+        return;
+    }
+    let mut run = Run::start_env(
+        &bins,
+        &["lab", "--driver=qemu"],
+        &[("XHA_TEST_GUEST_DIR", empty.path().as_os_str())],
+    );
+    let (code, _, stderr) = run.finish(Duration::from_secs(60));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "step \"find the QEMU guest\" failed: no QEMU test guest in {}/current",
+            empty.path().display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tests/guest/build.sh"), "{stderr}");
+    run.assert_nothing_left();
+}
+
+/// `xe lab --driver qemu`: one protected QEMU guest on the member that
+/// loses power boots again on a survivor, no VM ran twice, nothing left.
+/// Skips, saying why, without QEMU or the test guest (.ci/run installs
+/// both). In the nextest `qemu` group (its name), one TCG guest at a time.
+#[test]
+fn qemu_guest_runs_again_after_the_power_cut() {
+    let Some(bins) = bins_or_skip("qemu_guest_runs_again_after_the_power_cut") else {
+        return;
+    };
+    if let Err(e) = xha_lab::agent_pool::find_guest() {
+        eprintln!("qemu_guest_runs_again_after_the_power_cut: SKIPPED: {e}");
+        return;
+    }
+    let mut run = Run::start(
+        &bins,
+        &[
+            "lab", "--driver", "qemu", "--vms", "1", "--hosts", "2", "--json",
+        ],
+    );
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(600));
+    assert_eq!(code, 0, "xe lab failed:\n{stderr}");
+    let v = common::json(&stdout);
+    eprintln!("{v}");
+    assert_eq!(v["double_runs"], 0, "{v}");
+    let vm = &v["vms"][0];
+    assert_eq!(vm["priority"], "restart", "{v}");
+    assert_eq!(vm["host_before"], v["killed"], "{v}");
+    assert!(
+        vm["host_after"].is_string() && vm["host_after"] != v["killed"],
+        "{v}"
+    );
+    assert!(vm["running_again_after_fault_s"].as_f64().is_some(), "{v}");
+    assert!(stderr.contains("(qemu driver)"), "{stderr}");
+    run.assert_nothing_left();
+}
+
+/// `xe lab bench` with one run of 3 hosts and 2 VMs: the tables on stdout
+/// name every row, XenServer's figures and both VMs; `--json` likewise.
+#[test]
+fn bench_runs_the_failover_and_prints_medians_beside_xenserver() {
+    let Some(bins) = bins_or_skip("bench_runs_the_failover_and_prints_medians_beside_xenserver")
+    else {
+        return;
+    };
+    let mut run = Run::start(
+        &bins,
+        &[
+            "lab", "bench", "--runs", "1", "--hosts", "3", "--vms", "2", "--json",
+        ],
+    );
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(300));
+    assert_eq!(code, 0, "xe lab bench failed:\n{stderr}");
+    assert!(stderr.contains("bench: run 1 of 1"), "{stderr}");
+    let v = common::json(&stdout);
+    eprintln!("{v}");
+    assert_eq!(
+        (v["runs"].as_u64(), v["hosts"].as_u64()),
+        (Some(1), Some(3)),
+        "{v}"
+    );
+    assert_eq!(v["double_runs"], 0, "{v}");
+    for key in ["detected", "fenced", "shrink", "protected_running_again"] {
+        let f = &v["figures"][key];
+        assert_eq!(f["runs"], 1, "{key}: {v}");
+        let (median, max) = (
+            f["median_s"].as_f64().unwrap(),
+            f["max_s"].as_f64().unwrap(),
+        );
+        assert!(median > 0.0 && median == max, "{key}: {v}");
+        assert!(
+            f["xenserver"].as_str().unwrap().contains(" s"),
+            "{key}: {v}"
+        );
+    }
+    let vms = v["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 2, "{v}");
+    for vm in vms {
+        assert_eq!(vm["priority"], "restart", "{v}");
+        assert_eq!(vm["values_s"].as_array().unwrap().len(), 1, "{v}");
+    }
+    run.assert_nothing_left();
 }

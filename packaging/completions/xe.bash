@@ -13,7 +13,7 @@ _xe_words() {
         pool-ha-compute-max-host-failures-to-tolerate) echo 'pool-file= --json --minimal --explain -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-ha-compute-hypothetical-max-host-failures-to-tolerate) echo 'pool-file= vm-uuid= restart-priority= --json --minimal --explain -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         pool-ha-compute-vm-failover-plan) echo 'pool-file= host-uuids= --json --minimal -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
-        lab) echo '--hosts --vms --timeout --json --keep' ;;
+        lab) echo '--hosts --vms --timeout --driver --runs --json --keep' ;;
         completion) echo 'shell=' ;;
         diagnostic-vm-status) echo 'uuid= vm= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;
         event-wait) echo 'class= timeout= -s -p -u -pw -pwf --socket --trust-new --fingerprint=' ;;

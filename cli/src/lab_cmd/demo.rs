@@ -9,7 +9,7 @@ use xapi_vm::stamp::StampLog;
 use xapi_vm::stamp::check::{CheckOptions, Violation};
 use xapi_vm::stamp::region::REGION_BYTES;
 use xha_lab::LabError;
-use xha_lab::agent_pool::{AgentPool, LabVm};
+use xha_lab::agent_pool::{AgentPool, LabVm, QemuGuest};
 
 use super::observe::{Observed, observe};
 use super::{Failed, LabArgs, Progress, Summary, VmOutcome, at, secs};
@@ -82,6 +82,20 @@ pub(super) fn victim(hosts: usize, plan: &[Planned]) -> usize {
 /// Generous bound for steps on a loaded machine.
 const LONG: Duration = Duration::from_secs(90);
 
+/// What a QEMU test guest's boot may add to a wait: a TCG boot takes 2-3 s
+/// on an idle machine but 14-23 s on a loaded 2-core one
+/// (`xapi-ha/vm/tests/support/guest.rs`), several at once longer.
+pub(super) const QEMU_BOOT_ALLOWANCE: Duration = Duration::from_secs(240);
+
+/// The extra time a boot of `guest`'s VMs may take (none for process VMs).
+pub(super) fn boot_allowance(guest: Option<&QemuGuest>) -> Duration {
+    if guest.is_some() {
+        QEMU_BOOT_ALLOWANCE
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// Polls `f` every 100 ms until it gives a value, within `bound`.
 pub(super) fn wait_for<T>(
     pool: &AgentPool,
@@ -109,6 +123,36 @@ pub(super) fn wait_for<T>(
     }
 }
 
+/// The longest Unix socket path (bytes, without the NUL) QEMU can bind.
+const SOCKET_PATH_MAX: usize = 107;
+
+/// QEMU binds its QMP sockets at `<host dir>/data/vm-run/qemu/<VM
+/// UUID>/events.sock`: refused before any VM starts when the lab
+/// directory makes that too long for a Unix socket (a long `$TMPDIR`).
+fn check_qemu_paths(pool: &AgentPool) -> Result<(), Failed> {
+    let longest = pool
+        .hosts
+        .iter()
+        .map(|h| {
+            h.dir
+                .join("data/vm-run/qemu")
+                .join(uuid::Uuid::nil().to_string())
+                .join("events.sock")
+        })
+        .max_by_key(|p| p.as_os_str().len());
+    match longest {
+        Some(p) if p.as_os_str().len() > SOCKET_PATH_MAX => Err(Failed {
+            step: "create the VMs",
+            error: LabError::Spec(format!(
+                "QEMU's sockets would be {} bytes long ({}), over the {SOCKET_PATH_MAX} of a Unix socket path: set TMPDIR to a shorter directory",
+                p.as_os_str().len(),
+                p.display()
+            )),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The stamps on `vm`'s disk.
 pub(super) fn stamps(vm: &LabVm) -> StampLog {
     let mut log = StampLog::new();
@@ -119,6 +163,7 @@ pub(super) fn stamps(vm: &LabVm) -> StampLog {
 pub(super) fn demo(
     pool: &mut AgentPool,
     opts: &LabArgs,
+    guest: Option<&QemuGuest>,
     progress: &Progress,
 ) -> Result<Summary, Failed> {
     let t = opts.timeout_s;
@@ -130,6 +175,9 @@ pub(super) fn demo(
         started.elapsed().as_secs_f64()
     ));
 
+    if guest.is_some() {
+        check_qemu_paths(pool)?;
+    }
     // The VMs: created, started where the plan says, then protected (a
     // halted protected VM would be started wherever HA's plan says).
     let plan = plan(n, opts.vms);
@@ -137,9 +185,12 @@ pub(super) fn demo(
     for (i, p) in plan.iter().enumerate() {
         pool.check_cancel("create the VMs")
             .map_err(at("create the VMs"))?;
-        let vm = pool
-            .create_stamp_vm(&format!("vm-{i}"), p.order, REGION_BYTES)
-            .map_err(at("create the VMs"))?;
+        let name = format!("vm-{i}");
+        let vm = match guest {
+            Some(g) => pool.create_qemu_stamp_vm(&name, p.order, REGION_BYTES, g),
+            None => pool.create_stamp_vm(&name, p.order, REGION_BYTES),
+        }
+        .map_err(at("create the VMs"))?;
         let host = pool.host_ref(p.host).map_err(at("start the VMs"))?;
         pool.call("VM.start_on", json!([vm.r#ref, host, false, false]))
             .map_err(at("start the VMs"))?;
@@ -155,9 +206,12 @@ pub(super) fn demo(
         }
     }
     for (vm, p) in vms.iter().zip(&plan) {
-        wait_for(pool, "wait for the VMs' stamps", LONG, || {
-            Ok((!stamps(vm).is_empty()).then_some(()))
-        })?;
+        wait_for(
+            pool,
+            "wait for the VMs' stamps",
+            LONG + boot_allowance(guest),
+            || Ok((!stamps(vm).is_empty()).then_some(())),
+        )?;
         if p.kind == Kind::Protected {
             wait_for(pool, "wait for the VMs' protection", LONG, || {
                 Ok((pool.vm_field(vm, "ha_state")? == json!("started")).then_some(()))
@@ -166,8 +220,9 @@ pub(super) fn demo(
     }
     let victim = victim(n, &plan);
     progress.line(&format!(
-        "lab: {} VMs running the stamp workload (process driver), each on its own disk in the SR:",
-        vms.len()
+        "lab: {} VMs running the stamp workload ({} driver), each on its own disk in the SR:",
+        vms.len(),
+        opts.driver.as_str()
     ));
     for (vm, p) in vms.iter().zip(&plan) {
         progress.line(&format!(
@@ -197,7 +252,8 @@ pub(super) fn demo(
         pool.hosts[victim].uuid,
         on_victim.len()
     ));
-    let observed = observe(pool, progress, victim, &vms, &plan, t)?;
+    let bound = Duration::from_secs(3 * t + 60) + boot_allowance(guest);
+    let observed = observe(pool, progress, victim, &vms, &plan, bound)?;
 
     // The double-run checker over every VM's stamps.
     let mut log = StampLog::new();

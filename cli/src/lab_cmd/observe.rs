@@ -47,7 +47,7 @@ pub(super) fn observe(
     victim: usize,
     vms: &[LabVm],
     plan: &[Planned],
-    t: u64,
+    bound: Duration,
 ) -> Result<Observed, Failed> {
     let survivors: Vec<usize> = (0..pool.hosts.len()).filter(|&i| i != victim).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -60,7 +60,7 @@ pub(super) fn observe(
             })?;
         streams.push((s, rx));
     }
-    let result = observe_streams(pool, progress, victim, vms, plan, t, &streams);
+    let result = observe_streams(pool, progress, victim, vms, plan, bound, &streams);
     stop.store(true, Ordering::Relaxed);
     result
 }
@@ -72,7 +72,7 @@ fn observe_streams(
     victim: usize,
     vms: &[LabVm],
     plan: &[Planned],
-    t: u64,
+    bound: Duration,
     streams: &[(
         usize,
         std::sync::mpsc::Receiver<(Instant, xha_control::LivesetReport)>,
@@ -90,8 +90,8 @@ fn observe_streams(
         .kill_host(victim, &on_victim)
         .map_err(at("cut the power"))?;
     // Detection, the fence, the shrink and the protected restarts within
-    // this bound, or the step fails.
-    let bound = Duration::from_secs(3 * t + 60);
+    // `bound` (3 T + 60 s, plus a boot's allowance for QEMU VMs), or the
+    // step fails.
     let mut out = Observed {
         detected: None,
         fenced: None,

@@ -20,10 +20,13 @@
 //! supervisors, VM keepers, VMs: their disks are in the SR) is SIGKILLed;
 //! then the directory is removed.
 //!
-//! Parts: this file (start, calls, stop), `vms` (the stamp workload VMs).
+//! Parts: this file (start, calls, stop), `vms` (the stamp workload VMs),
+//! `guest` (where the QEMU test guest is).
 
+pub mod guest;
 mod vms;
 
+pub use guest::{QemuGuest, find_guest};
 pub use vms::LabVm;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -70,6 +73,9 @@ pub struct PoolSpec {
     pub bin_dir: PathBuf,
     /// Raised by a signal handler: the waits stop with `Cancelled`.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The VM drivers every agent offers (default `process`; add `qemu`
+    /// for [`AgentPool::create_qemu_stamp_vm`]).
+    pub drivers: Vec<&'static str>,
 }
 
 impl PoolSpec {
@@ -80,6 +86,7 @@ impl PoolSpec {
             base_dir: std::env::temp_dir(),
             bin_dir: bin_dir.to_path_buf(),
             cancel: None,
+            drivers: vec!["process"],
         }
     }
 }
@@ -211,7 +218,7 @@ impl AgentPool {
                 address: &address,
                 tls_port: self.tls_port,
                 http_listen: "127.0.0.1:0",
-                drivers: &["process"],
+                drivers: &spec.drivers,
                 memory_bytes: HOST_MEMORY,
             }
             .text()

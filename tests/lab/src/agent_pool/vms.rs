@@ -1,13 +1,15 @@
 //! The lab's VMs: process VMs running the stamp workload (`xha-stamp`) on
 //! a disk file of their own in the shared SR, as the failover tests make
-//! them. Each boot also appends `HOST SPAWN_MS` to a boots file beside
-//! the disk.
+//! them (each boot also appends `HOST SPAWN_MS` to a boots file beside
+//! the disk); or QEMU VMs of the test guest (`guest`), whose init runs the
+//! stamp workload on its disk, a VDI of the shared SR.
 
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use super::AgentPool;
+use super::guest::{QEMU_VM_MEMORY, QemuGuest};
 use crate::LabError;
 
 /// One VM of the lab.
@@ -18,8 +20,8 @@ pub struct LabVm {
     pub uuid: String,
     /// Its stamp disk (read by the double-run checker).
     pub disk: PathBuf,
-    /// One line per boot: `HOST SPAWN_MS`.
-    pub boots: PathBuf,
+    /// Process VMs: one line per boot, `HOST SPAWN_MS`.
+    pub boots: Option<PathBuf>,
 }
 
 impl AgentPool {
@@ -71,7 +73,58 @@ impl AgentPool {
             r#ref: r,
             uuid,
             disk,
-            boots,
+            boots: Some(boots),
+        })
+    }
+
+    /// Creates a halted, unprotected QEMU VM of the test guest `guest`
+    /// with start order `order`: its disk a VDI of `disk_bytes` on the
+    /// lab's SR (a `VBD`), where the guest writes its stamps.
+    pub fn create_qemu_stamp_vm(
+        &self,
+        name: &str,
+        order: i64,
+        disk_bytes: u64,
+        guest: &QemuGuest,
+    ) -> Result<LabVm, LabError> {
+        let vdi = self.call(
+            "VDI.create",
+            json!([{"SR": self.sr_ref, "virtual_size": disk_bytes, "name_label": format!("{name}-disk")}]),
+        )?;
+        let location = self.call("VDI.get_location", json!([vdi]))?;
+        let disk = self.sr_dir.join(location.as_str().unwrap_or_default());
+        let r = self
+            .call(
+                "VM.create",
+                json!([{
+                    "name_label": name,
+                    "memory_static_max": QEMU_VM_MEMORY,
+                    "driver": "qemu",
+                    "driver_config": {
+                        "kernel": guest.kernel.display().to_string(),
+                        "initrd": guest.initrd.display().to_string(),
+                    },
+                    "order": order,
+                }]),
+            )?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.call(
+            "VBD.create",
+            json!([{"VM": r, "VDI": vdi, "userdevice": "0", "bootable": true, "mode": "RW", "type": "Disk"}]),
+        )?;
+        let uuid = self
+            .call("VM.get_uuid", json!([r]))?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(LabVm {
+            name: name.to_owned(),
+            r#ref: r,
+            uuid,
+            disk,
+            boots: None,
         })
     }
 

@@ -8,5 +8,8 @@
 //! The test binary is `tests/tests/fault_campaign.rs`; docs/lab.md says how
 //! to run it and what it covers.
 
+pub mod api;
 pub mod check;
+pub mod hosts;
+pub mod run;
 pub mod schedule;

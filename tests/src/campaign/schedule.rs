@@ -270,7 +270,7 @@ pub fn generate(seed: u64, p: &Params) -> Schedule {
             0..=3 => (
                 Action::PowerCut { id, target },
                 Action::Restart { id },
-                t_ms + rng.gen_range(6000..6000 + 2 * t_ms),
+                t_ms + rng.gen_range(6000..6000 + t_ms),
             ),
             4..=6 => (
                 Action::Freeze {
@@ -327,7 +327,7 @@ mod tests {
             vms: 5,
             protected: 2,
             best_effort: 1,
-            t_s: 5,
+            t_s: 10,
             faults: 6,
         }
     }

@@ -27,6 +27,8 @@ pub enum HostState {
         id: usize,
         pids: Vec<i32>,
         whole: bool,
+        /// When it froze (wall clock, ms).
+        since_ms: u64,
     },
     /// Its agent killed by fault `id`.
     AgentDown {

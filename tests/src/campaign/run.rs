@@ -215,10 +215,17 @@ impl Runner {
     /// when its fault heals, or at once outside any fault.
     fn watch_fences(&mut self) -> Result<(), LabError> {
         for i in 0..self.states.len() {
-            let id = match &self.states[i] {
+            // A whole host frozen stopped its VMs when it froze.
+            let (id, stopped) = match &self.states[i] {
                 HostState::Down { .. } => continue,
-                HostState::Up => None,
-                HostState::Frozen { id, .. } | HostState::AgentDown { id } => Some(*id),
+                HostState::Up => (None, None),
+                HostState::AgentDown { id } => (Some(*id), None),
+                HostState::Frozen {
+                    id,
+                    whole,
+                    since_ms,
+                    ..
+                } => (Some(*id), whole.then_some(*since_ms)),
             };
             if hosts::xhad_pid(&self.pool, i).is_some() {
                 continue;
@@ -234,7 +241,7 @@ impl Runner {
             }
             self.cuts.push(Cut {
                 host: name,
-                at_ms: at,
+                at_ms: stopped.unwrap_or(at),
                 back_ms: u64::MAX,
             });
             self.states[i] = HostState::Down { id };
@@ -276,10 +283,13 @@ impl Runner {
             return None;
         }
         self.hit.insert(id, h);
+        self.notes
+            .push(format!("  fault {id} hits {}", self.pool.hosts[h].name));
         Some(h)
     }
 
     fn apply(&mut self, action: &Action) -> Result<(), LabError> {
+        self.trace(action);
         match action {
             Action::PowerCut { id, target } => {
                 let Some(h) = self.target(*id, *target) else {
@@ -301,11 +311,13 @@ impl Runner {
                     return Ok(());
                 };
                 let whole = *what == Frozen::Host;
+                let since_ms = wall_ms();
                 let pids = hosts::freeze(&self.pool, h, whole, &self.uuids);
                 self.states[h] = HostState::Frozen {
                     id: *id,
                     pids,
                     whole,
+                    since_ms,
                 };
                 if whole && self.api.master() == Some(h) {
                     self.api.forget();
@@ -381,6 +393,26 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// A note of each fault and heal as it runs (the seed's story).
+    fn trace(&mut self, action: &Action) {
+        let what = match action {
+            Action::PowerCut { id, target } => format!("fault {id}: power cut of {target:?}"),
+            Action::Freeze { id, target, what } => {
+                format!("fault {id}: freeze {what:?} of {target:?}")
+            }
+            Action::KillAgent { id, target } => format!("fault {id}: agent kill on {target:?}"),
+            Action::Restart { id } => format!("heal {id}: restart"),
+            Action::Thaw { id } => format!("heal {id}: thaw"),
+            op => format!("{op:?}"),
+        };
+        let master = self.api.master().map(|m| self.pool.hosts[m].name.clone());
+        self.notes.push(format!(
+            "+{} ms {what} (master as last found: {})",
+            self.now_ms(),
+            master.unwrap_or_else(|| "?".into())
+        ));
     }
 
     /// An API operation; whether it was acknowledged (a refusal or no

@@ -160,6 +160,17 @@ impl Runner {
             }
         };
         let restarts = check::restarts(&log, &self.cuts, &protected, 2000);
+        let mut notes = self.notes.clone();
+        if std::env::var_os("XHA_CAMPAIGN_VERBOSE").is_some() {
+            notes.extend(self.cuts.iter().map(|c| format!("cut {c:?}")));
+            notes.extend(log.windows().iter().map(|w| {
+                let name = index.get(&w.vm).map_or("?", |&i| self.vms[i].name.as_str());
+                format!(
+                    "boot of {name} ({}) on {}: {}..{} ({} stamps)",
+                    w.vm, w.host, w.first_ms, w.last_ms, w.records
+                )
+            }));
+        }
         let mut verdict = Verdict {
             double_runs: check::double_runs(&log)
                 .iter()
@@ -181,7 +192,7 @@ impl Runner {
                 .collect(),
             down_at_end,
             bound_ms,
-            notes: self.notes.clone(),
+            notes,
             ..Verdict::default()
         };
         for r in &restarts {

@@ -6,6 +6,7 @@
 //! `xhad` processes: the shared observations, network namespaces, and a
 //! per-host storage fault layer ([`storage_lab`] puts a lab on it).
 
+pub mod campaign;
 pub mod e2e;
 pub mod faultfs;
 pub mod netns;

@@ -35,15 +35,26 @@ pub enum RpcError {
 
 /// `method(params)` on the agent's plain HTTP listener `addr`; the result.
 pub fn call(addr: SocketAddr, method: &str, params: Value) -> Result<Value, RpcError> {
+    call_within(addr, method, params, CALL_TIMEOUT)
+}
+
+/// [`call`] with its own bound on connecting, sending and the reply (a
+/// frozen agent accepts connections but never answers).
+pub fn call_within(
+    addr: SocketAddr,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, RpcError> {
     let io = |source| RpcError::Io {
         method: method.to_owned(),
         addr,
         source,
     };
     let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).to_string();
-    let mut s = TcpStream::connect_timeout(&addr, CALL_TIMEOUT).map_err(io)?;
-    s.set_read_timeout(Some(CALL_TIMEOUT)).map_err(io)?;
-    s.set_write_timeout(Some(CALL_TIMEOUT)).map_err(io)?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+    s.set_read_timeout(Some(timeout)).map_err(io)?;
+    s.set_write_timeout(Some(timeout)).map_err(io)?;
     let head = format!(
         "POST /jsonrpc HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

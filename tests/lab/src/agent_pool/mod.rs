@@ -117,6 +117,7 @@ pub struct AgentPool {
     pub pool_ref: String,
     pub sr_ref: String,
     stamp: PathBuf,
+    bin_dir: PathBuf,
     cancel: Option<Arc<AtomicBool>>,
     finished: bool,
 }
@@ -177,6 +178,7 @@ impl AgentPool {
             pool_ref: String::new(),
             sr_ref: String::new(),
             stamp: spec.bin_dir.join(STAMP),
+            bin_dir: spec.bin_dir.clone(),
             cancel: spec.cancel.clone(),
             finished: false,
         };
@@ -345,6 +347,39 @@ impl AgentPool {
             a.kill(); // reaps it (already dead)
         }
         Ok(fault)
+    }
+
+    /// SIGKILL to host `i`'s agent only (its `xhad`, supervisor, keepers
+    /// and VMs run on); nothing if it is not running.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut a) = self.hosts[i].agent.take() {
+            a.kill();
+        }
+    }
+
+    /// Host `i`'s agent process id, while this pool runs it.
+    #[must_use]
+    pub fn agent_pid(&self, i: usize) -> Option<u32> {
+        self.hosts[i].agent.as_ref().map(AgentProcess::pid)
+    }
+
+    /// Runs host `i`'s agent again on its directory (after
+    /// [`AgentPool::kill_host`] or [`AgentPool::kill_agent`]; a host that
+    /// boots starts its `xhad` first: the caller's part). Its HTTP
+    /// listener may move: [`PoolHost::http`] is updated.
+    pub fn restart_agent(&mut self, i: usize) -> Result<(), LabError> {
+        self.kill_agent(i);
+        let options = RunOptions {
+            own_process_group: true,
+            log_to_file: true,
+        };
+        let agent = AgentProcess::run_with(&self.bin_dir.join(AGENT), &self.hosts[i].dir, &options)
+            .map_err(|source| LabError::Agent { host: i, source })?;
+        if let Some(http) = agent.listeners.http {
+            self.hosts[i].http = http;
+        }
+        self.hosts[i].agent = Some(agent);
+        Ok(())
     }
 
     /// The lab directory.

@@ -1,0 +1,451 @@
+//! The campaign's runner: one seed on a fresh lab pool of real agents.
+//! Forms the pool, enables HA, starts the VMs (protected, best-effort,
+//! unprotected, each on its own stamp disk), plays the schedule against
+//! the wall clock while watching for hosts whose `xhad` fenced (reset at
+//! once: `hosts`), waits for every protected VM to run again once every
+//! fault healed, reads the stamps, the agents' logs and the database, and
+//! gives the [`Verdict`] (`check`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use xapi_vm::stamp::StampLog;
+use xapi_vm::stamp::region::REGION_BYTES;
+use xha_lab::LabError;
+use xha_lab::agent_pool::{AgentPool, LabVm, PoolSpec};
+use xha_lab::power::wall_ms;
+
+use super::api::Api;
+use super::check::{Change, Cut, Verdict};
+use super::hosts::{self, HostState};
+use super::schedule::{Action, Frozen, Params, Schedule, Target, VmKind, generate};
+
+/// One seed's run.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub seed: u64,
+    pub params: Params,
+    /// Where `xapi-ha`, `xhad`, `xha-supervisor`, `xha-vm-keeper` and
+    /// `xha-stamp` are.
+    pub bin_dir: PathBuf,
+    /// On a failed verdict, the agents' and daemons' logs are copied here
+    /// (`<dir>/seed-<seed>/host-<i>/`).
+    pub logs_on_failure: Option<PathBuf>,
+}
+
+/// What a run found and took.
+#[derive(Debug)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub took: Duration,
+    pub faults: usize,
+    pub steps: usize,
+}
+
+/// Slack on a restart beyond T + 4 s (the restart attempt itself on a
+/// loaded machine); late restarts are reported, not failed.
+pub const RESTART_ALLOWANCE_MS: u64 = 10_000;
+
+/// A priority change as sent: (VM, when, value, acknowledged).
+type Sent = (usize, u64, String, bool);
+
+struct Runner {
+    pool: AgentPool,
+    api: Api,
+    states: Vec<HostState>,
+    vms: Vec<LabVm>,
+    uuids: Vec<String>,
+    params: Params,
+    xhad: PathBuf,
+    supervisor: PathBuf,
+    changes: Vec<Change>,
+    priorities: Vec<Sent>,
+    starts: BTreeMap<usize, usize>,
+    cuts: Vec<Cut>,
+    /// Fault id -> host it hit.
+    hit: BTreeMap<usize, usize>,
+    disabled: Option<usize>,
+    notes: Vec<String>,
+    t0: Instant,
+}
+
+fn spec_err(step: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Spec(format!("{step}: {e}"))
+}
+
+/// Polls `f` every 200 ms until it gives `Some`, within `bound`.
+fn wait<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T, LabError> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Timeout {
+                step: what.to_owned(),
+                waited: bound,
+                detail: String::new(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stamps_of(vm: &LabVm) -> StampLog {
+    let mut log = StampLog::new();
+    let _ = log.read_disk(&vm.disk, 0);
+    log
+}
+
+/// Runs one seed (see the module documentation). `Err`: the pool could not
+/// be formed or driven at all (not a verdict).
+pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
+    let started = Instant::now();
+    let p = &spec.params;
+    let schedule = generate(spec.seed, p);
+    let pool = AgentPool::start(&PoolSpec::new(p.hosts, &spec.bin_dir))?;
+    pool.enable_ha(p.t_s)?;
+    let mut vms = Vec::new();
+    for i in 0..p.vms {
+        let vm = pool.create_stamp_vm(&format!("vm-{i}"), 0, REGION_BYTES)?;
+        let host = pool.host_ref(i % p.hosts)?;
+        pool.call("VM.start_on", json!([vm.r#ref, host, false, false]))?;
+        vms.push(vm);
+    }
+    for (i, vm) in vms.iter().enumerate() {
+        if p.kind(i) != VmKind::Unprotected {
+            pool.call(
+                "VM.set_ha_restart_priority",
+                json!([vm.r#ref, p.kind(i).priority()]),
+            )?;
+        }
+    }
+    for (i, vm) in vms.iter().enumerate() {
+        wait("the VMs' first stamps", Duration::from_secs(90), || {
+            (!stamps_of(vm).is_empty()).then_some(())
+        })?;
+        if p.kind(i) == VmKind::Protected {
+            wait("the VMs' protection", Duration::from_secs(90), || {
+                (pool.vm_field(vm, "ha_state").ok()? == json!("started")).then_some(())
+            })?;
+        }
+    }
+    let (xhad, supervisor) = (
+        spec.bin_dir.join(xha_lab::XHAD),
+        spec.bin_dir.join(xha_lab::SUPERVISOR),
+    );
+    let mut r = Runner {
+        api: Api::new(&pool.password),
+        states: vec![HostState::Up; p.hosts],
+        uuids: vms.iter().map(|v| v.uuid.clone()).collect(),
+        starts: (0..p.vms).map(|i| (i, 1)).collect(),
+        vms,
+        pool,
+        params: p.clone(),
+        xhad,
+        supervisor,
+        changes: Vec::new(),
+        priorities: Vec::new(),
+        cuts: Vec::new(),
+        hit: BTreeMap::new(),
+        disabled: None,
+        notes: Vec::new(),
+        t0: Instant::now(),
+    };
+    let result = r.play(&schedule).and_then(|()| r.finish());
+    let verdict = match result {
+        Ok(v) => v,
+        Err(e) => {
+            r.save_logs(spec);
+            let _ = r.pool.stop();
+            return Err(e);
+        }
+    };
+    if verdict.failed() {
+        r.save_logs(spec);
+    }
+    r.pool.stop()?;
+    Ok(Outcome {
+        verdict,
+        took: started.elapsed(),
+        faults: schedule
+            .steps
+            .iter()
+            .filter(|s| s.action.is_fault())
+            .count(),
+        steps: schedule.steps.len(),
+    })
+}
+
+impl Runner {
+    fn hosts(&self) -> Vec<(usize, std::net::SocketAddr, bool)> {
+        self.pool
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i, h.http, self.states[i].answers()))
+            .collect()
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        let hosts = self.hosts();
+        self.api.call(&hosts, method, params)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn play(&mut self, schedule: &Schedule) -> Result<(), LabError> {
+        for step in &schedule.steps {
+            while self.now_ms() < step.at_ms {
+                self.watch_fences()?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.watch_fences()?;
+            self.apply(&step.action)?;
+        }
+        Ok(())
+    }
+
+    /// A host whose `xhad` is gone without a power cut fenced: its
+    /// watchdog resets it (everything left of it SIGKILLed); it boots
+    /// when its fault heals, or at once outside any fault.
+    fn watch_fences(&mut self) -> Result<(), LabError> {
+        for i in 0..self.states.len() {
+            // A whole host frozen stopped its VMs when it froze.
+            let (id, stopped) = match &self.states[i] {
+                HostState::Down { .. } => continue,
+                HostState::Up => (None, None),
+                HostState::AgentDown { id } => (Some(*id), None),
+                HostState::Frozen {
+                    id,
+                    whole,
+                    since_ms,
+                    ..
+                } => (Some(*id), whole.then_some(*since_ms)),
+            };
+            if hosts::xhad_pid(&self.pool, i).is_some() {
+                continue;
+            }
+            let (_, at) = self.pool.kill_host(i, &self.uuids)?;
+            let name = self.pool.hosts[i].name.clone();
+            self.notes.push(format!(
+                "{name} fenced (xhad gone): reset at +{} ms",
+                self.now_ms()
+            ));
+            if self.api.master() == Some(i) {
+                self.api.forget();
+            }
+            self.cuts.push(Cut {
+                host: name,
+                at_ms: stopped.unwrap_or(at),
+                back_ms: u64::MAX,
+            });
+            self.states[i] = HostState::Down { id };
+            if id.is_none() {
+                self.boot(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn boot(&mut self, i: usize) -> Result<(), LabError> {
+        hosts::boot(&mut self.pool, i, &self.xhad, &self.supervisor)?;
+        let name = &self.pool.hosts[i].name;
+        let now = wall_ms();
+        for c in self
+            .cuts
+            .iter_mut()
+            .filter(|c| &c.host == name && c.back_ms == u64::MAX)
+        {
+            c.back_ms = now;
+        }
+        self.states[i] = HostState::Up;
+        Ok(())
+    }
+
+    fn target(&mut self, id: usize, target: Target) -> Option<usize> {
+        let h = match target {
+            Target::Host(h) => h,
+            Target::Master => {
+                let hosts = self.hosts();
+                self.api.find_master(&hosts)?
+            }
+        };
+        if self.states[h] != HostState::Up {
+            self.notes.push(format!(
+                "fault {id} skipped: {} is not up",
+                self.pool.hosts[h].name
+            ));
+            return None;
+        }
+        self.hit.insert(id, h);
+        self.notes
+            .push(format!("  fault {id} hits {}", self.pool.hosts[h].name));
+        Some(h)
+    }
+
+    fn apply(&mut self, action: &Action) -> Result<(), LabError> {
+        self.trace(action);
+        match action {
+            Action::PowerCut { id, target } => {
+                let Some(h) = self.target(*id, *target) else {
+                    return Ok(());
+                };
+                let (_, at) = self.pool.kill_host(h, &self.uuids)?;
+                self.cuts.push(Cut {
+                    host: self.pool.hosts[h].name.clone(),
+                    at_ms: at,
+                    back_ms: u64::MAX,
+                });
+                self.states[h] = HostState::Down { id: Some(*id) };
+                if self.api.master() == Some(h) {
+                    self.api.forget();
+                }
+            }
+            Action::Freeze { id, target, what } => {
+                let Some(h) = self.target(*id, *target) else {
+                    return Ok(());
+                };
+                let whole = *what == Frozen::Host;
+                let since_ms = wall_ms();
+                let pids = hosts::freeze(&self.pool, h, whole, &self.uuids);
+                self.states[h] = HostState::Frozen {
+                    id: *id,
+                    pids,
+                    whole,
+                    since_ms,
+                };
+                if whole && self.api.master() == Some(h) {
+                    self.api.forget();
+                }
+            }
+            Action::KillAgent { id, target } => {
+                let Some(h) = self.target(*id, *target) else {
+                    return Ok(());
+                };
+                self.pool.kill_agent(h);
+                self.states[h] = HostState::AgentDown { id: *id };
+                if self.api.master() == Some(h) {
+                    self.api.forget();
+                }
+            }
+            Action::Restart { id } | Action::Thaw { id } => {
+                let Some(&h) = self.hit.get(id) else {
+                    return Ok(());
+                };
+                match std::mem::replace(&mut self.states[h], HostState::Up) {
+                    HostState::Frozen { pids, .. } => hosts::thaw(&pids),
+                    HostState::AgentDown { .. } => self.pool.restart_agent(h)?,
+                    HostState::Down { .. } => self.boot(h)?,
+                    HostState::Up => {}
+                }
+            }
+            Action::VmStart { vm } => {
+                *self.starts.entry(*vm).or_default() += 1;
+                let r = self.vms[*vm].r#ref.clone();
+                self.op("VM.start", json!([r, false, false]));
+            }
+            Action::VmStop { vm } => {
+                let r = self.vms[*vm].r#ref.clone();
+                self.op("VM.hard_shutdown", json!([r]));
+            }
+            Action::SetPriority { vm, priority } => {
+                let r = self.vms[*vm].r#ref.clone();
+                let sent = wall_ms();
+                let ok = self.op("VM.set_ha_restart_priority", json!([r, priority]));
+                self.priorities
+                    .push((*vm, sent, (*priority).to_owned(), ok));
+                self.changes.push(Change {
+                    vm: *vm,
+                    field: "ha_restart_priority",
+                    value: (*priority).to_owned(),
+                    acknowledged: ok,
+                });
+            }
+            Action::Rename { vm, name } => {
+                let r = self.vms[*vm].r#ref.clone();
+                let ok = self.op("VM.set_name_label", json!([r, name]));
+                self.changes.push(Change {
+                    vm: *vm,
+                    field: "name_label",
+                    value: name.clone(),
+                    acknowledged: ok,
+                });
+            }
+            Action::HostDisable { host } => {
+                self.disabled = Some(*host);
+                let uuid = self.pool.hosts[*host].uuid.clone();
+                if let Ok(r) = self.call("host.get_by_uuid", json!([uuid])) {
+                    self.op("host.disable", json!([r]));
+                }
+            }
+            Action::HostEnable { host } => {
+                let uuid = self.pool.hosts[*host].uuid.clone();
+                if let Ok(r) = self.call("host.get_by_uuid", json!([uuid]))
+                    && self.op("host.enable", json!([r]))
+                {
+                    self.disabled = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A note of each fault and heal as it runs (the seed's story).
+    fn trace(&mut self, action: &Action) {
+        let what = match action {
+            Action::PowerCut { id, target } => format!("fault {id}: power cut of {target:?}"),
+            Action::Freeze { id, target, what } => {
+                format!("fault {id}: freeze {what:?} of {target:?}")
+            }
+            Action::KillAgent { id, target } => format!("fault {id}: agent kill on {target:?}"),
+            Action::Restart { id } => format!("heal {id}: restart"),
+            Action::Thaw { id } => format!("heal {id}: thaw"),
+            op => format!("{op:?}"),
+        };
+        let master = self.api.master().map(|m| self.pool.hosts[m].name.clone());
+        self.notes.push(format!(
+            "+{} ms {what} (master as last found: {})",
+            self.now_ms(),
+            master.unwrap_or_else(|| "?".into())
+        ));
+    }
+
+    /// An API operation; whether it was acknowledged (a refusal or no
+    /// answer is a note, not a failure).
+    fn op(&mut self, method: &str, params: Value) -> bool {
+        match self.call(method, params) {
+            Ok(_) => true,
+            Err(e) => {
+                self.notes
+                    .push(format!("+{} ms {method}: {e}", self.now_ms()));
+                false
+            }
+        }
+    }
+}
+
+mod finish;
+
+/// Copies `dir`'s files named `*.log` (one level of host directories and
+/// their `xhad/`) to `to`.
+fn copy_logs(dir: &Path, to: &Path) {
+    for sub in ["", "xhad"] {
+        let from = dir.join(sub);
+        let Ok(entries) = std::fs::read_dir(&from) else {
+            continue;
+        };
+        let dest = to.join(sub);
+        let _ = std::fs::create_dir_all(&dest);
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(&path, dest.join(e.file_name()));
+            }
+        }
+    }
+}

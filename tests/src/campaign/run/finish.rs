@@ -1,0 +1,226 @@
+//! After the last step: every host up and every disabled host enabled
+//! again, every protected VM running again, then the records read and
+//! checked.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use xapi_vm::stamp::StampLog;
+use xha_lab::LabError;
+use xha_lab::power::wall_ms;
+
+use super::super::check::{self, Verdict};
+use super::super::hosts::HostState;
+use super::super::schedule::VmKind;
+use super::{RESTART_ALLOWANCE_MS, RunSpec, Runner, copy_logs, spec_err, stamps_of};
+
+/// A VM counts as running when its newest stamp is this recent.
+const FRESH_MS: u64 = 3000;
+
+impl Runner {
+    /// Retries `method` until the master acknowledges it, within `bound`.
+    fn call_until(
+        &mut self,
+        method: &str,
+        params: &serde_json::Value,
+        bound: Duration,
+    ) -> Result<serde_json::Value, LabError> {
+        let deadline = Instant::now() + bound;
+        loop {
+            self.watch_fences()?;
+            match self.call(method, params.clone()) {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() > deadline => return Err(spec_err(method, e)),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
+    pub(super) fn finish(&mut self) -> Result<Verdict, LabError> {
+        let t = self.params.t_s;
+        let settle = Duration::from_secs(3 * t + 60);
+        // Every fault healed by the schedule; a host reset by a fence
+        // outside a fault booted already. Re-enable a disabled host.
+        if self.states.iter().any(|s| *s != HostState::Up) {
+            return Err(spec_err("heal", format!("hosts not up: {:?}", self.states)));
+        }
+        if let Some(h) = self.disabled {
+            let uuid = self.pool.hosts[h].uuid.clone();
+            let r = self.call_until("host.get_by_uuid", &json!([uuid]), settle)?;
+            self.call_until("host.enable", &json!([r]), settle)?;
+        }
+        let mut finals = BTreeMap::new();
+        for vm in 0..self.vms.len() {
+            let r = self.vms[vm].r#ref.clone();
+            for field in ["name_label", "ha_restart_priority"] {
+                let v = self.call_until(&format!("VM.get_{field}"), &json!([r]), settle)?;
+                finals.insert((vm, field), v.as_str().unwrap_or_default().to_owned());
+            }
+        }
+        // Every VM protected at the end runs again (stamps fresh).
+        let healed = Instant::now();
+        let mut down_at_end = Vec::new();
+        for vm in 0..self.vms.len() {
+            if finals[&(vm, "ha_restart_priority")] != "restart" {
+                continue;
+            }
+            loop {
+                self.watch_fences()?;
+                let newest = stamps_of(&self.vms[vm])
+                    .records()
+                    .map(|r| r.time_ms)
+                    .max()
+                    .unwrap_or(0);
+                if newest + FRESH_MS >= wall_ms() {
+                    break;
+                }
+                if healed.elapsed() > settle {
+                    down_at_end.push(format!(
+                        "{} ({}): no stamp for {} ms, {} s after every fault healed",
+                        self.vms[vm].name,
+                        self.vms[vm].uuid,
+                        wall_ms().saturating_sub(newest),
+                        settle.as_secs()
+                    ));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        Ok(self.verdict(&finals, down_at_end))
+    }
+
+    fn verdict(
+        &self,
+        finals: &BTreeMap<(usize, &'static str), String>,
+        down_at_end: Vec<String>,
+    ) -> Verdict {
+        let p = &self.params;
+        let mut log = StampLog::new();
+        for vm in &self.vms {
+            let _ = log.read_disk(&vm.disk, 0);
+        }
+        let logs: Vec<(String, String)> = self
+            .pool
+            .hosts
+            .iter()
+            .map(|h| {
+                let text = std::fs::read_to_string(h.dir.join(xha_lab::agent::LOG_FILE))
+                    .unwrap_or_default();
+                (h.name.clone(), text)
+            })
+            .collect();
+        let initial: BTreeMap<(usize, &'static str), String> = (0..self.vms.len())
+            .flat_map(|vm| {
+                [
+                    ((vm, "name_label"), self.vms[vm].name.clone()),
+                    (
+                        (vm, "ha_restart_priority"),
+                        p.kind(vm).priority().to_owned(),
+                    ),
+                ]
+            })
+            .collect();
+        let boots: BTreeMap<usize, usize> = self
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, vm)| {
+                let n = std::fs::read_to_string(&vm.boots)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
+                (i, n)
+            })
+            .collect();
+        let unprotected: Vec<usize> = (0..self.vms.len())
+            .filter(|&i| p.kind(i) == VmKind::Unprotected)
+            .collect();
+        let bound_ms = p.t_s * 1000 + 4000 + RESTART_ALLOWANCE_MS;
+        // Protected through a cut's window: "restart" at the cut by the
+        // last change sent before it (acknowledged), none sent from the cut
+        // to the bound after it.
+        let index: BTreeMap<uuid::Uuid, usize> = self
+            .uuids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| Some((u.parse().ok()?, i)))
+            .collect();
+        let protected = |vm: uuid::Uuid, at: u64| {
+            let Some(&i) = index.get(&vm) else {
+                return false;
+            };
+            let sent: Vec<_> = self.priorities.iter().filter(|s| s.0 == i).collect();
+            if sent.iter().any(|s| s.1 >= at && s.1 <= at + bound_ms) {
+                return false;
+            }
+            match sent.iter().rev().find(|s| s.1 < at) {
+                Some(s) => s.3 && s.2 == "restart",
+                None => p.kind(i) == VmKind::Protected,
+            }
+        };
+        let restarts = check::restarts(&log, &self.cuts, &protected, 2000);
+        let mut notes = self.notes.clone();
+        if std::env::var_os("XHA_CAMPAIGN_VERBOSE").is_some() {
+            notes.extend(self.cuts.iter().map(|c| format!("cut {c:?}")));
+            notes.extend(log.windows().iter().map(|w| {
+                let name = index.get(&w.vm).map_or("?", |&i| self.vms[i].name.as_str());
+                format!(
+                    "boot of {name} ({}) on {}: {}..{} ({} stamps)",
+                    w.vm, w.host, w.first_ms, w.last_ms, w.records
+                )
+            }));
+        }
+        let mut verdict = Verdict {
+            double_runs: check::double_runs(&log)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            two_masters: check::masters_per_epoch(&logs)
+                .into_iter()
+                .map(|(e, h)| format!("epoch {e}: {}", h.join(", ")))
+                .collect(),
+            lost_changes: check::lost_changes(&initial, &self.changes, finals)
+                .into_iter()
+                .map(|(vm, f, found, allowed)| {
+                    format!("vm-{vm} {f} is {found:?}, acknowledged {allowed:?}")
+                })
+                .collect(),
+            unprotected_started: check::unexplained_boots(&unprotected, &boots, &self.starts)
+                .into_iter()
+                .map(|(vm, b, s)| format!("vm-{vm} booted {b} times, started {s} times"))
+                .collect(),
+            down_at_end,
+            bound_ms,
+            notes,
+            ..Verdict::default()
+        };
+        for r in &restarts {
+            match r.after_ms {
+                Some(ms) => {
+                    verdict.restarts_ms.push(ms);
+                    if ms > bound_ms {
+                        verdict
+                            .late_restarts
+                            .push(format!("{} from {}: {ms} ms after the cut", r.vm, r.host));
+                    }
+                }
+                None => verdict.late_restarts.push(format!(
+                    "{} from {}: never ran again after the cut",
+                    r.vm, r.host
+                )),
+            }
+        }
+        verdict
+    }
+
+    pub(super) fn save_logs(&self, spec: &RunSpec) {
+        let Some(base) = &spec.logs_on_failure else {
+            return;
+        };
+        let to = base.join(format!("seed-{}", spec.seed));
+        for h in &self.pool.hosts {
+            copy_logs(&h.dir, &to.join(&h.name));
+        }
+    }
+}

@@ -18,8 +18,28 @@
 //! 4. A member whose report names another live holder: withdraw its own
 //!    request if it made one, and follow that holder if it follows another.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 use xha_control::{LivesetReport, Status};
+
+/// How long `xhad` keeps this agent's `propose-master true` without a
+/// repetition (`master-lease-ms` in its configuration). While the agent is
+/// master, or asks for the lock, it repeats the request every
+/// [`RENEW_EVERY`]; when the agent dies or hangs the request lapses, its
+/// `xhad` stops asking for the lock and reports no master, and the other
+/// agents propose themselves (rule 3): a new master under a new epoch,
+/// while the dead agent's host stays in the liveset and keeps its VMs.
+pub const MASTER_LEASE: Duration = Duration::from_secs(4);
+/// How often the agent repeats its request (four chances per lease).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Does the agent repeat `propose-master true` now? While it is master
+/// (its claim on the lock) or asks for the lock and did not withdraw.
+#[must_use]
+pub fn renews(is_master: bool, proposed: bool) -> bool {
+    is_master || proposed
+}
 
 /// What the agent knows of itself, beside the report.
 #[derive(Clone, Debug, PartialEq, Eq)]

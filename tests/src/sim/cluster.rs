@@ -429,6 +429,7 @@ impl Cluster {
             seed: self.rng.r#gen(),
             fencing_armed: self.config.fencing_armed,
             master_candidate: self.config.master_candidates,
+            master_lease: None,
         }
     }
 

@@ -18,8 +18,28 @@
 //! 4. A member whose report names another live holder: withdraw its own
 //!    request if it made one, and follow that holder if it follows another.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 use xha_control::{LivesetReport, Status};
+
+/// How long `xhad` keeps this agent's `propose-master true` without a
+/// repetition (`master-lease-ms` in its configuration). While the agent is
+/// master, or asks for the lock, it repeats the request every
+/// [`RENEW_EVERY`]; when the agent dies or hangs the request lapses, its
+/// `xhad` stops asking for the lock and reports no master, and the other
+/// agents propose themselves (rule 3): a new master under a new epoch,
+/// while the dead agent's host stays in the liveset and keeps its VMs.
+pub const MASTER_LEASE: Duration = Duration::from_secs(4);
+/// How often the agent repeats its request (four chances per lease).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Does the agent repeat `propose-master true` now? While it is master
+/// (its claim on the lock) or asks for the lock and did not withdraw.
+#[must_use]
+pub fn renews(is_master: bool, proposed: bool) -> bool {
+    is_master || proposed
+}
 
 /// What the agent knows of itself, beside the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,5 +286,115 @@ mod tests {
         for (what, known, r, want) in rows {
             assert_eq!(decide(&known, &r), want, "{what}");
         }
+    }
+
+    #[test]
+    fn renewal_while_master_or_proposed() {
+        assert!(renews(true, false));
+        assert!(renews(false, true));
+        assert!(!renews(false, false));
+        assert!(
+            MASTER_LEASE >= RENEW_EVERY * 3,
+            "three renewals may be missed"
+        );
+    }
+
+    /// One step of the slow-master model.
+    #[derive(Clone, Copy, Debug)]
+    enum Ev {
+        /// The old master (epoch 1), slow past its lease, tries a commit.
+        OldCommits,
+        /// The old master handles its daemon's report naming the new
+        /// holder (host 3, epoch 2): the real [`decide`].
+        OldSeesReport,
+        /// The new master opens the metadata volume under epoch 2.
+        NewOpens,
+        /// The new master commits (only once it opened).
+        NewCommits,
+    }
+
+    /// Every interleaving of a slow old master's commits and its report
+    /// with the new master's open and commits. The volume (as the redo
+    /// log does) accepts a writer's commit only while no higher epoch
+    /// opened it. Checked: no epoch has two committers, no commit of the
+    /// old epoch lands after the new master opened, and the old master
+    /// steps down on the report (never a second master).
+    #[test]
+    fn slow_master_model() {
+        fn run(evs: &[Ev]) -> Result<(), String> {
+            let mut old = master(1);
+            let mut volume_epoch = 1u64;
+            let mut new_opened = false;
+            let mut committers: Vec<(u64, &str)> = Vec::new();
+            let report = report(Status::Online, &[1, 2, 3], Some(3), 2);
+            for ev in evs {
+                match ev {
+                    Ev::OldCommits if old.is_master => {
+                        if old.epoch >= volume_epoch {
+                            if new_opened {
+                                return Err("an old-epoch commit after the new open".into());
+                            }
+                            committers.push((old.epoch, "old"));
+                        }
+                    }
+                    Ev::OldCommits => {}
+                    Ev::OldSeesReport => {
+                        if decide(&old, &report) != (Step::StepDown { master: u(3) }) {
+                            return Err("the old master did not step down".into());
+                        }
+                        old.is_master = false;
+                    }
+                    Ev::NewOpens => {
+                        volume_epoch = volume_epoch.max(2);
+                        new_opened = true;
+                    }
+                    Ev::NewCommits if new_opened => committers.push((2, "new")),
+                    Ev::NewCommits => {}
+                }
+            }
+            for e in [1, 2] {
+                let mut who: Vec<_> = committers
+                    .iter()
+                    .filter(|c| c.0 == e)
+                    .map(|c| c.1)
+                    .collect();
+                who.dedup();
+                if who.len() > 1 {
+                    return Err(format!("two masters committed in epoch {e}"));
+                }
+            }
+            if old.is_master {
+                return Err("the old master never stepped down".into());
+            }
+            Ok(())
+        }
+        fn each(rest: &mut Vec<Ev>, done: &mut Vec<Ev>, count: &mut usize) {
+            if rest.is_empty() {
+                *count += 1;
+                if let Err(e) = run(done) {
+                    panic!("{e}: {done:?}");
+                }
+                return;
+            }
+            for i in 0..rest.len() {
+                let ev = rest.remove(i);
+                done.push(ev);
+                each(rest, done, count);
+                done.pop();
+                rest.insert(i, ev);
+            }
+        }
+        let mut rest = vec![
+            Ev::OldCommits,
+            Ev::OldCommits,
+            Ev::OldSeesReport,
+            Ev::OldCommits,
+            Ev::NewOpens,
+            Ev::NewCommits,
+            Ev::NewCommits,
+        ];
+        let mut count = 0;
+        each(&mut rest, &mut Vec::new(), &mut count);
+        assert_eq!(count, 5040);
     }
 }

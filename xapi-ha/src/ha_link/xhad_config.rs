@@ -89,6 +89,11 @@ pub fn text(c: &XhadConfig) -> Result<String, NotUtf8> {
     };
     let _ = writeln!(t, "fence-action = \"{action}\"");
     t.push_str("master-candidate = false\n");
+    let _ = writeln!(
+        t,
+        "master-lease-ms = {}",
+        super::failover::MASTER_LEASE.as_millis()
+    );
     if let Some(p) = &c.control_socket {
         let _ = writeln!(t, "control-socket = {}", quoted("control-socket", p)?);
     }

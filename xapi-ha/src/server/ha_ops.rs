@@ -406,6 +406,13 @@ impl Agent {
             r.status == Status::Online && wanted.iter().all(|u| r.liveset.contains(u))
         })?;
         tracing::info!("liveset formed");
+        // mfail: the claim lapses unless renewed (`master_lease`): renewed
+        // here until the follower started below renews it.
+        let _lease = super::master_lease::Renewer::start(
+            paths.control_socket.clone(),
+            Arc::new(AtomicBool::new(false)),
+            || true,
+        );
         client::request(
             &paths.control_socket,
             Request::ProposeMaster(true),

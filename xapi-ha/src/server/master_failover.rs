@@ -21,6 +21,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sr_heartbeat::metadata::Layout;
@@ -49,8 +50,21 @@ const TELL_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the follower remembers between reports.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    /// This agent asked its daemon for the lock and did not withdraw.
-    proposed: bool,
+    /// This agent asked its daemon for the lock and did not withdraw
+    /// (shared with the lease renewal, `master_lease`).
+    proposed: Arc<AtomicBool>,
+}
+
+impl Tracker {
+    /// A tracker whose `proposed` flag is `proposed`.
+    #[must_use]
+    pub fn new(proposed: Arc<AtomicBool>) -> Tracker {
+        Tracker { proposed }
+    }
+
+    fn set_proposed(&self, on: bool) {
+        self.proposed.store(on, Ordering::Relaxed);
+    }
 }
 
 fn host_by_uuid(db: &Database, uuid: Uuid) -> Option<Ref> {
@@ -111,7 +125,7 @@ pub fn on_report(agent: &Arc<Agent>, tracker: &mut Tracker, report: &LivesetRepo
         is_master: agent.is_master(),
         following,
         epoch,
-        proposed: tracker.proposed,
+        proposed: tracker.proposed.load(Ordering::Relaxed),
         ha_enabled,
     };
     let step = failover::decide(&known, report);
@@ -120,15 +134,15 @@ pub fn on_report(agent: &Arc<Agent>, tracker: &mut Tracker, report: &LivesetRepo
     }
     let result = match step {
         Step::Stay => Ok(()),
-        Step::Propose => propose(&socket, true).map(|()| tracker.proposed = true),
-        Step::Withdraw => propose(&socket, false).map(|()| tracker.proposed = false),
+        Step::Propose => propose(&socket, true).map(|()| tracker.set_proposed(true)),
+        Step::Withdraw => propose(&socket, false).map(|()| tracker.set_proposed(false)),
         Step::WithdrawAndFollow { master } => propose(&socket, false)
-            .map(|()| tracker.proposed = false)
+            .map(|()| tracker.set_proposed(false))
             .and_then(|()| follow(agent, master)),
         Step::Follow { master } => follow(agent, master),
-        Step::TakeOver { epoch } => take_over(agent, epoch, report).map(|()| {
-            tracker.proposed = true;
-        }),
+        Step::TakeOver { epoch } => {
+            take_over(agent, epoch, report).map(|()| tracker.set_proposed(true))
+        }
         Step::StepDown { master } => step_down(agent, master),
     };
     if let Err(e) = result {

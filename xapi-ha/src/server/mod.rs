@@ -19,6 +19,7 @@ mod lun_alerts; // alerts: the redo log's writes failing and working again
 pub mod mailer;
 pub mod maintenance; // maint: host.evacuate, host.shutdown/reboot
 pub mod master_failover; // mfail: master failover under HA
+pub mod master_lease; // mfail: the agent renews its claim on the master lock
 pub mod member_alerts; // alerts: a member's messages reach the master
 pub mod membership;
 mod migration; // migrate: VM.pool_migrate's effect

@@ -13,6 +13,8 @@ use std::time::Duration;
 use xha_control::client;
 
 use super::agent::Agent;
+use super::master_lease::Renewer;
+use crate::ha_link::failover;
 
 /// Longest wait between two attempts to connect.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -22,6 +24,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Follower {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// mfail: renews the agent's claim on the master lock while it is
+    /// master or proposes (stops with the follower).
+    _lease: Renewer,
 }
 
 impl Follower {
@@ -50,15 +55,29 @@ pub fn follow(agent: Weak<Agent>, socket: PathBuf) -> Follower {
     let flag = Arc::clone(&stop);
     // mfail: the failover's host-to-host calls need the runtime.
     let runtime = tokio::runtime::Handle::try_current().ok();
+    let proposed = Arc::new(AtomicBool::new(false));
+    let lease = {
+        let agent = agent.clone();
+        let proposed = Arc::clone(&proposed);
+        Renewer::start(socket.clone(), Arc::clone(&stop), move || {
+            agent
+                .upgrade()
+                .is_some_and(|a| failover::renews(a.is_master(), proposed.load(Ordering::Relaxed)))
+        })
+    };
     let thread = std::thread::Builder::new()
         .name("xhad-watch".into())
         .spawn(move || {
             let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
-            run(&agent, &socket, &flag);
+            run(&agent, &socket, &flag, proposed);
         })
         .map_err(|e| tracing::error!(error = %e, "cannot start the xhad follower"))
         .ok();
-    Follower { stop, thread }
+    Follower {
+        stop,
+        thread,
+        _lease: lease,
+    }
 }
 
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
@@ -71,10 +90,10 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
     }
 }
 
-fn run(agent: &Weak<Agent>, socket: &Path, stop: &Arc<AtomicBool>) {
+fn run(agent: &Weak<Agent>, socket: &Path, stop: &Arc<AtomicBool>, proposed: Arc<AtomicBool>) {
     let mut backoff = FIRST_BACKOFF;
     let mut said_down = false;
-    let mut failover = super::master_failover::Tracker::default();
+    let mut failover = super::master_failover::Tracker::new(proposed);
     while !stop.load(Ordering::Relaxed) {
         match client::watch(socket, Arc::clone(stop)) {
             Ok((_watcher, rx)) => {

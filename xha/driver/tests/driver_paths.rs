@@ -154,6 +154,7 @@ fn driver(fencing_armed: bool) -> (Driver, World) {
         seed: 1,
         fencing_armed,
         master_candidate: true,
+        master_lease: None,
     };
     let node = Node::new(config, world.now).expect("a valid one-host config");
     let mut d = Driver::new(node);

@@ -244,6 +244,7 @@ mod tests {
             seed: 1,
             fencing_armed: true,
             master_candidate: false,
+            master_lease: None,
         };
         let node = xha_core::Node::new(cfg, xha_core::Instant::from_nanos(0)).unwrap();
         let status = node.status().hosts[1].clone();

@@ -1,5 +1,7 @@
 //! A node's static configuration and its validation.
 
+use std::time::Duration;
+
 use sr_heartbeat::statefile::MAX_HOSTS_LIMIT;
 use uuid::Uuid;
 
@@ -24,6 +26,11 @@ pub struct Config {
     pub fencing_armed: bool,
     /// Request the master lock by itself whenever no live host holds it.
     pub master_candidate: bool,
+    /// A `propose-master true` lapses this long after it was last
+    /// repeated (`None`: it holds until withdrawn). The pool agent repeats
+    /// it while it is master, so a dead agent's host stops holding the
+    /// lock (docs/master-failover.md, "The master's agent dies").
+    pub master_lease: Option<Duration>,
 }
 
 /// Why a configuration was refused.

@@ -185,7 +185,8 @@ impl Node {
     pub(super) fn on_control(&mut self, request: ControlRequest) {
         let reply = match request {
             ControlRequest::ProposeMaster(on) => {
-                self.lock.propose(on);
+                let until = self.config.master_lease.map(|lease| self.now + lease);
+                self.lock.propose(on, until);
                 Ok(())
             }
             ControlRequest::DisarmFencing => {

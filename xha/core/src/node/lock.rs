@@ -32,6 +32,9 @@ pub(super) struct LockState {
     pub(super) request_started: Option<Instant>,
     /// Told to ask for the lock (control request).
     want_master: bool,
+    /// The request lapses at this instant unless repeated (the master
+    /// lease of `Config::master_lease`; `None`: never lapses).
+    want_until: Option<Instant>,
     /// Told never to ask for it (control request).
     refuse_master: bool,
     /// Whom this host grants the lock to.
@@ -58,15 +61,17 @@ impl LockState {
     }
 
     /// The operator asks this host to take the lock (`true`) or never to
-    /// ask for it (`false`).
-    pub(super) fn propose(&mut self, on: bool) {
+    /// ask for it (`false`). A `true` holds until `until` (then lapses
+    /// unless repeated), or for good when `until` is `None`.
+    pub(super) fn propose(&mut self, on: bool, until: Option<Instant>) {
         self.want_master = on;
         self.refuse_master = !on;
+        self.want_until = if on { until } else { None };
     }
 
-    /// Told to ask for the lock.
-    pub(super) fn wants(&self) -> bool {
-        self.want_master
+    /// Told to ask for the lock, and the request has not lapsed at `now`.
+    pub(super) fn wants(&self, now: Instant) -> bool {
+        self.want_master && self.want_until.is_none_or(|until| now < until)
     }
 
     /// Told never to ask for the lock.
@@ -210,6 +215,21 @@ mod tests {
         assert!(l.is_master());
         assert!(l.lose());
         assert!(!l.lose());
+    }
+
+    #[test]
+    fn a_leased_request_lapses_unless_repeated() {
+        let mut l = LockState::default();
+        let at = |s: u64| Instant::from_nanos(s * 1_000_000_000);
+        l.propose(true, Some(at(4)));
+        assert!(l.wants(at(3)));
+        assert!(!l.wants(at(4)), "lapsed");
+        l.propose(true, Some(at(7)));
+        assert!(l.wants(at(5)), "renewed");
+        l.propose(true, None);
+        assert!(l.wants(at(1000)), "no lease: held until withdrawn");
+        l.propose(false, Some(at(2000)));
+        assert!(!l.wants(at(1)) && l.refuses());
     }
 
     #[test]

@@ -103,6 +103,22 @@ impl Node {
         self.write_pool(block);
     }
 
+    /// The host reported as master: the pool block's master while it still
+    /// asks for the lock. One that stopped asking (its agent withdrew, or
+    /// the agent's lease lapsed: `Config::master_lease`) is reported as no
+    /// master, so the agents of the other hosts propose themselves; a host
+    /// whose state this node has not read yet still counts.
+    pub(super) fn lock_holder_index(&self) -> Option<usize> {
+        let me = self.config.local;
+        self.pool_master_index().filter(|&p| {
+            if p == me {
+                !self.membership.joined() || self.lock.is_master() || self.requesting()
+            } else {
+                self.row(p).is_none_or(|r| r.lock_request.contains(p))
+            }
+        })
+    }
+
     /// Liveset members asking for the lock (their own bit), and me if I ask.
     pub(super) fn requesters(&self, requesting: bool) -> HostSet {
         let me = self.config.local;
@@ -132,7 +148,7 @@ impl Node {
             liveset.contains(p)
                 && (p == me || self.row(p).is_some_and(|r| r.lock_request.contains(p)))
         });
-        let asks = self.lock.wants()
+        let asks = self.lock.wants(self.now)
             || (self.config.master_candidate && master_index.is_none_or(|m| m == me));
         if !asks {
             return false;

@@ -91,7 +91,7 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         let heard = self.heard_view();
         let seen = self.seen_view();
-        let master_index = self.pool_master_index();
+        let master_index = self.lock_holder_index();
         let hosts = (0..self.config.hosts.len())
             .map(|p| self.host_status(p, heard, seen, master_index))
             .collect();
@@ -166,7 +166,7 @@ impl Node {
     fn status_key(&self) -> StatusKey {
         let heard = self.heard_view();
         let seen = self.seen_view();
-        let master_index = self.pool_master_index();
+        let master_index = self.lock_holder_index();
         let mut key = StatusKey {
             joined: self.membership.joined(),
             member: self.is_member(),

@@ -115,6 +115,10 @@ struct Cluster {
     pool: PoolBlock,
     timeouts: Timeouts,
     armed: bool,
+    /// Nodes ask for the lock by themselves (else only when told).
+    candidates: bool,
+    /// `Config::master_lease` of every node.
+    lease: Option<Duration>,
 }
 
 impl Cluster {
@@ -123,6 +127,22 @@ impl Cluster {
     }
 
     fn with(n: usize, base: Duration, armed: bool) -> Cluster {
+        Cluster::configured(n, base, armed, true, None)
+    }
+
+    /// Nodes that ask for the lock only when told, under `lease`: as the
+    /// pool agent runs them.
+    fn agent_driven(n: usize, lease: Duration) -> Cluster {
+        Cluster::configured(n, T, true, false, Some(lease))
+    }
+
+    fn configured(
+        n: usize,
+        base: Duration,
+        armed: bool,
+        candidates: bool,
+        lease: Option<Duration>,
+    ) -> Cluster {
         let uuids: Vec<Uuid> = (0..n)
             .map(|i| Uuid::from_u128(0x1000 + i as u128))
             .collect();
@@ -142,6 +162,8 @@ impl Cluster {
             },
             timeouts: Timeouts::derive_any(base),
             armed,
+            candidates,
+            lease,
         };
         for i in 0..n {
             c.hosts.push(Host {
@@ -173,7 +195,8 @@ impl Cluster {
             statefiles: 1,
             seed: 7 + local as u64,
             fencing_armed: self.armed,
-            master_candidate: true,
+            master_candidate: self.candidates,
+            master_lease: self.lease,
         }
     }
 

@@ -62,6 +62,75 @@ fn the_master_crashes_and_a_new_one_takes_a_higher_epoch() {
     assert_eq!(c.pool.master_epoch, 2);
 }
 
+/// The agent's lease (`Config::master_lease`): a master whose agent stops
+/// repeating `propose-master true` stops asking for the lock, is reported
+/// as no master, and the host whose agent then proposes takes the lock
+/// with a newer epoch; the old master's agent coming back does not get it
+/// back and its node names the new holder.
+#[test]
+fn a_lapsed_master_lease_frees_the_lock_for_a_new_epoch() {
+    let lease = Duration::from_secs(3);
+    let second = Duration::from_secs(1);
+    let mut c = Cluster::agent_driven(3, lease);
+    c.run_for(Duration::from_secs(5));
+    assert!(c.masters().is_empty(), "nobody asks by itself");
+    let propose = |c: &mut Cluster, h: usize| {
+        c.handle(h, Input::Control(ControlRequest::ProposeMaster(true)));
+    };
+    for _ in 0..8 {
+        propose(&mut c, 0);
+        c.run_for(second);
+    }
+    assert_eq!(c.masters(), vec![0]);
+    assert_eq!(c.pool.master_epoch, 1);
+    for h in 0..3 {
+        assert!(c.node(h).status().hosts[0].master, "host {h} reports 0");
+    }
+    // Host 0's agent dies: its node keeps running, the lease lapses.
+    c.run_for(lease + second);
+    assert!(c.masters().is_empty(), "the lapsed master gave the lock up");
+    for h in 0..3 {
+        let st = c.node(h).status();
+        assert!(
+            st.hosts.iter().all(|x| !x.master),
+            "host {h} reports no master"
+        );
+        assert_eq!(st.liveset, HostSet::first_n(3), "nobody is removed");
+    }
+    // The members' agents propose (and renew); the lowest wins.
+    for _ in 0..8 {
+        propose(&mut c, 1);
+        propose(&mut c, 2);
+        c.run_for(second);
+    }
+    assert_eq!(c.masters(), vec![1]);
+    assert_eq!((c.pool.master, c.pool.master_epoch), (Some(c.uuids[1]), 2));
+    // Host 0's agent comes back and renews: the lock stays with host 1.
+    for _ in 0..5 {
+        propose(&mut c, 0);
+        propose(&mut c, 1);
+        c.run_for(second);
+    }
+    assert_eq!(c.masters(), vec![1]);
+    let st = c.node(0).status();
+    assert!(
+        st.hosts[1].master && st.master_epoch == 2,
+        "host 0 sees the new epoch"
+    );
+    assert_eq!(c.fences(), 0);
+}
+
+/// Without a lease (`None`) a single `propose-master true` holds for good.
+#[test]
+fn without_a_lease_one_proposal_holds() {
+    let mut c = Cluster::configured(3, T, true, false, None);
+    c.run_for(Duration::from_secs(5));
+    c.handle(0, Input::Control(ControlRequest::ProposeMaster(true)));
+    c.run_for(Duration::from_secs(60));
+    assert_eq!(c.masters(), vec![0]);
+    assert_eq!(c.pool.master_epoch, 1);
+}
+
 #[test]
 fn fencing_disarmed_nobody_fences_and_the_liveset_stays() {
     let mut c = formed(3);

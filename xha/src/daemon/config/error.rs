@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
-use super::{CONFIG_MAX_BYTES, MAX_BOOT_JOIN_TIMEOUT_S, MAX_STATEFILES};
+use super::{
+    CONFIG_MAX_BYTES, MAX_BOOT_JOIN_TIMEOUT_S, MAX_MASTER_LEASE_MS, MAX_STATEFILES,
+    MIN_MASTER_LEASE_MS,
+};
 use crate::daemon::exit::ExitCode;
 use crate::daemon::secret::{SECRET_MAX_BYTES, SECRET_MIN_BYTES};
 use sr_heartbeat::statefile::MAX_HOSTS_LIMIT;
@@ -47,6 +50,11 @@ pub enum ConfigError {
         "boot-join-timeout: {value} s is outside {min}..={MAX_BOOT_JOIN_TIMEOUT_S} s (at least the base timeout T)"
     )]
     BootJoinTimeoutOutOfRange { value: i64, min: u64 },
+    /// `master-lease-ms` is outside its range.
+    #[error(
+        "master-lease-ms: {value} ms is outside {MIN_MASTER_LEASE_MS}..={MAX_MASTER_LEASE_MS} ms"
+    )]
+    MasterLeaseOutOfRange { value: i64 },
     /// `hosts` is empty or longer than 64 entries.
     #[error("hosts: {count} hosts configured, expected 1 to {MAX_HOSTS_LIMIT}")]
     HostCount { count: usize },

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{
     ConfigError, DEFAULT_BOOT_JOIN_TIMEOUT_T, DEFAULT_PORT, DEFAULT_SUPERVISOR_SOCKET,
-    DEFAULT_WATCHDOG_DEVICE, FenceAction, Host, MAX_BOOT_JOIN_TIMEOUT_S, MAX_STATEFILES,
-    WatchdogConfig,
+    DEFAULT_WATCHDOG_DEVICE, FenceAction, Host, MAX_BOOT_JOIN_TIMEOUT_S, MAX_MASTER_LEASE_MS,
+    MAX_STATEFILES, MIN_MASTER_LEASE_MS, WatchdogConfig,
 };
 use crate::core::Timeouts;
 use crate::core::timeouts::{MAX_BASE, MIN_BASE};
@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
     pub(super) control_uids: Option<Vec<u32>>,
     pub(super) state_dir: Option<PathBuf>,
     pub(super) master_candidate: Option<bool>,
+    pub(super) master_lease_ms: Option<i64>,
     pub(super) watchdog: Option<RawWatchdog>,
     pub(super) hosts: Vec<RawHost>,
 }
@@ -130,6 +131,17 @@ pub(super) fn parse_boot_join_timeout(
         .filter(|s| (min..=MAX_BOOT_JOIN_TIMEOUT_S).contains(s))
         .ok_or(ConfigError::BootJoinTimeoutOutOfRange { value, min })?;
     Ok(Duration::from_secs(secs))
+}
+
+pub(super) fn parse_master_lease(value: Option<i64>) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    u64::try_from(value)
+        .ok()
+        .filter(|ms| (MIN_MASTER_LEASE_MS..=MAX_MASTER_LEASE_MS).contains(ms))
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .ok_or(ConfigError::MasterLeaseOutOfRange { value })
 }
 
 /// Parse `IP`, `IP:port` or `[IPv6]:port` (no host names: a heartbeat must

@@ -25,8 +25,8 @@ pub use fields::{parse_address, regions_meet};
 
 use error::syntax_error;
 use fields::{
-    RawConfig, check_families, parse_boot_join_timeout, parse_hosts, parse_statefiles,
-    parse_timeout, parse_uuid, parse_watchdog, resolve,
+    RawConfig, check_families, parse_boot_join_timeout, parse_hosts, parse_master_lease,
+    parse_statefiles, parse_timeout, parse_uuid, parse_watchdog, resolve,
 };
 
 use std::net::SocketAddr;
@@ -46,6 +46,9 @@ pub const DEFAULT_PORT: u16 = 694;
 pub const DEFAULT_BOOT_JOIN_TIMEOUT_T: u32 = 10;
 /// Longest boot-join timeout accepted (a day).
 pub const MAX_BOOT_JOIN_TIMEOUT_S: u64 = 86_400;
+/// Shortest and longest `master-lease-ms` accepted.
+pub const MIN_MASTER_LEASE_MS: u64 = 500;
+pub const MAX_MASTER_LEASE_MS: u64 = 3_600_000;
 /// Most statefiles (a majority of them must be reachable); the core's limit.
 pub use crate::core::node::MAX_STATEFILES;
 /// Largest configuration file read.
@@ -121,6 +124,10 @@ pub struct Config {
     /// Ask for the master lock by itself whenever no live host holds it
     /// (`master-candidate`, default false: the pool agent proposes instead).
     pub master_candidate: bool,
+    /// A `propose-master true` lapses this long after it was last repeated
+    /// (`master-lease-ms`; absent: it holds until withdrawn). The pool
+    /// agent repeats it every second while it is master or proposes.
+    pub master_lease: Option<Duration>,
 }
 
 /// A configuration together with what it points at that the daemon needs
@@ -175,6 +182,7 @@ impl Config {
             control_uids: raw.control_uids.unwrap_or_default(),
             state_dir,
             master_candidate: raw.master_candidate.unwrap_or(false),
+            master_lease: parse_master_lease(raw.master_lease_ms)?,
         })
     }
 
@@ -213,6 +221,7 @@ impl Config {
             seed,
             fencing_armed: true,
             master_candidate: self.master_candidate,
+            master_lease: self.master_lease,
         }
     }
 }

@@ -217,6 +217,33 @@ fn timeout_range() {
 }
 
 #[test]
+fn master_lease() {
+    assert_eq!(
+        parse(&base(A)).unwrap().master_lease,
+        None,
+        "none by default"
+    );
+    let with = |v: &str| {
+        base(A).replace(
+            "timeout = 10",
+            &format!("timeout = 10\nmaster-lease-ms = {v}"),
+        )
+    };
+    assert_eq!(
+        parse(&with("4000")).unwrap().master_lease,
+        Some(Duration::from_secs(4))
+    );
+    for v in ["499", "0", "-1", "3600001"] {
+        let e = err(&with(v));
+        assert!(
+            matches!(e, ConfigError::MasterLeaseOutOfRange { .. }),
+            "{v}: {e}"
+        );
+        assert!(e.to_string().starts_with("master-lease-ms: "), "{e}");
+    }
+}
+
+#[test]
 fn boot_join_timeout() {
     assert_eq!(
         parse(&base(A)).unwrap().boot_join_timeout,

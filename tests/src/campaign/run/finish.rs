@@ -127,9 +127,13 @@ impl Runner {
             .iter()
             .enumerate()
             .map(|(i, vm)| {
-                let n = std::fs::read_to_string(&vm.boots)
-                    .map(|t| t.lines().count())
-                    .unwrap_or(0);
+                // The campaign runs process VMs, which always have a boots
+                // file (QEMU lab VMs have none).
+                let n = vm
+                    .boots
+                    .as_ref()
+                    .and_then(|b| std::fs::read_to_string(b).ok())
+                    .map_or(0, |t| t.lines().count());
                 (i, n)
             })
             .collect();

@@ -9,6 +9,9 @@
 //! `xapi-ha`, `xhad`, `xha-supervisor`, `xha-vm-keeper` and `xha-stamp`
 //! come from the tests' one build of the workspace's programs
 //! (`xha_lab::workspace_build`), beside the `xe` under test.
+//!
+//! Just over 600 lines: every case shares the one `Run` harness (its
+//! TMPDIR, output readers and leftover checks), so they stay in one file.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -80,10 +80,20 @@ pub enum Step {
     StepDown { master: Uuid },
 }
 
+/// Whether `report` (this host's own `xhad`'s) puts host `me` in charge:
+/// online, in the liveset. Only then may the host act on HA's behalf: run
+/// a VM, record liveness, restart VMs (the fence argument: a host out of
+/// the liveset runs nothing, and a starting daemon's report, every host
+/// "not live", is no evidence of anything).
+#[must_use]
+pub fn in_charge(report: &LivesetReport, me: Uuid) -> bool {
+    report.status == Status::Online && report.liveset.contains(&me)
+}
+
 /// The step for `report`, given what the agent knows.
 #[must_use]
 pub fn decide(known: &Known, report: &LivesetReport) -> Step {
-    if report.status != Status::Online || !report.liveset.contains(&known.me) {
+    if !in_charge(report, known.me) {
         return Step::Stay;
     }
     let holder = report
@@ -171,6 +181,33 @@ mod tests {
             proposed: true,
             ha_enabled: true,
         }
+    }
+
+    #[test]
+    fn only_an_online_daemon_with_this_host_in_its_liveset_puts_it_in_charge() {
+        assert!(in_charge(
+            &report(Status::Online, &[1, 2, 3], Some(1), 1),
+            u(2)
+        ));
+        // Starting: a rebooted host before it rejoined (every host "not live").
+        assert!(!in_charge(&report(Status::Starting, &[], None, 0), u(2)));
+        assert!(!in_charge(
+            &report(Status::Starting, &[1, 2, 3], Some(1), 1),
+            u(2)
+        ));
+        assert!(!in_charge(
+            &report(Status::Fenced, &[1, 2, 3], Some(1), 1),
+            u(2)
+        ));
+        assert!(!in_charge(
+            &report(Status::Stopping, &[1, 2, 3], Some(1), 1),
+            u(2)
+        ));
+        // Online, but the liveset it reports is not this host's.
+        assert!(!in_charge(
+            &report(Status::Online, &[1, 3], Some(1), 1),
+            u(2)
+        ));
     }
 
     #[test]

@@ -536,6 +536,13 @@ impl Agent {
         let mut vms = self.vms.get().map(lock);
         let outcome = api::call(self.lock_store().database(), caller, method, args)?;
         self.refuse_changes_on_member(&outcome)?;
+        if outcome
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::StartVm { .. }))
+        {
+            super::start_guard::check(self)?;
+        }
         for effect in &outcome.effects {
             match effect {
                 Effect::OnHost { host, effect } => membership::forward(self, *host, effect)?,

@@ -93,6 +93,12 @@ impl EmergencyState {
         self.ha_in_charge.store(on, Ordering::Relaxed);
     }
 
+    /// Whether the follower last saw this host online in its `xhad`'s
+    /// liveset.
+    pub fn ha_in_charge(&self) -> bool {
+        self.ha_in_charge.load(Ordering::Relaxed)
+    }
+
     /// Records that HA did not start (or, `None`, no longer matters).
     pub fn set_ha_failure(&self, f: Option<HaFailure>) {
         *lock(&self.ha_failure) = f;

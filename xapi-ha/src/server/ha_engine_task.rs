@@ -436,7 +436,11 @@ fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<
 /// `scheduled_to_be_resident_on`.
 fn start(agent: &Agent, vm: Uuid, host: Uuid) -> Result<(), String> {
     let caller = agent.caller();
-    let result = start_checked(agent, &caller, vm, host);
+    // The master restarts nothing while its own xhad does not report it in
+    // the liveset (a rebooted old master before its daemon rejoined).
+    let result = super::start_guard::check(agent)
+        .map_err(|e| format!("{} {}", e.code, e.params.join(" ")))
+        .and_then(|()| start_checked(agent, &caller, vm, host));
     if result.is_err() {
         let mut store = agent.store();
         let clear: Vec<Change> = by_uuid(store.database(), Class::Vm, vm)

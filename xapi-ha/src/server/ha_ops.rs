@@ -321,6 +321,14 @@ impl Agent {
         if current != Some(report.pool_generation) || !self.is_master() {
             return;
         }
+        // Only a daemon online in its liveset speaks for the pool: a
+        // starting one (a rebooted old master's, before it rejoined) calls
+        // every host dead, and its successor would replay that from the
+        // redo log into double runs (the fault campaign's finding).
+        if !crate::ha_link::failover::in_charge(report, report.local_host) {
+            tracing::info!(status = ?report.status, "not recording a report of a daemon that is not online in its liveset");
+            return;
+        }
         self.metrics.observe_report(report);
         let caller = self.caller();
         let mut store = self.store();

@@ -97,6 +97,9 @@ pub fn peer_step(agent: &Agent, args: &[Rpc]) -> Result<Rpc, Failure> {
     };
     let step: Step = serde_json::from_str(text)
         .map_err(|e| Failure::from(ApiError::invalid_value("step", &e.to_string())))?;
+    if matches!(step, Step::Receive { .. }) {
+        super::start_guard::check(agent)?;
+    }
     let vms = agent
         .vm_host()
         .ok_or_else(|| internal("this agent runs no VM drivers"))?;
@@ -121,6 +124,9 @@ fn on(
     step: &Step,
 ) -> Result<String, Failure> {
     if host == here {
+        if matches!(step, Step::Receive { .. }) {
+            super::start_guard::check(agent)?;
+        }
         let vms = vms.ok_or_else(|| internal("this agent runs no VM drivers"))?;
         return local(vms, step).map_err(internal);
     }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use sr_heartbeat::metadata::Layout;
 use uuid::Uuid;
 use xha_control::client::{self, REQUEST_TIMEOUT};
-use xha_control::{LivesetReport, Request, Status};
+use xha_control::{LivesetReport, Request};
 
 use super::agent::{Agent, LOCAL_DB_FILE};
 use super::ha_ops::lock;
@@ -107,8 +107,10 @@ pub fn on_report(agent: &Arc<Agent>, tracker: &mut Tracker, report: &LivesetRepo
     let Ok(me) = Uuid::parse_str(&agent.facts().info.uuid) else {
         return;
     };
-    let in_charge = report.status == Status::Online && report.liveset.contains(&me);
-    agent.pool.emergency.set_ha_in_charge(in_charge);
+    agent
+        .pool
+        .emergency
+        .set_ha_in_charge(failover::in_charge(report, me));
     let following = match agent.role() {
         Role::Slave(address) => uuid_at(agent.store().database(), &address),
         Role::Master => None,

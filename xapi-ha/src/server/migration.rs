@@ -21,6 +21,9 @@ fn on(
     effect: &Effect,
 ) -> Result<(), Failure> {
     if host == here {
+        if matches!(effect, Effect::StartVm { .. }) {
+            super::start_guard::check(agent)?;
+        }
         agent::perform(vms, effect)
     } else {
         membership::forward(agent, host, effect)

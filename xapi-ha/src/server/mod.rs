@@ -28,6 +28,7 @@ mod peer_calls;
 pub mod peers;
 pub mod replicate;
 pub mod role;
+mod start_guard; // the fence rule: a VM starts only on a host in its own liveset
 pub mod storage;
 pub mod tls;
 pub mod vms;

@@ -59,6 +59,7 @@ fn peer_blocking(agent: &Arc<Agent>, method: &str, args: &[Rpc]) -> Result<Rpc, 
             if agent.is_master() {
                 return Err(not_a_member());
             }
+            super::start_guard::check(agent)?;
             let vms = agent
                 .vm_host()
                 .ok_or_else(|| internal("this agent runs no VM drivers"))?;

@@ -28,7 +28,7 @@ use crate::api::ApiError;
 use crate::ha_link::failover;
 
 /// `Ok` when this host may start a VM (HA off here, or its `xhad` reports
-/// it online in the liveset); else `HOST_NOT_LIVE [this host]`.
+/// it online in the liveset); else `HOST_NOT_LIVE []` (xapi's error).
 pub fn check(agent: &Agent) -> Result<(), ApiError> {
     let socket = match lock(&agent.ha().running).as_ref() {
         Some(r) => r.state.control_socket.clone(),
@@ -48,10 +48,8 @@ pub fn check(agent: &Agent) -> Result<(), ApiError> {
                 status = ?report.as_ref().map(|r| r.status),
                 "refusing to start a VM: HA is on and this host's xhad does not report it in the liveset"
             );
-            Err(ApiError::new(
-                "HOST_NOT_LIVE",
-                vec![agent.facts().info.uuid.clone()],
-            ))
+            // xapi's error has no parameters; the log names the host.
+            Err(ApiError::new("HOST_NOT_LIVE", Vec::<String>::new()))
         }
     }
 }

@@ -5,6 +5,8 @@
 //! the guest was never rebooted: one boot id in its stamps, the sequence
 //! going on, and the double-run checker passes. A migration to a target
 //! whose agent is gone fails and leaves the VM running on the source.
+//! Before that, `host.evacuate` of the member moves the VM live to the
+//! master (its time printed as a `FIGURE` line, docs/operations.md).
 //! Prints each migration's time (the call, end to end) and the longest gap
 //! between two stamps. Skips, saying why, without QEMU or the test guest
 //! (.ci/run installs both).
@@ -180,14 +182,31 @@ fn a_qemu_vm_migrates_live_between_agents_without_a_reboot() {
         times, times[1]
     );
 
-    // The target's agent is gone: the migration fails before the source
-    // pauses, and the VM keeps running on the source (the member).
+    // maint: the member is evacuated (host.disable, host.evacuate): the
+    // VM moves live to the master; then the member is enabled again.
     let on_member = qemu_pid(member, uuid).expect("QEMU on the member");
-    call2(a, "VM.pool_migrate", json!([s, vm, me, {}]));
+    call2(a, "host.disable", json!([s, m]));
+    let t = Instant::now();
+    call2(a, "host.evacuate", json!([s, m]));
+    let evacuation = t.elapsed();
+    call2(a, "host.enable", json!([s, m]));
+    eprintln!(
+        "FIGURE host.evacuate of 1 QEMU VM (live migration): {} ms",
+        evacuation.as_millis()
+    );
+    assert_eq!(where_is(), (json!("Running"), json!(me.as_str())));
     let on_master = qemu_pid(master, uuid).expect("QEMU on the master");
     wait_for("the member's QEMU gone", || {
         (!process_alive(on_member)).then_some(())
     });
+    assert_eq!(
+        stamps(&disk).windows().len(),
+        1,
+        "evacuated without a reboot"
+    );
+
+    // The target's agent is gone: the migration fails before the source
+    // pauses, and the VM keeps running on the source (the master).
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(member.agent.pid()).expect("pid")),
         nix::sys::signal::Signal::SIGKILL,

@@ -15,8 +15,12 @@
 //! daemon is online: its restarts could race the new master's.
 //!
 //! The follower's flag answers at once; when it says no, the daemon is
-//! asked directly (the flag may lag the daemon by one report, e.g. right
-//! after HA was enabled).
+//! asked directly, every 100 ms for up to [`JOIN_WAIT`]: right after HA
+//! was enabled a member's daemon publishes its first liveset a moment after
+//! the master's, and a rebooted host that joins meanwhile joined only after
+//! every member dropped its old incarnation, so starting then is safe.
+
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use xha_control::Request;
@@ -26,6 +30,10 @@ use super::agent::Agent;
 use super::ha_ops::lock;
 use crate::api::ApiError;
 use crate::ha_link::failover;
+
+/// How long a start waits for this host's daemon to be online in its
+/// liveset before it is refused.
+pub const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 /// `Ok` when this host may start a VM (HA off here, or its `xhad` reports
 /// it online in the liveset); else `HOST_NOT_LIVE []` (xapi's error).
@@ -38,18 +46,30 @@ pub fn check(agent: &Agent) -> Result<(), ApiError> {
         return Ok(());
     }
     let me = Uuid::parse_str(&agent.facts().info.uuid).ok();
-    let report = client::request(&socket, Request::QueryLiveset, REQUEST_TIMEOUT)
-        .ok()
-        .and_then(|r| r.result);
-    match (report, me) {
-        (Some(report), Some(me)) if failover::in_charge(&report, me) => Ok(()),
-        (report, _) => {
-            tracing::warn!(
-                status = ?report.as_ref().map(|r| r.status),
-                "refusing to start a VM: HA is on and this host's xhad does not report it in the liveset"
-            );
-            // xapi's error has no parameters; the log names the host.
-            Err(ApiError::new("HOST_NOT_LIVE", Vec::<String>::new()))
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let report = client::request(&socket, Request::QueryLiveset, REQUEST_TIMEOUT)
+            .ok()
+            .and_then(|r| r.result);
+        let in_charge = match (&report, me) {
+            (Some(report), Some(me)) => failover::in_charge(report, me),
+            _ => false,
+        };
+        if in_charge {
+            return Ok(());
         }
+        if Instant::now() >= deadline {
+            return refuse(report.as_ref());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn refuse(report: Option<&xha_control::LivesetReport>) -> Result<(), ApiError> {
+    tracing::warn!(
+        status = ?report.map(|r| r.status),
+        "refusing to start a VM: HA is on and this host's xhad does not report it in the liveset"
+    );
+    // xapi's error has no parameters; the log says why.
+    Err(ApiError::new("HOST_NOT_LIVE", Vec::<String>::new()))
 }

@@ -47,6 +47,11 @@ struct Vm {
     r#ref: String,
     uuid: String,
     disk: PathBuf,
+    /// One line per boot: the host it booted on. The stamp ring keeps the
+    /// last 204.8 s and a later boot may write over an earlier one's few
+    /// records, so where a VM ran is read here; the stamps prove it never
+    /// ran twice at once.
+    boots: PathBuf,
 }
 
 impl Vm {
@@ -56,11 +61,13 @@ impl Vm {
         log
     }
 
-    /// The hosts (their names) the VM stamped on, first stamp first.
+    /// The hosts (their names) the VM booted on, in order.
     fn hosts(&self) -> Vec<String> {
-        let mut w = self.stamps().windows();
-        w.sort_by_key(|w| w.first_ms);
-        w.into_iter().map(|w| w.host).collect()
+        std::fs::read_to_string(&self.boots)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -69,8 +76,10 @@ fn create_vm(p: &HaPool, name: &str) -> Vm {
     std::fs::File::create(&disk)
         .and_then(|f| f.set_len(REGION_BYTES))
         .expect("stamp disk");
+    let boots = p.sr_dir.join(format!("{name}.boots"));
     let command = format!(
-        "exec {} --disk {}",
+        "echo \"$XHA_HOST\" >> {}; exec {} --disk {}",
+        boots.display(),
         vm_binaries().join("xha-stamp").display(),
         disk.display()
     );
@@ -96,6 +105,7 @@ fn create_vm(p: &HaPool, name: &str) -> Vm {
         r#ref: r,
         uuid,
         disk,
+        boots,
     }
 }
 

@@ -174,6 +174,9 @@ pub struct Verdict {
     pub restarts_ms: Vec<u64>,
     pub late_restarts: Vec<String>,
     pub bound_ms: u64,
+    /// Hosts whose agent did not start on their first boot after a fault
+    /// (reported: an availability problem, not a safety one).
+    pub boot_failures: Vec<String>,
     /// Steps the runner could not do (an API error is recorded, not fatal).
     pub notes: Vec<String>,
 }
@@ -197,7 +200,7 @@ impl Verdict {
         sorted.sort_unstable();
         let median = sorted.get(sorted.len() / 2).copied();
         format!(
-            "{} double_runs={} two_masters={} lost_changes={} unprotected_started={} down_at_end={} restarts={} restart_median_ms={} restart_max_ms={} late(>{} ms)={}",
+            "{} double_runs={} two_masters={} lost_changes={} unprotected_started={} down_at_end={} restarts={} restart_median_ms={} restart_max_ms={} late(>{} ms)={} boot_failures={}",
             if self.failed() { "FAIL" } else { "ok" },
             self.double_runs.len(),
             self.two_masters.len(),
@@ -209,6 +212,7 @@ impl Verdict {
             max.map_or("-".into(), |m| m.to_string()),
             self.bound_ms,
             self.late_restarts.len(),
+            self.boot_failures.len(),
         )
     }
 
@@ -225,6 +229,7 @@ impl Verdict {
             tag("unprotected VM started by HA", &self.unprotected_started),
             tag("protected VM down at the end", &self.down_at_end),
             tag("late restart", &self.late_restarts),
+            tag("agent failed to boot", &self.boot_failures),
             tag("note", &self.notes),
         ]
         .concat()

@@ -100,13 +100,15 @@ pub fn thaw(pids: &[i32]) {
 
 /// Host `i` boots: a fence record of "this boot" is moved aside (the
 /// reset is a new boot), its `xhad` and supervisor start from the
-/// configuration the enable wrote, then its agent.
+/// configuration the enable wrote, then its agent. `Some(error)`: the
+/// agent's first start failed (it was started again once its `xhad` was
+/// online).
 pub fn boot(
     pool: &mut AgentPool,
     i: usize,
     xhad: &Path,
     supervisor: &Path,
-) -> Result<(), LabError> {
+) -> Result<Option<String>, LabError> {
     let dir = xhad_dir(pool, i);
     let launcher = XhadLauncher::Process {
         supervisor_path: supervisor.to_path_buf(),
@@ -126,5 +128,35 @@ pub fn boot(
             ))
         })?;
     }
-    pool.restart_agent(i)
+    match pool.restart_agent(i) {
+        Ok(()) => Ok(None),
+        Err(first) => {
+            // An agent that starts before its xhad has rejoined may not
+            // yet know a newer master (a stale master's exit 4, which its
+            // unit does not restart): started again once xhad is online in
+            // the liveset, as an operator would; the first failure is
+            // reported.
+            let me: uuid::Uuid = pool.hosts[i].uuid.parse().unwrap_or_default();
+            let socket = paths.control_socket.clone();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                let online = xha_control::client::request(
+                    &socket,
+                    xha_control::Request::QueryLiveset,
+                    xha_control::client::REQUEST_TIMEOUT,
+                )
+                .ok()
+                .and_then(|r| r.result)
+                .is_some_and(|r| {
+                    r.status == xha_control::Status::Online && r.liveset.contains(&me)
+                });
+                if online {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            pool.restart_agent(i)?;
+            Ok(Some(first.to_string()))
+        }
+    }
 }

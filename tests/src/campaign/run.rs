@@ -68,6 +68,7 @@ struct Runner {
     hit: BTreeMap<usize, usize>,
     disabled: Option<usize>,
     notes: Vec<String>,
+    boot_failures: Vec<String>,
     t0: Instant,
 }
 
@@ -152,6 +153,7 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
         hit: BTreeMap::new(),
         disabled: None,
         notes: Vec::new(),
+        boot_failures: Vec::new(),
         t0: Instant::now(),
     };
     let result = r.play(&schedule).and_then(|()| r.finish());
@@ -253,7 +255,13 @@ impl Runner {
     }
 
     fn boot(&mut self, i: usize) -> Result<(), LabError> {
-        hosts::boot(&mut self.pool, i, &self.xhad, &self.supervisor)?;
+        if let Some(e) = hosts::boot(&mut self.pool, i, &self.xhad, &self.supervisor)? {
+            self.boot_failures.push(format!(
+                "+{} ms {} booted: its agent's first start failed: {e}",
+                self.now_ms(),
+                self.pool.hosts[i].name
+            ));
+        }
         let name = &self.pool.hosts[i].name;
         let now = wall_ms();
         for c in self
@@ -339,8 +347,7 @@ impl Runner {
                 };
                 match std::mem::replace(&mut self.states[h], HostState::Up) {
                     HostState::Frozen { pids, .. } => hosts::thaw(&pids),
-                    HostState::AgentDown { .. } => self.pool.restart_agent(h)?,
-                    HostState::Down { .. } => self.boot(h)?,
+                    HostState::AgentDown { .. } | HostState::Down { .. } => self.boot(h)?,
                     HostState::Up => {}
                 }
             }

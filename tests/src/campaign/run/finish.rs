@@ -197,6 +197,7 @@ impl Runner {
             down_at_end,
             bound_ms,
             notes,
+            boot_failures: self.boot_failures.clone(),
             ..Verdict::default()
         };
         for r in &restarts {

@@ -280,17 +280,7 @@ fn an_old_master_that_comes_back_becomes_a_member_of_the_new_one() {
         address,
         uuid,
     };
-    let login = try_call(
-        old.agent.http,
-        "session.login_with_password",
-        json!([USER, PASSWORD, "1.0", "test"]),
-    );
-    assert_eq!(
-        login,
-        Err(vec!["HOST_IS_SLAVE".to_owned(), nm.address.clone()]),
-        "the old master must answer as a member"
-    );
-    assert_eq!(pool_conf(&old).trim(), format!("slave:{}", nm.address));
+    assert_member_of(&old, nm, "the old master must answer as a member");
     // It never wrote the metadata volume: its HA record keeps its epoch.
     assert_eq!(ha_epoch(&old), old_epoch);
 
@@ -397,17 +387,11 @@ fn the_masters_agent_dies_a_member_takes_over_and_its_vms_stay() {
         uuid,
     };
     // The old agent, started again beside its live xhad, is a member.
-    let login = try_call(
-        old.agent.http,
-        "session.login_with_password",
-        json!([USER, PASSWORD, "1.0", "test"]),
+    assert_member_of(
+        &old,
+        nm,
+        "the old master's agent must come back as a member",
     );
-    assert_eq!(
-        login,
-        Err(vec!["HOST_IS_SLAVE".to_owned(), nm.address.clone()]),
-        "the old master's agent must come back as a member"
-    );
-    assert_eq!(pool_conf(&old).trim(), format!("slave:{}", nm.address));
     assert_eq!(
         std::fs::read_to_string(dir.join("data/pool.conf"))
             .expect("pool.conf")
@@ -436,4 +420,20 @@ fn the_masters_agent_dies_a_member_takes_over_and_its_vms_stay() {
         json!([s, vm, ""]),
     );
     p.hosts.hosts.insert(0, old);
+}
+
+/// `old` answers a login with `HOST_IS_SLAVE [new master]` and its
+/// `pool.conf` names `nm` as its master.
+fn assert_member_of(old: &Host, nm: &Host, why: &str) {
+    let login = try_call(
+        old.agent.http,
+        "session.login_with_password",
+        json!([USER, PASSWORD, "1.0", "test"]),
+    );
+    assert_eq!(
+        login,
+        Err(vec!["HOST_IS_SLAVE".to_owned(), nm.address.clone()]),
+        "{why}"
+    );
+    assert_eq!(pool_conf(old).trim(), format!("slave:{}", nm.address));
 }

@@ -63,18 +63,7 @@ impl AgentPool {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let uuid = self
-            .call("VM.get_uuid", json!([r]))?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Ok(LabVm {
-            name: name.to_owned(),
-            r#ref: r,
-            uuid,
-            disk,
-            boots: Some(boots),
-        })
+        self.lab_vm(name, r, disk, Some(boots))
     }
 
     /// Creates a halted, unprotected QEMU VM of the test guest `guest`
@@ -114,18 +103,7 @@ impl AgentPool {
             "VBD.create",
             json!([{"VM": r, "VDI": vdi, "userdevice": "0", "bootable": true, "mode": "RW", "type": "Disk"}]),
         )?;
-        let uuid = self
-            .call("VM.get_uuid", json!([r]))?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        Ok(LabVm {
-            name: name.to_owned(),
-            r#ref: r,
-            uuid,
-            disk,
-            boots: None,
-        })
+        self.lab_vm(name, r, disk, None)
     }
 
     /// `VM.get_<field>` of `vm`.
@@ -143,5 +121,27 @@ impl AgentPool {
         }
         let uuid = self.call("host.get_uuid", json!([r]))?;
         Ok(self.hosts.iter().position(|h| json!(h.uuid) == uuid))
+    }
+
+    /// The lab's record of VM `r` (its UUID read from the pool).
+    fn lab_vm(
+        &self,
+        name: &str,
+        r: String,
+        disk: PathBuf,
+        boots: Option<PathBuf>,
+    ) -> Result<LabVm, LabError> {
+        let uuid = self
+            .call("VM.get_uuid", json!([r]))?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(LabVm {
+            name: name.to_owned(),
+            r#ref: r,
+            uuid,
+            disk,
+            boots,
+        })
     }
 }

@@ -156,18 +156,12 @@ pub fn open_ha_store(state: &HaState) -> Result<LocalStore, String> {
             state.metadata.display()
         ));
     }
-    let live_epoch = client::request(
-        &state.control_socket,
-        Request::QueryLiveset,
-        REQUEST_TIMEOUT,
-    )
-    .ok()
-    .and_then(|r| r.result)
-    .filter(|r| r.pool_generation == state.generation)
-    // mfail: only this host's own lock counts (another holder's epoch
-    // would make this agent a second writer of that epoch).
-    .filter(|r| r.master == Some(r.local_host))
-    .map_or(0, |r| r.master_epoch);
+    let live_epoch = client::query_liveset(&state.control_socket, REQUEST_TIMEOUT)
+        .filter(|r| r.pool_generation == state.generation)
+        // mfail: only this host's own lock counts (another holder's epoch
+        // would make this agent a second writer of that epoch).
+        .filter(|r| r.master == Some(r.local_host))
+        .map_or(0, |r| r.master_epoch);
     let epoch = state.epoch.max(live_epoch);
     let (store, report) = super::ha_volumes::open_store(state, epoch)
         .map_err(|e| format!("{}: {e}", state.metadata.display()))?;
@@ -551,9 +545,7 @@ impl Agent {
         // becomes invalid: no host may act on the pool any more); through
         // the network when not (every daemon is told to disarm and stop
         // over its control socket, below).
-        let report = client::request(&socket, Request::QueryLiveset, REQUEST_TIMEOUT)
-            .ok()
-            .and_then(|r| r.result);
+        let report = client::query_liveset(&socket, REQUEST_TIMEOUT);
         let via_statefile = report.as_ref().is_some_and(|r| {
             !translate::statefile_lost_everywhere(r)
                 && r.hosts

@@ -311,13 +311,7 @@ fn step_down(agent: &Agent, master: Uuid) -> Result<(), String> {
 /// answer, the redo log refuses the stale epoch and the agent does not
 /// start: never a second master).
 pub fn role_at_start(data_dir: &Path, state: &HaState, me: Uuid) -> Option<Role> {
-    let report = client::request(
-        &state.control_socket,
-        Request::QueryLiveset,
-        REQUEST_TIMEOUT,
-    )
-    .ok()?
-    .result?;
+    let report = client::query_liveset(&state.control_socket, REQUEST_TIMEOUT)?;
     if report.pool_generation != state.generation {
         return None;
     }

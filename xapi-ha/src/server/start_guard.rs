@@ -23,7 +23,6 @@
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
-use xha_control::Request;
 use xha_control::client::{self, REQUEST_TIMEOUT};
 
 use super::agent::Agent;
@@ -48,9 +47,7 @@ pub fn check(agent: &Agent) -> Result<(), ApiError> {
     let me = Uuid::parse_str(&agent.facts().info.uuid).ok();
     let deadline = Instant::now() + JOIN_WAIT;
     loop {
-        let report = client::request(&socket, Request::QueryLiveset, REQUEST_TIMEOUT)
-            .ok()
-            .and_then(|r| r.result);
+        let report = client::query_liveset(&socket, REQUEST_TIMEOUT);
         let in_charge = match (&report, me) {
             (Some(report), Some(me)) => failover::in_charge(report, me),
             _ => false,

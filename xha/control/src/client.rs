@@ -127,6 +127,13 @@ pub struct Watcher {
     pub thread: JoinHandle<()>,
 }
 
+/// The daemon's current liveset report (`query-liveset`), or `None` when it
+/// does not answer or answers with an error.
+#[must_use]
+pub fn query_liveset(socket: &Path, timeout: Duration) -> Option<LivesetReport> {
+    request(socket, Request::QueryLiveset, timeout).ok()?.result
+}
+
 /// Start watching: the `watch` request is answered before this returns,
 /// then a thread forwards every event's report until the stream ends, the
 /// receiver is gone, or `stop` is raised.

@@ -152,6 +152,9 @@ struct Pending {
     at: Duration,
     vm: Uuid,
     host: Uuid,
+    /// Asked by an engine that has since stopped: the host still performs
+    /// it, but its answer is lost with that engine.
+    orphan: bool,
 }
 
 /// The simulated pool around the engine.
@@ -282,14 +285,18 @@ impl Sim {
                 )
             }
             Action::StartVm { vm, host } => {
+                // A start is idempotent on its host: asking the host the VM
+                // runs on, or an orphaned start's host, is no double run.
                 assert!(
-                    !self.running.contains_key(vm),
+                    self.running.get(vm).is_none_or(|on| on == host),
                     "{} started while it runs on {}",
                     self.name(*vm),
                     self.name(self.running[vm])
                 );
                 assert!(
-                    self.pending.iter().all(|p| p.vm != *vm),
+                    self.pending
+                        .iter()
+                        .all(|p| p.vm != *vm || (p.orphan && p.host == *host)),
                     "{} started twice at once",
                     self.name(*vm)
                 );
@@ -302,6 +309,7 @@ impl Sim {
                     at: self.now + self.start_time,
                     vm: *vm,
                     host: *host,
+                    orphan: false,
                 });
                 format!("start {} on {}", self.name(*vm), self.name(*host))
             }
@@ -449,6 +457,10 @@ impl Sim {
                 // A new master: its engine starts from the database, which
                 // holds the view, every VM's ha_state and the starts in
                 // flight (scheduled_to_be_resident_on).
+                // Its starts in flight go on, unheard.
+                for p in &mut self.pending {
+                    p.orphan = true;
+                }
                 let mut view = self.engine.view().clone();
                 for v in &mut view.vms {
                     v.ha_state = self.engine.ha_state(v.uuid);
@@ -463,6 +475,14 @@ impl Sim {
 
     fn complete(&mut self, p: Pending) {
         let (vm, host) = (p.vm, p.host);
+        if self.running.get(&vm) == Some(&host) {
+            let msg = format!("{} already runs on {}", self.name(vm), self.name(host));
+            self.line("driver", &msg);
+            if !p.orphan {
+                self.handle(Input::VmStarted { vm, host });
+            }
+            return;
+        }
         let used: u64 = self
             .running
             .iter()
@@ -483,6 +503,10 @@ impl Sim {
                     self.name(vm),
                     self.name(host)
                 );
+                if p.orphan {
+                    self.line("driver", &format!("{msg} (unheard)"));
+                    return;
+                }
                 self.line("driver", &msg);
                 self.handle(Input::VmStartFailed {
                     vm,
@@ -494,6 +518,11 @@ impl Sim {
                 assert!(!self.running.contains_key(&vm), "double run");
                 self.running.insert(vm, host);
                 let msg = format!("{} runs on {}", self.name(vm), self.name(host));
+                if p.orphan {
+                    // Nobody hears it: the VM runs, its record says halted.
+                    self.line("driver", &format!("{msg} (unheard)"));
+                    return;
+                }
                 self.line("driver", &msg);
                 self.handle(Input::VmStarted { vm, host });
             }

@@ -84,8 +84,15 @@ impl VmHost {
             .ok_or_else(|| VmHostError::NoDriver(xapi_vm::qemu::NAME.to_owned()))
     }
 
-    /// Starts a VM; refused by the driver if it already runs here.
+    /// Starts a VM. One that already runs here is left as it is and the
+    /// start succeeds: a start asked again (a new master resuming the last
+    /// one's start, whose answer was lost) learns the truth and never makes
+    /// a second instance; the caller records it running here either way.
     pub fn start(&mut self, spec: &VmSpec) -> Result<(), VmHostError> {
+        if self.is_running(spec.uuid) {
+            tracing::info!(vm = %spec.uuid, "VM already runs here: the start succeeds");
+            return Ok(());
+        }
         let vm = self.driver(&spec.driver)?.start(spec)?;
         tracing::info!(vm = %spec.uuid, pid = vm.pid, driver = %spec.driver, "VM started");
         Ok(())

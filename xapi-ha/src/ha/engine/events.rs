@@ -13,14 +13,28 @@ use crate::ha::view::{Liveness, PoolView, VmView};
 use crate::model::RestartPriority;
 
 /// The track of a VM when an engine takes over, from its stored state.
+///
+/// A start the old master asked for (`scheduled_to_be_resident_on`) may
+/// have run on its host, or may still be on its way there, with nobody left
+/// to hear the answer. So the VM stays "starting" on that host: on a host
+/// proven fenced the start died with it (forgotten here); on a lost host it
+/// waits for the fence (`host_fenced`); on a live host (now, or when a lost
+/// one is live again) the engine asks that same host again
+/// (`Engine::reissue_inherited_starts`), where a start of a VM that already
+/// runs is a success, so the answer is the truth either way and nothing
+/// starts it anywhere else meanwhile.
 pub(super) fn resumed_track(view: &PoolView, vm: &VmView, now: Duration) -> Track {
     let mut t = Track {
         next_attempt: now,
-        starting_on: vm
-            .scheduled_on
-            .filter(|h| !vm.running && view.host(*h).is_some()),
+        starting_on: vm.scheduled_on.filter(|h| {
+            !vm.running
+                && view
+                    .host(*h)
+                    .is_some_and(|host| host.liveness != Liveness::Fenced)
+        }),
         ..Track::default()
     };
+    t.inherited = t.starting_on.is_some();
     match vm.ha_state {
         Some(HaState::Recovery) if !vm.running => {
             t.recovering = true;
@@ -114,6 +128,7 @@ impl Engine {
         for (host, name) in newly_fenced {
             self.host_fenced(host, &name);
         }
+        self.reissue_inherited_starts();
         if grew {
             self.liveset_grew();
             self.room_may_have_appeared();
@@ -145,6 +160,7 @@ impl Engine {
             if t.starting_on == Some(host) {
                 // The start died with the host: it never ran there.
                 t.starting_on = None;
+                t.inherited = false;
                 t.recovering = true;
                 t.next_attempt = now;
                 self.group_end = Some(self.group_end.map_or(now, |e| e.max(now)));

@@ -35,7 +35,7 @@ pub use input::Input;
 use track::Track;
 
 use super::state::HaState;
-use super::view::PoolView;
+use super::view::{Liveness, PoolView};
 
 /// The restart engine of one master.
 #[derive(Clone, Debug)]
@@ -79,8 +79,37 @@ impl Engine {
             beyond_plan: false,
             actions: VecDeque::new(),
         };
+        engine.reissue_inherited_starts();
         engine.after_input();
         engine
+    }
+
+    /// The last master's starts whose host is live, asked again of the
+    /// same host (see `events::resumed_track`): their answers went to the
+    /// last master. Runs when the engine is built and when the liveset
+    /// changes.
+    pub(super) fn reissue_inherited_starts(&mut self) {
+        if !self.view.ha_enabled {
+            return;
+        }
+        let view = &self.view;
+        let reissued: Vec<(Uuid, Uuid)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.inherited)
+            .filter_map(|(vm, t)| Some((*vm, t.starting_on?)))
+            .filter(|(_, h)| view.host(*h).is_some_and(|x| x.liveness == Liveness::Live))
+            .collect();
+        for (vm, host) in reissued {
+            if let Some(t) = self.tracks.get_mut(&vm) {
+                t.inherited = false;
+            }
+            self.push(Action::Note(format!(
+                "the start of VM {vm} on host {host} was in flight when the last master \
+                 stopped: asked again of the same host"
+            )));
+            self.push(Action::StartVm { vm, host });
+        }
     }
 
     /// Takes one event at `now` (never earlier than the last).

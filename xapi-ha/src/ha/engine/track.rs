@@ -20,6 +20,9 @@ const _: () = assert!(RETRY_FIRST.as_millis() <= 1000 && RETRY_MAX.as_secs() == 
 pub struct Track {
     /// The host a start was asked of, until it answers.
     pub starting_on: Option<Uuid>,
+    /// `starting_on` is the last master's start, whose answer nobody will
+    /// hear: asked again of the same host once that host is live.
+    pub inherited: bool,
     /// Failed attempts since it last ran.
     pub failures: u32,
     /// No attempt before this instant.
@@ -55,6 +58,7 @@ impl Track {
     /// It runs: forget the attempts.
     pub fn ran(&mut self) {
         self.starting_on = None;
+        self.inherited = false;
         self.failures = 0;
         self.alerted = false;
         self.recovering = false;

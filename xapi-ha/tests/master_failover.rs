@@ -14,10 +14,10 @@
 //!   the master is killed at a random moment: every acknowledged change is
 //!   in the new master's database, and nothing else but the one change in
 //!   flight (`XHA_MASTER_KILLS` rounds, default 2);
-//! - the old master comes back (its `xhad` started again, as its unit
-//!   would at boot, then its agent, with `pool.conf` `master` and its HA
-//!   record): it starts as a member of the new master, never a second
-//!   master.
+//! - the old master comes back (its agent started again with `pool.conf`
+//!   `master` and its HA record, and 2 s later its `xhad`, as its unit
+//!   would at boot): the agent waits for its daemon to rejoin, then starts
+//!   as a member of the new master, never a second master.
 //!
 //! The tests take turns (one lock): each runs three agents and daemons,
 //! and the takeover time is measured on an otherwise idle pool.
@@ -273,8 +273,18 @@ fn an_old_master_that_comes_back_becomes_a_member_of_the_new_one() {
             .trim(),
         "master"
     );
-    // The host boots: its xhad first (its unit), then its agent.
-    let agent = agent.kill9_and_restart_with(|| start_xhad_again(&dir, &uuid));
+    // The host boots, its agent before its xhad (units start in any order):
+    // the agent waits for its daemon to rejoin the liveset, then starts as
+    // a member. It used to exit with 4 here (campaign finding 2).
+    let xhad_later = {
+        let (dir, uuid) = (dir.clone(), uuid.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            start_xhad_again(&dir, &uuid);
+        })
+    };
+    let agent = agent.kill9_and_restart_with(|| ());
+    xhad_later.join().expect("the old master's xhad started");
     let old = Host {
         agent,
         address,

@@ -29,7 +29,8 @@ use xapi_ha::pool::secret::PoolSecret;
 use xapi_ha::server::agent::{
     HostFacts, LOCAL_DB_FILE, LocalStore, TLS_FINGERPRINT_KEY, wall_clock,
 };
-use xapi_ha::server::ha_ops::{self, HaContext};
+use xapi_ha::server::ha_ops::HaContext;
+use xapi_ha::server::ha_volumes::{self, OpenHaError};
 use xapi_ha::server::http::{self, Limits};
 use xapi_ha::server::listen::{self, ConnConfig, Listener};
 use xapi_ha::server::role::Role;
@@ -45,6 +46,10 @@ mod exit {
     pub const CONFIG: u8 = 3;
     pub const STATE: u8 = 4;
     pub const LISTEN: u8 = 5;
+    /// This host's role file says master, but another host took the master
+    /// lock while the agent was down and its `xhad` has not rejoined to say
+    /// which: a later start succeeds (systemd restarts it; EX_TEMPFAIL).
+    pub const SUPERSEDED: u8 = 75;
 }
 
 #[derive(Parser)]
@@ -181,7 +186,10 @@ fn open_database(
     // volume (hamulti: a member keeps its local copy; its HA record only
     // says which xhad to re-attach to).
     if let Some(state) = ha.filter(|_| *role == Role::Master) {
-        let store = ha_ops::open_ha_store(state).map_err(|e| Fail(exit::STATE, e))?;
+        let store = ha_volumes::open_ha_store(state).map_err(|e| match e {
+            OpenHaError::Superseded(_) => Fail(exit::SUPERSEDED, e.to_string()),
+            OpenHaError::Other(_) => Fail(exit::STATE, e.to_string()),
+        })?;
         let host = store
             .database()
             .objects(Class::Host)

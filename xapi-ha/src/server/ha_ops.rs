@@ -20,7 +20,7 @@ use uuid::Uuid;
 use xha_control::client::{self, REQUEST_TIMEOUT};
 use xha_control::{LivesetReport, Request, Status};
 
-use super::agent::{Agent, LOCAL_DB_FILE, LocalStore};
+use super::agent::{Agent, LOCAL_DB_FILE};
 use super::ha_hosts;
 use super::xhad_launcher::{self, Daemon, XhadPaths};
 use super::xhad_watch::{self, Follower};
@@ -142,36 +142,6 @@ pub(super) fn stop_daemon(daemon: &Daemon, socket: &Path) {
     if !daemon.finish(STOP_TIMEOUT) {
         tracing::warn!("xhad or its supervisor had to be killed");
     }
-}
-
-/// Opens the database on the metadata volume named by `state`, under the
-/// newer of the recorded epoch and the one `xhad` reports now (if it
-/// answers). The volume must exist: a missing one is an error, never a new
-/// empty database.
-pub fn open_ha_store(state: &HaState) -> Result<LocalStore, String> {
-    if !state.metadata.exists() {
-        return Err(format!(
-            "HA is enabled ({}) but the metadata volume {} is missing",
-            crate::ha_link::state::FILE_NAME,
-            state.metadata.display()
-        ));
-    }
-    let live_epoch = client::query_liveset(&state.control_socket, REQUEST_TIMEOUT)
-        .filter(|r| r.pool_generation == state.generation)
-        // mfail: only this host's own lock counts (another holder's epoch
-        // would make this agent a second writer of that epoch).
-        .filter(|r| r.master == Some(r.local_host))
-        .map_or(0, |r| r.master_epoch);
-    let epoch = state.epoch.max(live_epoch);
-    let (store, report) = super::ha_volumes::open_store(state, epoch)
-        .map_err(|e| format!("{}: {e}", state.metadata.display()))?;
-    tracing::info!(
-        volume = %state.metadata.display(),
-        epoch,
-        deltas_replayed = report.deltas_replayed,
-        "database opened on the metadata volume (HA is enabled)"
-    );
-    Ok(store)
 }
 
 /// A `watch` connection used while enabling.

@@ -1,11 +1,16 @@
 //! blocksr: where an enable puts its heartbeat volumes, for
 //! `server::ha_ops`: files on a `file` SR (`ha_link::files`), regions of
 //! the device on a `block` SR (`ha_link::regions`). Kept apart from the
-//! enable and disable sequences so they only call these functions.
+//! enable and disable sequences so they only call these functions. Also
+//! the opening of a master's database on the metadata volume at start-up
+//! ([`open_ha_store`]).
 
 use std::path::PathBuf;
 
-use sr_heartbeat::metadata::Layout;
+use sr_heartbeat::metadata::{Layout, MetaError};
+use xha_control::client::{self, REQUEST_TIMEOUT};
+
+use super::agent::LocalStore;
 
 use crate::api::ha_enable::EnableRequest;
 use crate::db::store::{OpenReport, Store, StoreError};
@@ -97,6 +102,53 @@ pub fn open_store(
         Some(v) => Store::open_region(&v.path, v.region(), epoch),
         None => Store::open_file(&state.metadata, Layout::standard(), epoch),
     }
+}
+
+/// Opens the database on the metadata volume named by `state`, under the
+/// newer of the recorded epoch and the one `xhad` reports now (if it
+/// answers). The volume must exist: a missing one is an error, never a new
+/// empty database.
+pub fn open_ha_store(state: &HaState) -> Result<LocalStore, OpenHaError> {
+    if !state.metadata.exists() {
+        return Err(OpenHaError::Other(format!(
+            "HA is enabled ({}) but the metadata volume {} is missing",
+            crate::ha_link::state::FILE_NAME,
+            state.metadata.display()
+        )));
+    }
+    let live_epoch = client::query_liveset(&state.control_socket, REQUEST_TIMEOUT)
+        .filter(|r| r.pool_generation == state.generation)
+        // mfail: only this host's own lock counts (another holder's epoch
+        // would make this agent a second writer of that epoch).
+        .filter(|r| r.master == Some(r.local_host))
+        .map_or(0, |r| r.master_epoch);
+    let epoch = state.epoch.max(live_epoch);
+    let (store, report) = open_store(state, epoch).map_err(|e| {
+        let text = format!("{}: {e}", state.metadata.display());
+        match e {
+            StoreError::Log(MetaError::StaleEpoch { .. }) => OpenHaError::Superseded(text),
+            _ => OpenHaError::Other(text),
+        }
+    })?;
+    tracing::info!(
+        volume = %state.metadata.display(),
+        epoch,
+        deltas_replayed = report.deltas_replayed,
+        "database opened on the metadata volume (HA is enabled)"
+    );
+    Ok(store)
+}
+
+/// Why a master's database could not be opened on the metadata volume.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenHaError {
+    /// Another host took the master lock under a newer epoch and the volume
+    /// refuses this one's (`StaleEpoch`): this host is not the master, and
+    /// its `xhad` has not said yet who is. Worth retrying once it has.
+    #[error("{0} (another host became master while this agent was down)")]
+    Superseded(String),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// What a disable removes: the files of `state`, and the regions it frees.

@@ -304,17 +304,53 @@ fn step_down(agent: &Agent, master: Uuid) -> Result<(), String> {
     Ok(())
 }
 
-/// At start-up of a master with HA armed: when this host's daemon names
-/// another live lock holder with a newer epoch than the record's, the
-/// agent starts as its member (its address from the local copy) and
-/// `pool.conf` says so. `None`: keep the role (if the daemon does not
-/// answer, the redo log refuses the stale epoch and the agent does not
-/// start: never a second master).
+/// How long a master's agent with HA armed waits at start-up for its
+/// `xhad` to be online with this host in the liveset (a host that fenced
+/// and booted again joins only after every member dropped its old
+/// incarnation): three timeouts, at least 30 s, at most 5 minutes.
+#[must_use]
+pub fn start_wait(state: &HaState) -> Duration {
+    Duration::from_secs(state.timeout_s.saturating_mul(3).clamp(30, 300))
+}
+
+/// At start-up of a master with HA armed: waits (up to [`start_wait`]) for
+/// this host's daemon to be in charge (online, this host in its liveset);
+/// when it then names another live lock holder with a newer epoch than the
+/// record's, the agent starts as its member (its address from the local
+/// copy) and `pool.conf` says so. `None`: keep the role (if the daemon
+/// never answered in charge, the redo log refuses the stale epoch when
+/// another host took over and the agent exits with 75 to be started again:
+/// never a second master). Before this wait, an old master that booted
+/// before its daemon rejoined exited with 4, which systemd does not restart
+/// (campaign finding 2, docs/lab.md).
 pub fn role_at_start(data_dir: &Path, state: &HaState, me: Uuid) -> Option<Role> {
-    let report = client::query_liveset(&state.control_socket, REQUEST_TIMEOUT)?;
-    if report.pool_generation != state.generation {
-        return None;
-    }
+    let deadline = std::time::Instant::now() + start_wait(state);
+    let mut waiting_logged = false;
+    let report = loop {
+        match client::query_liveset(&state.control_socket, REQUEST_TIMEOUT) {
+            Some(r) if r.pool_generation != state.generation => return None,
+            Some(r) if failover::in_charge(&r, me) => break r,
+            _ if std::time::Instant::now() >= deadline => {
+                tracing::warn!(
+                    waited_s = start_wait(state).as_secs(),
+                    "this host's xhad is not online with this host in its liveset: \
+                     starting under the recorded role"
+                );
+                return None;
+            }
+            answer => {
+                if !waiting_logged {
+                    waiting_logged = true;
+                    tracing::info!(
+                        daemon_answers = answer.is_some(),
+                        "waiting for this host's xhad to rejoin the liveset before choosing \
+                         master or member"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    };
     let known = Known {
         me,
         is_master: true,

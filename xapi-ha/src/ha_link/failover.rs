@@ -11,12 +11,18 @@
 //! 2. The agent is the master but the report names another live holder
 //!    with an epoch above the one this master wrote under: step down and
 //!    follow it (an old master that comes back is never a second master).
-//! 3. A member whose report names no holder, or a holder out of the
-//!    liveset: ask `xhad` for the lock (once; `xhad` picks one winner);
-//!    only once its copy of the database says HA is enabled (during the
-//!    enable the master takes the first lock alone).
-//! 4. A member whose report names another live holder: withdraw its own
-//!    request if it made one, and follow that holder if it follows another.
+//! 3. A member asks `xhad` for the lock and keeps asking (a standby
+//!    request, renewed with the lease), once its copy of the database says
+//!    HA is enabled (during the enable the master takes the first lock
+//!    alone). While a live master asks for the lock every grant is the
+//!    master's, so a standby request never takes it; but `xhad` counts a
+//!    grant only from a heartbeat heard a heartbeat timeout (1.6 s at
+//!    T = 10) after the request began, and a request made before the master
+//!    went has that wait behind it: the lowest live member takes the lock
+//!    as soon as the survivors' next heartbeats grant it. (Proposing only
+//!    after the master left the liveset put those 1.6 s after the shrink.)
+//! 4. A member whose report names another live holder follows it if it
+//!    follows another.
 
 use std::time::Duration;
 
@@ -66,16 +72,15 @@ pub struct Known {
 pub enum Step {
     /// Nothing to do.
     Stay,
-    /// Ask `xhad` for the master lock (`propose-master true`).
+    /// Ask `xhad` for the master lock (`propose-master true`), a standby
+    /// request kept until this host holds it.
     Propose,
-    /// Give the request up (`propose-master false`): another host won.
-    Withdraw,
     /// This host holds the lock: become the master under `epoch`.
     TakeOver { epoch: u64 },
     /// Follow `master` (this agent is a member of another master).
     Follow { master: Uuid },
-    /// Withdraw (if proposed) and follow `master`.
-    WithdrawAndFollow { master: Uuid },
+    /// Ask for the lock (standby) and follow `master`.
+    ProposeAndFollow { master: Uuid },
     /// This master lost the lock to `master`: become its member.
     StepDown { master: Uuid },
 }
@@ -116,12 +121,15 @@ pub fn decide(known: &Known, report: &LivesetReport) -> Step {
                 Step::Stay
             }
         }
-        Some(m) => match (known.proposed, known.following == Some(m)) {
-            (true, true) => Step::Withdraw,
-            (true, false) => Step::WithdrawAndFollow { master: m },
-            (false, false) => Step::Follow { master: m },
-            (false, true) => Step::Stay,
-        },
+        Some(m) => {
+            let stand_by = !known.proposed && known.ha_enabled;
+            match (stand_by, known.following == Some(m)) {
+                (true, true) => Step::Propose,
+                (true, false) => Step::ProposeAndFollow { master: m },
+                (false, false) => Step::Follow { master: m },
+                (false, true) => Step::Stay,
+            }
+        }
         None if known.is_master || known.proposed || !known.ha_enabled => Step::Stay,
         None => Step::Propose,
     }
@@ -215,8 +223,14 @@ mod tests {
         use Status::{Online, Starting};
         let rows: Vec<(&str, Known, LivesetReport, Step)> = vec![
             (
-                "master live: a member stays",
+                "master live: a member stands by (asks for the lock)",
                 member(false, Some(1)),
+                report(Online, &[1, 2, 3], Some(1), 1),
+                Step::Propose,
+            ),
+            (
+                "master live, standing by already: stays",
+                member(true, Some(1)),
                 report(Online, &[1, 2, 3], Some(1), 1),
                 Step::Stay,
             ),
@@ -245,26 +259,35 @@ mod tests {
                 Step::TakeOver { epoch: 2 },
             ),
             (
-                "another won: withdraw and follow it",
+                "another won: keep standing by, follow it",
                 member(true, Some(1)),
-                report(Online, &[2, 3], Some(3), 2),
-                Step::WithdrawAndFollow { master: u(3) },
-            ),
-            (
-                "another won, followed already: withdraw",
-                member(true, Some(3)),
-                report(Online, &[2, 3], Some(3), 2),
-                Step::Withdraw,
-            ),
-            (
-                "not told of the new master: follow it",
-                member(false, Some(1)),
                 report(Online, &[2, 3], Some(3), 2),
                 Step::Follow { master: u(3) },
             ),
             (
+                "another won, followed already: stays",
+                member(true, Some(3)),
+                report(Online, &[2, 3], Some(3), 2),
+                Step::Stay,
+            ),
+            (
+                "not told of the new master: stand by and follow it",
+                member(false, Some(1)),
+                report(Online, &[2, 3], Some(3), 2),
+                Step::ProposeAndFollow { master: u(3) },
+            ),
+            (
                 "role names no known host: follow the holder",
-                member(false, None),
+                member(true, None),
+                report(Online, &[1, 2, 3], Some(1), 1),
+                Step::Follow { master: u(1) },
+            ),
+            (
+                "enable still running (copy says HA off): follow, no request",
+                Known {
+                    ha_enabled: false,
+                    ..member(false, None)
+                },
                 report(Online, &[1, 2, 3], Some(1), 1),
                 Step::Follow { master: u(1) },
             ),

@@ -2,9 +2,11 @@
 //! pure decision of `ha_link::failover`, run by the `xhad` follower on
 //! each report before the report is recorded (`xhad_watch`).
 //!
-//! - A member whose daemon no longer sees the master in the liveset asks
-//!   it for the master lock (`propose-master true`); `xhad`'s lock picks
-//!   one winner and gives it a new epoch.
+//! - Every member asks its daemon for the master lock and keeps asking (a
+//!   standby request, `propose-master true` renewed with the lease); while
+//!   the master is live and asks, every grant is the master's. When the
+//!   master leaves the liveset (or its agent's lease lapses), `xhad`'s lock
+//!   picks one winner among the standing requests and gives it a new epoch.
 //! - The winner takes over in place: it opens the database on the metadata
 //!   volume under the new epoch (the newest consistent state; the redo log
 //!   refuses the old master's writer from then on), records the epoch in
@@ -137,9 +139,8 @@ pub fn on_report(agent: &Arc<Agent>, tracker: &mut Tracker, report: &LivesetRepo
     let result = match step {
         Step::Stay => Ok(()),
         Step::Propose => propose(&socket, true).map(|()| tracker.set_proposed(true)),
-        Step::Withdraw => propose(&socket, false).map(|()| tracker.set_proposed(false)),
-        Step::WithdrawAndFollow { master } => propose(&socket, false)
-            .map(|()| tracker.set_proposed(false))
+        Step::ProposeAndFollow { master } => propose(&socket, true)
+            .map(|()| tracker.set_proposed(true))
             .and_then(|()| follow(agent, master)),
         Step::Follow { master } => follow(agent, master),
         Step::TakeOver { epoch } => {

@@ -158,10 +158,19 @@ impl Node {
         }
         // Lowest index wins contention: defer to a lower-index requester
         // (never once acquiring, so nobody withdraws a grant it may be using).
-        !liveset.iter().filter(|&p| p < me).any(|p| {
-            self.row(p)
-                .is_some_and(|r| !r.starting && r.lock_request.contains(p))
-        })
+        // The live master asking for the lock is no contender: every grant
+        // is its own while it asks (`master_lock::grant`), so a standby
+        // request beside it (the agents' standing `propose-master`, docs/
+        // master-failover.md) cannot take the lock, but its clock runs: the
+        // freshness wait below is behind it when the master goes, and the
+        // takeover needs only the grants' next heartbeats.
+        !liveset
+            .iter()
+            .filter(|&p| p < me && Some(p) != master_index)
+            .any(|p| {
+                self.row(p)
+                    .is_some_and(|r| !r.starting && r.lock_request.contains(p))
+            })
     }
 
     pub(super) fn write_pool(&mut self, block: PoolBlock) {

@@ -120,6 +120,65 @@ fn a_lapsed_master_lease_frees_the_lock_for_a_new_epoch() {
     assert_eq!(c.fences(), 0);
 }
 
+/// Standby requests (the agents' standing `propose-master true` on every
+/// member): the master keeps the lock while it asks; when it crashes, the
+/// lowest member takes it as soon as the survivors' grants arrive, without
+/// a heartbeat timeout of freshness wait after the liveset shrank (its
+/// request began long before).
+#[test]
+fn standby_requests_never_preempt_and_take_over_without_the_freshness_wait() {
+    let lease = Duration::from_secs(4);
+    let second = Duration::from_secs(1);
+    let mut c = Cluster::agent_driven(3, lease);
+    c.run_for(Duration::from_secs(5));
+    let propose = |c: &mut Cluster, hosts: &[usize]| {
+        for &h in hosts {
+            c.handle(h, Input::Control(ControlRequest::ProposeMaster(true)));
+        }
+    };
+    for _ in 0..8 {
+        propose(&mut c, &[0]);
+        c.run_for(second);
+    }
+    assert_eq!(c.masters(), vec![0]);
+    for _ in 0..20 {
+        propose(&mut c, &[0, 1, 2]);
+        c.run_for(second);
+    }
+    assert_eq!(c.masters(), vec![0], "a standby request took the lock");
+    assert_eq!(c.pool.master_epoch, 1);
+    let crashed = c.now;
+    c.kill(0, Life::Crashed);
+    let step = Duration::from_millis(20);
+    let mut since_renewal = Duration::ZERO;
+    let mut master_at = None;
+    while c.now < crashed + Duration::from_secs(30) && master_at.is_none() {
+        if since_renewal >= second {
+            propose(&mut c, &[1, 2]);
+            since_renewal = Duration::ZERO;
+        }
+        c.run_for(step);
+        since_renewal += step;
+        if c.masters() == vec![1] {
+            master_at = Some(c.now);
+        }
+    }
+    let master_at = master_at.expect("host 1 took the lock");
+    let shrunk = [1, 2]
+        .iter()
+        .filter_map(|&h| c.shrink_time(h, 0, crashed))
+        .max()
+        .expect("both survivors dropped host 0");
+    let after_shrink = master_at.saturating_since(crashed).saturating_sub(shrunk);
+    assert!(
+        after_shrink < c.timeouts.heartbeat_timeout,
+        "the new master took {after_shrink:?} after the shrink; the freshness wait is {:?}",
+        c.timeouts.heartbeat_timeout
+    );
+    assert_eq!((c.pool.master, c.pool.master_epoch), (Some(c.uuids[1]), 2));
+    assert_eq!(c.fences(), 0);
+}
+
 /// Without a lease (`None`) a single `propose-master true` holds for good.
 #[test]
 fn without_a_lease_one_proposal_holds() {

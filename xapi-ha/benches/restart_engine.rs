@@ -47,6 +47,7 @@ fn pool(hosts: usize, vms_per_host: usize) -> PoolView {
                 running: true,
                 resident_on: Some(host(v % hosts)),
                 affinity: None,
+                failback: false,
                 scheduled_on: None,
                 ha_state: None,
             })

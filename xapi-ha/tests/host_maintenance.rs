@@ -8,8 +8,9 @@
 //! brings the agent back under the same pid.
 //!
 //! The HA side (the failover-plan check, `--force`, the overcommitted pool
-//! and its recovery, frozen VMs) is tested on a real database in
-//! `api::host_maint` (pools of more than one host cannot enable HA yet).
+//! and its recovery, frozen VMs, a reboot under HA) is tested on a real
+//! database in `api::host_maint` and on real agents with their `xhad`s in
+//! `maintenance_under_ha.rs`.
 
 mod api_support;
 mod pool_support;

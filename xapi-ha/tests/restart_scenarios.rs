@@ -155,6 +155,8 @@ struct Pending {
     /// Asked by an engine that has since stopped: the host still performs
     /// it, but its answer is lost with that engine.
     orphan: bool,
+    /// A failback: the VM moves here from this host.
+    move_from: Option<Uuid>,
 }
 
 /// The simulated pool around the engine.
@@ -215,6 +217,7 @@ impl Sim {
                         running: on.is_some(),
                         resident_on: on,
                         affinity: None,
+                        failback: false,
                         scheduled_on: None,
                         ha_state: None,
                     }
@@ -310,8 +313,34 @@ impl Sim {
                     vm: *vm,
                     host: *host,
                     orphan: false,
+                    move_from: None,
                 });
                 format!("start {} on {}", self.name(*vm), self.name(*host))
+            }
+            Action::Failback { vm, from, to } => {
+                assert_eq!(
+                    self.running.get(vm),
+                    Some(from),
+                    "failback of a VM not there"
+                );
+                assert_eq!(
+                    self.liveness[to],
+                    Liveness::Live,
+                    "failback to a host that is not live"
+                );
+                self.pending.push(Pending {
+                    at: self.now + self.start_time,
+                    vm: *vm,
+                    host: *to,
+                    orphan: false,
+                    move_from: Some(*from),
+                });
+                format!(
+                    "move {} back from {} to {}",
+                    self.name(*vm),
+                    self.name(*from),
+                    self.name(*to)
+                )
             }
             Action::ClearAlwaysRun { vm } => {
                 format!("clear ha_always_run of {}", self.name(*vm))
@@ -423,6 +452,14 @@ impl Sim {
                 let u = self.vm_arg(vm);
                 self.failing.remove(&u);
             }
+            ["failback", vm, host] => {
+                let (u, h) = (self.vm_arg(vm), self.host_arg(host));
+                self.handle(Input::VmFailback {
+                    vm: u,
+                    affinity: Some(h),
+                    failback: true,
+                });
+            }
             ["prevent-restarts", seconds] => {
                 let seconds = seconds.parse().expect("seconds");
                 self.handle(Input::PreventRestartsFor { seconds });
@@ -475,6 +512,29 @@ impl Sim {
 
     fn complete(&mut self, p: Pending) {
         let (vm, host) = (p.vm, p.host);
+        if let Some(from) = p.move_from {
+            if self.running.get(&vm) != Some(&from) {
+                let msg = format!("{} is no longer on {}", self.name(vm), self.name(from));
+                self.line("driver", &msg);
+                self.handle(Input::FailbackDone {
+                    vm,
+                    to: host,
+                    result: Err("the VM is no longer there".into()),
+                });
+                return;
+            }
+            self.running.insert(vm, host);
+            self.check_memory();
+            let msg = format!("{} moved to {}", self.name(vm), self.name(host));
+            self.line("driver", &msg);
+            self.handle(Input::VmStarted { vm, host });
+            self.handle(Input::FailbackDone {
+                vm,
+                to: host,
+                result: Ok(()),
+            });
+            return;
+        }
         if self.running.get(&vm) == Some(&host) {
             let msg = format!("{} already runs on {}", self.name(vm), self.name(host));
             self.line("driver", &msg);

@@ -67,7 +67,10 @@ pub fn changes_for(
             .into_iter()
             .collect(),
         Action::Message(m) => vec![m.to_change(caller, fresh)],
-        Action::StartVm { .. } | Action::ScheduleRetry { .. } | Action::Note(_) => Vec::new(),
+        Action::StartVm { .. }
+        | Action::Failback { .. }
+        | Action::ScheduleRetry { .. }
+        | Action::Note(_) => Vec::new(),
     }
 }
 
@@ -125,6 +128,13 @@ pub fn config_inputs(before: &PoolView, after: &PoolView) -> Vec<Input> {
         let Some(b) = before.vm(v.uuid) else {
             continue;
         };
+        if (b.affinity, b.failback) != (v.affinity, v.failback) {
+            out.push(Input::VmFailback {
+                vm: v.uuid,
+                affinity: v.affinity,
+                failback: v.failback,
+            });
+        }
         if (b.priority, b.always_run, b.order, b.start_delay_s)
             != (v.priority, v.always_run, v.order, v.start_delay_s)
         {

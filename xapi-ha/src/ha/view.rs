@@ -18,6 +18,10 @@ use super::{HaState, is_protected};
 /// mode; HA freezes the VMs of such a host (no failover).
 pub const MAINTENANCE_KEY: &str = "MAINTENANCE_MODE";
 
+/// The `VM.other_config` key (ours; off unless `true`) that asks HA to move
+/// a VM back to its `affinity` host once that host is back.
+pub const FAILBACK_KEY: &str = "ha-failback";
+
 /// What HA knows of a host's liveness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
@@ -63,6 +67,9 @@ pub struct VmView {
     pub resident_on: Option<Uuid>,
     /// Preferred host for a restart.
     pub affinity: Option<Uuid>,
+    /// `other_config:ha-failback=true` ([`FAILBACK_KEY`]): moves back to
+    /// `affinity` when that host is back (`engine::failback`).
+    pub failback: bool,
     /// `VM.scheduled_to_be_resident_on` of a halted VM: a start in flight
     /// there (a new master's engine waits for its answer).
     pub scheduled_on: Option<Uuid>,
@@ -133,10 +140,15 @@ pub fn pool_ref(db: &Database) -> Option<Ref> {
 }
 
 fn in_maintenance(db: &Database, host: Ref) -> bool {
-    match field(db, Class::Host, host, "other_config") {
+    other_config_flag(db, Class::Host, host, MAINTENANCE_KEY)
+}
+
+/// `other_config:<key>` is `true`.
+fn other_config_flag(db: &Database, class: Class, r: Ref, key: &str) -> bool {
+    match field(db, class, r, "other_config") {
         Value::Map(pairs) => pairs
             .iter()
-            .any(|(k, v)| k.to_wire() == MAINTENANCE_KEY && v.as_str() == Some("true")),
+            .any(|(k, v)| k.to_wire() == key && v.as_str() == Some("true")),
         _ => false,
     }
 }
@@ -153,8 +165,10 @@ pub fn priority_of(text: &str) -> RestartPriority {
 
 impl PoolView {
     /// The view of the database as it is. A host whose metrics say it is
-    /// not live is taken as fenced: the agent marks a host dead only once
-    /// `xhad` proved it fenced.
+    /// not live is taken as fenced (the agent marks a host dead only once
+    /// `xhad` proved it fenced), unless it excluded itself (a clean
+    /// shutdown or reboot, `translate::EXCLUDED_KEY`): then it is lost, not
+    /// failed.
     #[must_use]
     pub fn from_db(db: &Database) -> PoolView {
         let pool = pool_ref(db).unwrap_or(Ref::NULL);
@@ -166,6 +180,12 @@ impl PoolView {
                     .unwrap_or(Ref::NULL);
                 let live = db.get(Class::HostMetrics, metrics).is_none()
                     || flag(db, Class::HostMetrics, metrics, "live");
+                let excluded = other_config_flag(
+                    db,
+                    Class::HostMetrics,
+                    metrics,
+                    crate::ha_link::translate::EXCLUDED_KEY,
+                );
                 Some(HostView {
                     uuid: uuid_of(db, Class::Host, h)?,
                     name: text(db, Class::Host, h, "name_label"),
@@ -175,6 +195,8 @@ impl PoolView {
                     maintenance: in_maintenance(db, h),
                     liveness: if live {
                         Liveness::Live
+                    } else if excluded {
+                        Liveness::Lost
                     } else {
                         Liveness::Fenced
                     },
@@ -205,6 +227,7 @@ impl PoolView {
                         .then(|| host_ref_uuid(db, Class::Vm, v, "resident_on"))
                         .flatten(),
                     affinity: host_ref_uuid(db, Class::Vm, v, "affinity"),
+                    failback: other_config_flag(db, Class::Vm, v, FAILBACK_KEY),
                     scheduled_on: (!running)
                         .then(|| host_ref_uuid(db, Class::Vm, v, "scheduled_to_be_resident_on"))
                         .flatten(),

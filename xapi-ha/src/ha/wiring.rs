@@ -26,13 +26,17 @@ use super::view::{Liveness, PoolView, pool_ref};
 
 /// The engine's `Liveset` input of an `xhad` report's liveset. A host leaves
 /// `xhad`'s liveset only once it is proven fenced (docs/daemon.md), so
-/// every host of the pool outside the liveset counts as fenced.
+/// every host of the pool outside the liveset counts as fenced, but for one
+/// that excluded itself (a clean shutdown or reboot: lost in the view, see
+/// `translate::EXCLUDED_KEY`), which is not a failure.
 #[must_use]
 pub fn liveset_input(liveset: &[Uuid], view: &PoolView) -> Input {
     let live: Vec<Uuid> = liveset.to_vec();
+    // A host that excluded itself (lost in the view) is not failed.
     let fenced = view
         .hosts
         .iter()
+        .filter(|h| h.liveness != Liveness::Lost)
         .map(|h| h.uuid)
         .filter(|h| !live.contains(h))
         .collect();

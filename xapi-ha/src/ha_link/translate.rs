@@ -5,7 +5,10 @@
 //!
 //! What is written (docs/ha-enable.md, "Following xhad"):
 //! - `host_metrics.live` of every host the report names (in this host's
-//!   liveset or not), with `last_updated`;
+//!   liveset or not), with `last_updated`, and `host_metrics.other_config`
+//!   key [`EXCLUDED_KEY`] while a host is out of the liveset because it
+//!   excluded itself (`set-excluded`: a clean shutdown or reboot), which HA
+//!   does not count as a failure;
 //! - `host.ha_statefiles`: the pool's statefiles when the host reports
 //!   reaching them, else empty; `host.ha_network_peers` of this host: the
 //!   hosts it hears;
@@ -24,7 +27,32 @@ use xha_control::LivesetReport;
 
 use crate::api::ha_enable::STATEFILE_LOST_BODY;
 use crate::db::{Change, Class, Database};
-use crate::value::{DateTime, Ref, Value};
+use crate::value::{DateTime, Key, Ref, Value};
+
+/// `host_metrics.other_config` key (ours): `true` while the host is out of
+/// the liveset because it excluded itself before a clean shutdown or
+/// reboot. `ha::view` reads it: such a host is lost, not failed (no
+/// `HA_HOST_FAILED`, nothing restarted from it; its VMs were shut down
+/// first).
+pub const EXCLUDED_KEY: &str = "ha-excluded";
+
+/// `other_config` of `metrics` with [`EXCLUDED_KEY`] set or removed.
+fn excluded_config(db: &Database, metrics: Ref, excluded: bool) -> Value {
+    let mut pairs: Vec<(Key, Value)> = match db.field(Class::HostMetrics, metrics, "other_config") {
+        Some(Value::Map(pairs)) => pairs
+            .into_iter()
+            .filter(|(k, _)| k.to_wire() != EXCLUDED_KEY)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if excluded {
+        pairs.push((
+            Key::String(EXCLUDED_KEY.into()),
+            Value::String("true".into()),
+        ));
+    }
+    Value::Map(pairs)
+}
 
 /// Priority of `HA_STATEFILE_LOST` (xapi's).
 pub const STATEFILE_LOST_PRIORITY: i64 = 2;
@@ -93,6 +121,15 @@ pub fn changes(db: &Database, report: &LivesetReport, now: DateTime, seed: Uuid)
             metrics,
             "live",
             Value::Bool(h.live),
+        );
+        let config = excluded_config(db, metrics, h.excluded && !h.live);
+        set_if(
+            db,
+            &mut out,
+            Class::HostMetrics,
+            metrics,
+            "other_config",
+            config,
         );
         if Some(host) == local {
             let sf = latency(report.statefile_latency.last_ms);

@@ -44,10 +44,11 @@ use crate::value::{Ref, Value};
 /// change it follows publishes a generation).
 const IDLE: Duration = Duration::from_secs(30);
 
-/// The answer of one start.
+/// The answer of one start, or of one failback (`host` is its target).
 struct StartDone {
     vm: Uuid,
     host: Uuid,
+    failback: bool,
     result: Result<(), String>,
 }
 
@@ -104,6 +105,11 @@ fn run(weak: &Weak<Agent>, handle: &tokio::runtime::Handle) {
         let inputs = answers
             .drain(..)
             .map(|d: StartDone| match d.result {
+                result if d.failback => Input::FailbackDone {
+                    vm: d.vm,
+                    to: d.host,
+                    result,
+                },
                 Ok(()) => Input::VmStarted {
                     vm: d.vm,
                     host: d.host,
@@ -186,8 +192,14 @@ fn turn(
         for a in &actions {
             log(a);
             record_action(agent, r, now, a);
-            if let Action::StartVm { vm, host } = *a {
-                start_on_thread(weak.clone(), vm, host, tx.clone());
+            match *a {
+                Action::StartVm { vm, host } => {
+                    start_on_thread(weak.clone(), vm, host, tx.clone());
+                }
+                Action::Failback { vm, to, .. } => {
+                    failback_on_thread(weak.clone(), vm, to, tx.clone());
+                }
+                _ => {}
             }
         }
     }
@@ -376,6 +388,7 @@ fn log(a: &Action) {
 struct Answer {
     vm: Uuid,
     host: Uuid,
+    failback: bool,
     tx: UnboundedSender<StartDone>,
     sent: bool,
 }
@@ -386,6 +399,7 @@ impl Answer {
         let _ = self.tx.send(StartDone {
             vm: self.vm,
             host: self.host,
+            failback: self.failback,
             result,
         });
     }
@@ -397,6 +411,7 @@ impl Drop for Answer {
             let _ = self.tx.send(StartDone {
                 vm: self.vm,
                 host: self.host,
+                failback: self.failback,
                 result: Err("the start ended without an answer".into()),
             });
         }
@@ -409,6 +424,7 @@ fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<
     let answer = Answer {
         vm,
         host,
+        failback: false,
         tx,
         sent: false,
     };
@@ -429,6 +445,53 @@ fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start a thread for an HA start");
     }
+}
+
+/// Runs one failback (`VM.pool_migrate` of `vm` to `to`, as an API call
+/// of this master: live for QEMU, stop-and-start for process VMs, checked
+/// like any migration) on its own thread.
+fn failback_on_thread(weak: Weak<Agent>, vm: Uuid, to: Uuid, tx: UnboundedSender<StartDone>) {
+    let answer = Answer {
+        vm,
+        host: to,
+        failback: true,
+        tx,
+        sent: false,
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new()
+        .name("ha-failback".into())
+        .spawn(move || {
+            let _runtime = runtime.enter();
+            let result = weak.upgrade().map_or_else(
+                || Err("the agent is stopping".into()),
+                |a| failback(&a, vm, to),
+            );
+            match &result {
+                Ok(()) => tracing::info!(%vm, host = %to, "failback: VM moved back"),
+                Err(e) => tracing::warn!(%vm, host = %to, error = %e, "failback failed"),
+            }
+            answer.send(result);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a thread for a failback");
+    }
+}
+
+fn failback(agent: &Arc<Agent>, vm: Uuid, to: Uuid) -> Result<(), String> {
+    let (v, h) = {
+        let store = agent.store();
+        let db = store.database();
+        (
+            by_uuid(db, Class::Vm, vm).ok_or("the VM no longer exists")?,
+            by_uuid(db, Class::Host, to).ok_or("the host no longer exists")?,
+        )
+    };
+    let args = [Value::Ref(v), Value::Ref(h), Value::Map(Vec::new())];
+    agent
+        .call_internal("VM.pool_migrate", &args)
+        .map(drop)
+        .map_err(|f| format!("{} {}", f.code, f.params.join(" ")))
 }
 
 /// One engine start: checked (without the overcommit check), performed on

@@ -12,7 +12,8 @@
 //!   on a member through the host-to-host call `host.peer_shutdown`.
 //!   Stopping a host: if HA runs here, `xhad` is told `set-excluded` (so
 //!   the pool never fences it and raises no `HA_HOST_FAILED`), then
-//!   `disarm-fencing` and `stop`; the reply goes out, and after
+//!   `disarm-fencing`, then, once the exclusion reached the peers
+//!   ([`exclusion_settle`]), `stop`; the reply goes out, and after
 //!   [`STOP_DELAY`] the agent exits with code 0 (shutdown) or executes
 //!   itself again with the same arguments, keeping its pid (reboot: what a
 //!   reboot means for a lab host; VMs were stopped as a real reboot stops
@@ -81,8 +82,15 @@ pub fn peer_shutdown(agent: &Agent, args: &[Rpc]) -> Result<Rpc, Failure> {
 fn stop_this_host(agent: &Agent, reboot: bool) {
     match HaState::load(&agent.facts().data_dir) {
         Ok(Some(state)) => {
+            let socket = &state.control_socket;
+            let settle = exclusion_settle(socket);
             for req in [Request::SetExcluded, Request::DisarmFencing, Request::Stop] {
-                match client::request(&state.control_socket, req, REQUEST_TIMEOUT) {
+                if matches!(req, Request::Stop) {
+                    // The peers must learn of the exclusion before the
+                    // daemon goes silent, or they count a failure.
+                    std::thread::sleep(settle);
+                }
+                match client::request(socket, req, REQUEST_TIMEOUT) {
                     Ok(_) => tracing::info!(request = req.name(), "xhad accepted"),
                     Err(e) => {
                         tracing::warn!(request = req.name(), error = %e, "xhad did not accept the request");
@@ -104,6 +112,27 @@ fn stop_this_host(agent: &Agent, reboot: bool) {
         std::process::exit(0);
     });
 }
+
+/// How long `xhad` keeps running after `set-excluded` before `stop`: one
+/// statefile write interval and two heartbeat intervals of its timeouts,
+/// so that its excluded slot is on the statefile and in a heartbeat the
+/// peers heard (they then drop the host without counting a failure: no
+/// `HA_HOST_FAILED`). At most [`EXCLUSION_SETTLE_MAX`]; 1 s when the daemon
+/// does not answer.
+fn exclusion_settle(socket: &std::path::Path) -> Duration {
+    client::query_liveset(socket, REQUEST_TIMEOUT)
+        .map_or(Duration::from_secs(1), |r| {
+            Duration::from_millis(
+                r.timeouts
+                    .statefile_interval_ms
+                    .saturating_add(r.timeouts.heartbeat_interval_ms.saturating_mul(2)),
+            )
+        })
+        .min(EXCLUSION_SETTLE_MAX)
+}
+
+/// The longest [`exclusion_settle`].
+const EXCLUSION_SETTLE_MAX: Duration = Duration::from_secs(10);
 
 /// Executes this program again with the same arguments (same pid). Returns
 /// only if that fails.

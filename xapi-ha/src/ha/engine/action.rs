@@ -32,6 +32,10 @@ pub enum Action {
         at: Duration,
         reason: String,
     },
+    /// Move the running VM from `from` back to its affinity host `to`
+    /// (`VM.pool_migrate`); answer with `FailbackDone`. Its arrival comes
+    /// as `VmStarted` on `to` from the committed database.
+    Failback { vm: Uuid, from: Uuid, to: Uuid },
     /// A decision worth logging that changes nothing by itself.
     Note(String),
 }

@@ -86,6 +86,22 @@ impl Engine {
                 }
             }
             Input::HostMaintenance { host, on } => self.maintenance(host, on),
+            Input::VmFailback {
+                vm,
+                affinity,
+                failback,
+            } => {
+                if let Some(v) = self.view.vm_mut(vm) {
+                    v.affinity = affinity;
+                    v.failback = failback;
+                }
+            }
+            Input::FailbackDone { vm, to, result } => {
+                if let Err(reason) = result {
+                    self.failback_failed(vm, to, &reason);
+                }
+                // Success: the committed move arrives as `VmStarted`.
+            }
             Input::PoolConfig {
                 ha_enabled,
                 reboot_on_internal_shutdown,
@@ -127,6 +143,14 @@ impl Engine {
         }
         for (host, name) in newly_fenced {
             self.host_fenced(host, &name);
+        }
+        let now = self.now;
+        for h in &self.view.hosts {
+            if h.liveness == Liveness::Live {
+                self.live_since.entry(h.uuid).or_insert(now);
+            } else {
+                self.live_since.remove(&h.uuid);
+            }
         }
         self.reissue_inherited_starts();
         if grew {

@@ -38,6 +38,19 @@ pub enum Input {
         order: i64,
         start_delay_s: u64,
     },
+    /// The VM's `affinity` or its `other_config:ha-failback` changed.
+    VmFailback {
+        vm: Uuid,
+        affinity: Option<Uuid>,
+        failback: bool,
+    },
+    /// A `Failback` the engine asked for ended: `Err` when the VM stayed
+    /// where it was.
+    FailbackDone {
+        vm: Uuid,
+        to: Uuid,
+        result: Result<(), String>,
+    },
     /// `host.enabled` changed.
     HostEnabled { host: Uuid, enabled: bool },
     /// The host entered or left maintenance.

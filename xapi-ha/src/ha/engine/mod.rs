@@ -20,6 +20,7 @@
 
 pub mod action;
 mod events;
+pub mod failback;
 pub mod input;
 mod schedule;
 mod status;
@@ -52,7 +53,19 @@ pub struct Engine {
     /// Whether the last plan left protected VMs without room (logged on the
     /// edge).
     beyond_plan: bool,
+    /// Since when each live host has been live (engine time; hosts live
+    /// when the engine was built count from then): failback waits for it.
+    live_since: BTreeMap<Uuid, Duration>,
     actions: VecDeque<Action>,
+}
+
+/// The hosts live in `view`, live since `now`.
+fn view_live_since(view: &PoolView, now: Duration) -> BTreeMap<Uuid, Duration> {
+    view.hosts
+        .iter()
+        .filter(|h| h.liveness == Liveness::Live)
+        .map(|h| (h.uuid, now))
+        .collect()
 }
 
 impl Engine {
@@ -61,6 +74,7 @@ impl Engine {
     /// restored, one it gave up on stays given up, a frozen one stays frozen.
     #[must_use]
     pub fn new(view: PoolView, now: Duration) -> Engine {
+        let live_since = view_live_since(&view, now);
         let mut engine = Engine {
             tracks: view
                 .vms
@@ -77,6 +91,7 @@ impl Engine {
             paused_until: None,
             group_end: None,
             beyond_plan: false,
+            live_since,
             actions: VecDeque::new(),
         };
         engine.reissue_inherited_starts();
@@ -147,6 +162,7 @@ impl Engine {
         retries
             .chain(self.group_end)
             .chain(self.paused_until)
+            .chain(self.failback_wake())
             .filter(|&t| t > now)
             .min()
     }
@@ -178,6 +194,7 @@ impl Engine {
             self.paused_until = None;
         }
         self.schedule();
+        self.failback();
         self.publish_states();
         self.check();
     }

@@ -44,6 +44,8 @@ pub struct Track {
     /// The last attempt found no room: retried at once when room may have
     /// appeared (a VM stopped, a host joined or was enabled).
     pub no_room: bool,
+    /// No failback before this instant (after a failed one).
+    pub failback_next: Duration,
 }
 
 /// The delay before the next attempt after `failures` failed ones (>= 1):

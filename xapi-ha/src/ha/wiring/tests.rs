@@ -33,6 +33,7 @@ fn vm(n: u128, on: Option<u128>) -> VmView {
         running: on.is_some(),
         resident_on: on.map(Uuid::from_u128),
         affinity: None,
+        failback: false,
         scheduled_on: None,
         ha_state: None,
     }

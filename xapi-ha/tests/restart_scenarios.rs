@@ -13,6 +13,10 @@
 //! The simulator also checks what must hold in every scenario, whatever
 //! the log says: no VM ever runs on two hosts, no start goes to a host
 //! that is not live, no host ever holds more memory than it has.
+//!
+//! Over 600 lines on purpose: the scenario format, the simulated pool
+//! (hosts, driver, unheard starts of a stopped engine, failback moves) and
+//! its checks are one piece, read together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

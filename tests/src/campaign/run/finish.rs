@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use xapi_ha::ha::engine::track::BEST_EFFORT_ATTEMPTS;
 use xapi_vm::stamp::StampLog;
 use xha_lab::LabError;
 use xha_lab::power::wall_ms;
@@ -137,6 +138,27 @@ impl Runner {
                 (i, n)
             })
             .collect();
+        let boot_records: BTreeMap<usize, Vec<check::Boot>> = self
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, vm)| {
+                let text = vm
+                    .boots
+                    .as_ref()
+                    .and_then(|b| std::fs::read_to_string(b).ok())
+                    .unwrap_or_default();
+                (i, check::parse_boots(&text))
+            })
+            .collect();
+        // Best-effort all through: never sent `restart`.
+        let best_effort: Vec<usize> = (0..self.vms.len())
+            .filter(|&i| {
+                p.kind(i) == VmKind::BestEffort
+                    && !self.priorities.iter().any(|s| s.0 == i && s.2 == "restart")
+            })
+            .collect();
+        let attempts = usize::try_from(BEST_EFFORT_ATTEMPTS).unwrap_or(usize::MAX);
         let unprotected: Vec<usize> = (0..self.vms.len())
             .filter(|&i| p.kind(i) == VmKind::Unprotected)
             .collect();
@@ -194,6 +216,21 @@ impl Runner {
                 .into_iter()
                 .map(|(vm, b, s)| format!("vm-{vm} booted {b} times, started {s} times"))
                 .collect(),
+            best_effort_overstarted: check::best_effort_overstarts(
+                &best_effort,
+                &boot_records,
+                &self.starts,
+                &self.cuts,
+                attempts,
+            )
+            .into_iter()
+            .map(|o| {
+                format!(
+                    "vm-{} booted {} times: {} starts + {attempts} per host failure it suffered ({}) allow {}",
+                    o.vm, o.boots, o.starts, o.failures, o.allowed
+                )
+            })
+            .collect(),
             down_at_end,
             bound_ms,
             notes,

@@ -2,7 +2,8 @@
 //! Forms the pool, enables HA, starts the VMs (protected, best-effort,
 //! unprotected, each on its own stamp disk), plays the schedule against
 //! the wall clock while watching for hosts whose `xhad` fenced (reset at
-//! once: `hosts`), waits for every protected VM to run again once every
+//! once: `hosts`; network faults are nftables drops on loopback:
+//! `crate::nft`), waits for every protected VM to run again once every
 //! fault healed, reads the stamps, the agents' logs and the database, and
 //! gives the [`Verdict`] (`check`).
 

@@ -159,6 +159,13 @@ impl Runner {
             })
             .collect();
         let attempts = usize::try_from(BEST_EFFORT_ATTEMPTS).unwrap_or(usize::MAX);
+        let mut notes = self.notes.clone();
+        for &vm in &best_effort {
+            notes.push(format!(
+                "best-effort vm-{vm}: {} boots",
+                boot_records.get(&vm).map_or(0, Vec::len)
+            ));
+        }
         let unprotected: Vec<usize> = (0..self.vms.len())
             .filter(|&i| p.kind(i) == VmKind::Unprotected)
             .collect();
@@ -186,7 +193,6 @@ impl Runner {
             }
         };
         let restarts = check::restarts(&log, &self.cuts, &protected, 2000);
-        let mut notes = self.notes.clone();
         if std::env::var_os("XHA_CAMPAIGN_VERBOSE").is_some() {
             notes.extend(self.cuts.iter().map(|c| format!("cut {c:?}")));
             notes.extend(log.windows().iter().map(|w| {

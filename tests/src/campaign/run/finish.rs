@@ -66,6 +66,18 @@ impl Runner {
             if finals[&(vm, "ha_restart_priority")] != "restart" {
                 continue;
             }
+            // Protected is `restart` and `ha_always_run` (a priority set to
+            // `restart` on a halted VM leaves `ha_always_run` false: HA
+            // leaves it halted, as xapi does).
+            let r = self.vms[vm].r#ref.clone();
+            let always = self.call_until("VM.get_ha_always_run", &json!([r]), settle)?;
+            if always != json!(true) && always != json!("true") {
+                self.notes.push(format!(
+                    "{}: priority restart but ha_always_run {always}: not protected, not waited for",
+                    self.vms[vm].name
+                ));
+                continue;
+            }
             loop {
                 self.watch_fences()?;
                 let newest = stamps_of(&self.vms[vm])

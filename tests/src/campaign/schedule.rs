@@ -232,10 +232,9 @@ fn network_fault(
         return Some((Action::OneWay { id, from, to }, vec![from, to], 1));
     }
     let k = rng.gen_range(1..=room.min(free.len()));
-    let mut minority = Vec::new();
-    for _ in 0..k {
-        minority.push(free.remove(rng.gen_range(0..free.len())));
-    }
+    let mut minority: Vec<usize> = (0..k)
+        .map(|_| free.remove(rng.gen_range(0..free.len())))
+        .collect();
     minority.sort_unstable();
     Some((
         Action::Partition {
@@ -315,8 +314,7 @@ pub fn generate(seed: u64, p: &Params) -> Schedule {
             open.retain(|o| o.3 > at);
         }
         let busy: Vec<usize> = open.iter().flat_map(|o| o.1.iter().copied()).collect();
-        // Drawn only when network faults are on: off, the draws below are
-        // those of the generator before network faults.
+        // Off, no draw here: the generator draws what it drew before.
         if p.network && rng.gen_ratio(3, 10) {
             let room = p.max_faulty() - weight(&open);
             let Some((fault, hosts, w)) = network_fault(&mut rng, p, id, &busy, room) else {

@@ -10,5 +10,6 @@ pub mod campaign;
 pub mod e2e;
 pub mod faultfs;
 pub mod netns;
+pub mod nft;
 pub mod sim;
 pub mod storage_lab;

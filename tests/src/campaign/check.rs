@@ -161,6 +161,86 @@ pub fn unexplained_boots(
         .collect()
 }
 
+/// One line of a VM's boots file: the host it booted on (`$XHA_HOST`, the
+/// name stamps and [`Cut`]s use) and when (`$XHA_STAMP_T0_MS`, wall ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Boot {
+    pub host: String,
+    pub at_ms: u64,
+}
+
+/// Reads a boots file's text (`HOST SPAWN_MS` a line; other lines skipped).
+#[must_use]
+pub fn parse_boots(text: &str) -> Vec<Boot> {
+    text.lines()
+        .filter_map(|l| {
+            let (host, at) = l.trim().split_once(' ')?;
+            Some(Boot {
+                host: host.to_owned(),
+                at_ms: at.trim().parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A best-effort VM booted more often than HA may boot it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overstart {
+    pub vm: usize,
+    pub boots: usize,
+    /// Host failures it suffered (a cut of the host its last boot was on).
+    pub failures: usize,
+    pub starts: usize,
+    pub allowed: usize,
+}
+
+/// The best-effort rule. HA starts a best-effort VM again only when the
+/// host it ran on failed (fenced or cut: it is never started while it
+/// runs, and a best-effort VM that stops by itself stays stopped), and
+/// then makes at most `attempts` attempts (`BEST_EFFORT_ATTEMPTS`, three,
+/// until the liveset grows again: docs/restart-engine.md) — an attempt that
+/// fails after its process started would show as a boot. So its boots are
+/// at most the campaign's starts (the first start included) plus
+/// `attempts` per host failure it suffered, a failure it suffered being a
+/// [`Cut`] of the host of its latest boot before the cut. `best_effort`:
+/// the VMs that were best-effort all through the run; `boots` and
+/// `starts` by VM. That no boot ran beside another is the double-run
+/// check's part.
+#[must_use]
+pub fn best_effort_overstarts(
+    best_effort: &[usize],
+    boots: &BTreeMap<usize, Vec<Boot>>,
+    starts: &BTreeMap<usize, usize>,
+    cuts: &[Cut],
+    attempts: usize,
+) -> Vec<Overstart> {
+    best_effort
+        .iter()
+        .filter_map(|&vm| {
+            let mut b = boots.get(&vm).cloned().unwrap_or_default();
+            b.sort_by_key(|x| x.at_ms);
+            let failures = cuts
+                .iter()
+                .filter(|c| {
+                    b.iter()
+                        .rev()
+                        .find(|x| x.at_ms <= c.at_ms)
+                        .is_some_and(|x| x.host == c.host)
+                })
+                .count();
+            let starts = starts.get(&vm).copied().unwrap_or(0);
+            let allowed = starts + attempts * failures;
+            (b.len() > allowed).then_some(Overstart {
+                vm,
+                boots: b.len(),
+                failures,
+                starts,
+                allowed,
+            })
+        })
+        .collect()
+}
+
 /// What one seed's run found.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -168,6 +248,9 @@ pub struct Verdict {
     pub two_masters: Vec<String>,
     pub lost_changes: Vec<String>,
     pub unprotected_started: Vec<String>,
+    /// Best-effort VMs booted more often than [`best_effort_overstarts`]
+    /// allows.
+    pub best_effort_overstarted: Vec<String>,
     /// Protected VMs not running at the end, every fault healed.
     pub down_at_end: Vec<String>,
     /// Restart times (ms) after power cuts, and the bound they are held to.
@@ -189,6 +272,7 @@ impl Verdict {
             && self.two_masters.is_empty()
             && self.lost_changes.is_empty()
             && self.unprotected_started.is_empty()
+            && self.best_effort_overstarted.is_empty()
             && self.down_at_end.is_empty())
     }
 
@@ -200,12 +284,13 @@ impl Verdict {
         sorted.sort_unstable();
         let median = sorted.get(sorted.len() / 2).copied();
         format!(
-            "{} double_runs={} two_masters={} lost_changes={} unprotected_started={} down_at_end={} restarts={} restart_median_ms={} restart_max_ms={} late(>{} ms)={} boot_failures={}",
+            "{} double_runs={} two_masters={} lost_changes={} unprotected_started={} best_effort_overstarted={} down_at_end={} restarts={} restart_median_ms={} restart_max_ms={} late(>{} ms)={} boot_failures={}",
             if self.failed() { "FAIL" } else { "ok" },
             self.double_runs.len(),
             self.two_masters.len(),
             self.lost_changes.len(),
             self.unprotected_started.len(),
+            self.best_effort_overstarted.len(),
             self.down_at_end.len(),
             self.restarts_ms.len(),
             median.map_or("-".into(), |m| m.to_string()),
@@ -227,6 +312,10 @@ impl Verdict {
             tag("two masters", &self.two_masters),
             tag("lost change", &self.lost_changes),
             tag("unprotected VM started by HA", &self.unprotected_started),
+            tag(
+                "best-effort VM started too often",
+                &self.best_effort_overstarted,
+            ),
             tag("protected VM down at the end", &self.down_at_end),
             tag("late restart", &self.late_restarts),
             tag("agent failed to boot", &self.boot_failures),
@@ -319,5 +408,49 @@ mod tests {
         let starts = BTreeMap::from([(3, 1), (4, 1)]);
         assert_eq!(unexplained_boots(&[3, 4], &boots, &starts), vec![(3, 2, 1)]);
         assert!(unexplained_boots(&[4], &boots, &starts).is_empty());
+    }
+
+    #[test]
+    fn a_best_effort_vm_boots_at_most_its_starts_plus_attempts_per_failure_it_suffered() {
+        let boots_text = "host-1 1000\nhost-2 5000\ngarbage\nhost-2 6000\n";
+        let parsed = parse_boots(boots_text);
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(
+            parsed[1],
+            Boot {
+                host: "host-2".into(),
+                at_ms: 5000
+            }
+        );
+        let cut = |host: &str, at_ms| Cut {
+            host: host.into(),
+            at_ms,
+            back_ms: u64::MAX,
+        };
+        let boots = BTreeMap::from([(2, parsed)]);
+        let starts = BTreeMap::from([(2, 1)]);
+        // host-1 failed under it: 1 + 1 boots allowed with one attempt,
+        // 1 + 3 with three.
+        let cuts = vec![cut("host-1", 3000)];
+        assert_eq!(
+            best_effort_overstarts(&[2], &boots, &starts, &cuts, 1),
+            vec![Overstart {
+                vm: 2,
+                boots: 3,
+                failures: 1,
+                starts: 1,
+                allowed: 2
+            }]
+        );
+        assert!(best_effort_overstarts(&[2], &boots, &starts, &cuts, 3).is_empty());
+        // A cut of a host it was not on, or before it booted there, is no
+        // failure it suffered.
+        let others = vec![cut("host-3", 3000), cut("host-2", 500)];
+        assert_eq!(
+            best_effort_overstarts(&[2], &boots, &starts, &others, 3)[0].failures,
+            0
+        );
+        // Only the VMs asked about are checked.
+        assert!(best_effort_overstarts(&[], &boots, &starts, &others, 3).is_empty());
     }
 }

@@ -2,11 +2,13 @@
 //! Forms the pool, enables HA, starts the VMs (protected, best-effort,
 //! unprotected, each on its own stamp disk), plays the schedule against
 //! the wall clock while watching for hosts whose `xhad` fenced (reset at
-//! once: `hosts`), waits for every protected VM to run again once every
+//! once: `hosts`; network faults are nftables drops on loopback:
+//! `crate::nft`), waits for every protected VM to run again once every
 //! fault healed, reads the stamps, the agents' logs and the database, and
 //! gives the [`Verdict`] (`check`).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ use xapi_vm::stamp::region::REGION_BYTES;
 use xha_lab::LabError;
 use xha_lab::agent_pool::{AgentPool, LabVm, PoolSpec};
 use xha_lab::power::wall_ms;
+
+use crate::nft;
 
 use super::api::Api;
 use super::check::{Change, Cut, Verdict};
@@ -67,6 +71,11 @@ struct Runner {
     /// Fault id -> host it hit.
     hit: BTreeMap<usize, usize>,
     disabled: Option<usize>,
+    /// The run's nftables table (network faults on), each host's heartbeat
+    /// address, and the open network faults: id -> (hosts, rule handles).
+    nft: Option<nft::Table>,
+    heartbeats: Vec<SocketAddrV4>,
+    nets: BTreeMap<usize, (Vec<usize>, Vec<u64>)>,
     notes: Vec<String>,
     boot_failures: Vec<String>,
     t0: Instant,
@@ -92,6 +101,25 @@ fn wait<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> Res
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Host `i`'s heartbeat address (`heartbeat_address` in its agent's
+/// configuration: where its `xhad` sends from and listens).
+fn heartbeat_address(pool: &AgentPool, i: usize) -> Result<SocketAddrV4, LabError> {
+    let file = pool.hosts[i].dir.join(xha_lab::agent::CONFIG_FILE);
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| spec_err("read a host's configuration", e))?;
+    text.lines()
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("heartbeat_address")?;
+            v.trim()
+                .strip_prefix('=')?
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| spec_err("heartbeat address", format!("none in {}", file.display())))
 }
 
 fn stamps_of(vm: &LabVm) -> StampLog {
@@ -133,6 +161,15 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
             })?;
         }
     }
+    let (nft, heartbeats) = if p.network {
+        let table = nft::Table::create().map_err(|e| spec_err("nftables", e))?;
+        let hb = (0..p.hosts)
+            .map(|i| heartbeat_address(&pool, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        (Some(table), hb)
+    } else {
+        (None, Vec::new())
+    };
     let (xhad, supervisor) = (
         spec.bin_dir.join(xha_lab::XHAD),
         spec.bin_dir.join(xha_lab::SUPERVISOR),
@@ -152,6 +189,9 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
         cuts: Vec::new(),
         hit: BTreeMap::new(),
         disabled: None,
+        nft,
+        heartbeats,
+        nets: BTreeMap::new(),
         notes: Vec::new(),
         boot_failures: Vec::new(),
         t0: Instant::now(),
@@ -220,7 +260,7 @@ impl Runner {
             // A whole host frozen stopped its VMs when it froze.
             let (id, stopped) = match &self.states[i] {
                 HostState::Down { .. } => continue,
-                HostState::Up => (None, None),
+                HostState::Up => (self.net_fault_of(i), None),
                 HostState::AgentDown { id } => (Some(*id), None),
                 HostState::Frozen {
                     id,
@@ -351,6 +391,36 @@ impl Runner {
                     HostState::Up => {}
                 }
             }
+            Action::Partition { id, minority } => {
+                let rest: Vec<usize> = (0..self.states.len())
+                    .filter(|h| !minority.contains(h))
+                    .collect();
+                let links: Vec<(usize, usize)> = minority
+                    .iter()
+                    .flat_map(|&m| rest.iter().flat_map(move |&o| [(m, o), (o, m)]))
+                    .collect();
+                self.cut_links(*id, minority, &links)?;
+            }
+            Action::OneWay { id, from, to } => {
+                self.cut_links(*id, &[*from, *to], &[(*from, *to)])?;
+            }
+            Action::Mend { id } => {
+                let Some((hosts, rules)) = self.nets.remove(id) else {
+                    return Ok(());
+                };
+                if let Some(table) = &self.nft {
+                    for r in rules {
+                        table
+                            .remove(r)
+                            .map_err(|e| spec_err("mend the network", e))?;
+                    }
+                }
+                for h in hosts {
+                    if self.states[h] == (HostState::Down { id: Some(*id) }) {
+                        self.boot(h)?;
+                    }
+                }
+            }
             Action::VmStart { vm } => {
                 *self.starts.entry(*vm).or_default() += 1;
                 let r = self.vms[*vm].r#ref.clone();
@@ -402,6 +472,53 @@ impl Runner {
         Ok(())
     }
 
+    /// The open network fault host `i` is in.
+    fn net_fault_of(&self, i: usize) -> Option<usize> {
+        self.nets
+            .iter()
+            .find(|(_, (hosts, _))| hosts.contains(&i))
+            .map(|(id, _)| *id)
+    }
+
+    /// Network fault `id`: the heartbeats of each (from, to) link dropped,
+    /// when every host in `hosts` is up (else skipped, as a fault on a
+    /// host that is not up). A host of `hosts` that fences meanwhile stays
+    /// down until the fault is mended.
+    fn cut_links(
+        &mut self,
+        id: usize,
+        hosts: &[usize],
+        links: &[(usize, usize)],
+    ) -> Result<(), LabError> {
+        if self.nft.is_none() {
+            return Ok(());
+        }
+        if let Some(&h) = hosts.iter().find(|&&h| self.states[h] != HostState::Up) {
+            self.notes.push(format!(
+                "fault {id} skipped: {} is not up",
+                self.pool.hosts[h].name
+            ));
+            return Ok(());
+        }
+        let mut rules = Vec::new();
+        if let Some(table) = &self.nft {
+            for &(a, b) in links {
+                let rule = table
+                    .drop_udp(self.heartbeats[a], self.heartbeats[b])
+                    .map_err(|e| spec_err("cut the network", e))?;
+                rules.push(rule);
+            }
+        }
+        let names: Vec<&str> = hosts
+            .iter()
+            .map(|&h| self.pool.hosts[h].name.as_str())
+            .collect();
+        self.notes
+            .push(format!("  fault {id} hits {}", names.join(", ")));
+        self.nets.insert(id, (hosts.to_vec(), rules));
+        Ok(())
+    }
+
     /// A note of each fault and heal as it runs (the seed's story).
     fn trace(&mut self, action: &Action) {
         let what = match action {
@@ -411,7 +528,14 @@ impl Runner {
             }
             Action::KillAgent { id, target } => format!("fault {id}: agent kill on {target:?}"),
             Action::Restart { id } => format!("heal {id}: restart"),
+            Action::Mend { id } => format!("heal {id}: mend the network"),
             Action::Thaw { id } => format!("heal {id}: thaw"),
+            Action::Partition { id, minority } => {
+                format!("fault {id}: heartbeat partition of hosts {minority:?} from the rest")
+            }
+            Action::OneWay { id, from, to } => {
+                format!("fault {id}: heartbeats from host {from} to host {to} dropped")
+            }
             op => format!("{op:?}"),
         };
         let master = self.api.master().map(|m| self.pool.hosts[m].name.clone());

@@ -25,6 +25,10 @@ pub struct Params {
     pub t_s: u64,
     /// Faults to inject.
     pub faults: usize,
+    /// Whether network faults ([`Action::Partition`], [`Action::OneWay`])
+    /// may be drawn. Off, the generator draws exactly what it drew before
+    /// they existed: the same seed gives the old schedule.
+    pub network: bool,
 }
 
 impl Params {
@@ -140,6 +144,24 @@ pub enum Action {
     HostEnable {
         host: usize,
     },
+    /// The heartbeats between the `minority` hosts and the others are
+    /// dropped both ways (the statefile and the management network stay).
+    Partition {
+        id: usize,
+        minority: Vec<usize>,
+    },
+    /// The heartbeats from host `from` to host `to` are dropped (`to`'s to
+    /// `from` still flow).
+    OneWay {
+        id: usize,
+        from: usize,
+        to: usize,
+    },
+    /// The network fault `id`'s drops are removed (a host that fenced
+    /// meanwhile boots).
+    Mend {
+        id: usize,
+    },
 }
 
 impl Action {
@@ -148,7 +170,11 @@ impl Action {
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            Action::PowerCut { .. } | Action::Freeze { .. } | Action::KillAgent { .. }
+            Action::PowerCut { .. }
+                | Action::Freeze { .. }
+                | Action::KillAgent { .. }
+                | Action::Partition { .. }
+                | Action::OneWay { .. }
         )
     }
 }
@@ -183,6 +209,41 @@ fn pick_target(rng: &mut ChaCha8Rng, p: &Params, busy: &[usize]) -> Option<Targe
     }
     let free: Vec<usize> = (0..p.hosts).filter(|h| !busy.contains(h)).collect();
     (!free.is_empty()).then(|| Target::Host(free[rng.gen_range(0..free.len())]))
+}
+
+/// A network fault among the hosts not in `busy`, hitting at most `room`
+/// faulty hosts: a one-way link between two of them (weighs one) or a
+/// partition of a minority of one to `room` of them. With the hosts it
+/// touches and its weight; `None` when too few hosts are free.
+fn network_fault(
+    rng: &mut ChaCha8Rng,
+    p: &Params,
+    id: usize,
+    busy: &[usize],
+    room: usize,
+) -> Option<(Action, Vec<usize>, usize)> {
+    let mut free: Vec<usize> = (0..p.hosts).filter(|h| !busy.contains(h)).collect();
+    if free.is_empty() || room == 0 {
+        return None;
+    }
+    if rng.gen_bool(0.5) && free.len() >= 2 {
+        let from = free.remove(rng.gen_range(0..free.len()));
+        let to = free[rng.gen_range(0..free.len())];
+        return Some((Action::OneWay { id, from, to }, vec![from, to], 1));
+    }
+    let k = rng.gen_range(1..=room.min(free.len()));
+    let mut minority: Vec<usize> = (0..k)
+        .map(|_| free.remove(rng.gen_range(0..free.len())))
+        .collect();
+    minority.sort_unstable();
+    Some((
+        Action::Partition {
+            id,
+            minority: minority.clone(),
+        },
+        minority,
+        k,
+    ))
 }
 
 /// Operations between faults: one to three, a second or two apart.
@@ -236,20 +297,43 @@ pub fn generate(seed: u64, p: &Params) -> Schedule {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let t_ms = p.t_s * 1000;
     let mut steps = Vec::new();
-    // Open faults: (id, host if known, heal time).
-    let mut open: Vec<(usize, Option<usize>, u64)> = Vec::new();
+    // Open faults: (id, hosts it hits as far as known, weight, heal time).
+    // A fault weighs one faulty host, a partition as many as its minority.
+    let mut open: Vec<(usize, Vec<usize>, usize, u64)> = Vec::new();
+    let weight =
+        |open: &[(usize, Vec<usize>, usize, u64)]| -> usize { open.iter().map(|o| o.2).sum() };
     let mut disabled = None;
     let mut at = 1000;
     for id in 0..p.faults {
         operations(&mut rng, p, at, &mut steps, &mut disabled);
         at = steps.last().map_or(at, |s| s.at_ms) + rng.gen_range(500..2000);
         // Wait for a heal when a minority is already faulty.
-        open.retain(|&(_, _, heal)| heal > at);
-        if open.len() >= p.max_faulty() {
-            at = open.iter().map(|&(_, _, heal)| heal).min().unwrap_or(at) + 1000;
-            open.retain(|&(_, _, heal)| heal > at);
+        open.retain(|o| o.3 > at);
+        if weight(&open) >= p.max_faulty() {
+            at = open.iter().map(|o| o.3).min().unwrap_or(at) + 1000;
+            open.retain(|o| o.3 > at);
         }
-        let busy: Vec<usize> = open.iter().filter_map(|&(_, h, _)| h).collect();
+        let busy: Vec<usize> = open.iter().flat_map(|o| o.1.iter().copied()).collect();
+        // Off, no draw here: the generator draws what it drew before.
+        if p.network && rng.gen_ratio(3, 10) {
+            let room = p.max_faulty() - weight(&open);
+            let Some((fault, hosts, w)) = network_fault(&mut rng, p, id, &busy, room) else {
+                continue;
+            };
+            // Below T (nothing may happen) to 2 T + 5 s (a side fences).
+            let lasts = rng.gen_range(1000..2 * t_ms + 5000);
+            steps.push(Step {
+                at_ms: at,
+                action: fault,
+            });
+            steps.push(Step {
+                at_ms: at + lasts,
+                action: Action::Mend { id },
+            });
+            open.push((id, hosts, w, at + lasts));
+            steps.sort_by_key(|s| s.at_ms);
+            continue;
+        }
         // The master may be one of the busy hosts' successors: never aim
         // at the master while another fault is open.
         let target = match pick_target(&mut rng, p, &busy) {
@@ -300,7 +384,7 @@ pub fn generate(seed: u64, p: &Params) -> Schedule {
             at_ms: at + lasts,
             action: heal,
         });
-        open.push((id, host, at + lasts));
+        open.push((id, host.into_iter().collect(), 1, at + lasts));
         steps.sort_by_key(|s| s.at_ms);
     }
     if let Some(host) = disabled {
@@ -320,6 +404,7 @@ pub fn generate(seed: u64, p: &Params) -> Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn params(hosts: usize) -> Params {
         Params {
@@ -329,6 +414,34 @@ mod tests {
             best_effort: 1,
             t_s: 10,
             faults: 6,
+            network: true,
+        }
+    }
+
+    /// A fault's id, the hosts it hits (empty: the master) and its weight
+    /// in faulty hosts; a heal's id.
+    fn fault(a: &Action) -> Option<(usize, Vec<usize>, usize)> {
+        match a {
+            Action::PowerCut { id, target }
+            | Action::Freeze { id, target, .. }
+            | Action::KillAgent { id, target } => Some((
+                *id,
+                match target {
+                    Target::Host(h) => vec![*h],
+                    Target::Master => Vec::new(),
+                },
+                1,
+            )),
+            Action::Partition { id, minority } => Some((*id, minority.clone(), minority.len())),
+            Action::OneWay { id, from, to } => Some((*id, vec![*from, *to], 1)),
+            _ => None,
+        }
+    }
+
+    fn heal(a: &Action) -> Option<usize> {
+        match a {
+            Action::Restart { id } | Action::Thaw { id } | Action::Mend { id } => Some(*id),
+            _ => None,
         }
     }
 
@@ -336,11 +449,38 @@ mod tests {
     fn the_same_seed_gives_the_same_schedule_and_others_differ() {
         let p = params(3);
         assert_eq!(generate(7, &p), generate(7, &p));
-        let distinct: std::collections::BTreeSet<String> = (0..20)
+        let distinct: BTreeSet<String> = (0..20)
             .map(|s| format!("{:?}", generate(s, &p).steps))
             .collect();
         assert!(distinct.len() > 15, "{}", distinct.len());
     }
+
+    /// Without network faults the generator is the one before them: these
+    /// digests were taken from it (seeds of docs/lab.md replay as before).
+    #[test]
+    fn without_network_faults_old_seeds_give_their_old_schedules() {
+        let digest = |seed: u64, hosts: usize, faults: usize| {
+            let p = Params {
+                network: false,
+                faults,
+                ..params(hosts)
+            };
+            let text = format!("{:?}", generate(seed, &p).steps);
+            text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+        };
+        assert_eq!(
+            [digest(4007, 3, 2), digest(1005, 5, 3), digest(1, 3, 2)],
+            OLD_DIGESTS
+        );
+    }
+
+    const OLD_DIGESTS: [u64; 3] = [
+        12896239215629874018,
+        9261584432376274655,
+        2340204157183435357,
+    ];
 
     #[test]
     fn every_fault_heals_and_a_majority_stays_up() {
@@ -349,26 +489,20 @@ mod tests {
             for seed in 0..300 {
                 let s = generate(seed, &p);
                 assert!(s.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-                let mut open = 0usize;
+                let mut open: BTreeMap<usize, usize> = BTreeMap::new();
                 let mut max_open = 0;
-                let mut ids = std::collections::BTreeSet::new();
+                let mut ids = BTreeSet::new();
                 for step in &s.steps {
-                    match &step.action {
-                        Action::PowerCut { id, .. }
-                        | Action::Freeze { id, .. }
-                        | Action::KillAgent { id, .. } => {
-                            assert!(ids.insert(*id));
-                            open += 1;
-                        }
-                        Action::Restart { id } | Action::Thaw { id } => {
-                            assert!(ids.contains(id), "heal before its fault: {seed}");
-                            open -= 1;
-                        }
-                        _ => {}
+                    if let Some((id, _, w)) = fault(&step.action) {
+                        assert!(ids.insert(id));
+                        open.insert(id, w);
                     }
-                    max_open = max_open.max(open);
+                    if let Some(id) = heal(&step.action) {
+                        assert!(open.remove(&id).is_some(), "heal before its fault: {seed}");
+                    }
+                    max_open = max_open.max(open.values().sum());
                 }
-                assert_eq!(open, 0, "seed {seed}: a fault never heals");
+                assert!(open.is_empty(), "seed {seed}: a fault never heals");
                 assert!(max_open <= p.max_faulty(), "seed {seed}: {max_open} open");
                 assert!(!s.steps.last().is_some_and(|l| l.action.is_fault()));
             }
@@ -380,25 +514,56 @@ mod tests {
         let p = params(5);
         for seed in 0..300 {
             let s = generate(seed, &p);
-            let mut open: Vec<(usize, Target)> = Vec::new();
+            let mut open: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for step in &s.steps {
-                match &step.action {
-                    Action::PowerCut { id, target }
-                    | Action::Freeze { id, target, .. }
-                    | Action::KillAgent { id, target } => {
-                        if *target == Target::Master {
-                            assert!(open.is_empty(), "seed {seed}");
-                        }
-                        assert!(!open.iter().any(|(_, t)| t == target), "seed {seed}");
-                        open.push((*id, *target));
+                if let Some((id, hosts, _)) = fault(&step.action) {
+                    if hosts.is_empty() {
+                        assert!(open.is_empty(), "seed {seed}");
                     }
-                    Action::Restart { id } | Action::Thaw { id } => {
-                        open.retain(|(i, _)| i != id);
-                    }
-                    _ => {}
+                    assert!(
+                        !open.values().flatten().any(|h| hosts.contains(h)),
+                        "seed {seed}"
+                    );
+                    open.insert(id, hosts);
+                }
+                if let Some(id) = heal(&step.action) {
+                    open.remove(&id);
                 }
             }
         }
+    }
+
+    #[test]
+    fn network_faults_cut_a_minority_or_one_direction_and_only_when_on() {
+        let mut seen = (0, 0);
+        for hosts in 3..=7 {
+            let p = params(hosts);
+            for seed in 0..100 {
+                for step in &generate(seed, &p).steps {
+                    match &step.action {
+                        Action::Partition { minority, .. } => {
+                            assert!(!minority.is_empty() && 2 * minority.len() < hosts);
+                            assert!(minority.windows(2).all(|w| w[0] < w[1]));
+                            seen.0 += 1;
+                        }
+                        Action::OneWay { from, to, .. } => {
+                            assert!(from != to && *from < hosts && *to < hosts);
+                            seen.1 += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                let off = Params {
+                    network: false,
+                    ..p.clone()
+                };
+                assert!(!generate(seed, &off).steps.iter().any(|s| matches!(
+                    s.action,
+                    Action::Partition { .. } | Action::OneWay { .. } | Action::Mend { .. }
+                )));
+            }
+        }
+        assert!(seen.0 > 50 && seen.1 > 50, "{seen:?}");
     }
 
     #[test]
@@ -430,6 +595,6 @@ mod tests {
             assert!(disabled.is_none(), "seed {seed}: a host stays disabled");
         }
         // Every kind of step shows up somewhere.
-        assert_eq!(kinds.len(), 11, "{kinds:?}");
+        assert_eq!(kinds.len(), 14, "{kinds:?}");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use xapi_ha::ha::engine::track::BEST_EFFORT_ATTEMPTS;
 use xapi_vm::stamp::StampLog;
 use xha_lab::LabError;
 use xha_lab::power::wall_ms;
@@ -63,6 +64,18 @@ impl Runner {
         let mut down_at_end = Vec::new();
         for vm in 0..self.vms.len() {
             if finals[&(vm, "ha_restart_priority")] != "restart" {
+                continue;
+            }
+            // Protected is `restart` and `ha_always_run` (a priority set to
+            // `restart` on a halted VM leaves `ha_always_run` false: HA
+            // leaves it halted, as xapi does).
+            let r = self.vms[vm].r#ref.clone();
+            let always = self.call_until("VM.get_ha_always_run", &json!([r]), settle)?;
+            if always != json!(true) && always != json!("true") {
+                self.notes.push(format!(
+                    "{}: priority restart but ha_always_run {always}: not protected, not waited for",
+                    self.vms[vm].name
+                ));
                 continue;
             }
             loop {
@@ -137,6 +150,34 @@ impl Runner {
                 (i, n)
             })
             .collect();
+        let boot_records: BTreeMap<usize, Vec<check::Boot>> = self
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, vm)| {
+                let text = vm
+                    .boots
+                    .as_ref()
+                    .and_then(|b| std::fs::read_to_string(b).ok())
+                    .unwrap_or_default();
+                (i, check::parse_boots(&text))
+            })
+            .collect();
+        // Best-effort all through: never sent `restart`.
+        let best_effort: Vec<usize> = (0..self.vms.len())
+            .filter(|&i| {
+                p.kind(i) == VmKind::BestEffort
+                    && !self.priorities.iter().any(|s| s.0 == i && s.2 == "restart")
+            })
+            .collect();
+        let attempts = usize::try_from(BEST_EFFORT_ATTEMPTS).unwrap_or(usize::MAX);
+        let mut notes = self.notes.clone();
+        for &vm in &best_effort {
+            notes.push(format!(
+                "best-effort vm-{vm}: {} boots",
+                boot_records.get(&vm).map_or(0, Vec::len)
+            ));
+        }
         let unprotected: Vec<usize> = (0..self.vms.len())
             .filter(|&i| p.kind(i) == VmKind::Unprotected)
             .collect();
@@ -164,7 +205,6 @@ impl Runner {
             }
         };
         let restarts = check::restarts(&log, &self.cuts, &protected, 2000);
-        let mut notes = self.notes.clone();
         if std::env::var_os("XHA_CAMPAIGN_VERBOSE").is_some() {
             notes.extend(self.cuts.iter().map(|c| format!("cut {c:?}")));
             notes.extend(log.windows().iter().map(|w| {
@@ -194,6 +234,21 @@ impl Runner {
                 .into_iter()
                 .map(|(vm, b, s)| format!("vm-{vm} booted {b} times, started {s} times"))
                 .collect(),
+            best_effort_overstarted: check::best_effort_overstarts(
+                &best_effort,
+                &boot_records,
+                &self.starts,
+                &self.cuts,
+                attempts,
+            )
+            .into_iter()
+            .map(|o| {
+                format!(
+                    "vm-{} booted {} times: {} starts + {attempts} per host failure it suffered ({}) allow {}",
+                    o.vm, o.boots, o.starts, o.failures, o.allowed
+                )
+            })
+            .collect(),
             down_at_end,
             bound_ms,
             notes,

@@ -421,60 +421,59 @@ impl Drop for Answer {
 /// Runs one start on its own thread, inside the agent's runtime (a start
 /// on another host is a host-to-host call).
 fn start_on_thread(weak: Weak<Agent>, vm: Uuid, host: Uuid, tx: UnboundedSender<StartDone>) {
-    let answer = Answer {
-        vm,
-        host,
-        failback: false,
-        tx,
-        sent: false,
-    };
-    let runtime = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new()
-        .name("ha-start".into())
-        .spawn(move || {
-            let _runtime = runtime.enter();
-            let result = weak.upgrade().map_or_else(
-                || Err("the agent is stopping".into()),
-                |a| start(&a, vm, host),
-            );
-            if let Err(e) = &result {
-                tracing::warn!(%vm, %host, error = %e, "HA start failed");
-            }
-            answer.send(result);
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a thread for an HA start");
-    }
+    on_thread("ha-start", weak, vm, host, false, tx, move |a| {
+        let result = start(a, vm, host);
+        if let Err(e) = &result {
+            tracing::warn!(%vm, %host, error = %e, "HA start failed");
+        }
+        result
+    });
 }
 
 /// Runs one failback (`VM.pool_migrate` of `vm` to `to`, as an API call
 /// of this master: live for QEMU, stop-and-start for process VMs, checked
 /// like any migration) on its own thread.
 fn failback_on_thread(weak: Weak<Agent>, vm: Uuid, to: Uuid, tx: UnboundedSender<StartDone>) {
+    on_thread("ha-failback", weak, vm, to, true, tx, move |a| {
+        let result = failback(a, vm, to);
+        match &result {
+            Ok(()) => tracing::info!(%vm, host = %to, "failback: VM moved back"),
+            Err(e) => tracing::warn!(%vm, host = %to, error = %e, "failback failed"),
+        }
+        result
+    });
+}
+
+/// `work` on a thread named `name` inside the agent's runtime; its result
+/// is the answer (exactly once, see [`Answer`]).
+fn on_thread(
+    name: &str,
+    weak: Weak<Agent>,
+    vm: Uuid,
+    host: Uuid,
+    failback: bool,
+    tx: UnboundedSender<StartDone>,
+    work: impl FnOnce(&Arc<Agent>) -> Result<(), String> + Send + 'static,
+) {
     let answer = Answer {
         vm,
-        host: to,
-        failback: true,
+        host,
+        failback,
         tx,
         sent: false,
     };
     let runtime = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new()
-        .name("ha-failback".into())
+        .name(name.into())
         .spawn(move || {
             let _runtime = runtime.enter();
-            let result = weak.upgrade().map_or_else(
-                || Err("the agent is stopping".into()),
-                |a| failback(&a, vm, to),
-            );
-            match &result {
-                Ok(()) => tracing::info!(%vm, host = %to, "failback: VM moved back"),
-                Err(e) => tracing::warn!(%vm, host = %to, error = %e, "failback failed"),
-            }
+            let result = weak
+                .upgrade()
+                .map_or_else(|| Err("the agent is stopping".into()), |a| work(&a));
             answer.send(result);
         });
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a thread for a failback");
+        tracing::error!(error = %e, thread = name, "cannot start a thread for HA");
     }
 }
 

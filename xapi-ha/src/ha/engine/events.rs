@@ -316,9 +316,20 @@ impl Engine {
         }
     }
 
+    /// The VM stopped, as its host reports. Reported while its host is out
+    /// of the liveset, it is the host's own account after a reset (its
+    /// agent booted before the master dropped it, campaign finding 5): the
+    /// VM died with its host, which is a host failure for HA (restored, as
+    /// by `host_fenced`), not a shutdown from inside.
     fn stopped_by_itself(&mut self, vm: Uuid) {
         let now = self.now;
         let reboot = self.view.reboot_on_internal_shutdown;
+        let died_with_host = self
+            .view
+            .vm(vm)
+            .and_then(|v| v.resident_on)
+            .and_then(|h| self.view.host(h))
+            .is_some_and(|h| h.liveness != Liveness::Live);
         let Some(v) = self.view.vm_mut(vm) else {
             return;
         };
@@ -328,7 +339,19 @@ impl Engine {
         t.stopping = false;
         t.migrating_to = None;
         let protected = v.protected();
-        if protected {
+        if died_with_host && t.frozen_on.is_none() {
+            t.failures = 0;
+            t.next_attempt = now;
+            match v.priority {
+                RestartPriority::Restart if v.always_run => t.recovering = true,
+                RestartPriority::BestEffort => {
+                    t.recovering = true;
+                    t.best_effort = true;
+                    t.gave_up = false;
+                }
+                _ => {}
+            }
+        } else if protected {
             if reboot {
                 t.next_attempt = now; // level-triggered: started in its turn
             } else {

@@ -44,7 +44,7 @@ impl HostState {
     }
 }
 
-fn pid_in(file: &Path) -> Option<i32> {
+pub(crate) fn pid_in(file: &Path) -> Option<i32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 

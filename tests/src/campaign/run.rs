@@ -79,6 +79,8 @@ struct Runner {
     notes: Vec<String>,
     boot_failures: Vec<String>,
     t0: Instant,
+    /// Resets a fenced host at once (`run::watchdog`).
+    watchdog: watchdog::Watchdog,
 }
 
 fn spec_err(step: &str, e: impl std::fmt::Display) -> LabError {
@@ -174,7 +176,15 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
         spec.bin_dir.join(xha_lab::XHAD),
         spec.bin_dir.join(xha_lab::SUPERVISOR),
     );
+    let watched = (0..p.hosts)
+        .map(|i| watchdog::Watched {
+            dir: pool.hosts[i].dir.clone(),
+            name: pool.hosts[i].name.clone(),
+            xhad_pid_file: hosts::xhad_dir(&pool, i).join("xhad.pid"),
+        })
+        .collect();
     let mut r = Runner {
+        watchdog: watchdog::Watchdog::start(watched, vms.iter().map(|v| v.uuid.clone()).collect()),
         api: Api::new(&pool.password),
         states: vec![HostState::Up; p.hosts],
         uuids: vms.iter().map(|v| v.uuid.clone()).collect(),
@@ -270,9 +280,13 @@ impl Runner {
                 } => (Some(*id), whole.then_some(*since_ms)),
             };
             if hosts::xhad_pid(&self.pool, i).is_some() {
+                self.watchdog.arm(i, true);
                 continue;
             }
-            let (_, at) = self.pool.kill_host(i, &self.uuids)?;
+            let reset_at = self.watchdog.take_reset(i);
+            self.watchdog.arm(i, false);
+            let (_, killed_at) = self.pool.kill_host(i, &self.uuids)?;
+            let at = reset_at.unwrap_or(killed_at);
             let name = self.pool.hosts[i].name.clone();
             self.notes.push(format!(
                 "{name} fenced (xhad gone): reset at +{} ms",
@@ -295,6 +309,8 @@ impl Runner {
     }
 
     fn boot(&mut self, i: usize) -> Result<(), LabError> {
+        // Watched again once `watch_fences` finds its `xhad` running.
+        self.watchdog.arm(i, false);
         if let Some(e) = hosts::boot(&mut self.pool, i, &self.xhad, &self.supervisor)? {
             self.boot_failures.push(format!(
                 "+{} ms {} booted: its agent's first start failed: {e}",
@@ -343,6 +359,7 @@ impl Runner {
                 let Some(h) = self.target(*id, *target) else {
                     return Ok(());
                 };
+                self.watchdog.arm(h, false);
                 let (_, at) = self.pool.kill_host(h, &self.uuids)?;
                 self.cuts.push(Cut {
                     host: self.pool.hosts[h].name.clone(),
@@ -561,6 +578,7 @@ impl Runner {
 }
 
 mod finish;
+mod watchdog;
 
 /// Copies `dir`'s files named `*.log` (one level of host directories and
 /// their `xhad/`) to `to`.

@@ -52,6 +52,22 @@ pub(super) fn resumed_track(view: &PoolView, vm: &VmView, now: Duration) -> Trac
     t
 }
 
+/// A VM that died with its host: HA restores it if it is protected or
+/// best-effort, with its attempts counted afresh from `now`.
+fn lost_with_host(t: &mut Track, v: &VmView, now: Duration) {
+    t.failures = 0;
+    t.next_attempt = now;
+    match v.priority {
+        RestartPriority::Restart if v.always_run => t.recovering = true,
+        RestartPriority::BestEffort => {
+            t.recovering = true;
+            t.best_effort = true;
+            t.gave_up = false;
+        }
+        _ => {}
+    }
+}
+
 impl Engine {
     pub(super) fn apply(&mut self, input: Input) {
         match input {
@@ -201,17 +217,7 @@ impl Engine {
             if t.frozen_on.is_some() {
                 continue; // frozen: no failover until the host is back
             }
-            t.failures = 0;
-            t.next_attempt = now;
-            match v.priority {
-                RestartPriority::Restart if v.always_run => t.recovering = true,
-                RestartPriority::BestEffort => {
-                    t.recovering = true;
-                    t.best_effort = true;
-                    t.gave_up = false;
-                }
-                _ => {}
-            }
+            lost_with_host(t, v, now);
         }
     }
 
@@ -340,17 +346,7 @@ impl Engine {
         t.migrating_to = None;
         let protected = v.protected();
         if died_with_host && t.frozen_on.is_none() {
-            t.failures = 0;
-            t.next_attempt = now;
-            match v.priority {
-                RestartPriority::Restart if v.always_run => t.recovering = true,
-                RestartPriority::BestEffort => {
-                    t.recovering = true;
-                    t.best_effort = true;
-                    t.gave_up = false;
-                }
-                _ => {}
-            }
+            lost_with_host(t, v, now);
         } else if protected {
             if reboot {
                 t.next_attempt = now; // level-triggered: started in its turn

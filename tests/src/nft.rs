@@ -1,5 +1,8 @@
 //! Loopback packet drops with nftables, for tests whose "hosts" share the
-//! loopback device (the lab pool's hosts are addresses 127.A.B.i): a
+//! loopback device (the lab pool's hosts are addresses 127.A.B.i; each
+//! host's `xhad` heartbeats and its agent's host-to-host connections leave
+//! from its address, so a rule between two addresses is a cut link of
+//! the switch between two hosts): a
 //! [`Table`] of the test's own (`inet xha_campaign_<pid>_<n>`), with one
 //! input chain that only ever matches packets arriving on `lo` between two
 //! loopback addresses, rules added and removed by handle, and the whole
@@ -10,7 +13,7 @@
 //! The `nft` binary is run with `std::process::Command` (no dependency);
 //! it needs root (CAP_NET_ADMIN).
 
-use std::net::SocketAddrV4;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,8 +25,10 @@ pub const TABLE_PREFIX: &str = "xha_campaign_";
 pub enum NftError {
     #[error("nft {args}: {reason}")]
     Command { args: String, reason: String },
-    #[error("not a loopback address: {0}")]
-    NotLoopback(SocketAddrV4),
+    #[error(
+        "not a host's loopback address: {0} (127.0.0.0/8 but not 127.0.0.1, which the tests themselves use)"
+    )]
+    NotLoopback(Ipv4Addr),
 }
 
 /// Runs `nft ARGS`; its standard output.
@@ -79,15 +84,9 @@ fn parse_handle(echo: &str) -> Option<u64> {
         .find_map(|(_, h)| h.trim().parse().ok())
 }
 
-/// The rule dropping UDP packets from `from` to `to` on loopback.
-fn udp_drop_rule(from: SocketAddrV4, to: SocketAddrV4) -> String {
-    format!(
-        "iifname \"lo\" ip saddr {} ip daddr {} udp sport {} udp dport {} drop",
-        from.ip(),
-        to.ip(),
-        from.port(),
-        to.port()
-    )
+/// The rule dropping every packet from `from` to `to` on loopback.
+fn drop_rule(from: Ipv4Addr, to: Ipv4Addr) -> String {
+    format!("iifname \"lo\" ip saddr {from} ip daddr {to} drop")
 }
 
 static TABLES: AtomicUsize = AtomicUsize::new(0);
@@ -134,14 +133,15 @@ impl Table {
         &self.name
     }
 
-    /// Drops UDP from `from` to `to` (both on loopback); the rule's handle.
-    pub fn drop_udp(&self, from: SocketAddrV4, to: SocketAddrV4) -> Result<u64, NftError> {
+    /// Drops every packet from `from` to `to` (two hosts' loopback
+    /// addresses: UDP heartbeats and TCP alike); the rule's handle.
+    pub fn drop_between(&self, from: Ipv4Addr, to: Ipv4Addr) -> Result<u64, NftError> {
         for a in [from, to] {
-            if !a.ip().is_loopback() {
+            if !a.is_loopback() || a == Ipv4Addr::LOCALHOST {
                 return Err(NftError::NotLoopback(a));
             }
         }
-        let rule = udp_drop_rule(from, to);
+        let rule = drop_rule(from, to);
         let echo = nft(&[
             "--echo", "--handle", "add", "rule", "inet", &self.name, "input", &rule,
         ])?;
@@ -187,43 +187,43 @@ mod tests {
         assert_eq!(parse_handle("nothing"), None);
         assert_eq!(owner_pid("xha_campaign_4711_3"), Some(4711));
         assert_eq!(owner_pid("filter"), None);
-        let a: SocketAddrV4 = "127.3.4.1:5000".parse().unwrap();
-        let b: SocketAddrV4 = "127.3.4.2:5000".parse().unwrap();
+        let a: Ipv4Addr = "127.3.4.1".parse().unwrap();
+        let b: Ipv4Addr = "127.3.4.2".parse().unwrap();
         assert_eq!(
-            udp_drop_rule(a, b),
-            "iifname \"lo\" ip saddr 127.3.4.1 ip daddr 127.3.4.2 udp sport 5000 udp dport 5000 drop"
+            drop_rule(a, b),
+            "iifname \"lo\" ip saddr 127.3.4.1 ip daddr 127.3.4.2 drop"
         );
     }
 
-    /// Real packets: a datagram between two loopback sockets is dropped
-    /// while the rule is there, the reverse direction still flows, and
-    /// everything flows again once the rule is removed.
+    /// Real packets: a datagram between two hosts' loopback addresses is
+    /// dropped while the rule is there, the reverse direction still flows,
+    /// and everything flows again once the rule is removed.
     #[test]
-    fn a_rule_drops_one_direction_of_loopback_udp_until_removed() {
+    fn a_rule_drops_one_direction_between_two_addresses_until_removed() {
         if let Some(why) = unavailable() {
             println!("skipped: nftables unavailable: {why}");
             return;
         }
-        use std::net::UdpSocket;
+        use std::net::{SocketAddr, UdpSocket};
         use std::time::Duration;
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = UdpSocket::bind("127.78.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.78.0.2:0").unwrap();
         for s in [&a, &b] {
             s.set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
         }
-        let addr = |s: &UdpSocket| match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(v) => v,
-            std::net::SocketAddr::V6(_) => unreachable!(),
-        };
-        let (aa, ba) = (addr(&a), addr(&b));
-        let gets = |from: &UdpSocket, to: &UdpSocket, to_addr: SocketAddrV4| {
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let gets = |from: &UdpSocket, to: &UdpSocket, to_addr: SocketAddr| {
             from.send_to(b"x", to_addr).unwrap();
             let mut buf = [0u8; 4];
             to.recv_from(&mut buf).is_ok()
         };
+        let ip = |a: SocketAddr| match a.ip() {
+            std::net::IpAddr::V4(v) => v,
+            std::net::IpAddr::V6(_) => unreachable!(),
+        };
         let table = Table::create().unwrap();
-        let h = table.drop_udp(aa, ba).unwrap();
+        let h = table.drop_between(ip(aa), ip(ba)).unwrap();
         assert!(!gets(&a, &b, ba), "a->b should be dropped");
         assert!(gets(&b, &a, aa), "b->a should flow");
         table.remove(h).unwrap();
@@ -231,11 +231,12 @@ mod tests {
         let name = table.name().to_owned();
         drop(table);
         assert!(!nft(&["list", "tables", "inet"]).unwrap().contains(&name));
-        assert!(matches!(
-            Table::create()
-                .unwrap()
-                .drop_udp("10.0.0.1:1".parse().unwrap(), ba),
-            Err(NftError::NotLoopback(_))
-        ));
+        let table = Table::create().unwrap();
+        for bad in ["10.0.0.1", "127.0.0.1"] {
+            assert!(matches!(
+                table.drop_between(bad.parse().unwrap(), ip(ba)),
+                Err(NftError::NotLoopback(_))
+            ));
+        }
     }
 }

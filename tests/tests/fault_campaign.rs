@@ -1,8 +1,9 @@
 //! The randomized fault campaign (issue 16, docs/lab.md): for each seed, a
 //! lab pool of real agents with process VMs running the stamp workload,
 //! driven from outside by the seed's schedule (power cuts, the master's
-//! included; freezes of `xhad` or of a whole host; agent kills; heartbeat
-//! partitions and one-way links, dropped by nftables on loopback; API
+//! included; freezes of `xhad` or of a whole host; agent kills; network
+//! partitions and one-way links (heartbeats and the agents' host-to-host
+//! traffic), dropped by nftables on loopback; API
 //! operations in between), every fault healed, then checked: no VM ran on
 //! two hosts at once, no two masters in one epoch, every acknowledged
 //! change survived, no unprotected VM started by HA, no best-effort VM
@@ -81,8 +82,9 @@ fn random_fault_schedules_keep_every_vm_single_and_the_pool_consistent() {
         match run(&spec) {
             Ok(o) => {
                 println!(
-                    "CAMPAIGN seed={seed} hosts={hosts} T={t_s} faults={} steps={} took_s={:.1} verdict: {}",
+                    "CAMPAIGN seed={seed} hosts={hosts} T={t_s} faults={} net_cuts={} steps={} took_s={:.1} verdict: {}",
                     o.faults,
+                    o.network_cuts,
                     o.steps,
                     o.took.as_secs_f64(),
                     o.verdict.summary()

@@ -8,7 +8,7 @@
 //! gives the [`Verdict`] (`check`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub struct Outcome {
     pub took: Duration,
     pub faults: usize,
     pub steps: usize,
+    /// Network faults applied (a partition or one-way cut whose hosts were
+    /// all up; none without nftables).
+    pub network_cuts: usize,
 }
 
 /// Slack on a restart beyond T + 4 s (the restart attempt itself on a
@@ -71,11 +74,13 @@ struct Runner {
     /// Fault id -> host it hit.
     hit: BTreeMap<usize, usize>,
     disabled: Option<usize>,
-    /// The run's nftables table (network faults on), each host's heartbeat
-    /// address, and the open network faults: id -> (hosts, rule handles).
+    /// The run's nftables table (network faults on), each host's address
+    /// (its heartbeats' and its agent's host-to-host connections'), and the
+    /// open network faults: id -> (hosts, rule handles).
     nft: Option<nft::Table>,
-    heartbeats: Vec<SocketAddrV4>,
+    addresses: Vec<Ipv4Addr>,
     nets: BTreeMap<usize, (Vec<usize>, Vec<u64>)>,
+    network_cuts: usize,
     notes: Vec<String>,
     boot_failures: Vec<String>,
     t0: Instant,
@@ -105,23 +110,12 @@ fn wait<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> Res
     }
 }
 
-/// Host `i`'s heartbeat address (`heartbeat_address` in its agent's
-/// configuration: where its `xhad` sends from and listens).
-fn heartbeat_address(pool: &AgentPool, i: usize) -> Result<SocketAddrV4, LabError> {
-    let file = pool.hosts[i].dir.join(xha_lab::agent::CONFIG_FILE);
-    let text =
-        std::fs::read_to_string(&file).map_err(|e| spec_err("read a host's configuration", e))?;
-    text.lines()
-        .find_map(|l| {
-            let v = l.trim().strip_prefix("heartbeat_address")?;
-            v.trim()
-                .strip_prefix('=')?
-                .trim()
-                .trim_matches('"')
-                .parse()
-                .ok()
-        })
-        .ok_or_else(|| spec_err("heartbeat address", format!("none in {}", file.display())))
+/// Host `i`'s loopback address (`host.address`, where its `xhad`
+/// heartbeats and its agent's host-to-host connections leave from).
+fn host_address(pool: &AgentPool, i: usize) -> Result<Ipv4Addr, LabError> {
+    let a = &pool.hosts[i].address;
+    a.parse()
+        .map_err(|e| spec_err("a host's address", format!("{a:?}: {e}")))
 }
 
 fn stamps_of(vm: &LabVm) -> StampLog {
@@ -163,12 +157,12 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
             })?;
         }
     }
-    let (nft, heartbeats) = if p.network {
+    let (nft, addresses) = if p.network {
         let table = nft::Table::create().map_err(|e| spec_err("nftables", e))?;
-        let hb = (0..p.hosts)
-            .map(|i| heartbeat_address(&pool, i))
+        let addresses = (0..p.hosts)
+            .map(|i| host_address(&pool, i))
             .collect::<Result<Vec<_>, _>>()?;
-        (Some(table), hb)
+        (Some(table), addresses)
     } else {
         (None, Vec::new())
     };
@@ -200,8 +194,9 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
         hit: BTreeMap::new(),
         disabled: None,
         nft,
-        heartbeats,
+        addresses,
         nets: BTreeMap::new(),
+        network_cuts: 0,
         notes: Vec::new(),
         boot_failures: Vec::new(),
         t0: Instant::now(),
@@ -228,6 +223,7 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
             .filter(|s| s.action.is_fault())
             .count(),
         steps: schedule.steps.len(),
+        network_cuts: r.network_cuts,
     })
 }
 
@@ -497,7 +493,8 @@ impl Runner {
             .map(|(id, _)| *id)
     }
 
-    /// Network fault `id`: the heartbeats of each (from, to) link dropped,
+    /// Network fault `id`: every packet of each (from, to) link dropped
+    /// (heartbeats and the agents' host-to-host traffic: a switch's cut),
     /// when every host in `hosts` is up (else skipped, as a fault on a
     /// host that is not up). A host of `hosts` that fences meanwhile stays
     /// down until the fault is mended.
@@ -521,7 +518,7 @@ impl Runner {
         if let Some(table) = &self.nft {
             for &(a, b) in links {
                 let rule = table
-                    .drop_udp(self.heartbeats[a], self.heartbeats[b])
+                    .drop_between(self.addresses[a], self.addresses[b])
                     .map_err(|e| spec_err("cut the network", e))?;
                 rules.push(rule);
             }
@@ -533,6 +530,7 @@ impl Runner {
         self.notes
             .push(format!("  fault {id} hits {}", names.join(", ")));
         self.nets.insert(id, (hosts.to_vec(), rules));
+        self.network_cuts += 1;
         Ok(())
     }
 
@@ -548,10 +546,10 @@ impl Runner {
             Action::Mend { id } => format!("heal {id}: mend the network"),
             Action::Thaw { id } => format!("heal {id}: thaw"),
             Action::Partition { id, minority } => {
-                format!("fault {id}: heartbeat partition of hosts {minority:?} from the rest")
+                format!("fault {id}: network partition of hosts {minority:?} from the rest")
             }
             Action::OneWay { id, from, to } => {
-                format!("fault {id}: heartbeats from host {from} to host {to} dropped")
+                format!("fault {id}: packets from host {from} to host {to} dropped")
             }
             op => format!("{op:?}"),
         };

@@ -144,14 +144,16 @@ pub enum Action {
     HostEnable {
         host: usize,
     },
-    /// The heartbeats between the `minority` hosts and the others are
-    /// dropped both ways (the statefile and the management network stay).
+    /// Every packet between the `minority` hosts and the others is dropped
+    /// both ways: heartbeats and the agents' host-to-host traffic (a
+    /// switch's partition; the statefile stays).
     Partition {
         id: usize,
         minority: Vec<usize>,
     },
-    /// The heartbeats from host `from` to host `to` are dropped (`to`'s to
-    /// `from` still flow).
+    /// Every packet from host `from` to host `to` is dropped (`to`'s to
+    /// `from` still flow: heartbeats one way; the agents' TCP between them
+    /// stalls both ways).
     OneWay {
         id: usize,
         from: usize,

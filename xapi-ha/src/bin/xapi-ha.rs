@@ -340,6 +340,11 @@ async fn serve(cfg: Config) -> Result<(), Fail> {
         memory_overhead: 0,
         vm_drivers: cfg.drivers.clone(),
     };
+    if xapi_ha::server::peers::set_source_address(&cfg.host_address) {
+        info!(address = %cfg.host_address, "host-to-host connections leave from host.address");
+    } else {
+        info!(address = %cfg.host_address, "host.address is not an address of this host: host-to-host connections leave from the kernel's choice");
+    }
     let ha_state = HaState::load(&cfg.data_dir).map_err(|e| Fail(exit::STATE, e.to_string()))?;
     // mfail: an old master whose daemon names a newer lock holder starts
     // as that holder's member (docs/master-failover.md).

@@ -3,8 +3,15 @@
 //! fingerprint the pool database records for it (or, for the first contact
 //! of `pool.join`, to none: trust on first use, the fingerprint seen is
 //! returned). A new connection per call; pool calls are few.
+//!
+//! Every connection leaves from this host's `host.address` when that is an
+//! address of this host ([`set_source_address`], once at start-up): the
+//! pool's traffic then goes out of the management interface whatever the
+//! routing table prefers, and a firewall (or a test's packet filter) can
+//! tell the pool's hosts apart by source address.
 
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
@@ -22,6 +29,51 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for one reply: a forwarded clean shutdown waits up to 30 s for the
 /// VM (`server::vms::CLEAN_STOP_TIMEOUT`), a join hashes a password.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The address host-to-host connections leave from (see the module
+/// documentation); unset: the kernel chooses.
+static SOURCE: OnceLock<IpAddr> = OnceLock::new();
+
+/// Makes every later host-to-host connection of this process leave from
+/// `address` if a socket can be bound to it here (it is an address of this
+/// host); else they leave from the kernel's choice. Called once by the
+/// agent at start-up with its `host.address`; the answer is whether
+/// `address` is used.
+pub fn set_source_address(address: &str) -> bool {
+    let Ok(ip) = address.parse::<IpAddr>() else {
+        return false;
+    };
+    let bindable = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).is_ok();
+    bindable && (SOURCE.set(ip).is_ok() || SOURCE.get() == Some(&ip))
+}
+
+/// A TCP connection to `address:port` (a name is resolved), from `source`
+/// when given: the first resolved address of `source`'s family.
+async fn connect_from(
+    address: &str,
+    port: u16,
+    source: Option<IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(source) = source else {
+        return tokio::net::TcpStream::connect((address, port)).await;
+    };
+    let peer = tokio::net::lookup_host((address, port))
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("{address} has no address of the family of {source}"),
+            )
+        })?;
+    let socket = if source.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(peer).await
+}
 
 /// Another agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +144,7 @@ pub async fn call(
         seconds: d.as_secs(),
     };
     let tls = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        let tcp = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
+        let tcp = connect_from(&target.address, target.port, SOURCE.get().copied())
             .await
             .map_err(|e| connect_err(e.to_string()))?;
         connector.connect(server_name, tcp).await.map_err(|e| {
@@ -204,4 +256,37 @@ pub async fn peer_call(
     let result = call_with(target, &session, method, params).await;
     let _ = call_with(target, &session, "session.local_logout", Vec::new()).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection made with a source leaves from it (the listener sees
+    /// it), and one made without leaves from the kernel's choice.
+    #[tokio::test]
+    async fn connections_leave_from_the_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.77.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let source: IpAddr = "127.77.0.1".parse().unwrap();
+        let (out, accepted) = tokio::join!(
+            connect_from("127.77.0.2", port, Some(source)),
+            listener.accept()
+        );
+        assert_eq!(out.unwrap().local_addr().unwrap().ip(), source);
+        assert_eq!(accepted.unwrap().1.ip(), source);
+        let (out, accepted) =
+            tokio::join!(connect_from("127.77.0.2", port, None), listener.accept());
+        let kernel: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(out.unwrap().local_addr().unwrap().ip(), kernel);
+        assert_eq!(accepted.unwrap().1.ip(), kernel);
+    }
+
+    #[test]
+    fn only_an_address_of_this_host_is_used_as_the_source() {
+        assert!(!set_source_address("not-an-address"));
+        // 192.0.2.0/24 is TEST-NET-1: never an address of this host.
+        assert!(!set_source_address("192.0.2.7"));
+        assert!(SOURCE.get().is_none());
+    }
 }

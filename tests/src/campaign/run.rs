@@ -127,9 +127,15 @@ fn stamps_of(vm: &LabVm) -> StampLog {
 /// Runs one seed (see the module documentation). `Err`: the pool could not
 /// be formed or driven at all (not a verdict).
 pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
+    run_schedule(spec, &generate(spec.seed, &spec.params))
+}
+
+/// Runs `schedule` (a seed's, or one written by hand: its faults need
+/// their heals, as the generator's do) on a pool of `spec.params`' shape,
+/// with the same checks as a seed.
+pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabError> {
     let started = Instant::now();
     let p = &spec.params;
-    let schedule = generate(spec.seed, p);
     let pool = AgentPool::start(&PoolSpec::new(p.hosts, &spec.bin_dir))?;
     pool.enable_ha(p.t_s)?;
     let mut vms = Vec::new();
@@ -201,7 +207,7 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
         boot_failures: Vec::new(),
         t0: Instant::now(),
     };
-    let result = r.play(&schedule).and_then(|()| r.finish());
+    let result = r.play(schedule).and_then(|()| r.finish());
     let verdict = match result {
         Ok(v) => v,
         Err(e) => {

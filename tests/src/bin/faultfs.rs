@@ -1,5 +1,6 @@
-//! `faultfs`: mount one file forwarding to a backing file, with faults
-//! switched at run time over a control socket. See docs/testing-faults.md.
+//! `faultfs`: mount one file forwarding to a backing file (or a directory's
+//! files forwarding to a backing directory), with faults switched at run
+//! time over a control socket. See docs/testing-faults.md.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,18 +15,20 @@ use nix::sys::signal::{SigSet, Signal};
 /// How often `--exit-with-parent` checks the parent.
 const PARENT_POLL: Duration = Duration::from_millis(500);
 
-/// Expose FILE as DIR/NAME; reads, writes and fsyncs can be made to fail,
-/// hang or be slow through the control socket.
+/// Expose FILE as DIR/NAME (or the files of a backing directory in DIR);
+/// reads, writes and fsyncs can be made to fail, hang or be slow through
+/// the control socket.
 #[derive(Parser, Debug)]
 #[command(name = "faultfs")]
 struct Args {
-    /// The regular file every read and write is forwarded to.
-    #[arg(long, value_name = "FILE")]
+    /// The regular file every read and write is forwarded to, or a
+    /// directory whose regular files the mount shows.
+    #[arg(long, value_name = "FILE|DIR")]
     backing: PathBuf,
     /// An existing directory to mount on.
     #[arg(long, value_name = "DIR")]
     mount: PathBuf,
-    /// Name of the one file in the mount.
+    /// Name of the one file in the mount (a backing file only).
     #[arg(long, default_value = DEFAULT_FILE_NAME)]
     name: String,
     /// Control socket (lines: `mode ok|error|hang|delay MS`, `stats`, `ping`);
@@ -78,7 +81,12 @@ fn main() -> anyhow::Result<()> {
     tracing::info!(
         "serving {} as {} (control {})",
         config.backing.display(),
-        config.mount.join(&config.name).display(),
+        if config.backing.is_dir() {
+            config.mount.clone()
+        } else {
+            config.mount.join(&config.name)
+        }
+        .display(),
         config.control.display()
     );
     let stopper = server.stopper();

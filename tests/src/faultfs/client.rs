@@ -88,6 +88,23 @@ impl FaultFs {
         dir: &Path,
         name: &str,
     ) -> Result<FaultFs, FaultFsError> {
+        FaultFs::spawn(bin, backing, dir, Some(name))
+    }
+
+    /// Mount the directory `backing` on the existing directory `dir`: its
+    /// regular files, created, grown, renamed and removed through the
+    /// mount too (one host's view of a shared `file` SR). [`FaultFs::path`]
+    /// is the mount point.
+    pub fn mount_dir(bin: &Path, backing: &Path, dir: &Path) -> Result<FaultFs, FaultFsError> {
+        FaultFs::spawn(bin, backing, dir, None)
+    }
+
+    fn spawn(
+        bin: &Path,
+        backing: &Path,
+        dir: &Path,
+        name: Option<&str>,
+    ) -> Result<FaultFs, FaultFsError> {
         let mount_err = |source| FaultFsError::Mount {
             dir: dir.to_owned(),
             source,
@@ -101,8 +118,7 @@ impl FaultFs {
             .arg(backing)
             .arg("--mount")
             .arg(&dir)
-            .arg("--name")
-            .arg(name)
+            .args(name.map(|n| ["--name", n]).into_iter().flatten())
             .arg("--control")
             .arg(&control)
             .arg("--exit-with-parent")
@@ -116,7 +132,7 @@ impl FaultFs {
         let mut fs = FaultFs {
             pid: child.id(),
             child: Some(child),
-            file: dir.join(name),
+            file: name.map_or_else(|| dir.clone(), |n| dir.join(n)),
             dir,
             control: PathBuf::from(control),
             conn: None,
@@ -141,7 +157,12 @@ impl FaultFs {
                     dir: self.dir.clone(),
                     source,
                 })?;
-                if meta.is_file() && self.conn.is_some() {
+                let served = if self.file == self.dir {
+                    meta.is_dir()
+                } else {
+                    meta.is_file()
+                };
+                if served && self.conn.is_some() {
                     return Ok(());
                 }
             }

@@ -1,5 +1,6 @@
 //! The `faultfs` file system: one regular file forwarded to a backing file,
-//! with a fault mode that a control socket switches at run time.
+//! or (a backing directory) that directory's regular files, with a fault
+//! mode that a control socket switches at run time.
 //!
 //! Threads:
 //! - the FUSE session loop (the caller of [`Server::run`]) answers lookups
@@ -15,14 +16,16 @@
 //! outlive the session loop's call that received it.
 //!
 //! Parts: `core` (the fault queue: held and scheduled requests, the timer),
-//! `fs` (the FUSE file system over it), this file (mounting, stopping, the
-//! control socket).
+//! `fs` (the one-file FUSE file system over it), `dir_fs` (the directory
+//! one), this file (mounting, stopping, the control socket).
 
 mod core;
+mod dir_fs;
 mod fs;
 
 use self::core::Core;
 pub use self::core::MAX_PENDING;
+use self::dir_fs::DirFs;
 use self::fs::Fs;
 
 use std::ffi::OsString;
@@ -43,11 +46,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where the backing file is, where to mount, and where to listen.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The regular file every read and write is forwarded to.
+    /// The regular file every read and write is forwarded to; or a
+    /// directory, whose regular files the mount shows (`name` unused).
     pub backing: PathBuf,
     /// An existing directory to mount on.
     pub mount: PathBuf,
-    /// Name of the one file in the mount.
+    /// Name of the one file in the mount (a backing file only).
     pub name: OsString,
     /// Path of the control socket (created; an old socket there is replaced).
     pub control: PathBuf,
@@ -55,8 +59,14 @@ pub struct Config {
 
 /// A mounted faultfs, ready to [`run`](Server::run).
 pub struct Server {
-    session: Session<Fs>,
+    session: Sessions,
     stopper: Stopper,
+}
+
+/// The FUSE session of a one-file or a directory mount.
+enum Sessions {
+    File(Session<Fs>),
+    Dir(Session<DirFs>),
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler thread).
@@ -93,29 +103,39 @@ impl Server {
             path: config.backing.clone(),
             source,
         };
-        // O_DSYNC: a write is durable when answered. Not O_DIRECT: FUSE hands
-        // us unaligned buffers. Every mount of one backing file shares its
-        // page cache, so all of them see each write at once.
-        let backing = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_DSYNC)
-            .open(&config.backing)
-            .map_err(backing_err)?;
-        if !backing.metadata().map_err(backing_err)?.is_file() {
-            return Err(backing_err(std::io::Error::other("not a regular file")));
-        }
-        let core = Arc::new(Core::new(backing));
-        let fs = Fs::new(Arc::clone(&core), config.name.clone());
         let options = [
             MountOption::FSName("faultfs".into()),
             MountOption::Subtype("faultfs".into()),
         ];
-        let session =
-            Session::new(fs, &config.mount, &options).map_err(|source| FaultFsError::Mount {
-                dir: config.mount.clone(),
-                source,
-            })?;
+        let mount_err = |source| FaultFsError::Mount {
+            dir: config.mount.clone(),
+            source,
+        };
+        let core = Arc::new(Core::new());
+        let is_dir = std::fs::metadata(&config.backing)
+            .map_err(backing_err)?
+            .is_dir();
+        let session = if is_dir {
+            let fs = DirFs::new(Arc::clone(&core), config.backing.clone()).map_err(backing_err)?;
+            Sessions::Dir(Session::new(fs, &config.mount, &options).map_err(mount_err)?)
+        } else {
+            // O_DSYNC: a write is durable when answered. Not O_DIRECT: FUSE
+            // hands us unaligned buffers. Every mount of one backing file
+            // shares its page cache, so all of them see each write at once.
+            let backing = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_DSYNC)
+                .open(&config.backing)
+                .map_err(backing_err)?;
+            if !backing.metadata().map_err(backing_err)?.is_file() {
+                return Err(backing_err(std::io::Error::other(
+                    "not a regular file or a directory",
+                )));
+            }
+            let fs = Fs::new(Arc::clone(&core), backing, config.name.clone());
+            Sessions::File(Session::new(fs, &config.mount, &options).map_err(mount_err)?)
+        };
         let stopper = Stopper {
             core: Arc::clone(&core),
             mount: config.mount.clone(),
@@ -138,7 +158,11 @@ impl Server {
 
     /// Serve until the mount goes away.
     pub fn run(mut self) -> Result<(), FaultFsError> {
-        let result = self.session.run().map_err(|source| FaultFsError::Mount {
+        let result = match &mut self.session {
+            Sessions::File(session) => session.run(),
+            Sessions::Dir(session) => session.run(),
+        };
+        let result = result.map_err(|source| FaultFsError::Mount {
             dir: self.stopper.mount.clone(),
             source,
         });

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use fuser::{ReplyData, ReplyEmpty, ReplyWrite};
@@ -17,20 +17,22 @@ use super::super::{Mode, Stats};
 /// sane test, but the queue stays bounded).
 pub const MAX_PENDING: usize = 4096;
 
+/// One request for the fault queue, with the backing file it goes to.
 pub(super) enum Op {
     Read {
+        file: Arc<File>,
         offset: u64,
         size: u32,
         reply: ReplyData,
     },
     Write {
+        file: Arc<File>,
         offset: u64,
         data: Vec<u8>,
         reply: ReplyWrite,
     },
-    Fsync {
-        reply: ReplyEmpty,
-    },
+    /// `fsync` of a file, or `fsyncdir` of a directory mount's root.
+    Fsync { file: Arc<File>, reply: ReplyEmpty },
 }
 
 impl Op {
@@ -38,7 +40,7 @@ impl Op {
         match self {
             Op::Read { reply, .. } => reply.error(errno),
             Op::Write { reply, .. } => reply.error(errno),
-            Op::Fsync { reply } => reply.error(errno),
+            Op::Fsync { reply, .. } => reply.error(errno),
         }
     }
 }
@@ -59,16 +61,14 @@ struct State {
 /// The fault state shared by the session loop, the timer and the control
 /// connections.
 pub(super) struct Core {
-    backing: File,
     state: Mutex<State>,
     wake: Condvar,
 }
 
 impl Core {
-    /// A queue in mode `ok` over the backing file.
-    pub(super) fn new(backing: File) -> Core {
+    /// A queue in mode `ok`.
+    pub(super) fn new() -> Core {
         Core {
-            backing,
             state: Mutex::new(State {
                 mode: Mode::Ok,
                 held: Vec::new(),
@@ -79,11 +79,6 @@ impl Core {
             }),
             wake: Condvar::new(),
         }
-    }
-
-    /// The backing file's metadata (the size and times the file shows).
-    pub(super) fn backing_metadata(&self) -> std::io::Result<std::fs::Metadata> {
-        self.backing.metadata()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -214,7 +209,7 @@ impl Core {
         }
     }
 
-    /// Forward one request to the backing file and answer it.
+    /// Forward one request to its backing file and answer it.
     fn execute(&self, op: Op) {
         let failed = |e: std::io::Error| {
             tracing::warn!("backing file: {e}");
@@ -223,26 +218,28 @@ impl Core {
         };
         match op {
             Op::Read {
+                file,
                 offset,
                 size,
                 reply,
             } => {
                 let mut buf = vec![0u8; size as usize];
-                match read_full(&self.backing, &mut buf, offset) {
+                match read_full(&file, &mut buf, offset) {
                     Ok(n) => reply.data(&buf[..n]),
                     Err(e) => reply.error(failed(e)),
                 }
             }
             Op::Write {
+                file,
                 offset,
                 data,
                 reply,
-            } => match self.backing.write_all_at(&data, offset) {
+            } => match file.write_all_at(&data, offset) {
                 // FUSE writes are at most max_write (far below 4 GiB) long.
                 Ok(()) => reply.written(u32::try_from(data.len()).unwrap_or(u32::MAX)),
                 Err(e) => reply.error(failed(e)),
             },
-            Op::Fsync { reply } => match self.backing.sync_data() {
+            Op::Fsync { file, reply } => match file.sync_data() {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(failed(e)),
             },

@@ -2,6 +2,7 @@
 //! reads, writes and fsyncs go to the fault queue.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,56 +17,72 @@ use super::core::{Core, Op};
 /// How long the kernel may cache names and attributes. The file's size
 /// never changes, and data is never cached (direct I/O).
 const TTL: Duration = Duration::from_secs(1);
-const ROOT_INO: u64 = 1;
+pub(super) const ROOT_INO: u64 = 1;
 const FILE_INO: u64 = 2;
 /// Not in fuser's ABI constants: lets several direct writes to the file be
 /// in flight at once instead of queueing on the inode lock behind a held one.
-const FOPEN_PARALLEL_DIRECT_WRITES: u32 = 1 << 6;
+pub(super) const FOPEN_PARALLEL_DIRECT_WRITES: u32 = 1 << 6;
 
 pub(super) struct Fs {
     core: Arc<Core>,
+    backing: Arc<File>,
     name: OsString,
 }
 
 impl Fs {
-    /// The file system showing one file, `name`, backed by `core`.
-    pub(super) fn new(core: Arc<Core>, name: OsString) -> Fs {
-        Fs { core, name }
+    /// The file system showing one file, `name`, backed by `backing`
+    /// through the fault queue `core`.
+    pub(super) fn new(core: Arc<Core>, backing: File, name: OsString) -> Fs {
+        Fs {
+            core,
+            backing: Arc::new(backing),
+            name,
+        }
     }
 
     fn attr(&self, ino: u64) -> std::io::Result<FileAttr> {
-        let meta = self.core.backing_metadata()?;
-        let time = |secs: i64, nsecs: i64| {
-            let since = Duration::new(secs.max(0) as u64, nsecs.clamp(0, 999_999_999) as u32);
-            UNIX_EPOCH + since
-        };
-        let mtime = time(meta.mtime(), meta.mtime_nsec());
-        let (kind, perm, nlink, size) = if ino == ROOT_INO {
-            (FileType::Directory, 0o755, 2, 0)
+        let meta = self.backing.metadata()?;
+        Ok(if ino == ROOT_INO {
+            attr_of(ino, &meta, FileType::Directory, 0o755, 0)
         } else {
-            (FileType::RegularFile, 0o600, 1, meta.len())
-        };
-        Ok(FileAttr {
-            ino,
-            size,
-            blocks: size.div_ceil(512),
-            atime: time(meta.atime(), meta.atime_nsec()),
-            mtime,
-            ctime: time(meta.ctime(), meta.ctime_nsec()),
-            crtime: SystemTime::UNIX_EPOCH,
-            kind,
-            perm,
-            nlink,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
+            attr_of(ino, &meta, FileType::RegularFile, 0o600, meta.len())
         })
     }
 }
 
-fn errno(e: &std::io::Error) -> i32 {
+/// The attributes shown for inode `ino`: `kind`, `perm` and `size`, the
+/// times and owner of `meta` (the backing file's or directory's).
+pub(super) fn attr_of(
+    ino: u64,
+    meta: &std::fs::Metadata,
+    kind: FileType,
+    perm: u16,
+    size: u64,
+) -> FileAttr {
+    let time = |secs: i64, nsecs: i64| {
+        let since = Duration::new(secs.max(0) as u64, nsecs.clamp(0, 999_999_999) as u32);
+        UNIX_EPOCH + since
+    };
+    FileAttr {
+        ino,
+        size,
+        blocks: size.div_ceil(512),
+        atime: time(meta.atime(), meta.atime_nsec()),
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        crtime: SystemTime::UNIX_EPOCH,
+        kind,
+        perm,
+        nlink: if kind == FileType::Directory { 2 } else { 1 },
+        uid: meta.uid(),
+        gid: meta.gid(),
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+pub(super) fn errno(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
@@ -142,6 +159,7 @@ impl Filesystem for Fs {
             return reply.error(libc::EINVAL);
         };
         self.core.submit(Op::Read {
+            file: Arc::clone(&self.backing),
             offset,
             size,
             reply,
@@ -164,6 +182,7 @@ impl Filesystem for Fs {
             return reply.error(libc::EINVAL);
         };
         self.core.submit(Op::Write {
+            file: Arc::clone(&self.backing),
             offset,
             data: data.to_vec(),
             reply,
@@ -171,7 +190,10 @@ impl Filesystem for Fs {
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _ds: bool, reply: ReplyEmpty) {
-        self.core.submit(Op::Fsync { reply });
+        self.core.submit(Op::Fsync {
+            file: Arc::clone(&self.backing),
+            reply,
+        });
     }
 
     fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lo: u64, reply: ReplyEmpty) {

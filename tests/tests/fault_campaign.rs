@@ -18,7 +18,11 @@
 //! `XHA_CAMPAIGN_T` (default 10 s, the least HA accepts),
 //! `XHA_CAMPAIGN_NET` (default 1: network faults, when nftables can be
 //! used; 0: none, and each seed gives the schedule of the generator before
-//! network faults), `XHA_CAMPAIGN_LOGS` (where a failing seed's logs go;
+//! network faults), `XHA_CAMPAIGN_STORAGE` (default 1: per-host storage
+//! errors, hangs and slowness, each host reaching the SR through a
+//! `faultfs` view of its own, when FUSE and mount namespaces can be used;
+//! 0: none, and each seed gives the schedule of the generator before
+//! storage faults), `XHA_CAMPAIGN_LOGS` (where a failing seed's logs go;
 //! default the temporary directory). A failing seed prints the command
 //! that replays it.
 
@@ -54,6 +58,19 @@ fn random_fault_schedules_keep_every_vm_single_and_the_pool_consistent() {
                 false
             }
         };
+    // Storage faults need FUSE and root (the hosts' mount namespaces).
+    let storage = env_or("XHA_CAMPAIGN_STORAGE", 1u8) != 0
+        && match ha_tests::faultfs::fuse_available() {
+            Ok(()) if nix::unistd::Uid::effective().is_root() => true,
+            Ok(()) => {
+                println!("CAMPAIGN no storage faults: not root (the hosts' mount namespaces)");
+                false
+            }
+            Err(why) => {
+                println!("CAMPAIGN no storage faults: {why}");
+                false
+            }
+        };
     assert!((3..=7).contains(&hosts), "XHA_CAMPAIGN_HOSTS: 3 to 7");
     let logs = std::env::var_os("XHA_CAMPAIGN_LOGS")
         .map_or_else(|| std::env::temp_dir().join("xha-campaign"), Into::into);
@@ -65,6 +82,7 @@ fn random_fault_schedules_keep_every_vm_single_and_the_pool_consistent() {
         t_s,
         faults,
         network,
+        storage,
     };
     let mut failed = Vec::new();
     let mut took = Vec::new();
@@ -76,15 +94,17 @@ fn random_fault_schedules_keep_every_vm_single_and_the_pool_consistent() {
             logs_on_failure: Some(logs.clone()),
         };
         let replay = format!(
-            "XHA_CAMPAIGN_SEED_START={seed} XHA_CAMPAIGN_SEEDS=1 XHA_CAMPAIGN_HOSTS={hosts} XHA_CAMPAIGN_FAULTS={faults} XHA_CAMPAIGN_T={t_s} XHA_CAMPAIGN_NET={} cargo nextest run -p ha_tests --test fault_campaign --no-capture",
-            u8::from(network)
+            "XHA_CAMPAIGN_SEED_START={seed} XHA_CAMPAIGN_SEEDS=1 XHA_CAMPAIGN_HOSTS={hosts} XHA_CAMPAIGN_FAULTS={faults} XHA_CAMPAIGN_T={t_s} XHA_CAMPAIGN_NET={} XHA_CAMPAIGN_STORAGE={} cargo nextest run -p ha_tests --test fault_campaign --no-capture",
+            u8::from(network),
+            u8::from(storage)
         );
         match run(&spec) {
             Ok(o) => {
                 println!(
-                    "CAMPAIGN seed={seed} hosts={hosts} T={t_s} faults={} net_cuts={} steps={} took_s={:.1} verdict: {}",
+                    "CAMPAIGN seed={seed} hosts={hosts} T={t_s} faults={} net_cuts={} storage_faults={} steps={} took_s={:.1} verdict: {}",
                     o.faults,
                     o.network_cuts,
+                    o.storage_faults,
                     o.steps,
                     o.took.as_secs_f64(),
                     o.verdict.summary()

@@ -12,86 +12,27 @@
 //! - a blip shorter than T changes nothing: no fence, no restart.
 //!
 //! Root and `nft` are needed (CI has both); without them each test prints
-//! why it skips. Host indices: 0 is the first master (`host-1`); VM `i`
-//! starts on host `i % 3` (VM 0 protected, 1 protected, 2 best-effort, 3
-//! and 4 unprotected).
+//! why it skips. Host indices and VMs: `ha_tests::campaign::by_hand`.
 
-use std::path::PathBuf;
+use ha_tests::campaign::by_hand::{Needs, acknowledged_renames, fenced, rename, step};
+use ha_tests::campaign::run::Outcome;
+use ha_tests::campaign::schedule::{Action, Step};
 
-use ha_tests::campaign::run::{Outcome, RunSpec, run_schedule};
-use ha_tests::campaign::schedule::{Action, Params, Schedule, Step};
-
-/// HA's base timeout: the least `pool.enable_ha` accepts.
-const T_S: u64 = 10;
-
-fn step(at_ms: u64, action: Action) -> Step {
-    Step { at_ms, action }
-}
-
-/// The schedule run on a fresh 3-host pool; `None` (printed) without
-/// nftables.
+/// The schedule on a fresh 3-host pool (`by_hand::play`); `None` (printed)
+/// without nftables. The cut must have been applied.
 fn play(name: &str, steps: Vec<Step>) -> Option<Outcome> {
-    if let Some(why) = ha_tests::nft::unavailable() {
-        println!("skipped: {name}: nftables unavailable: {why}");
-        return None;
-    }
     let bin_dir = xha_lab::workspace_build::build_workspace_bins(
         env!("CARGO_MANIFEST_DIR"),
         env!("CARGO_BIN_EXE_ha-sim"),
     );
-    let spec = RunSpec {
-        seed: 0,
-        params: Params {
-            hosts: 3,
-            vms: 5,
-            protected: 2,
-            best_effort: 1,
-            t_s: T_S,
-            faults: 1,
-            network: true,
-        },
-        bin_dir,
-        logs_on_failure: Some(
-            std::env::var_os("XHA_CAMPAIGN_LOGS")
-                .map_or_else(|| std::env::temp_dir().join("xha-campaign"), PathBuf::from)
-                .join(name),
-        ),
-    };
-    let schedule = Schedule { seed: 0, steps };
-    let o = run_schedule(&spec, &schedule).unwrap_or_else(|e| panic!("{name}: the run: {e}"));
-    println!(
-        "SWITCH {name} took_s={:.1} net_cuts={} verdict: {}",
-        o.took.as_secs_f64(),
-        o.network_cuts,
-        o.verdict.summary()
-    );
-    for d in o.verdict.details() {
-        println!("  {name} {d}");
-    }
-    assert!(!o.verdict.failed(), "{name}: {}", o.verdict.summary());
+    let o = ha_tests::campaign::by_hand::play(name, Needs::Network, bin_dir, steps)?;
     assert_eq!(o.network_cuts, 1, "{name}: the cut was not applied");
     Some(o)
 }
 
-fn fenced(o: &Outcome) -> Vec<String> {
-    o.verdict
-        .notes
-        .iter()
-        .filter_map(|n| Some(n.split_once(" fenced (xhad gone)")?.0.trim().to_owned()))
-        .collect()
-}
-
 #[test]
 fn the_switch_cuts_the_master_off_while_a_client_writes_to_it() {
-    let renames = |at: u64, n: usize| {
-        step(
-            at,
-            Action::Rename {
-                vm: 1,
-                name: format!("during-the-cut-{n}"),
-            },
-        )
-    };
+    let renames = |at: u64, n: usize| rename(at, "the-cut", n);
     let Some(o) = play(
         "master-cut-off",
         vec![
@@ -125,23 +66,6 @@ fn the_switch_cuts_the_master_off_while_a_client_writes_to_it() {
             .any(|n| n == "during-the-cut-1" || n == "during-the-cut-2"),
         "the cut-off master acknowledged no write: {acked:?}"
     );
-}
-
-/// The renames the pool acknowledged: a refused or unanswered call is
-/// followed by the runner's note naming `VM.set_name_label`.
-fn acknowledged_renames(o: &Outcome) -> Vec<String> {
-    let notes = &o.verdict.notes;
-    notes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| {
-            let name = n.split_once("Rename {")?.1.split('"').nth(1)?.to_owned();
-            let refused = notes
-                .get(i + 1)
-                .is_some_and(|next| next.contains("VM.set_name_label"));
-            (!refused).then_some(name)
-        })
-        .collect()
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub mod rpc;
 pub mod setup;
 mod shutdown;
 mod spec;
+pub mod sr_view;
 mod waits;
 mod workload;
 pub mod workspace_build;

@@ -64,6 +64,23 @@ fn supervisor_pid(pool: &AgentPool, i: usize) -> Option<i32> {
     pid_in(&xhad_dir(pool, i).join("supervisor.pid"))
 }
 
+/// Whether the `xhad` of `xhad_dir` and its supervisor both run. The
+/// supervisor exits when it fences (after its SIGKILL to the daemon's
+/// group), so a daemon that cannot die at once (blocked in a held storage
+/// request) is still seen as fenced.
+#[must_use]
+pub fn running_in(xhad_dir: &Path) -> bool {
+    let alive =
+        |file: &str| pid_in(&xhad_dir.join(file)).is_some_and(xha_lab::power::process_alive);
+    alive("xhad.pid") && alive("supervisor.pid")
+}
+
+/// [`running_in`] for host `i`.
+#[must_use]
+pub fn xhad_running(pool: &AgentPool, i: usize) -> bool {
+    running_in(&xhad_dir(pool, i))
+}
+
 /// SIGSTOP to host `i`'s `xhad` group, or to every process of the host
 /// but its supervisor (the hardware watchdog keeps counting). The pids
 /// stopped.
@@ -121,42 +138,46 @@ pub fn boot(
         }
     }
     if xhad_pid(pool, i).is_none() {
-        xhad_launcher::start(&launcher, xhad, &paths).map_err(|e| {
+        // Where its processes see its own view of the SR, if views are on.
+        pool.in_host_view(i, || {
+            xhad_launcher::start(&launcher, xhad, &paths).map(drop)
+        })?
+        .map_err(|e| {
             LabError::Spec(format!(
                 "{}: start xhad again: {}: {}",
                 pool.hosts[i].name, e.what, e.reason
             ))
         })?;
     }
-    match pool.restart_agent(i) {
-        Ok(()) => Ok(None),
-        Err(first) => {
-            // An agent that starts before its xhad has rejoined may not
-            // yet know a newer master (a stale master's exit 4, which its
-            // unit does not restart): started again once xhad is online in
-            // the liveset, as an operator would; the first failure is
-            // reported.
-            let me: uuid::Uuid = pool.hosts[i].uuid.parse().unwrap_or_default();
-            let socket = paths.control_socket.clone();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while std::time::Instant::now() < deadline {
-                let online = xha_control::client::request(
-                    &socket,
-                    xha_control::Request::QueryLiveset,
-                    xha_control::client::REQUEST_TIMEOUT,
-                )
-                .ok()
-                .and_then(|r| r.result)
-                .is_some_and(|r| {
-                    r.status == xha_control::Status::Online && r.liveset.contains(&me)
-                });
-                if online {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(250));
-            }
-            pool.restart_agent(i)?;
-            Ok(Some(first.to_string()))
+    let Err(first) = pool.restart_agent(i) else {
+        return Ok(None);
+    };
+    // An agent that starts before its xhad has rejoined, or while the
+    // pool is still electing its next master, may not yet know the newer
+    // master (exit 75, docs/api.md): started again every 2 s once its
+    // xhad is online in the liveset, as its unit restarts it, for up to
+    // 60 s; the first failure is reported.
+    let me: uuid::Uuid = pool.hosts[i].uuid.parse().unwrap_or_default();
+    let socket = paths.control_socket.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let online = || {
+        xha_control::client::request(
+            &socket,
+            xha_control::Request::QueryLiveset,
+            xha_control::client::REQUEST_TIMEOUT,
+        )
+        .ok()
+        .and_then(|r| r.result)
+        .is_some_and(|r| r.status == xha_control::Status::Online && r.liveset.contains(&me))
+    };
+    while std::time::Instant::now() < deadline && !online() {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    loop {
+        match pool.restart_agent(i) {
+            Ok(()) => return Ok(Some(first.to_string())),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_secs(2)),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! to run it and what it covers.
 
 pub mod api;
+pub mod by_hand;
 pub mod check;
 pub mod hosts;
 pub mod run;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -25,6 +26,7 @@ use super::api::Api;
 use super::check::{Change, Cut, Verdict};
 use super::hosts::{self, HostState};
 use super::schedule::{Action, Frozen, Params, Schedule, Target, VmKind, generate};
+use storage::Views;
 
 /// One seed's run.
 #[derive(Clone, Debug)]
@@ -49,6 +51,9 @@ pub struct Outcome {
     /// Network faults applied (a partition or one-way cut whose hosts were
     /// all up; none without nftables).
     pub network_cuts: usize,
+    /// Storage faults applied (on a host that was up; none without
+    /// per-host SR views).
+    pub storage_faults: usize,
 }
 
 /// Slack on a restart beyond T + 4 s (the restart attempt itself on a
@@ -81,6 +86,12 @@ struct Runner {
     addresses: Vec<Ipv4Addr>,
     nets: BTreeMap<usize, (Vec<usize>, Vec<u64>)>,
     network_cuts: usize,
+    /// Each host's view of the SR (storage faults on), and the open
+    /// storage faults: id -> (host, since when its I/O stops: an error or
+    /// a hang, wall ms; `None`: slow).
+    views: Option<Arc<Views>>,
+    disks: BTreeMap<usize, (usize, Option<u64>)>,
+    storage_faults: usize,
     notes: Vec<String>,
     boot_failures: Vec<String>,
     t0: Instant,
@@ -136,7 +147,14 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, LabError> {
 pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabError> {
     let started = Instant::now();
     let p = &spec.params;
-    let pool = AgentPool::start(&PoolSpec::new(p.hosts, &spec.bin_dir))?;
+    // Made before the pool, dropped after it (each host's view of the SR).
+    let views = match p.storage {
+        true => Some(Arc::new(Views::create(p.hosts, &spec.bin_dir)?)),
+        false => None,
+    };
+    let mut pool_spec = PoolSpec::new(p.hosts, &spec.bin_dir);
+    pool_spec.sr_views = views.as_ref().map(|v| v.sr_views());
+    let pool = AgentPool::start(&pool_spec)?;
     pool.enable_ha(p.t_s)?;
     let mut vms = Vec::new();
     for i in 0..p.vms {
@@ -180,11 +198,12 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
         .map(|i| watchdog::Watched {
             dir: pool.hosts[i].dir.clone(),
             name: pool.hosts[i].name.clone(),
-            xhad_pid_file: hosts::xhad_dir(&pool, i).join("xhad.pid"),
+            xhad_dir: hosts::xhad_dir(&pool, i),
         })
         .collect();
+    let uuids: Vec<String> = vms.iter().map(|v| v.uuid.clone()).collect();
     let mut r = Runner {
-        watchdog: watchdog::Watchdog::start(watched, vms.iter().map(|v| v.uuid.clone()).collect()),
+        watchdog: watchdog::Watchdog::start(watched, uuids, views.clone()),
         api: Api::new(&pool.password),
         states: vec![HostState::Up; p.hosts],
         uuids: vms.iter().map(|v| v.uuid.clone()).collect(),
@@ -203,6 +222,9 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
         addresses,
         nets: BTreeMap::new(),
         network_cuts: 0,
+        views,
+        disks: BTreeMap::new(),
+        storage_faults: 0,
         notes: Vec::new(),
         boot_failures: Vec::new(),
         t0: Instant::now(),
@@ -212,6 +234,7 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
         Ok(v) => v,
         Err(e) => {
             r.save_logs(spec);
+            r.heal_storage();
             let _ = r.pool.stop();
             return Err(e);
         }
@@ -219,6 +242,7 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
     if verdict.failed() {
         r.save_logs(spec);
     }
+    r.heal_storage();
     r.pool.stop()?;
     Ok(Outcome {
         verdict,
@@ -230,6 +254,7 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
             .count(),
         steps: schedule.steps.len(),
         network_cuts: r.network_cuts,
+        storage_faults: r.storage_faults,
     })
 }
 
@@ -269,10 +294,11 @@ impl Runner {
     /// when its fault heals, or at once outside any fault.
     fn watch_fences(&mut self) -> Result<(), LabError> {
         for i in 0..self.states.len() {
-            // A whole host frozen stopped its VMs when it froze.
+            // A whole host frozen stopped its VMs when it froze; one whose
+            // storage fails or hangs, when that began.
             let (id, stopped) = match &self.states[i] {
                 HostState::Down { .. } => continue,
-                HostState::Up => (self.net_fault_of(i), None),
+                HostState::Up => (self.open_fault_of(i), self.storage_stopped(i)),
                 HostState::AgentDown { id } => (Some(*id), None),
                 HostState::Frozen {
                     id,
@@ -281,13 +307,13 @@ impl Runner {
                     ..
                 } => (Some(*id), whole.then_some(*since_ms)),
             };
-            if hosts::xhad_pid(&self.pool, i).is_some() {
+            if hosts::xhad_running(&self.pool, i) {
                 self.watchdog.arm(i, true);
                 continue;
             }
             let reset_at = self.watchdog.take_reset(i);
             self.watchdog.arm(i, false);
-            let (_, killed_at) = self.pool.kill_host(i, &self.uuids)?;
+            let (_, killed_at) = self.kill_host(i)?;
             let at = reset_at.unwrap_or(killed_at);
             let name = self.pool.hosts[i].name.clone();
             self.notes.push(format!(
@@ -362,7 +388,7 @@ impl Runner {
                     return Ok(());
                 };
                 self.watchdog.arm(h, false);
-                let (_, at) = self.pool.kill_host(h, &self.uuids)?;
+                let (_, at) = self.kill_host(h)?;
                 self.cuts.push(Cut {
                     host: self.pool.hosts[h].name.clone(),
                     at_ms: at,
@@ -423,23 +449,9 @@ impl Runner {
             Action::OneWay { id, from, to } => {
                 self.cut_links(*id, &[*from, *to], &[(*from, *to)])?;
             }
-            Action::Mend { id } => {
-                let Some((hosts, rules)) = self.nets.remove(id) else {
-                    return Ok(());
-                };
-                if let Some(table) = &self.nft {
-                    for r in rules {
-                        table
-                            .remove(r)
-                            .map_err(|e| spec_err("mend the network", e))?;
-                    }
-                }
-                for h in hosts {
-                    if self.states[h] == (HostState::Down { id: Some(*id) }) {
-                        self.boot(h)?;
-                    }
-                }
-            }
+            Action::Mend { id } => self.mend(*id)?,
+            Action::Storage { id, target, fault } => self.storage_fault(*id, *target, *fault)?,
+            Action::StorageHeal { id } => self.heal_storage_fault(*id)?,
             Action::VmStart { vm } => {
                 *self.starts.entry(*vm).or_default() += 1;
                 let r = self.vms[*vm].r#ref.clone();
@@ -491,55 +503,6 @@ impl Runner {
         Ok(())
     }
 
-    /// The open network fault host `i` is in.
-    fn net_fault_of(&self, i: usize) -> Option<usize> {
-        self.nets
-            .iter()
-            .find(|(_, (hosts, _))| hosts.contains(&i))
-            .map(|(id, _)| *id)
-    }
-
-    /// Network fault `id`: every packet of each (from, to) link dropped
-    /// (heartbeats and the agents' host-to-host traffic: a switch's cut),
-    /// when every host in `hosts` is up (else skipped, as a fault on a
-    /// host that is not up). A host of `hosts` that fences meanwhile stays
-    /// down until the fault is mended.
-    fn cut_links(
-        &mut self,
-        id: usize,
-        hosts: &[usize],
-        links: &[(usize, usize)],
-    ) -> Result<(), LabError> {
-        if self.nft.is_none() {
-            return Ok(());
-        }
-        if let Some(&h) = hosts.iter().find(|&&h| self.states[h] != HostState::Up) {
-            self.notes.push(format!(
-                "fault {id} skipped: {} is not up",
-                self.pool.hosts[h].name
-            ));
-            return Ok(());
-        }
-        let mut rules = Vec::new();
-        if let Some(table) = &self.nft {
-            for &(a, b) in links {
-                let rule = table
-                    .drop_between(self.addresses[a], self.addresses[b])
-                    .map_err(|e| spec_err("cut the network", e))?;
-                rules.push(rule);
-            }
-        }
-        let names: Vec<&str> = hosts
-            .iter()
-            .map(|&h| self.pool.hosts[h].name.as_str())
-            .collect();
-        self.notes
-            .push(format!("  fault {id} hits {}", names.join(", ")));
-        self.nets.insert(id, (hosts.to_vec(), rules));
-        self.network_cuts += 1;
-        Ok(())
-    }
-
     /// A note of each fault and heal as it runs (the seed's story).
     fn trace(&mut self, action: &Action) {
         let what = match action {
@@ -557,6 +520,10 @@ impl Runner {
             Action::OneWay { id, from, to } => {
                 format!("fault {id}: packets from host {from} to host {to} dropped")
             }
+            Action::Storage { id, target, fault } => {
+                format!("fault {id}: storage {fault:?} on {target:?}")
+            }
+            Action::StorageHeal { id } => format!("heal {id}: storage"),
             op => format!("{op:?}"),
         };
         let master = self.api.master().map(|m| self.pool.hosts[m].name.clone());
@@ -581,7 +548,9 @@ impl Runner {
     }
 }
 
+mod faults;
 mod finish;
+mod storage;
 mod watchdog;
 
 /// Copies `dir`'s files named `*.log` (one level of host directories and

@@ -40,6 +40,7 @@ use serde_json::{Value, json};
 
 use crate::agent::{AgentProcess, PASSWORD_FILE, RunOptions};
 use crate::agent_config::{PoolHostConfig, xhad_section};
+use crate::sr_view::SrViews;
 use crate::{LabError, SUPERVISOR, XHAD, power, rpc, setup};
 
 /// The agent binary.
@@ -76,6 +77,10 @@ pub struct PoolSpec {
     /// The VM drivers every agent offers (default `process`; add `qemu`
     /// for [`AgentPool::create_qemu_stamp_vm`]).
     pub drivers: Vec<&'static str>,
+    /// Per-host views of the SR (root; [`crate::sr_view`]): the SR is
+    /// `sr` (an existing empty directory) instead of `<dir>/sr`, and host
+    /// `i`'s processes see `views[i]` there.
+    pub sr_views: Option<SrViews>,
 }
 
 impl PoolSpec {
@@ -87,6 +92,7 @@ impl PoolSpec {
             bin_dir: bin_dir.to_path_buf(),
             cancel: None,
             drivers: vec!["process"],
+            sr_views: None,
         }
     }
 }
@@ -110,8 +116,9 @@ pub struct AgentPool {
     pub hosts: Vec<PoolHost>,
     pub tls_port: u16,
     pub password: String,
-    /// The SR's directory (`<dir>/sr`).
+    /// The SR's directory (`<dir>/sr`, or [`SrViews::sr`]).
     pub sr_dir: PathBuf,
+    views: Option<SrViews>,
     /// A session on the master (host 0), the pool and SR references.
     pub session: String,
     pub pool_ref: String,
@@ -167,13 +174,23 @@ impl AgentPool {
             )));
         }
         let dir = setup::make_dir(&spec.base_dir)?;
-        let sr_dir = dir.join("sr");
+        let views = spec.sr_views.clone();
+        if views.as_ref().is_some_and(|v| v.views.len() != spec.hosts) {
+            return Err(LabError::Spec(format!(
+                "{} hosts need {0} SR views",
+                spec.hosts
+            )));
+        }
+        let sr_dir = views
+            .as_ref()
+            .map_or_else(|| dir.join("sr"), |v| v.sr.clone());
         let mut pool = AgentPool {
             dir,
             hosts: Vec::new(),
             tls_port: 0,
             password: random_password(),
             sr_dir,
+            views,
             session: String::new(),
             pool_ref: String::new(),
             sr_ref: String::new(),
@@ -231,15 +248,18 @@ impl AgentPool {
                     &address,
                     hb_port,
                 );
-            let agent = AgentProcess::start_with(
-                &spec.bin_dir.join(AGENT),
-                &dir,
-                &text,
-                USER,
-                &self.password,
-                &options,
-            )
-            .map_err(|source| LabError::Agent { host: i, source })?;
+            let agent = self
+                .in_host_view(i, || {
+                    AgentProcess::start_with(
+                        &spec.bin_dir.join(AGENT),
+                        &dir,
+                        &text,
+                        USER,
+                        &self.password,
+                        &options,
+                    )
+                })?
+                .map_err(|source| LabError::Agent { host: i, source })?;
             let http = agent.listeners.http.ok_or_else(|| {
                 LabError::Spec(format!("host {i}: the agent logged no HTTP listener"))
             })?;
@@ -281,11 +301,13 @@ impl AgentPool {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        std::fs::create_dir(&self.sr_dir).map_err(|source| LabError::Io {
-            step: "make the SR directory",
-            path: self.sr_dir.clone(),
-            source,
-        })?;
+        if self.views.is_none() {
+            std::fs::create_dir(&self.sr_dir).map_err(|source| LabError::Io {
+                step: "make the SR directory",
+                path: self.sr_dir.clone(),
+                source,
+            })?;
+        }
         let master = self.host_ref(0)?;
         self.sr_ref = self
             .call(
@@ -373,13 +395,29 @@ impl AgentPool {
             own_process_group: true,
             log_to_file: true,
         };
-        let agent = AgentProcess::run_with(&self.bin_dir.join(AGENT), &self.hosts[i].dir, &options)
+        let (binary, dir) = (self.bin_dir.join(AGENT), self.hosts[i].dir.clone());
+        let agent = self
+            .in_host_view(i, || AgentProcess::run_with(&binary, &dir, &options))?
             .map_err(|source| LabError::Agent { host: i, source })?;
         if let Some(http) = agent.listeners.http {
             self.hosts[i].http = http;
         }
         self.hosts[i].agent = Some(agent);
         Ok(())
+    }
+
+    /// Runs `f`, which starts processes of host `i`, where they see host
+    /// `i`'s view of the SR ([`crate::sr_view::in_view`]); without views,
+    /// simply runs it.
+    pub fn in_host_view<R: Send>(
+        &self,
+        i: usize,
+        f: impl FnOnce() -> R + Send,
+    ) -> Result<R, LabError> {
+        match &self.views {
+            Some(v) => crate::sr_view::in_view(&v.sr, &v.views[i], f),
+            None => Ok(f()),
+        }
     }
 
     /// The lab directory.

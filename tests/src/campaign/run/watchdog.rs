@@ -1,7 +1,9 @@
 //! The watchdog's reset, at once. The lab's supervisor fences a host by
 //! killing its `xhad` group only; a real watchdog resets the whole host, VMs
 //! included, at that instant. This thread SIGKILLs what is left of a
-//! watched host as soon as its `xhad` is gone; the runner's own fence
+//! watched host as soon as its `xhad` or its supervisor is gone (an `xhad`
+//! blocked in a held storage request outlives its SIGKILL until the reset
+//! fails that request: `run::storage`); the runner's own fence
 //! handling (`Runner::watch_fences`, between steps) keeps the books. Before
 //! it, a step that blocked (a boot waiting for its `xhad`) let a fenced
 //! host's VMs run on for seconds after the survivors had restarted them:
@@ -13,16 +15,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::super::hosts::pid_in;
+use super::super::hosts::running_in;
+use super::storage::Views;
 
 /// How often the thread looks.
 const EVERY: Duration = Duration::from_millis(20);
 
-/// One host as the thread sees it: its directory, name and `xhad` pidfile.
+/// One host as the thread sees it: its directory, name and `xhad`
+/// directory (with the daemon's and the supervisor's pidfiles).
 pub(super) struct Watched {
     pub dir: PathBuf,
     pub name: String,
-    pub xhad_pid_file: PathBuf,
+    pub xhad_dir: PathBuf,
 }
 
 /// Per host: watched, and when the thread reset it (wall ms).
@@ -37,8 +41,13 @@ pub(super) struct Watchdog {
 
 impl Watchdog {
     /// Watches `hosts` (none armed yet); `vms` are the VM uuids whose
-    /// processes belong to a host when they run there.
-    pub(super) fn start(hosts: Vec<Watched>, vms: Vec<String>) -> Watchdog {
+    /// processes belong to a host when they run there; `views`, the hosts'
+    /// views of the SR when storage faults are on.
+    pub(super) fn start(
+        hosts: Vec<Watched>,
+        vms: Vec<String>,
+        views: Option<Arc<Views>>,
+    ) -> Watchdog {
         let armed: Armed = Arc::new(Mutex::new(vec![(false, None); hosts.len()]));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -48,11 +57,14 @@ impl Watchdog {
                     {
                         let mut armed = armed.lock().unwrap_or_else(PoisonError::into_inner);
                         for (i, h) in hosts.iter().enumerate() {
-                            let alive =
-                                pid_in(&h.xhad_pid_file).is_some_and(xha_lab::power::process_alive);
-                            if armed[i].0 && !alive {
-                                let at = xha_lab::power::kill_host(&h.dir, &h.name, &vms)
-                                    .map_or_else(|_| xha_lab::power::wall_ms(), |(_, at)| at);
+                            if armed[i].0 && !running_in(&h.xhad_dir) {
+                                let kill = || xha_lab::power::kill_host(&h.dir, &h.name, &vms);
+                                let killed = match &views {
+                                    Some(v) => v.reset(i, kill),
+                                    None => kill(),
+                                };
+                                let at =
+                                    killed.map_or_else(|_| xha_lab::power::wall_ms(), |(_, at)| at);
                                 armed[i] = (false, Some(at));
                             }
                         }

@@ -3,7 +3,10 @@
 //! O_DIRECT (docs/vm-drivers.md, "Stamps"). Defaults come from the
 //! environment the process driver sets (`XHA_VM_UUID`, `XHA_HOST`, the first
 //! of `XHA_VM_DISKS` and of `XHA_VM_DISK_REGIONS`, `XHA_STAMP_SLOT`). Runs
-//! until killed.
+//! until killed. A write that fails (the host's storage returns errors) is
+//! reported on stderr and the workload goes on with the next record, as a
+//! guest goes on when its disk reports an error (QEMU's default
+//! `werror=enospc`, `rerror=report`): a storage fault does not crash it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -97,13 +100,16 @@ fn main() -> anyhow::Result<()> {
         let time_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as u64;
-        w.write(&StampRecord {
+        let record = StampRecord {
             vm,
             host: host.clone(),
             boot,
             seq,
             time_ms,
-        })?;
+        };
+        if let Err(e) = w.write(&record) {
+            eprintln!("xha-stamp: record {seq} not written: {e}");
+        }
         // A fixed schedule: a slow write delays one record, not all later ones.
         next += interval;
         let now = Instant::now();

@@ -58,22 +58,26 @@ fn the_same_seed_gives_the_same_schedule_and_others_differ() {
     assert!(distinct.len() > 15, "{}", distinct.len());
 }
 
+/// FNV-1a of the steps of `seed` for `hosts` and `faults`, network faults
+/// on or off, storage faults off.
+fn digest(seed: u64, hosts: usize, faults: usize, network: bool) -> u64 {
+    let p = Params {
+        network,
+        storage: false,
+        faults,
+        ..params(hosts)
+    };
+    let text = format!("{:?}", generate(seed, &p).steps);
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Without network faults the generator is the one before them: these
 /// digests were taken from it (seeds of docs/lab.md replay as before).
 #[test]
 fn without_network_faults_old_seeds_give_their_old_schedules() {
-    let digest = |seed: u64, hosts: usize, faults: usize| {
-        let p = Params {
-            network: false,
-            storage: false,
-            faults,
-            ..params(hosts)
-        };
-        let text = format!("{:?}", generate(seed, &p).steps);
-        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    };
+    let digest = |seed, hosts, faults| digest(seed, hosts, faults, false);
     assert_eq!(
         [digest(4007, 3, 2), digest(1005, 5, 3), digest(1, 3, 2)],
         OLD_DIGESTS
@@ -85,17 +89,7 @@ fn without_network_faults_old_seeds_give_their_old_schedules() {
 /// docs/lab.md replay as before).
 #[test]
 fn without_storage_faults_network_seeds_give_their_old_schedules() {
-    let digest = |seed: u64, hosts: usize, faults: usize| {
-        let p = Params {
-            storage: false,
-            faults,
-            ..params(hosts)
-        };
-        let text = format!("{:?}", generate(seed, &p).steps);
-        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    };
+    let digest = |seed, hosts, faults| digest(seed, hosts, faults, true);
     assert_eq!(
         [
             digest(21001, 3, 2),

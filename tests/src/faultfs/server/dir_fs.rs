@@ -24,7 +24,7 @@ use fuser::{
 };
 
 use super::core::{Core, Op};
-use super::fs::{FOPEN_PARALLEL_DIRECT_WRITES, ROOT_INO, attr_of, errno};
+use super::fs::{FOPEN_PARALLEL_DIRECT_WRITES, ROOT_INO, attr_of, errno, list_root};
 
 /// Nothing is cached: another mount may change any name at any time.
 const TTL: Duration = Duration::ZERO;
@@ -380,7 +380,7 @@ impl Filesystem for DirFs {
         ino: u64,
         _fh: u64,
         offset: i64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         if ino != ROOT_INO {
             return reply.error(libc::ENOTDIR);
@@ -395,20 +395,14 @@ impl Filesystem for DirFs {
             .map(|e| e.file_name())
             .collect();
         files.sort();
-        let mut entries = vec![
-            (ROOT_INO, FileType::Directory, OsString::from(".")),
-            (ROOT_INO, FileType::Directory, OsString::from("..")),
-        ];
-        for name in files {
-            let ino = self.ino_of(&name);
-            entries.push((ino, FileType::RegularFile, name));
-        }
-        let skip = usize::try_from(offset).unwrap_or(0);
-        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(skip) {
-            if reply.add(ino, i as i64 + 1, kind, &name) {
-                break;
-            }
-        }
-        reply.ok();
+        let files: Vec<(u64, OsString)> = files
+            .into_iter()
+            .map(|name| (self.ino_of(&name), name))
+            .collect();
+        list_root(
+            reply,
+            offset,
+            files.iter().map(|(ino, name)| (*ino, name.as_os_str())),
+        );
     }
 }

@@ -210,22 +210,36 @@ impl Filesystem for Fs {
         ino: u64,
         _fh: u64,
         offset: i64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
         if ino != ROOT_INO {
             return reply.error(libc::ENOTDIR);
         }
-        let entries = [
-            (ROOT_INO, FileType::Directory, OsStr::new(".")),
-            (ROOT_INO, FileType::Directory, OsStr::new("..")),
-            (FILE_INO, FileType::RegularFile, self.name.as_os_str()),
-        ];
-        let skip = usize::try_from(offset).unwrap_or(0);
-        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(skip) {
-            if reply.add(ino, i as i64 + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        list_root(reply, offset, [(FILE_INO, self.name.as_os_str())]);
     }
+}
+
+/// Answers a `readdir` of the root from `offset`: `.`, `..`, then `files`
+/// (inode and name of each regular file).
+pub(super) fn list_root<'a>(
+    mut reply: ReplyDirectory,
+    offset: i64,
+    files: impl IntoIterator<Item = (u64, &'a OsStr)>,
+) {
+    let dots = [
+        (ROOT_INO, FileType::Directory, OsStr::new(".")),
+        (ROOT_INO, FileType::Directory, OsStr::new("..")),
+    ];
+    let entries = dots.into_iter().chain(
+        files
+            .into_iter()
+            .map(|(ino, name)| (ino, FileType::RegularFile, name)),
+    );
+    let skip = usize::try_from(offset).unwrap_or(0);
+    for (i, (ino, kind, name)) in entries.enumerate().skip(skip) {
+        if reply.add(ino, i as i64 + 1, kind, name) {
+            break;
+        }
+    }
+    reply.ok();
 }

@@ -34,8 +34,8 @@ use std::process::{Command, Output};
 
 use api_support::{Agent, PASSWORD, USER};
 use mail_support::{Sink, SinkOptions, free_port, wait_mails};
-use pool_support::ha::{HaPool, xhad_dir};
-use pool_support::{Host, StopVmsOnDrop, wait_for, xe_binary};
+use pool_support::ha::{HaPool, protected_sleeper_on, xhad_dir};
+use pool_support::{Host, StopVmsOnDrop, host_ref, vm_pid, wait_for, xe_binary};
 use serde_json::{Value, json};
 use xha::daemon::fence_record;
 
@@ -446,6 +446,62 @@ fn metadata_volume_writes_failing_then_working_raise_broken_then_healthy() {
         Some(format!("[hapool] xha-rs Message: Pool {pool_uuid} METADATA_LUN_BROKEN").as_str())
     );
     drop(sink);
+}
+
+/// The drivers report a VM's stop once. A protected VM that dies on the
+/// master while the metadata volume refuses writes cannot be recorded
+/// Halted then; the agent keeps the stop and records it once the volume
+/// works, and HA starts the VM again. Before, the stop was dropped: the
+/// database said the VM ran for ever and nobody restarted it (the fault
+/// campaign: a master's storage failing for 5 s while a VM exited).
+#[test]
+fn a_stop_the_failing_metadata_volume_refused_is_recorded_once_it_works() {
+    let _turn = serial();
+    let (p, _) = HaPool::enabled(1, T);
+    let master = p.master();
+    let (vm, uuid) = protected_sleeper_on(&p, &host_ref(master, master), "dies-while-broken");
+    let _vms = StopVmsOnDrop::of(&p.hosts);
+    let first = wait_for("the VM's pid", || vm_pid(master, &uuid));
+    let state = std::fs::read_to_string(master.agent.dir.path().join("data/ha-state.toml"))
+        .expect("ha-state.toml");
+    let state: toml::Value = toml::from_str(&state).expect("ha-state.toml parses");
+    let volume = std::path::PathBuf::from(state["metadata"].as_str().expect("metadata path"));
+    if !chattr("+i", &volume) {
+        eprintln!(
+            "SKIPPED: chattr +i {} failed (not root, or the file system has no immutable flag)",
+            volume.display()
+        );
+        return;
+    }
+    let guard = Mutable(&volume);
+    let _ = master.agent.log_lines();
+    // The VM dies (as if it crashed) while nothing can be recorded.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the VM");
+    wait_for("the agent's failed record of the stop", || {
+        master
+            .agent
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("committing stopped VMs failed"))
+            .then_some(())
+    });
+    assert_eq!(
+        p.call("VM.get_power_state", json!([vm])),
+        json!("Running"),
+        "recorded while the volume refuses writes"
+    );
+    drop(guard);
+    assert!(!lsattr_immutable(&volume), "chattr -i {}", volume.display());
+    // Recorded at a later poll; HA starts it again (a new process).
+    let again = wait_for("the protected VM running again", || {
+        vm_pid(master, &uuid).filter(|pid| *pid != first && pool_support::process_alive(*pid))
+    });
+    assert_ne!(again, first);
+    assert_eq!(p.call("VM.get_power_state", json!([vm])), json!("Running"));
 }
 
 #[test]

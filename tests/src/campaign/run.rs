@@ -78,7 +78,9 @@ struct Runner {
     cuts: Vec<Cut>,
     /// Fault id -> host it hit.
     hit: BTreeMap<usize, usize>,
-    disabled: Option<usize>,
+    /// Hosts disabled and not (acknowledged) enabled again: an enable the
+    /// pool did not take leaves its host here, for `finish`.
+    disabled: std::collections::BTreeSet<usize>,
     /// The run's nftables table (network faults on), each host's address
     /// (its heartbeats' and its agent's host-to-host connections'), and the
     /// open network faults: id -> (hosts, rule handles).
@@ -217,7 +219,7 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
         priorities: Vec::new(),
         cuts: Vec::new(),
         hit: BTreeMap::new(),
-        disabled: None,
+        disabled: std::collections::BTreeSet::new(),
         nft,
         addresses,
         nets: BTreeMap::new(),
@@ -485,7 +487,7 @@ impl Runner {
                 });
             }
             Action::HostDisable { host } => {
-                self.disabled = Some(*host);
+                self.disabled.insert(*host);
                 let uuid = self.pool.hosts[*host].uuid.clone();
                 if let Ok(r) = self.call("host.get_by_uuid", json!([uuid])) {
                     self.op("host.disable", json!([r]));
@@ -493,10 +495,16 @@ impl Runner {
             }
             Action::HostEnable { host } => {
                 let uuid = self.pool.hosts[*host].uuid.clone();
-                if let Ok(r) = self.call("host.get_by_uuid", json!([uuid]))
-                    && self.op("host.enable", json!([r]))
-                {
-                    self.disabled = None;
+                let enabled = match self.call("host.get_by_uuid", json!([uuid])) {
+                    Ok(r) => self.op("host.enable", json!([r])),
+                    Err(e) => {
+                        let at = self.now_ms();
+                        self.notes.push(format!("+{at} ms host.get_by_uuid: {e}"));
+                        false
+                    }
+                };
+                if enabled {
+                    self.disabled.remove(host);
                 }
             }
         }

@@ -85,6 +85,10 @@ pub struct Agent {
     host: HostFacts,
     /// The VM drivers, once attached ([`Agent::attach_vms`]).
     vms: OnceLock<Mutex<VmHost>>,
+    /// On the master: VMs the drivers reported stopped whose Halted record
+    /// could not be committed yet (the metadata volume failing): committed
+    /// at the next poll that can, never dropped ([`Agent::poll_vms`]).
+    unrecorded_stops: Mutex<Vec<uuid::Uuid>>,
     /// haenable: the link to `xhad` (`ha_ops`).
     ha: HaLink,
     /// metrics: the Prometheus handles (`crate::metrics`, docs/metrics.md).
@@ -177,6 +181,7 @@ impl Agent {
             generation,
             host,
             vms: OnceLock::new(),
+            unrecorded_stops: Mutex::new(Vec::new()),
             ha: HaLink::default(),
             metrics: crate::metrics::Metrics::default(),
         })
@@ -644,9 +649,6 @@ impl Agent {
         // Lock order: the VM host, then the database (as in a power call).
         let mut vms = lock(vms);
         let events = vms.poll();
-        if events.is_empty() && self.is_master() {
-            return;
-        }
         if !self.is_master() {
             // A member reports to the master (and retries earlier reports).
             let stopped = events
@@ -661,14 +663,23 @@ impl Agent {
             membership::report_stopped(self, stopped);
             return;
         }
-        let mut store = self.lock_store();
-        let mut changes = Vec::new();
+        let mut stopped = std::mem::take(&mut *lock(&self.unrecorded_stops));
+        if events.is_empty() && stopped.is_empty() {
+            return;
+        }
         for xapi_vm::VmEvent::Stopped { uuid, cause } in events {
             tracing::info!(vm = %uuid, cause = ?cause, "VM stopped");
-            if vms.is_running(uuid) {
-                continue;
+            if !stopped.contains(&uuid) {
+                stopped.push(uuid);
             }
+        }
+        // Running again here (a reboot): nothing to record.
+        stopped.retain(|u| !vms.is_running(*u));
+        let mut store = self.lock_store();
+        let mut changes = Vec::new();
+        for uuid in &stopped {
             // Each with its own seed: the messages get distinct identities.
+            // Nothing for a VM already Halted or resident elsewhere.
             let caller = self.caller();
             changes.extend(api::vm_power::stopped_by_itself(
                 store.database(),
@@ -680,7 +691,11 @@ impl Agent {
         }
         drop(vms);
         if let Err(e) = self.commit(&mut store, &changes) {
-            tracing::error!(error = ?e, "committing stopped VMs failed");
+            // The drivers report a stop once: keep it, or the database
+            // would say the VM runs here for ever and HA never restore it
+            // (campaign, a master's storage failing while a VM exits).
+            tracing::error!(error = ?e, vms = stopped.len(), "committing stopped VMs failed; retried at the next poll");
+            lock(&self.unrecorded_stops).extend(stopped);
         }
     }
 

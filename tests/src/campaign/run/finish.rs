@@ -42,11 +42,11 @@ impl Runner {
         let t = self.params.t_s;
         let settle = Duration::from_secs(3 * t + 60);
         // Every fault healed by the schedule; a host reset by a fence
-        // outside a fault booted already. Re-enable a disabled host.
+        // outside a fault booted already. Re-enable the disabled hosts.
         if self.states.iter().any(|s| *s != HostState::Up) {
             return Err(spec_err("heal", format!("hosts not up: {:?}", self.states)));
         }
-        if let Some(h) = self.disabled {
+        for h in std::mem::take(&mut self.disabled) {
             let uuid = self.pool.hosts[h].uuid.clone();
             let r = self.call_until("host.get_by_uuid", &json!([uuid]), settle)?;
             self.call_until("host.enable", &json!([r]), settle)?;
@@ -59,8 +59,12 @@ impl Runner {
                 finals.insert((vm, field), v.as_str().unwrap_or_default().to_owned());
             }
         }
-        // Every VM protected at the end runs again (stamps fresh).
+        // Every VM protected at the end runs again: a fresh stamp written
+        // after the last reset (a boot that died in a reset left stamps
+        // that look fresh for a while: seeds 22010 and 23017 ended before
+        // HA could restart the VM, and counted it running).
         let healed = Instant::now();
+        let since = self.cuts.iter().map(|c| c.at_ms).fold(wall_ms(), u64::max);
         let mut down_at_end = Vec::new();
         for vm in 0..self.vms.len() {
             if finals[&(vm, "ha_restart_priority")] != "restart" {
@@ -85,7 +89,8 @@ impl Runner {
                     .map(|r| r.time_ms)
                     .max()
                     .unwrap_or(0);
-                if newest + FRESH_MS >= wall_ms() {
+                let since = self.cuts.iter().map(|c| c.at_ms).fold(since, u64::max);
+                if newest > since && newest + FRESH_MS >= wall_ms() {
                     break;
                 }
                 if healed.elapsed() > settle {

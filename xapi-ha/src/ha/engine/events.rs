@@ -143,6 +143,7 @@ impl Engine {
     fn liveset(&mut self, live: &[Uuid], fenced: &[Uuid]) {
         let mut grew = false;
         let mut newly_fenced = Vec::new();
+        let mut left = Vec::new();
         for h in &mut self.view.hosts {
             let next = if live.contains(&h.uuid) {
                 Liveness::Live
@@ -152,6 +153,9 @@ impl Engine {
                 Liveness::Lost
             };
             grew |= next == Liveness::Live && h.liveness != Liveness::Live;
+            if next != Liveness::Live && h.liveness == Liveness::Live {
+                left.push(h.uuid);
+            }
             if next == Liveness::Fenced && h.liveness != Liveness::Fenced {
                 newly_fenced.push((h.uuid, h.name.clone()));
             }
@@ -168,10 +172,28 @@ impl Engine {
                 self.live_since.remove(&h.uuid);
             }
         }
+        self.retry_starts_failed_on(&left);
         self.reissue_inherited_starts();
         if grew {
             self.liveset_grew();
             self.room_may_have_appeared();
+        }
+    }
+
+    /// VMs whose last start failed on a host that has now left the liveset
+    /// (its agent was already dead, say) are retried now, elsewhere, not
+    /// after their backoff (campaign seed 22024: a protected VM's retry
+    /// came 15 s after its first start, on a host that had died).
+    fn retry_starts_failed_on(&mut self, left: &[Uuid]) {
+        let now = self.now;
+        for t in self.tracks.values_mut() {
+            if t.starting_on.is_none()
+                && t.recovering
+                && t.failed_on.is_some_and(|h| left.contains(&h))
+            {
+                t.failed_on = None;
+                t.next_attempt = now;
+            }
         }
     }
 
@@ -278,6 +300,7 @@ impl Engine {
             return; // a stale answer: the start was already given up
         }
         t.starting_on = None;
+        t.failed_on = Some(host);
         let now = self.now;
         self.group_end = Some(self.group_end.map_or(now, |e| e.max(now)));
         self.attempt_failed(vm, reason, false);

@@ -46,6 +46,10 @@ pub struct Track {
     pub no_room: bool,
     /// No failback before this instant (after a failed one).
     pub failback_next: Duration,
+    /// The host its last start failed on: when that host leaves the
+    /// liveset the retry comes at once (the plan then places it on a live
+    /// host) instead of after the backoff.
+    pub failed_on: Option<Uuid>,
 }
 
 /// The delay before the next attempt after `failures` failed ones (>= 1):
@@ -69,6 +73,7 @@ impl Track {
         self.frozen_on = None;
         self.migrating_to = None;
         self.no_room = false;
+        self.failed_on = None;
     }
 }
 

@@ -371,6 +371,28 @@ impl Drop for Mutable<'_> {
     }
 }
 
+/// The metadata volume of the HA-enabled master `h` (its `ha-state.toml`).
+fn metadata_volume(h: &Host) -> std::path::PathBuf {
+    let state = std::fs::read_to_string(h.agent.dir.path().join("data/ha-state.toml"))
+        .expect("ha-state.toml");
+    let state: toml::Value = toml::from_str(&state).expect("ha-state.toml parses");
+    std::path::PathBuf::from(state["metadata"].as_str().expect("metadata path"))
+}
+
+/// The volume refuses writes until the guard drops (an immutable file:
+/// EPERM on the agent's open O_DIRECT descriptor too), as a failing LUN
+/// would; `None` (printed) where `chattr +i` cannot work.
+fn failing(volume: &Path) -> Option<Mutable<'_>> {
+    if !chattr("+i", volume) {
+        eprintln!(
+            "SKIPPED: chattr +i {} failed (not root, or the file system has no immutable flag)",
+            volume.display()
+        );
+        return None;
+    }
+    Some(Mutable(volume))
+}
+
 #[test]
 fn metadata_volume_writes_failing_then_working_raise_broken_then_healthy() {
     let _turn = serial();
@@ -385,21 +407,10 @@ fn metadata_volume_writes_failing_then_working_raise_broken_then_healthy() {
     );
     let pool_uuid = p.call("pool.get_uuid", json!([p.pool]));
     let pool_uuid = pool_uuid.as_str().expect("pool uuid").to_owned();
-    let state = std::fs::read_to_string(p.master().agent.dir.path().join("data/ha-state.toml"))
-        .expect("ha-state.toml");
-    let state: toml::Value = toml::from_str(&state).expect("ha-state.toml parses");
-    let volume = std::path::PathBuf::from(state["metadata"].as_str().expect("metadata path"));
-
-    // The volume refuses writes (an immutable file: EPERM on the agent's
-    // open O_DIRECT descriptor too), as a failing LUN would.
-    if !chattr("+i", &volume) {
-        eprintln!(
-            "SKIPPED: chattr +i {} failed (not root, or the file system has no immutable flag)",
-            volume.display()
-        );
+    let volume = metadata_volume(p.master());
+    let Some(guard) = failing(&volume) else {
         return;
-    }
-    let guard = Mutable(&volume);
+    };
     let e = api_support::fail2(
         p.master().agent.http,
         "pool.set_name_description",
@@ -462,18 +473,10 @@ fn a_stop_the_failing_metadata_volume_refused_is_recorded_once_it_works() {
     let (vm, uuid) = protected_sleeper_on(&p, &host_ref(master, master), "dies-while-broken");
     let _vms = StopVmsOnDrop::of(&p.hosts);
     let first = wait_for("the VM's pid", || vm_pid(master, &uuid));
-    let state = std::fs::read_to_string(master.agent.dir.path().join("data/ha-state.toml"))
-        .expect("ha-state.toml");
-    let state: toml::Value = toml::from_str(&state).expect("ha-state.toml parses");
-    let volume = std::path::PathBuf::from(state["metadata"].as_str().expect("metadata path"));
-    if !chattr("+i", &volume) {
-        eprintln!(
-            "SKIPPED: chattr +i {} failed (not root, or the file system has no immutable flag)",
-            volume.display()
-        );
+    let volume = metadata_volume(master);
+    let Some(guard) = failing(&volume) else {
         return;
-    }
-    let guard = Mutable(&volume);
+    };
     let _ = master.agent.log_lines();
     // The VM dies (as if it crashed) while nothing can be recorded.
     nix::sys::signal::kill(

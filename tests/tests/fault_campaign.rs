@@ -28,6 +28,7 @@
 
 use std::time::Duration;
 
+use ha_tests::campaign::by_hand::{Needs, unavailable};
 use ha_tests::campaign::run::{RunSpec, run};
 use ha_tests::campaign::schedule::Params;
 
@@ -49,28 +50,20 @@ fn random_fault_schedules_keep_every_vm_single_and_the_pool_consistent() {
     let hosts: usize = env_or("XHA_CAMPAIGN_HOSTS", 3);
     let faults: usize = env_or("XHA_CAMPAIGN_FAULTS", 2);
     let t_s: u64 = env_or("XHA_CAMPAIGN_T", 10);
-    // Network faults need nftables (and root): without, the other faults.
-    let network = env_or("XHA_CAMPAIGN_NET", 1u8) != 0
-        && match ha_tests::nft::unavailable() {
-            None => true,
-            Some(why) => {
-                println!("CAMPAIGN no network faults: nftables unavailable: {why}");
-                false
+    // Network faults need nftables, storage faults FUSE (both root):
+    // without, the other faults.
+    let wanted = |var: &str, needs: Needs, what: &str| {
+        env_or(var, 1u8) != 0
+            && match unavailable(needs) {
+                None => true,
+                Some(why) => {
+                    println!("CAMPAIGN no {what} faults: {why}");
+                    false
+                }
             }
-        };
-    // Storage faults need FUSE and root (the hosts' mount namespaces).
-    let storage = env_or("XHA_CAMPAIGN_STORAGE", 1u8) != 0
-        && match ha_tests::faultfs::fuse_available() {
-            Ok(()) if nix::unistd::Uid::effective().is_root() => true,
-            Ok(()) => {
-                println!("CAMPAIGN no storage faults: not root (the hosts' mount namespaces)");
-                false
-            }
-            Err(why) => {
-                println!("CAMPAIGN no storage faults: {why}");
-                false
-            }
-        };
+    };
+    let network = wanted("XHA_CAMPAIGN_NET", Needs::Network, "network");
+    let storage = wanted("XHA_CAMPAIGN_STORAGE", Needs::Storage, "storage");
     assert!((3..=7).contains(&hosts), "XHA_CAMPAIGN_HOSTS: 3 to 7");
     let logs = std::env::var_os("XHA_CAMPAIGN_LOGS")
         .map_or_else(|| std::env::temp_dir().join("xha-campaign"), Into::into);

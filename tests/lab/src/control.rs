@@ -74,3 +74,13 @@ impl Lab {
         Ok(rx)
     }
 }
+
+/// Whether the `xhad` answering on `socket` is online and counts `host` in
+/// its liveset (a booted host has rejoined).
+#[must_use]
+pub fn online_in_liveset(socket: &std::path::Path, host: uuid::Uuid) -> bool {
+    client::request(socket, Request::QueryLiveset, client::REQUEST_TIMEOUT)
+        .ok()
+        .and_then(|r| r.result)
+        .is_some_and(|r| r.status == xha_control::Status::Online && r.liveset.contains(&host))
+}

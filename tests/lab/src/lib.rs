@@ -51,6 +51,7 @@ mod waits;
 mod workload;
 pub mod workspace_build;
 
+pub use control::online_in_liveset;
 pub use spec::{HostOptions, LabSpec};
 
 use std::net::SocketAddr;

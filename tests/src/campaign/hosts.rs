@@ -160,16 +160,7 @@ pub fn boot(
     let me: uuid::Uuid = pool.hosts[i].uuid.parse().unwrap_or_default();
     let socket = paths.control_socket.clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let online = || {
-        xha_control::client::request(
-            &socket,
-            xha_control::Request::QueryLiveset,
-            xha_control::client::REQUEST_TIMEOUT,
-        )
-        .ok()
-        .and_then(|r| r.result)
-        .is_some_and(|r| r.status == xha_control::Status::Online && r.liveset.contains(&me))
-    };
+    let online = || xha_lab::online_in_liveset(&socket, me);
     while std::time::Instant::now() < deadline && !online() {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }

@@ -150,14 +150,7 @@ pub fn start_xhad_again(agent_dir: &std::path::Path, uuid: &str) {
     let socket = pool_support::ha::start_xhad_again(agent_dir);
     let me = uuid::Uuid::parse_str(uuid).expect("uuid");
     pool_support::wait_for("the old master's xhad online in the liveset", || {
-        xha_control::client::request(
-            &socket,
-            xha_control::Request::QueryLiveset,
-            xha_control::client::REQUEST_TIMEOUT,
-        )
-        .ok()
-        .and_then(|r| r.result)
-        .filter(|r| r.status == xha_control::Status::Online && r.liveset.contains(&me))
+        xha_lab::online_in_liveset(&socket, me).then_some(())
     });
 }
 

@@ -147,10 +147,7 @@ impl Runner {
     /// in-flight I/O failed first when it has a storage fault.
     pub(super) fn kill_host(&mut self, i: usize) -> Result<(std::time::Instant, u64), LabError> {
         let (pool, uuids) = (&mut self.pool, &self.uuids);
-        match &self.views {
-            Some(views) => views.reset(i, || pool.kill_host(i, uuids)),
-            None => pool.kill_host(i, uuids),
-        }
+        super::storage::reset(self.views.as_deref(), i, || pool.kill_host(i, uuids))
     }
 
     /// The hosts of fault `id` that went down during it boot.

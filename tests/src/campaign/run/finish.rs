@@ -64,7 +64,7 @@ impl Runner {
         // that look fresh for a while: seeds 22010 and 23017 ended before
         // HA could restart the VM, and counted it running).
         let healed = Instant::now();
-        let since = self.cuts.iter().map(|c| c.at_ms).fold(wall_ms(), u64::max);
+        let healed_ms = wall_ms();
         let mut down_at_end = Vec::new();
         for vm in 0..self.vms.len() {
             if finals[&(vm, "ha_restart_priority")] != "restart" {
@@ -89,7 +89,7 @@ impl Runner {
                     .map(|r| r.time_ms)
                     .max()
                     .unwrap_or(0);
-                let since = self.cuts.iter().map(|c| c.at_ms).fold(since, u64::max);
+                let since = self.cuts.iter().map(|c| c.at_ms).fold(healed_ms, u64::max);
                 if newest > since && newest + FRESH_MS >= wall_ms() {
                     break;
                 }

@@ -112,3 +112,13 @@ impl Drop for Views {
         self.heal_all();
     }
 }
+
+/// Host `i` resets: `kill` kills its processes, after its view's in-flight
+/// requests fail when it has one ([`Views::reset`]). The runner's power
+/// cuts and fence resets and the watchdog thread's resets all go here.
+pub(crate) fn reset<R>(views: Option<&Views>, i: usize, kill: impl FnOnce() -> R) -> R {
+    match views {
+        Some(v) => v.reset(i, kill),
+        None => kill(),
+    }
+}

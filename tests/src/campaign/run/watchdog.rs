@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::super::hosts::running_in;
-use super::storage::Views;
+use super::storage::{Views, reset};
 
 /// How often the thread looks.
 const EVERY: Duration = Duration::from_millis(20);
@@ -59,10 +59,7 @@ impl Watchdog {
                         for (i, h) in hosts.iter().enumerate() {
                             if armed[i].0 && !running_in(&h.xhad_dir) {
                                 let kill = || xha_lab::power::kill_host(&h.dir, &h.name, &vms);
-                                let killed = match &views {
-                                    Some(v) => v.reset(i, kill),
-                                    None => kill(),
-                                };
+                                let killed = reset(views.as_deref(), i, kill);
                                 let at =
                                     killed.map_or_else(|_| xha_lab::power::wall_ms(), |(_, at)| at);
                                 armed[i] = (false, Some(at));

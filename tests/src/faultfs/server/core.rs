@@ -87,6 +87,32 @@ impl Core {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A FUSE read of `file` at `offset` (negative: `EINVAL`), queued.
+    pub(super) fn read(&self, file: Arc<File>, offset: i64, size: u32, reply: ReplyData) {
+        match u64::try_from(offset) {
+            Ok(offset) => self.submit(Op::Read {
+                file,
+                offset,
+                size,
+                reply,
+            }),
+            Err(_) => reply.error(libc::EINVAL),
+        }
+    }
+
+    /// A FUSE write to `file` at `offset` (negative: `EINVAL`), queued.
+    pub(super) fn write(&self, file: Arc<File>, offset: i64, data: &[u8], reply: ReplyWrite) {
+        match u64::try_from(offset) {
+            Ok(offset) => self.submit(Op::Write {
+                file,
+                offset,
+                data: data.to_vec(),
+                reply,
+            }),
+            Err(_) => reply.error(libc::EINVAL),
+        }
+    }
+
     pub(super) fn submit(&self, op: Op) {
         let mut st = self.lock();
         match op {

@@ -261,15 +261,10 @@ impl Filesystem for DirFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let (Ok(offset), Some(file)) = (u64::try_from(offset), self.handle(fh)) else {
-            return reply.error(libc::EINVAL);
-        };
-        self.core.submit(Op::Read {
-            file,
-            offset,
-            size,
-            reply,
-        });
+        match self.handle(fh) {
+            Some(file) => self.core.read(file, offset, size, reply),
+            None => reply.error(libc::EBADF),
+        }
     }
 
     fn write(
@@ -284,21 +279,16 @@ impl Filesystem for DirFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let (Ok(offset), Some(file)) = (u64::try_from(offset), self.handle(fh)) else {
-            return reply.error(libc::EINVAL);
-        };
-        self.core.submit(Op::Write {
-            file,
-            offset,
-            data: data.to_vec(),
-            reply,
-        });
+        match self.handle(fh) {
+            Some(file) => self.core.write(file, offset, data, reply),
+            None => reply.error(libc::EBADF),
+        }
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _ds: bool, reply: ReplyEmpty) {
         match self.handle(fh) {
             Some(file) => self.core.submit(Op::Fsync { file, reply }),
-            None => reply.error(libc::EINVAL),
+            None => reply.error(libc::EBADF),
         }
     }
 

@@ -155,15 +155,8 @@ impl Filesystem for Fs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        let Ok(offset) = u64::try_from(offset) else {
-            return reply.error(libc::EINVAL);
-        };
-        self.core.submit(Op::Read {
-            file: Arc::clone(&self.backing),
-            offset,
-            size,
-            reply,
-        });
+        self.core
+            .read(Arc::clone(&self.backing), offset, size, reply);
     }
 
     fn write(
@@ -178,15 +171,8 @@ impl Filesystem for Fs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let Ok(offset) = u64::try_from(offset) else {
-            return reply.error(libc::EINVAL);
-        };
-        self.core.submit(Op::Write {
-            file: Arc::clone(&self.backing),
-            offset,
-            data: data.to_vec(),
-            reply,
-        });
+        self.core
+            .write(Arc::clone(&self.backing), offset, data, reply);
     }
 
     fn fsync(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _ds: bool, reply: ReplyEmpty) {

@@ -499,12 +499,17 @@ fn a_stop_the_failing_metadata_volume_refused_is_recorded_once_it_works() {
     );
     drop(guard);
     assert!(!lsattr_immutable(&volume), "chattr -i {}", volume.display());
-    // Recorded at a later poll; HA starts it again (a new process).
+    // Recorded at a later poll; HA starts it again (a new process), and
+    // the record says Running once the start is committed (the process
+    // exists a moment before that).
     let again = wait_for("the protected VM running again", || {
-        vm_pid(master, &uuid).filter(|pid| *pid != first && pool_support::process_alive(*pid))
+        vm_pid(master, &uuid).filter(|pid| {
+            *pid != first
+                && pool_support::process_alive(*pid)
+                && p.call("VM.get_power_state", json!([vm])) == json!("Running")
+        })
     });
     assert_ne!(again, first);
-    assert_eq!(p.call("VM.get_power_state", json!([vm])), json!("Running"));
 }
 
 #[test]

@@ -364,6 +364,38 @@ fn sigterm_is_refused_while_armed_and_honoured_when_disarmed() {
     assert!(!idle.socket.exists());
 }
 
+/// The socket is the supervisor's "ready": a SIGTERM sent the moment it
+/// appears is handled (an idle supervisor exits 0), never the default
+/// action. Before, the socket was bound before the signals were taken
+/// over, and the CI machine once killed an idle supervisor in that gap.
+#[test]
+fn sigterm_the_moment_the_socket_appears_is_handled() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("s.sock");
+        let mut guard = Guard::default();
+        let leader = guard.spawn(Command::new("sleep").arg("600").process_group(0));
+        guard.groups.push(guard.pid(leader));
+        let sup = guard.spawn(
+            Command::new(SUPERVISOR)
+                .args(["run", "--socket"])
+                .arg(&socket)
+                .args(["--pgid", &guard.pid(leader).to_string()])
+                .stderr(Stdio::null())
+                .process_group(0),
+        );
+        let end = Instant::now() + MARGIN;
+        // Spin: the signal must follow the socket as closely as possible.
+        while !socket.exists() {
+            assert!(Instant::now() < end, "round {round}: no socket");
+            std::hint::spin_loop();
+        }
+        kill(Pid::from_raw(guard.pid(sup)), Signal::SIGTERM).expect("SIGTERM");
+        let s = guard.wait_exit(sup, MARGIN).expect("supervisor exits");
+        assert_eq!(s.code(), Some(0), "round {round}: ended by {s:?}");
+    }
+}
+
 // ----- issue 9, section 3: only the host's own daemon may connect -----
 
 /// A stray client from outside the host's group is refused with an error

@@ -144,6 +144,13 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
     let _lock = p.lock;
     let boot_join_timeout = config.boot_join_timeout;
     let local = config.local().address;
+    // The handlers are in place before the control socket appears (the
+    // socket is what callers wait for), so a SIGTERM sent after it is a
+    // clean stop, never the default action.
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
     let socket = match p.heartbeat_fd {
         Some(fd) => net::inherit(fd, local)
             .map_err(|e| Fatal::new(ExitCode::InvalidParameter, format!("--heartbeat-fd: {e}")))?,
@@ -275,10 +282,6 @@ async fn run(p: Prepared) -> Result<(), Fatal> {
         io_tx,
         worker_capacity: capacity,
     };
-    let mut sigterm = signal(SignalKind::terminate())
-        .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
-    let mut sigint = signal(SignalKind::interrupt())
-        .map_err(|e| Fatal::new(ExitCode::SystemError, format!("signal handler: {e}")))?;
 
     let mut step = d.driver.drain(&mut d.host);
     let result = loop {

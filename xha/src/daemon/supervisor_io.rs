@@ -57,6 +57,16 @@ pub fn serve(opts: &ServeOptions) -> SupervisorExit {
         );
         return SupervisorExit::BadArguments;
     }
+    // Signals are taken over before the socket appears: callers treat the
+    // socket as "ready", and a SIGTERM sent then must be handled (logged,
+    // refused while armed), not kill the supervisor by its default action.
+    let signals = match termination_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot set up signal handling: {e}");
+            return SupervisorExit::SystemError;
+        }
+    };
     let listener = match bind(&opts.socket) {
         Ok(l) => l,
         Err(e) => {
@@ -67,7 +77,7 @@ pub fn serve(opts: &ServeOptions) -> SupervisorExit {
     // A starved supervisor would fence late: ask for real-time priority and
     // locked memory like the daemon (refusals are logged as warnings).
     let _ = super::realtime::request();
-    let exit = match setup(listener, opts) {
+    let exit = match setup(listener, signals, opts) {
         Ok(mut io) => {
             tracing::info!(
                 socket = %opts.socket.display(),
@@ -85,9 +95,7 @@ pub fn serve(opts: &ServeOptions) -> SupervisorExit {
     exit
 }
 
-fn setup(listener: UnixListener, opts: &ServeOptions) -> Result<Io, String> {
-    let signals =
-        termination_signals().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+fn setup(listener: UnixListener, signals: SignalFd, opts: &ServeOptions) -> Result<Io, String> {
     // Without a reaper the death of this process would leave an armed host
     // unwatched: refuse to supervise at all.
     let reaper = Reaper::spawn(opts.pgid, false)

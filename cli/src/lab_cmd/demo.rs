@@ -253,10 +253,11 @@ pub(super) fn demo(
         on_victim.len()
     ));
     let bound = Duration::from_secs(3 * t + 60) + boot_allowance(guest);
-    let observed = observe(pool, progress, victim, &vms, &plan, bound)?;
+    let mut observed = observe(pool, progress, victim, &vms, &plan, bound)?;
 
-    // The double-run checker over every VM's stamps.
-    let mut log = StampLog::new();
+    // The double-run checker over every VM's stamps (read at the cut and
+    // now).
+    let mut log = std::mem::take(&mut observed.stamps_at_cut);
     for vm in &vms {
         log.read_disk(&vm.disk, 0).map_err(|e| Failed {
             step: "check the stamps",

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use xapi_vm::stamp::StampLog;
 use xha_lab::LabError;
 use xha_lab::agent_pool::{AgentPool, LabVm};
 
@@ -29,6 +30,10 @@ pub(super) struct Observed {
     pub shrink: Option<Duration>,
     /// By VM, in the plan's order.
     pub vms: Vec<VmObserved>,
+    /// Every VM's stamps read just after the cut: the dead host's boots
+    /// ended then, and a restarted boot may later overwrite their last
+    /// records (docs/vm-drivers.md, "Layout on the disk").
+    pub stamps_at_cut: StampLog,
 }
 
 /// How often the master's database and the stamps are read.
@@ -92,11 +97,16 @@ fn observe_streams(
     // Detection, the fence, the shrink and the protected restarts within
     // `bound` (3 T + 60 s, plus a boot's allowance for QEMU VMs), or the
     // step fails.
+    let mut stamps_at_cut = StampLog::new();
+    for vm in vms {
+        let _ = stamps_at_cut.read_disk(&vm.disk, 0);
+    }
     let mut out = Observed {
         detected: None,
         fenced: None,
         shrink: None,
         vms: vec![VmObserved::default(); vms.len()],
+        stamps_at_cut,
     };
     let mut excluded_since: HashMap<usize, Option<Instant>> =
         streams.iter().map(|(s, _)| (*s, None)).collect();

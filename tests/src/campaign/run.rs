@@ -99,7 +99,20 @@ struct Runner {
     t0: Instant,
     /// Resets a fenced host at once (`run::watchdog`).
     watchdog: watchdog::Watchdog,
+    /// Every stamp read so far, and when the disks were last read: a VM's
+    /// ring holds records by position, and a later boot of the VM can
+    /// overwrite the tail of the boot before it (where it stopped, what
+    /// the restart check measures from), so the disks are read all
+    /// through the run, not only at its end.
+    stamps: StampLog,
+    stamps_read: Option<Instant>,
 }
+
+/// How often the runner reads the VMs' disks (4 MiB each, O_DIRECT): well
+/// within the time before a restarted VM writes (a fence and a restart
+/// take seconds), so a boot's last stamps are read before a later boot
+/// can overwrite them.
+const STAMPS_EVERY: Duration = Duration::from_secs(1);
 
 fn spec_err(step: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Spec(format!("{step}: {e}"))
@@ -206,6 +219,8 @@ pub fn run_schedule(spec: &RunSpec, schedule: &Schedule) -> Result<Outcome, LabE
     let uuids: Vec<String> = vms.iter().map(|v| v.uuid.clone()).collect();
     let mut r = Runner {
         watchdog: watchdog::Watchdog::start(watched, uuids, views.clone()),
+        stamps: StampLog::new(),
+        stamps_read: None,
         api: Api::new(&pool.password),
         states: vec![HostState::Up; p.hosts],
         uuids: vms.iter().map(|v| v.uuid.clone()).collect(),
@@ -275,6 +290,18 @@ impl Runner {
         self.api.call(&hosts, method, params)
     }
 
+    /// Adds the VMs' stamps to [`Runner::stamps`]: every
+    /// [`STAMPS_EVERY`], or now when `now`.
+    fn read_stamps(&mut self, now: bool) {
+        if !now && self.stamps_read.is_some_and(|t| t.elapsed() < STAMPS_EVERY) {
+            return;
+        }
+        for vm in &self.vms {
+            let _ = self.stamps.read_disk(&vm.disk, 0);
+        }
+        self.stamps_read = Some(Instant::now());
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -295,6 +322,7 @@ impl Runner {
     /// watchdog resets it (everything left of it SIGKILLed); it boots
     /// when its fault heals, or at once outside any fault.
     fn watch_fences(&mut self) -> Result<(), LabError> {
+        self.read_stamps(false);
         for i in 0..self.states.len() {
             // A whole host frozen stopped its VMs when it froze; one whose
             // storage fails or hangs, when that began.

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use xapi_ha::ha::engine::track::BEST_EFFORT_ATTEMPTS;
-use xapi_vm::stamp::StampLog;
 use xha_lab::LabError;
 use xha_lab::power::wall_ms;
 
@@ -106,6 +105,7 @@ impl Runner {
                 std::thread::sleep(Duration::from_millis(250));
             }
         }
+        self.read_stamps(true);
         Ok(self.verdict(&finals, down_at_end))
     }
 
@@ -115,10 +115,7 @@ impl Runner {
         down_at_end: Vec<String>,
     ) -> Verdict {
         let p = &self.params;
-        let mut log = StampLog::new();
-        for vm in &self.vms {
-            let _ = log.read_disk(&vm.disk, 0);
-        }
+        let log = &self.stamps;
         let logs: Vec<(String, String)> = self
             .pool
             .hosts
@@ -209,7 +206,7 @@ impl Runner {
                 None => p.kind(i) == VmKind::Protected,
             }
         };
-        let restarts = check::restarts(&log, &self.cuts, &protected, 2000);
+        let restarts = check::restarts(log, &self.cuts, &protected, 2000);
         if std::env::var_os("XHA_CAMPAIGN_VERBOSE").is_some() {
             notes.extend(self.cuts.iter().map(|c| format!("cut {c:?}")));
             notes.extend(log.windows().iter().map(|w| {
@@ -221,7 +218,7 @@ impl Runner {
             }));
         }
         let mut verdict = Verdict {
-            double_runs: check::double_runs(&log)
+            double_runs: check::double_runs(log)
                 .iter()
                 .map(ToString::to_string)
                 .collect(),

@@ -8,8 +8,10 @@
 //! start time the driver passed plus guest uptime for QEMU guests), so the
 //! check tolerates no skew: a lab on one machine has none.
 //!
-//! A ring keeps 204.8 s of history per slot. For longer runs, read the disks
-//! repeatedly into one [`StampLog`] (it keeps every record it ever saw).
+//! A ring keeps 204.8 s of history per slot, and a later boot of a VM can
+//! overwrite an earlier boot's last records. For longer runs and VMs that
+//! boot again, read the disks repeatedly into one [`StampLog`] (it keeps
+//! every record it ever saw).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -8,7 +8,8 @@
 //!   liveset or not), with `last_updated`, and `host_metrics.other_config`
 //!   key [`EXCLUDED_KEY`] while a host is out of the liveset because it
 //!   excluded itself (`set-excluded`: a clean shutdown or reboot), which HA
-//!   does not count as a failure;
+//!   does not count as a failure; it stays until the host is live again
+//!   (its next incarnation joins without the flag);
 //! - `host.ha_statefiles`: the pool's statefiles when the host reports
 //!   reaching them, else empty; `host.ha_network_peers` of this host: the
 //!   hosts it hears;
@@ -52,6 +53,14 @@ fn excluded_config(db: &Database, metrics: Ref, excluded: bool) -> Value {
         ));
     }
     Value::Map(pairs)
+}
+
+/// Whether `metrics`' `other_config` has [`EXCLUDED_KEY`].
+fn is_excluded(db: &Database, metrics: Ref) -> bool {
+    match db.field(Class::HostMetrics, metrics, "other_config") {
+        Some(Value::Map(pairs)) => pairs.iter().any(|(k, _)| k.to_wire() == EXCLUDED_KEY),
+        _ => false,
+    }
 }
 
 /// Priority of `HA_STATEFILE_LOST` (xapi's).
@@ -122,7 +131,12 @@ pub fn changes(db: &Database, report: &LivesetReport, now: DateTime, seed: Uuid)
             "live",
             Value::Bool(h.live),
         );
-        let config = excluded_config(db, metrics, h.excluded && !h.live);
+        // Excluded until live again: the host's next incarnation (its
+        // `xhad` started after the reboot) writes slots without the flag
+        // while it joins, and that window is no failure (it once raised
+        // HA_HOST_FAILED for a host coming back from maintenance).
+        let excluded = !h.live && (h.excluded || is_excluded(db, metrics));
+        let config = excluded_config(db, metrics, excluded);
         set_if(
             db,
             &mut out,

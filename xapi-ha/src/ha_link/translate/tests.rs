@@ -256,3 +256,66 @@ fn warnings_are_listed_and_unknown_hosts_ignored() {
     );
     assert!(!statefile_lost_everywhere(&report(vec![], None, 0)));
 }
+
+fn excluded(db: &Database, host: Ref) -> bool {
+    let Some(Value::Ref(m)) = db.field(Class::Host, host, "metrics") else {
+        return false;
+    };
+    matches!(
+        db.field(Class::HostMetrics, m, "other_config"),
+        Some(Value::Map(pairs)) if pairs.iter().any(|(k, _)| k.to_wire() == EXCLUDED_KEY)
+    )
+}
+
+/// A host that excluded itself (a clean reboot) stays excluded, not
+/// failed, while its next incarnation joins (its slots say `starting`,
+/// not `excluded`), and only once it is live is the mark removed. Before,
+/// the joining window cleared the mark and the engine took the host as
+/// fenced: HA_HOST_FAILED for a host coming back from maintenance
+/// (`maintenance_under_ha`, once in four runs of the suite under load).
+#[test]
+fn an_excluded_host_stays_excluded_until_it_is_live_again() {
+    let (mut db, _, _, b) = db();
+    let a_live = host(A, 0, true, true, true);
+    let mut b_host = host(B, 1, true, true, true);
+    commit(
+        &mut db,
+        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
+        10,
+    );
+    assert!(!excluded(&db, b));
+    // B excludes itself and leaves the liveset.
+    b_host.live = false;
+    b_host.excluded = true;
+    commit(
+        &mut db,
+        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
+        11,
+    );
+    assert!(excluded(&db, b));
+    // B's next incarnation joins: starting, not excluded, not live yet.
+    b_host.excluded = false;
+    b_host.starting = true;
+    let joining = report(vec![a_live.clone(), b_host.clone()], Some(A), 1);
+    commit(&mut db, &joining, 12);
+    assert!(excluded(&db, b), "the joining window is no failure");
+    assert_eq!(
+        crate::ha::view::PoolView::from_db(&db)
+            .host(Uuid::parse_str(B).unwrap())
+            .map(|h| h.liveness),
+        Some(crate::ha::view::Liveness::Lost)
+    );
+    // Live again: the mark goes.
+    b_host.live = true;
+    b_host.starting = false;
+    commit(
+        &mut db,
+        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
+        13,
+    );
+    assert!(!excluded(&db, b));
+    // A host that leaves without excluding itself is not marked (fenced).
+    b_host.live = false;
+    commit(&mut db, &report(vec![a_live, b_host], Some(A), 1), 14);
+    assert!(!excluded(&db, b));
+}

@@ -6,10 +6,10 @@
 //! What is written (docs/ha-enable.md, "Following xhad"):
 //! - `host_metrics.live` of every host the report names (in this host's
 //!   liveset or not), with `last_updated`, and `host_metrics.other_config`
-//!   key [`EXCLUDED_KEY`] while a host is out of the liveset because it
-//!   excluded itself (`set-excluded`: a clean shutdown or reboot), which HA
-//!   does not count as a failure; it stays until the host is live again
-//!   (its next incarnation joins without the flag);
+//!   key [`EXCLUDED_KEY`] once a host excluded itself (`set-excluded`: a
+//!   clean shutdown or reboot), kept while it is out of the liveset (HA
+//!   does not count that as a failure) until it is live again without the
+//!   flag (its next incarnation joins without it);
 //! - `host.ha_statefiles`: the pool's statefiles when the host reports
 //!   reaching them, else empty; `host.ha_network_peers` of this host: the
 //!   hosts it hears;
@@ -30,9 +30,10 @@ use crate::api::ha_enable::STATEFILE_LOST_BODY;
 use crate::db::{Change, Class, Database};
 use crate::value::{DateTime, Key, Ref, Value};
 
-/// `host_metrics.other_config` key (ours): `true` while the host is out of
-/// the liveset because it excluded itself before a clean shutdown or
-/// reboot. `ha::view` reads it: such a host is lost, not failed (no
+/// `host_metrics.other_config` key (ours): `true` from when the host
+/// excluded itself before a clean shutdown or reboot until it is live
+/// again without the flag. `ha::view` reads it for a host out of the
+/// liveset: such a host is lost, not failed (no
 /// `HA_HOST_FAILED`, nothing restarted from it; its VMs were shut down
 /// first).
 pub const EXCLUDED_KEY: &str = "ha-excluded";
@@ -131,11 +132,13 @@ pub fn changes(db: &Database, report: &LivesetReport, now: DateTime, seed: Uuid)
             "live",
             Value::Bool(h.live),
         );
-        // Excluded until live again: the host's next incarnation (its
-        // `xhad` started after the reboot) writes slots without the flag
-        // while it joins, and that window is no failure (it once raised
-        // HA_HOST_FAILED for a host coming back from maintenance).
-        let excluded = !h.live && (h.excluded || is_excluded(db, metrics));
+        // Marked from the moment the host excludes itself (it stays in the
+        // liveset, not waited for, until its next incarnation starts),
+        // until it is live again without the flag: the survivors drop the
+        // old incarnation when the new one's `xhad` starts, and its slots
+        // then say starting, not excluded; that is no failure (it once
+        // raised HA_HOST_FAILED for a host back from maintenance).
+        let excluded = h.excluded || (!h.live && is_excluded(db, metrics));
         let config = excluded_config(db, metrics, excluded);
         set_if(
             db,

@@ -9,7 +9,7 @@
 //!   key [`EXCLUDED_KEY`] once a host excluded itself (`set-excluded`: a
 //!   clean shutdown or reboot), kept while it is out of the liveset (HA
 //!   does not count that as a failure) until it is live again without the
-//!   flag (its next incarnation joins without it);
+//!   flag, joined (its next incarnation starts without it);
 //! - `host.ha_statefiles`: the pool's statefiles when the host reports
 //!   reaching them, else empty; `host.ha_network_peers` of this host: the
 //!   hosts it hears;
@@ -31,8 +31,8 @@ use crate::db::{Change, Class, Database};
 use crate::value::{DateTime, Key, Ref, Value};
 
 /// `host_metrics.other_config` key (ours): `true` from when the host
-/// excluded itself before a clean shutdown or reboot until it is live
-/// again without the flag. `ha::view` reads it for a host out of the
+/// excluded itself before a clean shutdown or reboot until it is a joined
+/// member of the liveset again (live, not starting, not excluded). `ha::view` reads it for a host out of the
 /// liveset: such a host is lost, not failed (no
 /// `HA_HOST_FAILED`, nothing restarted from it; its VMs were shut down
 /// first).
@@ -133,12 +133,13 @@ pub fn changes(db: &Database, report: &LivesetReport, now: DateTime, seed: Uuid)
             Value::Bool(h.live),
         );
         // Marked from the moment the host excludes itself (it stays in the
-        // liveset, not waited for, until its next incarnation starts),
-        // until it is live again without the flag: the survivors drop the
-        // old incarnation when the new one's `xhad` starts, and its slots
-        // then say starting, not excluded; that is no failure (it once
-        // raised HA_HOST_FAILED for a host back from maintenance).
-        let excluded = h.excluded || (!h.live && is_excluded(db, metrics));
+        // liveset, not waited for, until its next incarnation starts)
+        // until it is a joined member again: when the new incarnation's
+        // `xhad` starts, its heartbeats say starting, not excluded, while
+        // the old incarnation is still in the liveset; then the survivors
+        // drop the old one, and that is no failure (it raised
+        // HA_HOST_FAILED for a host back from maintenance).
+        let excluded = h.excluded || (is_excluded(db, metrics) && (!h.live || h.starting));
         let config = excluded_config(db, metrics, excluded);
         set_if(
             db,

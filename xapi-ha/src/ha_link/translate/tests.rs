@@ -271,8 +271,8 @@ fn excluded(db: &Database, host: Ref) -> bool {
 /// waited for, until its next incarnation's `xhad` starts; the survivors
 /// then drop the old incarnation, and the new one's slots say `starting`,
 /// not `excluded`. That is no failure: the mark is set while the host is
-/// excluded in the liveset, kept while it is out, and removed only once it
-/// is live again without the flag. Before, the mark was set only for an
+/// excluded in the liveset, kept while its next incarnation starts, and
+/// removed only once it is a joined member again. Before, the mark was set only for an
 /// excluded host out of the liveset, which does not happen: the drop read
 /// as a fence and raised HA_HOST_FAILED for a host back from maintenance
 /// (`maintenance_under_ha`, in two of six runs of the suite under load).
@@ -301,7 +301,17 @@ fn an_excluded_host_stays_excluded_until_it_is_live_again() {
             .map(|h| h.liveness),
         Some(crate::ha::view::Liveness::Live)
     );
-    // B's next incarnation starts: the old one dropped from the liveset.
+    // B's next incarnation starts: its heartbeats (starting, not
+    // excluded) while the old one is still in the liveset, then the old
+    // one dropped (the reports a master saw, in this order).
+    b_host.excluded = false;
+    b_host.starting = true;
+    commit(
+        &mut db,
+        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
+        12,
+    );
+    assert!(excluded(&db, b), "a starting incarnation is not joined");
     b_host.live = false;
     // B's next incarnation joins: starting, not excluded, not live yet.
     b_host.excluded = false;
@@ -315,17 +325,23 @@ fn an_excluded_host_stays_excluded_until_it_is_live_again() {
             .map(|h| h.liveness),
         Some(crate::ha::view::Liveness::Lost)
     );
-    // Live again: the mark goes.
+    // Admitted, still starting: marked; joined: the mark goes.
     b_host.live = true;
-    b_host.starting = false;
     commit(
         &mut db,
         &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
         13,
     );
+    assert!(excluded(&db, b));
+    b_host.starting = false;
+    commit(
+        &mut db,
+        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
+        14,
+    );
     assert!(!excluded(&db, b));
     // A host that leaves without excluding itself is not marked (fenced).
     b_host.live = false;
-    commit(&mut db, &report(vec![a_live, b_host], Some(A), 1), 14);
+    commit(&mut db, &report(vec![a_live, b_host], Some(A), 1), 15);
     assert!(!excluded(&db, b));
 }

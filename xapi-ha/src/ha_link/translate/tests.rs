@@ -278,70 +278,58 @@ fn excluded(db: &Database, host: Ref) -> bool {
 /// (`maintenance_under_ha`, in two of six runs of the suite under load).
 #[test]
 fn an_excluded_host_stays_excluded_until_it_is_live_again() {
+    use crate::ha::view::{Liveness, PoolView};
     let (mut db, _, _, b) = db();
     let a_live = host(A, 0, true, true, true);
-    let mut b_host = host(B, 1, true, true, true);
-    commit(
-        &mut db,
-        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
-        10,
-    );
-    assert!(!excluded(&db, b));
-    // B excludes itself: still in the liveset, not waited for.
-    b_host.excluded = true;
-    commit(
-        &mut db,
-        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
-        11,
-    );
-    assert!(excluded(&db, b));
-    assert_eq!(
-        crate::ha::view::PoolView::from_db(&db)
-            .host(Uuid::parse_str(B).unwrap())
-            .map(|h| h.liveness),
-        Some(crate::ha::view::Liveness::Live)
-    );
-    // B's next incarnation starts: its heartbeats (starting, not
-    // excluded) while the old one is still in the liveset, then the old
-    // one dropped (the reports a master saw, in this order).
-    b_host.excluded = false;
-    b_host.starting = true;
-    commit(
-        &mut db,
-        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
-        12,
-    );
-    assert!(excluded(&db, b), "a starting incarnation is not joined");
-    b_host.live = false;
-    // B's next incarnation joins: starting, not excluded, not live yet.
-    b_host.excluded = false;
-    b_host.starting = true;
-    let joining = report(vec![a_live.clone(), b_host.clone()], Some(A), 1);
-    commit(&mut db, &joining, 12);
-    assert!(excluded(&db, b), "the joining window is no failure");
-    assert_eq!(
-        crate::ha::view::PoolView::from_db(&db)
-            .host(Uuid::parse_str(B).unwrap())
-            .map(|h| h.liveness),
-        Some(crate::ha::view::Liveness::Lost)
-    );
-    // Admitted, still starting: marked; joined: the mark goes.
-    b_host.live = true;
-    commit(
-        &mut db,
-        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
-        13,
-    );
-    assert!(excluded(&db, b));
-    b_host.starting = false;
-    commit(
-        &mut db,
-        &report(vec![a_live.clone(), b_host.clone()], Some(A), 1),
-        14,
-    );
-    assert!(!excluded(&db, b));
-    // A host that leaves without excluding itself is not marked (fenced).
-    b_host.live = false;
-    commit(&mut db, &report(vec![a_live, b_host], Some(A), 1), 15);
-    assert!(!excluded(&db, b));
+    // B as the master's `xhad` reported it, in order (a probe's log of a
+    // failing run): (live, excluded, starting), then the mark and the
+    // engine's view expected.
+    let steps = [
+        ("a member", (true, false, false), false, Liveness::Live),
+        (
+            "B excludes itself, stays in the liveset",
+            (true, true, false),
+            true,
+            Liveness::Live,
+        ),
+        (
+            "its next incarnation's heartbeats",
+            (true, false, true),
+            true,
+            Liveness::Live,
+        ),
+        (
+            "the old incarnation dropped",
+            (false, false, true),
+            true,
+            Liveness::Lost,
+        ),
+        (
+            "admitted, still starting",
+            (true, false, true),
+            true,
+            Liveness::Live,
+        ),
+        ("joined", (true, false, false), false, Liveness::Live),
+        (
+            "gone without excluding itself",
+            (false, false, false),
+            false,
+            Liveness::Fenced,
+        ),
+    ];
+    for (n, (what, (live, excl, starting), marked, liveness)) in steps.into_iter().enumerate() {
+        let mut b_host = host(B, 1, live, true, true);
+        b_host.excluded = excl;
+        b_host.starting = starting;
+        commit(
+            &mut db,
+            &report(vec![a_live.clone(), b_host], Some(A), 1),
+            10 + n as u128,
+        );
+        assert_eq!(excluded(&db, b), marked, "{what}");
+        let view = PoolView::from_db(&db);
+        let seen = view.host(Uuid::parse_str(B).unwrap()).map(|h| h.liveness);
+        assert_eq!(seen, Some(liveness), "{what}");
+    }
 }

@@ -255,9 +255,9 @@ pub(super) fn demo(
     let bound = Duration::from_secs(3 * t + 60) + boot_allowance(guest);
     let mut observed = observe(pool, progress, victim, &vms, &plan, bound)?;
 
-    // The double-run checker over every VM's stamps (read at the cut and
-    // now).
-    let mut log = std::mem::take(&mut observed.stamps_at_cut);
+    // The double-run checker over every VM's stamps (read since the cut,
+    // and now).
+    let mut log = std::mem::take(&mut observed.stamps);
     for vm in &vms {
         log.read_disk(&vm.disk, 0).map_err(|e| Failed {
             step: "check the stamps",

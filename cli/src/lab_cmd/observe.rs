@@ -13,7 +13,7 @@ use xapi_vm::stamp::StampLog;
 use xha_lab::LabError;
 use xha_lab::agent_pool::{AgentPool, LabVm};
 
-use super::demo::{Kind, Planned, plus, stamps};
+use super::demo::{Kind, Planned, plus};
 use super::{Failed, Progress, at};
 
 /// One VM after the fault.
@@ -30,10 +30,11 @@ pub(super) struct Observed {
     pub shrink: Option<Duration>,
     /// By VM, in the plan's order.
     pub vms: Vec<VmObserved>,
-    /// Every VM's stamps read just after the cut: the dead host's boots
+    /// Every VM's stamps, read just after the cut (the dead host's boots
     /// ended then, and a restarted boot may later overwrite their last
-    /// records (docs/vm-drivers.md, "Layout on the disk").
-    pub stamps_at_cut: StampLog,
+    /// records: docs/vm-drivers.md, "Layout on the disk") and at each
+    /// poll since.
+    pub stamps: StampLog,
 }
 
 /// How often the master's database and the stamps are read.
@@ -97,16 +98,16 @@ fn observe_streams(
     // Detection, the fence, the shrink and the protected restarts within
     // `bound` (3 T + 60 s, plus a boot's allowance for QEMU VMs), or the
     // step fails.
-    let mut stamps_at_cut = StampLog::new();
+    let mut stamps = StampLog::new();
     for vm in vms {
-        let _ = stamps_at_cut.read_disk(&vm.disk, 0);
+        let _ = stamps.read_disk(&vm.disk, 0);
     }
     let mut out = Observed {
         detected: None,
         fenced: None,
         shrink: None,
         vms: vec![VmObserved::default(); vms.len()],
-        stamps_at_cut,
+        stamps,
     };
     let mut excluded_since: HashMap<usize, Option<Instant>> =
         streams.iter().map(|(s, _)| (*s, None)).collect();
@@ -185,10 +186,13 @@ fn observe_streams(
                     continue;
                 }
                 if first_stamp[i].is_none() {
-                    first_stamp[i] = stamps(vm)
+                    let _ = out.stamps.read_disk(&vm.disk, 0);
+                    let id: Option<uuid::Uuid> = vm.uuid.parse().ok();
+                    first_stamp[i] = out
+                        .stamps
                         .windows()
                         .into_iter()
-                        .filter(|w| w.host != victim_name)
+                        .filter(|w| Some(w.vm) == id && w.host != victim_name)
                         .map(|w| w.first_ms)
                         .min()
                         .map(|ms| Duration::from_millis(ms.saturating_sub(fault_ms)));

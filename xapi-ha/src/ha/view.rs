@@ -144,7 +144,7 @@ fn in_maintenance(db: &Database, host: Ref) -> bool {
 }
 
 /// `other_config:<key>` is `true`.
-fn other_config_flag(db: &Database, class: Class, r: Ref, key: &str) -> bool {
+pub(crate) fn other_config_flag(db: &Database, class: Class, r: Ref, key: &str) -> bool {
     match field(db, class, r, "other_config") {
         Value::Map(pairs) => pairs
             .iter()
@@ -180,12 +180,7 @@ impl PoolView {
                     .unwrap_or(Ref::NULL);
                 let live = db.get(Class::HostMetrics, metrics).is_none()
                     || flag(db, Class::HostMetrics, metrics, "live");
-                let excluded = other_config_flag(
-                    db,
-                    Class::HostMetrics,
-                    metrics,
-                    crate::ha_link::translate::EXCLUDED_KEY,
-                );
+                let excluded = crate::ha_link::translate::is_excluded(db, metrics);
                 Some(HostView {
                     uuid: uuid_of(db, Class::Host, h)?,
                     name: text(db, Class::Host, h, "name_label"),

@@ -56,12 +56,11 @@ fn excluded_config(db: &Database, metrics: Ref, excluded: bool) -> Value {
     Value::Map(pairs)
 }
 
-/// Whether `metrics`' `other_config` has [`EXCLUDED_KEY`].
-fn is_excluded(db: &Database, metrics: Ref) -> bool {
-    match db.field(Class::HostMetrics, metrics, "other_config") {
-        Some(Value::Map(pairs)) => pairs.iter().any(|(k, _)| k.to_wire() == EXCLUDED_KEY),
-        _ => false,
-    }
+/// Whether host metrics `metrics` carry the [`EXCLUDED_KEY`] mark (what
+/// this module writes and `ha::view` reads).
+#[must_use]
+pub fn is_excluded(db: &Database, metrics: Ref) -> bool {
+    crate::ha::view::other_config_flag(db, Class::HostMetrics, metrics, EXCLUDED_KEY)
 }
 
 /// Priority of `HA_STATEFILE_LOST` (xapi's).

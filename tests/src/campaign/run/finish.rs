@@ -13,7 +13,7 @@ use xha_lab::power::wall_ms;
 use super::super::check::{self, Verdict};
 use super::super::hosts::HostState;
 use super::super::schedule::VmKind;
-use super::{RESTART_ALLOWANCE_MS, RunSpec, Runner, copy_logs, spec_err, stamps_of};
+use super::{RESTART_ALLOWANCE_MS, RunSpec, Runner, copy_logs, spec_err};
 
 /// A VM counts as running when its newest stamp is this recent.
 const FRESH_MS: u64 = 3000;
@@ -81,10 +81,14 @@ impl Runner {
                 ));
                 continue;
             }
+            let id: Option<uuid::Uuid> = self.vms[vm].uuid.parse().ok();
             loop {
+                // Reads the disks into the runner's log (every second).
                 self.watch_fences()?;
-                let newest = stamps_of(&self.vms[vm])
+                let newest = self
+                    .stamps
                     .records()
+                    .filter(|r| Some(r.vm) == id)
                     .map(|r| r.time_ms)
                     .max()
                     .unwrap_or(0);

@@ -261,10 +261,7 @@ fn excluded(db: &Database, host: Ref) -> bool {
     let Some(Value::Ref(m)) = db.field(Class::Host, host, "metrics") else {
         return false;
     };
-    matches!(
-        db.field(Class::HostMetrics, m, "other_config"),
-        Some(Value::Map(pairs)) if pairs.iter().any(|(k, _)| k.to_wire() == EXCLUDED_KEY)
-    )
+    is_excluded(db, m)
 }
 
 /// A host that excluded itself (a clean reboot) stays in the liveset, not
